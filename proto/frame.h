@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Framing for every pair of Cloister processes: a little-endian u32 length,
+ * then one packed cloister.Envelope, on a SOCK_STREAM Unix socket. File
+ * descriptors ride as SCM_RIGHTS on the sendmsg() that carries the length
+ * prefix and must match Envelope.n_fds exactly.
+ */
+#ifndef CLOISTER_FRAME_H
+#define CLOISTER_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister.pb-c.h"
+
+#define CL_PROTOCOL_VERSION 1u
+/* Largest payload a reader accepts; a VmState for 64 vCPUs is far below. */
+#define CL_FRAME_MAX (1u << 20)
+/* Most fds one frame may carry. */
+#define CL_FRAME_MAX_FDS 16u
+
+/*
+ * Sends env (its n_fds is set from n_fds) with fds attached.
+ * Returns 0 or a negative errno.
+ */
+int frame_send(int sock, Cloister__Envelope *env, const int *fds, size_t n_fds);
+
+/*
+ * Receives one frame, blocking. On success *ret_env is a message to free with
+ * frame_free(), and ret_fds[0..*ret_n_fds) hold the received fds (O_CLOEXEC),
+ * owned by the caller. No more than max_fds are accepted: a frame carrying
+ * more is refused. Nothing is written to ret_* on failure, and fds that came
+ * with a refused frame are closed.
+ * Returns 0; -EPIPE when the peer closed cleanly between frames;
+ * -EPROTO for a malformed frame (bad length, undecodable payload, no message
+ * set, n_fds that does not match the fds received); other negative errno for
+ * socket errors.
+ */
+int frame_recv(int sock, Cloister__Envelope **ret_env, int *ret_fds, size_t max_fds,
+	       size_t *ret_n_fds);
+
+/* Same as frame_recv() but gives up with -ETIMEDOUT after timeout_ms (-1: never). */
+int frame_recv_timeout(int sock, int timeout_ms, Cloister__Envelope **ret_env, int *ret_fds,
+		       size_t max_fds, size_t *ret_n_fds);
+
+void frame_free(Cloister__Envelope *env);
+
+/* Sends Hello{CL_PROTOCOL_VERSION, role}. */
+int frame_hello_send(int sock, Cloister__Role role);
+/* Receives a Hello and checks its version and that the peer has role expected. -EPROTO otherwise. */
+int frame_hello_expect(int sock, Cloister__Role expected, int timeout_ms);
+
+/* Sends Reply{error, message} (message may be NULL). */
+int frame_reply_send(int sock, int error, const char *message);
+
+/* Name of the message set in env, for logs ("hello", "core_pause", ...). */
+const char *frame_msg_name(const Cloister__Envelope *env);
+
+#endif

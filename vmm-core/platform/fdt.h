@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The device tree the guest finds in a1 at boot, generated with libfdt. */
+#ifndef CLOISTER_FDT_H
+#define CLOISTER_FDT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FDT_MAX_REGIONS 4
+#define FDT_MAX_VIRTIO 16
+
+struct fdt_virtio_slot {
+	uint64_t base;
+	uint64_t size;
+	uint32_t irq;	/* 0: no interrupt line wired */
+};
+
+struct fdt_params {
+	unsigned n_harts;
+	uint64_t timebase_hz;
+	struct { uint64_t gpa, size; } ram[FDT_MAX_REGIONS];
+	size_t n_ram;
+	const char *cmdline;		/* may be NULL */
+	uint64_t initrd_start, initrd_end;	/* both 0: none */
+	struct fdt_virtio_slot virtio[FDT_MAX_VIRTIO];
+	size_t n_virtio;
+	/* ISA string for each cpu node, e.g. "rv64ima_zicsr_zifencei". */
+	const char *isa;
+};
+
+/*
+ * Writes a flattened device tree into buf. Returns its total size, or
+ * -ENOSPC when buf is too small, -EINVAL for bad parameters.
+ * Nodes: /cpus (cpu@N, each with an interrupt-controller), /memory@...
+ * (one reg entry per region), /chosen (bootargs, linux,initrd-*,
+ * stdout-path when a console exists), /soc with virtio_mmio@... nodes.
+ */
+int fdt_build(const struct fdt_params *p, void *buf, size_t bufsize);
+
+#endif
