@@ -1,3 +1,114 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int main(void) { return 1; }
+/*
+ * cloister: parses the options, serves the API socket, and supervises the
+ * VM's processes until vmm.shutdown or a signal.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "controller.h"
+#include "http.h"
+#include "log.h"
+#include "options.h"
+
+#define TICK_MS 100
+
+static int signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	/* Children are watched through pidfds; a dead child's socket must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	return -pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void main_loop(struct controller *c, int sigfd)
+{
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = sigfd, .events = POLLIN },
+			{ .fd = controller_quit_fd(c), .events = POLLIN },
+		};
+		int r = poll(p, 2, TICK_MS);
+
+		if (r < 0 && errno != EINTR)
+			return;
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				log_info("signal %s: shutting down", strsignal((int)si.ssi_signo));
+			return;
+		}
+		if (p[1].revents) {
+			log_info("vmm.shutdown: shutting down");
+			return;
+		}
+		controller_tick(c);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct vm_options opts;
+	struct controller *c = NULL;
+	struct api_server *server = NULL;
+	char err[512] = "";
+	sigset_t set;
+	int sigfd, r, status = 1;
+
+	log_set_tag("cloister");
+	r = options_parse(argc, argv, &opts, err, sizeof(err));
+	if (r == 1)
+		return 0;
+	if (r < 0) {
+		fprintf(stderr, "cloister: %s\n", err);
+		return 2;
+	}
+	if (opts.verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	if (!opts.api_socket && !opts.kernel && !opts.restore_source_url) {
+		fprintf(stderr, "cloister: nothing to do: give --api-socket, --kernel or --restore\n");
+		options_free(&opts);
+		return 2;
+	}
+	if (signals_block(&set) < 0 || (sigfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+		log_error("cannot set up signal handling: %m");
+		options_free(&opts);
+		return 1;
+	}
+	r = controller_new(&opts, &c);
+	if (r < 0)
+		goto out;
+	if (opts.api_socket) {
+		r = api_server_start(opts.api_socket, &controller_api_ops, c, &server);
+		if (r < 0) {
+			log_error("cannot serve the API on %s: %s", opts.api_socket, strerror(-r));
+			goto out;
+		}
+	}
+	if (opts.kernel)
+		r = controller_boot(c, err, sizeof(err));
+	else if (opts.restore_source_url)
+		r = controller_restore(c, opts.restore_source_url, opts.restore_resume, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	main_loop(c, sigfd);
+	status = 0;
+out:
+	/* Stop answering first, so nobody sees a half torn-down VM. */
+	api_server_stop(server);
+	controller_free(c);
+	close(sigfd);
+	options_free(&opts);
+	return status;
+}

@@ -1,4 +1,615 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int placeholder_api_gateway_options_c(void);
-int placeholder_api_gateway_options_c(void) { return 0; }
+#include "options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "config.h"
+
+#define DEFAULT_SANDBOX_USER "nobody"
+
+enum opt_arg { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
+
+struct parse_ctx {
+	struct vm_options o;
+	const char *sandbox_user;
+	unsigned seen;		/* bit per option, to refuse repeats */
+	int exit_now;		/* 1 after --help/--version */
+	char *err;
+	size_t errlen;
+};
+
+struct opt_def {
+	const char *name;
+	char short_name;
+	enum opt_arg arg;
+	int (*apply)(struct parse_ctx *c, const char *value);
+};
+
+/* One key of a "k1=v1,k2=v2" spec; value stays NULL when the key is absent. */
+struct kv {
+	const char *key;
+	char *value;
+};
+
+static int fail(struct parse_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err && c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err, c->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/*
+ * Splits spec in place over the keys in kvs. Unknown keys, repeated keys,
+ * a missing '=' and empty values are refused; on error *ret_bad names the
+ * offending item and *ret_problem what is wrong with it.
+ */
+static int kv_split(char *spec, struct kv *kvs, size_t n, const char **ret_bad, const char **ret_problem)
+{
+	char *save = NULL, *item;
+
+	*ret_bad = spec;
+	*ret_problem = "empty item in";
+	/* strtok_r would silently merge ",," into one separator. */
+	if (!*spec || spec[strlen(spec) - 1] == ',' || spec[0] == ',' || strstr(spec, ",,"))
+		return -EINVAL;
+	for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		size_t i;
+
+		*ret_bad = item;
+		*ret_problem = "expected key=value, got";
+		if (!eq || eq == item || !eq[1])
+			return -EINVAL;
+		*eq = '\0';
+		for (i = 0; i < n; i++)
+			if (strcmp(kvs[i].key, item) == 0)
+				break;
+		*ret_problem = i == n ? "unknown key" : "repeated key";
+		if (i == n || kvs[i].value)
+			return -EINVAL;
+		kvs[i].value = eq + 1;
+	}
+	return 0;
+}
+
+int parse_bool(const char *s, bool *ret)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "on") == 0) {
+		*ret = true;
+		return 0;
+	}
+	if (strcmp(s, "false") == 0 || strcmp(s, "off") == 0) {
+		*ret = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	uint64_t value = 0, shift = 0;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned digit = (unsigned)(*p - '0');
+
+		if (value > (UINT64_MAX - digit) / 10)
+			return -ERANGE;
+		value = value * 10 + digit;
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1])
+		return -EINVAL;
+	if (value > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*ret = value << shift;
+	return 0;
+}
+
+int parse_file_url(const char *url, char **ret_path)
+{
+	static const char scheme[] = "file://";
+	const char *path;
+	char *copy;
+
+	if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+		return -EINVAL;
+	path = url + sizeof(scheme) - 1;
+	/* An empty host only: "file://host/x" would name another machine. */
+	if (path[0] != '/' || strnlen(path, PATH_MAX) >= PATH_MAX)
+		return -EINVAL;
+	for (const char *p = path; *p; p++)
+		if (iscntrl((unsigned char)*p))
+			return -EINVAL;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	*ret_path = copy;
+	return 0;
+}
+
+int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume)
+{
+	struct kv kvs[] = { { .key = "source_url" }, { .key = "resume" }, { .key = "prefault" } };
+	_cleanup_free_ char *copy = NULL, *path = NULL;
+	const char *bad, *problem;
+	bool resume = false, prefault;
+	char *url;
+	int r;
+
+	if (!spec || strnlen(spec, OPTIONS_VALUE_MAX) >= OPTIONS_VALUE_MAX)
+		return -EINVAL;
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	r = kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem);
+	if (r < 0)
+		return r;
+	if (!kvs[0].value)
+		return -EINVAL;
+	r = parse_file_url(kvs[0].value, &path);
+	if (r < 0)
+		return r;
+	if (kvs[1].value && parse_bool(kvs[1].value, &resume) < 0)
+		return -EINVAL;
+	/* Memory is always copied in; prefault has nothing to change. */
+	if (kvs[2].value && parse_bool(kvs[2].value, &prefault) < 0)
+		return -EINVAL;
+	url = strdup(kvs[0].value);
+	if (!url)
+		return -ENOMEM;
+	*ret_source_url = url;
+	*ret_resume = resume;
+	return 0;
+}
+
+static int set_string(struct parse_ctx *c, char **slot, const char *value, const char *what, bool allow_empty)
+{
+	if (!allow_empty && !*value)
+		return fail(c, "%s needs a non-empty value", what);
+	if (strnlen(value, OPTIONS_VALUE_MAX) >= OPTIONS_VALUE_MAX)
+		return fail(c, "%s is longer than %u bytes", what, OPTIONS_VALUE_MAX - 1);
+	*slot = strdup(value);
+	if (!*slot)
+		return -ENOMEM;
+	return 0;
+}
+
+static int apply_api_socket(struct parse_ctx *c, const char *value)
+{
+	if (strncmp(value, "fd=", 3) == 0)
+		return fail(c, "--api-socket fd=N is not supported: give path=PATH");
+	if (strncmp(value, "path=", 5) == 0)
+		value += 5;
+	return set_string(c, &c->o.api_socket, value, "--api-socket", false);
+}
+
+static int apply_cpus(struct parse_ctx *c, const char *value)
+{
+	struct kv kvs[] = { { .key = "boot" } };
+	_cleanup_free_ char *copy = strdup(value);
+	const char *bad, *problem;
+	uint64_t n;
+
+	if (!copy)
+		return -ENOMEM;
+	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+		return fail(c, "--cpus: %s '%s' (expected boot=N)", problem, bad);
+	if (!kvs[0].value)
+		return fail(c, "--cpus needs boot=N");
+	if (parse_size(kvs[0].value, &n) < 0 || strpbrk(kvs[0].value, "KMG") ||
+	    n < 1 || n > OPTIONS_CPUS_MAX)
+		return fail(c, "--cpus boot=%s: expected a number from 1 to %u", kvs[0].value,
+			    OPTIONS_CPUS_MAX);
+	c->o.cpus = (unsigned)n;
+	return 0;
+}
+
+static int apply_memory(struct parse_ctx *c, const char *value)
+{
+	struct kv kvs[] = { { .key = "size" } };
+	_cleanup_free_ char *copy = strdup(value);
+	const char *bad, *problem;
+	uint64_t size;
+
+	if (!copy)
+		return -ENOMEM;
+	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+		return fail(c, "--memory: %s '%s' (expected size=N[K|M|G])", problem, bad);
+	if (!kvs[0].value)
+		return fail(c, "--memory needs size=N[K|M|G]");
+	if (parse_size(kvs[0].value, &size) < 0)
+		return fail(c, "--memory size=%s: not a size", kvs[0].value);
+	if (size < OPTIONS_MEMORY_MIN || size > OPTIONS_MEMORY_MAX)
+		return fail(c, "--memory size=%s: must be between 16M and 64G", kvs[0].value);
+	if (size % OPTIONS_PAGE_SIZE)
+		return fail(c, "--memory size=%s: must be a multiple of 4K", kvs[0].value);
+	c->o.memory_size = size;
+	return 0;
+}
+
+static int apply_kernel(struct parse_ctx *c, const char *value)
+{
+	return set_string(c, &c->o.kernel, value, "--kernel", false);
+}
+
+static int apply_initramfs(struct parse_ctx *c, const char *value)
+{
+	return set_string(c, &c->o.initramfs, value, "--initramfs", false);
+}
+
+static int apply_cmdline(struct parse_ctx *c, const char *value)
+{
+	return set_string(c, &c->o.cmdline, value, "--cmdline", true);
+}
+
+static int apply_serial(struct parse_ctx *c, const char *value)
+{
+	static const struct {
+		const char *name;
+		Cloister__SerialMode mode;
+	} modes[] = {
+		{ "off", CLOISTER__SERIAL_MODE__SERIAL_OFF },
+		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
+		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+		if (strcmp(value, modes[i].name) == 0) {
+			c->o.serial_mode = modes[i].mode;
+			return 0;
+		}
+	if (strncmp(value, "file=", 5) == 0) {
+		c->o.serial_mode = CLOISTER__SERIAL_MODE__SERIAL_FILE;
+		return set_string(c, &c->o.serial_path, value + 5, "--serial file=", false);
+	}
+	return fail(c, "--serial %s: expected off, null, tty or file=PATH", value);
+}
+
+static int apply_console(struct parse_ctx *c, const char *value)
+{
+	if (strcmp(value, "off") != 0)
+		return fail(c, "--console %s: virtio-console is not supported yet (only 'off')", value);
+	return 0;
+}
+
+static int apply_rng(struct parse_ctx *c, const char *value)
+{
+	struct kv kvs[] = { { .key = "src" } };
+	_cleanup_free_ char *copy = NULL;
+	const char *bad, *problem;
+
+	c->o.rng = true;
+	if (!value)
+		return 0;
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+		return fail(c, "--rng: %s '%s' (expected src=/dev/urandom)", problem, bad);
+	/* Entropy comes from getrandom(); naming another source would be ignored silently. */
+	if (kvs[0].value && strcmp(kvs[0].value, "/dev/urandom") != 0 &&
+	    strcmp(kvs[0].value, "/dev/random") != 0)
+		return fail(c, "--rng src=%s: only /dev/urandom is supported", kvs[0].value);
+	return 0;
+}
+
+static int apply_disk(struct parse_ctx *c, const char *value)
+{
+	return fail(c, "--disk: virtio-blk is not supported yet");
+}
+
+static int apply_net(struct parse_ctx *c, const char *value)
+{
+	return fail(c, "--net: virtio-net is not supported yet");
+}
+
+static int apply_restore(struct parse_ctx *c, const char *value)
+{
+	int r = parse_restore_spec(value, &c->o.restore_source_url, &c->o.restore_resume);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return fail(c, "--restore %s: expected source_url=file:///ABS/DIR[,resume=true|false]", value);
+	return 0;
+}
+
+static int apply_sandbox_user(struct parse_ctx *c, const char *value)
+{
+	if (!*value)
+		return fail(c, "--sandbox-user needs USER[:GROUP]");
+	c->sandbox_user = value;
+	return 0;
+}
+
+static int apply_verbose(struct parse_ctx *c, const char *value)
+{
+	c->o.verbose = true;
+	return 0;
+}
+
+static void print_usage(FILE *f)
+{
+	fputs("Usage: cloister [OPTIONS]\n"
+	      "  --api-socket [path=]PATH     REST API socket (Cloud Hypervisor compatible)\n"
+	      "  --cpus boot=N                vCPUs, 1..64 (default 1)\n"
+	      "  --memory size=N[K|M|G]       guest RAM, 16M..64G (default 512M)\n"
+	      "  --kernel PATH                riscv64 kernel Image to boot\n"
+	      "  --initramfs PATH             initramfs to load\n"
+	      "  --cmdline STRING             kernel command line\n"
+	      "  --serial off|null|tty|file=PATH  serial output (default tty)\n"
+	      "  --console off                virtio-console (only off for now)\n"
+	      "  --rng [src=/dev/urandom]     add a virtio-rng device\n"
+	      "  --restore source_url=file:///DIR[,resume=true|false]\n"
+	      "  --sandbox-user USER[:GROUP]  identity of the sandboxed children (default nobody)\n"
+	      "  -v, --verbose                more logging\n"
+	      "  -h, --help                   this text\n"
+	      "  -V, --version                print the version\n", f);
+}
+
+static int apply_help(struct parse_ctx *c, const char *value)
+{
+	print_usage(stdout);
+	c->exit_now = 1;
+	return 0;
+}
+
+static int apply_version(struct parse_ctx *c, const char *value)
+{
+	printf("cloister %s\n", CLOISTER_VERSION);
+	c->exit_now = 1;
+	return 0;
+}
+
+static const struct opt_def opt_defs[] = {
+	{ "api-socket", 0, ARG_REQUIRED, apply_api_socket },
+	{ "cpus", 0, ARG_REQUIRED, apply_cpus },
+	{ "memory", 0, ARG_REQUIRED, apply_memory },
+	{ "kernel", 0, ARG_REQUIRED, apply_kernel },
+	{ "initramfs", 0, ARG_REQUIRED, apply_initramfs },
+	{ "cmdline", 0, ARG_REQUIRED, apply_cmdline },
+	{ "serial", 0, ARG_REQUIRED, apply_serial },
+	{ "console", 0, ARG_REQUIRED, apply_console },
+	{ "rng", 0, ARG_OPTIONAL, apply_rng },
+	{ "disk", 0, ARG_OPTIONAL, apply_disk },
+	{ "net", 0, ARG_OPTIONAL, apply_net },
+	{ "restore", 0, ARG_REQUIRED, apply_restore },
+	{ "sandbox-user", 0, ARG_REQUIRED, apply_sandbox_user },
+	{ "verbose", 'v', ARG_NONE, apply_verbose },
+	{ "help", 'h', ARG_NONE, apply_help },
+	{ "version", 'V', ARG_NONE, apply_version },
+};
+
+static const struct opt_def *find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(opt_defs); i++)
+		if (strlen(opt_defs[i].name) == len && strncmp(opt_defs[i].name, name, len) == 0)
+			return &opt_defs[i];
+	return NULL;
+}
+
+static const struct opt_def *find_short(char name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(opt_defs); i++)
+		if (opt_defs[i].short_name && opt_defs[i].short_name == name)
+			return &opt_defs[i];
+	return NULL;
+}
+
+/* Finds the option at argv[*i] and its value; advances *i past what it used. */
+static int next_option(struct parse_ctx *c, int argc, char **argv, int *i,
+		       const struct opt_def **ret_def, const char **ret_value)
+{
+	const char *arg = argv[*i], *eq, *value = NULL;
+	const struct opt_def *def;
+
+	if (arg[0] == '-' && arg[1] && arg[1] != '-' && !arg[2]) {
+		def = find_short(arg[1]);
+		if (!def)
+			return fail(c, "unknown option '%s' (see --help)", arg);
+	} else if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+		eq = strchr(arg + 2, '=');
+		def = find_long(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+		if (!def)
+			return fail(c, "unknown option '%s' (see --help)", arg);
+		if (eq && def->arg == ARG_NONE)
+			return fail(c, "--%s takes no value", def->name);
+		if (eq)
+			value = eq + 1;
+	} else
+		return fail(c, "unexpected argument '%s' (see --help)", arg);
+
+	(*i)++;
+	if (!value && def->arg == ARG_REQUIRED) {
+		if (*i >= argc)
+			return fail(c, "--%s needs a value", def->name);
+		value = argv[(*i)++];
+	} else if (!value && def->arg == ARG_OPTIONAL && *i < argc && argv[*i][0] != '-')
+		value = argv[(*i)++];
+	*ret_def = def;
+	*ret_value = value;
+	return 0;
+}
+
+static int parse_id(const char *s, unsigned long *ret)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v >= UINT32_MAX)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int resolve_group(struct parse_ctx *c, const char *name, gid_t *ret)
+{
+	struct group *gr = getgrnam(name);
+	unsigned long id;
+
+	if (gr) {
+		*ret = gr->gr_gid;
+		return 0;
+	}
+	if (parse_id(name, &id) == 0) {
+		*ret = (gid_t)id;
+		return 0;
+	}
+	return fail(c, "--sandbox-user: unknown group '%s'", name);
+}
+
+/* USER[:GROUP] by name or number; the group defaults to the user's primary one. */
+static int resolve_sandbox_user(struct parse_ctx *c)
+{
+	_cleanup_free_ char *spec = strdup(c->sandbox_user);
+	char *group;
+	struct passwd *pw;
+	unsigned long id;
+	uid_t uid;
+	gid_t gid = 0;
+	bool have_gid = false;
+	int r;
+
+	if (!spec)
+		return -ENOMEM;
+	group = strchr(spec, ':');
+	if (group) {
+		*group++ = '\0';
+		if (!*spec || !*group)
+			return fail(c, "--sandbox-user %s: expected USER[:GROUP]", c->sandbox_user);
+		r = resolve_group(c, group, &gid);
+		if (r < 0)
+			return r;
+		have_gid = true;
+	}
+	pw = getpwnam(spec);
+	if (pw) {
+		uid = pw->pw_uid;
+		if (!have_gid)
+			gid = pw->pw_gid;
+	} else if (parse_id(spec, &id) == 0 && have_gid)
+		uid = (uid_t)id;
+	else
+		return fail(c, "--sandbox-user: unknown user '%s'%s", spec,
+			    parse_id(spec, &id) == 0 ? " (give a group with UID:GID)" : "");
+	/* Children running as root would undo the privilege separation. */
+	if (uid == 0 || gid == 0)
+		return fail(c, "--sandbox-user %s: children must not run as root", c->sandbox_user);
+	c->o.child_uid = uid;
+	c->o.child_gid = gid;
+	return 0;
+}
+
+static int validate(struct parse_ctx *c)
+{
+	if (c->o.kernel && c->o.restore_source_url)
+		return fail(c, "--kernel and --restore are mutually exclusive");
+	if (!c->o.kernel && c->o.initramfs)
+		return fail(c, "--initramfs needs --kernel");
+	if (!c->o.kernel && c->o.cmdline)
+		return fail(c, "--cmdline needs --kernel");
+	return resolve_sandbox_user(c);
+}
+
+static int parse_all(struct parse_ctx *c, int argc, char **argv)
+{
+	int i = 1, r;
+
+	while (i < argc) {
+		const struct opt_def *def = NULL;
+		const char *value = NULL;
+		unsigned bit;
+
+		r = next_option(c, argc, argv, &i, &def, &value);
+		if (r < 0)
+			return r;
+		bit = 1u << (def - opt_defs);
+		if ((c->seen & bit) && def->apply != apply_verbose)
+			return fail(c, "--%s given more than once", def->name);
+		c->seen |= bit;
+		r = def->apply(c, value);
+		if (r < 0)
+			return r;
+		if (c->exit_now)
+			return 1;
+	}
+	return validate(c);
+}
+
+int options_parse(int argc, char **argv, struct vm_options *ret, char *err, size_t errlen)
+{
+	struct parse_ctx c = {
+		.o = {
+			.cpus = 1,
+			.memory_size = OPTIONS_MEMORY_DEFAULT,
+			.serial_mode = CLOISTER__SERIAL_MODE__SERIAL_TTY,
+		},
+		.sandbox_user = DEFAULT_SANDBOX_USER,
+		.err = err,
+		.errlen = errlen,
+	};
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	r = parse_all(&c, argc, argv);
+	if (r == -ENOMEM)
+		fail(&c, "out of memory");
+	if (r != 0) {
+		options_free(&c.o);
+		return r == 1 ? 1 : -EINVAL;
+	}
+	*ret = c.o;
+	return 0;
+}
+
+void options_free(struct vm_options *o)
+{
+	if (!o)
+		return;
+	free(o->api_socket);
+	free(o->kernel);
+	free(o->initramfs);
+	free(o->cmdline);
+	free(o->serial_path);
+	free(o->restore_source_url);
+	*o = (struct vm_options){ 0 };
+}

@@ -1,4 +1,353 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int placeholder_api_gateway_remote_c(void);
-int placeholder_api_gateway_remote_c(void) { return 0; }
+#include "remote.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "options.h"
+
+#define REMOTE_TIMEOUT_S 600L
+#define REMOTE_CONNECT_TIMEOUT_S 5L
+
+struct verb {
+	const char *name;
+	const char *method;
+	const char *path;
+	int nargs;
+	bool print_body;
+	int (*make_body)(const char *arg, char **ret, char *err, size_t errlen);
+};
+
+struct response {
+	char *data;
+	size_t len;
+	bool overflow;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int json_to_string(struct json_object *o, char **ret)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	char *copy;
+
+	if (!s)
+		return -ENOMEM;
+	copy = strdup(s);
+	if (!copy)
+		return -ENOMEM;
+	*ret = copy;
+	return 0;
+}
+
+static int snapshot_body(const char *url, char **ret, char *err, size_t errlen)
+{
+	struct json_object *o = json_object_new_object();
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "destination_url", json_object_new_string(url));
+	r = json_to_string(o, ret);
+	json_object_put(o);
+	return r;
+}
+
+static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
+{
+	_cleanup_free_ char *url = NULL;
+	struct json_object *o;
+	bool resume;
+	int r;
+
+	r = parse_restore_spec(spec, &url, &resume);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		set_err(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false], got '%s'",
+			spec);
+		return -EINVAL;
+	}
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "source_url", json_object_new_string(url));
+	json_object_object_add(o, "resume", json_object_new_boolean(resume));
+	r = json_to_string(o, ret);
+	json_object_put(o);
+	return r;
+}
+
+static const struct verb verbs[] = {
+	{ "ping", "GET", "/api/v1/vmm.ping", 0, true, NULL },
+	{ "info", "GET", "/api/v1/vm.info", 0, true, NULL },
+	{ "pause", "PUT", "/api/v1/vm.pause", 0, false, NULL },
+	{ "resume", "PUT", "/api/v1/vm.resume", 0, false, NULL },
+	{ "snapshot", "PUT", "/api/v1/vm.snapshot", 1, false, snapshot_body },
+	{ "restore", "PUT", "/api/v1/vm.restore", 1, false, restore_body },
+	{ "shutdown", "PUT", "/api/v1/vm.shutdown", 0, false, NULL },
+	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", 0, false, NULL },
+};
+
+int remote_build_request(int argc, char **argv, struct remote_request *ret, char *err, size_t errlen)
+{
+	const struct verb *v = NULL;
+	char *body = NULL;
+	int r;
+
+	if (argc < 1 || !argv[0]) {
+		set_err(err, errlen, "no command given");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (strcmp(verbs[i].name, argv[0]) == 0)
+			v = &verbs[i];
+	if (!v) {
+		set_err(err, errlen, "unknown command '%s'", argv[0]);
+		return -EINVAL;
+	}
+	if (argc - 1 != v->nargs) {
+		set_err(err, errlen, "'%s' takes %d argument%s", v->name, v->nargs, v->nargs == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	if (v->make_body) {
+		r = v->make_body(argv[1], &body, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	*ret = (struct remote_request){
+		.method = v->method,
+		.path = v->path,
+		.body = body,
+		.print_body = v->print_body,
+	};
+	return 0;
+}
+
+void remote_request_free(struct remote_request *r)
+{
+	if (!r)
+		return;
+	free(r->body);
+	r->body = NULL;
+}
+
+int remote_parse_command_line(int argc, char **argv, const char **ret_socket,
+			      struct remote_request *ret, char *err, size_t errlen)
+{
+	const char *socket_path = NULL;
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--api-socket") == 0 && i + 1 < argc) {
+			socket_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--api-socket=", 13) == 0) {
+			socket_path = argv[i] + 13;
+			i++;
+		} else {
+			set_err(err, errlen, "unknown or incomplete option '%s'", argv[i]);
+			return -EINVAL;
+		}
+	}
+	if (!socket_path || !*socket_path) {
+		set_err(err, errlen, "--api-socket PATH is required");
+		return -EINVAL;
+	}
+	if (remote_build_request(argc - i, argv + i, ret, err, errlen) < 0)
+		return -EINVAL;
+	*ret_socket = socket_path;
+	return 0;
+}
+
+static size_t collect(char *data, size_t size, size_t nmemb, void *opaque)
+{
+	struct response *resp = opaque;
+	size_t n = size * nmemb;
+	char *grown;
+
+	if (n > REMOTE_RESPONSE_MAX - resp->len) {
+		resp->overflow = true;
+		return 0;
+	}
+	grown = realloc(resp->data, resp->len + n + 1);
+	if (!grown)
+		return 0;
+	memcpy(grown + resp->len, data, n);
+	resp->len += n;
+	grown[resp->len] = '\0';
+	resp->data = grown;
+	return n;
+}
+
+int remote_error_message(const char *body, size_t len, char **ret)
+{
+	struct json_object *o = NULL;
+	size_t cap = len + 1, used = 0;
+	char *msg;
+
+	msg = malloc(cap);
+	if (!msg)
+		return -ENOMEM;
+	msg[0] = '\0';
+	if (body && len && !memchr(body, '\0', len))
+		o = json_tokener_parse(body);
+	if (o && json_object_is_type(o, json_type_array)) {
+		/* Each piece is at most its share of the body, so cap always suffices. */
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			const char *s = json_object_get_string(json_object_array_get_idx(o, i));
+
+			if (!s)
+				continue;
+			used += (size_t)snprintf(msg + used, cap - used, "%s%s", used ? ": " : "", s);
+			if (used >= cap)
+				break;
+		}
+	} else if (body && len) {
+		memcpy(msg, body, len);
+		msg[len] = '\0';
+	}
+	json_object_put(o);
+	*ret = msg;
+	return 0;
+}
+
+static CURL *remote_curl(const char *socket_path, const struct remote_request *req,
+			 struct curl_slist *headers, struct response *resp, char *url, size_t urllen)
+{
+	CURL *curl = curl_easy_init();
+
+	if (!curl)
+		return NULL;
+	snprintf(url, urllen, "http://localhost%s", req->path);
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket_path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, REMOTE_CONNECT_TIMEOUT_S);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, REMOTE_TIMEOUT_S);
+	if (strcmp(req->method, "PUT") == 0) {
+		const char *body = req->body ? req->body : "";
+
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	return curl;
+}
+
+static int remote_report(const struct remote_request *req, long status, const struct response *resp,
+			 FILE *out, FILE *errout)
+{
+	_cleanup_free_ char *msg = NULL;
+
+	if (status >= 200 && status < 300) {
+		if (req->print_body && resp->len)
+			fprintf(out, "%s\n", resp->data);
+		return REMOTE_EXIT_OK;
+	}
+	if (remote_error_message(resp->data, resp->len, &msg) < 0 || !*msg)
+		fprintf(errout, "cloister-remote: %s %s failed with HTTP %ld\n", req->method, req->path, status);
+	else
+		fprintf(errout, "cloister-remote: HTTP %ld: %s\n", status, msg);
+	return REMOTE_EXIT_FAILED;
+}
+
+int remote_perform(const char *socket_path, const struct remote_request *req, FILE *out, FILE *errout)
+{
+	struct response resp = { 0 };
+	struct curl_slist *headers = NULL;
+	char url[128];
+	CURL *curl;
+	CURLcode rc;
+	long status = 0;
+	int ret;
+
+	/* "Expect:" suppresses curl's 100-continue round trip. */
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	headers = curl_slist_append(headers, "Expect:");
+	curl = remote_curl(socket_path, req, headers, &resp, url, sizeof(url));
+	if (!curl || !headers) {
+		fprintf(errout, "cloister-remote: out of memory\n");
+		ret = REMOTE_EXIT_FAILED;
+		goto out;
+	}
+	rc = curl_easy_perform(curl);
+	if (rc == CURLE_COULDNT_CONNECT) {
+		fprintf(errout, "cloister-remote: cannot connect to the API socket %s: is cloister running?\n",
+			socket_path);
+		ret = REMOTE_EXIT_FAILED;
+	} else if (resp.overflow) {
+		fprintf(errout, "cloister-remote: the response is larger than %u bytes\n", REMOTE_RESPONSE_MAX);
+		ret = REMOTE_EXIT_FAILED;
+	} else if (rc != CURLE_OK) {
+		fprintf(errout, "cloister-remote: request to %s failed: %s\n", socket_path, curl_easy_strerror(rc));
+		ret = REMOTE_EXIT_FAILED;
+	} else {
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		ret = remote_report(req, status, &resp, out, errout);
+	}
+out:
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	free(resp.data);
+	return ret;
+}
+
+void remote_usage(FILE *f)
+{
+	fputs("Usage: cloister-remote --api-socket PATH COMMAND [ARG]\n"
+	      "Commands:\n"
+	      "  ping                                 VMM version and pid\n"
+	      "  info                                 VM configuration and state\n"
+	      "  pause | resume                       stop or continue the vCPUs\n"
+	      "  snapshot file:///DIR                 save a paused VM into DIR\n"
+	      "  restore source_url=file:///DIR[,resume=true|false]\n"
+	      "  shutdown                             shut the VM down\n"
+	      "  shutdown-vmm                         stop cloister itself\n", f);
+}
+
+int remote_main(int argc, char **argv, FILE *out, FILE *errout)
+{
+	struct remote_request req;
+	const char *socket_path;
+	char err[256] = "";
+	int ret;
+
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		remote_usage(out);
+		return REMOTE_EXIT_OK;
+	}
+	if (remote_parse_command_line(argc, argv, &socket_path, &req, err, sizeof(err)) < 0) {
+		fprintf(errout, "cloister-remote: %s\n", err);
+		remote_usage(errout);
+		return REMOTE_EXIT_USAGE;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(errout, "cloister-remote: cannot initialise libcurl\n");
+		remote_request_free(&req);
+		return REMOTE_EXIT_FAILED;
+	}
+	ret = remote_perform(socket_path, &req, out, errout);
+	remote_request_free(&req);
+	curl_global_cleanup();
+	return ret;
+}

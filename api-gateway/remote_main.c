@@ -1,3 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int main(void) { return 1; }
+#include <stdio.h>
+
+#include "remote.h"
+
+int main(int argc, char **argv)
+{
+	return remote_main(argc, argv, stdout, stderr);
+}

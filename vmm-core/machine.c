@@ -1,4 +1,654 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int placeholder_vmm_core_machine_c(void);
-int placeholder_vmm_core_machine_c(void) { return 0; }
+/*
+ * One host thread per hart. A hart thread runs its vCPU until an exit, serves
+ * SBI calls, sleeps in WFI until an interrupt or its timer, and parks when
+ * the machine pauses or the hart is STOPPED in SBI HSM terms.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "machine.h"
+#include "mmio.h"
+#include "sbi.h"
+
+#define NS_PER_TICK (1000000000ull / LAYOUT_TIMEBASE_HZ)
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint64_t machine_guest_time(struct machine *m)
+{
+	if (atomic_load(&m->time_frozen))
+		return atomic_load(&m->frozen_ticks);
+	return (uint64_t)(monotonic_ns() - atomic_load(&m->time_base_ns)) / NS_PER_TICK;
+}
+
+static uint64_t read_time_cb(void *opaque)
+{
+	return machine_guest_time(opaque);
+}
+
+static void time_freeze(struct machine *m)
+{
+	if (atomic_load(&m->time_frozen))
+		return;
+	atomic_store(&m->frozen_ticks, machine_guest_time(m));
+	atomic_store(&m->time_frozen, true);
+}
+
+static void time_thaw(struct machine *m)
+{
+	if (!atomic_load(&m->time_frozen))
+		return;
+	atomic_store(&m->time_base_ns,
+		     monotonic_ns() - (int64_t)(atomic_load(&m->frozen_ticks) * NS_PER_TICK));
+	atomic_store(&m->time_frozen, false);
+}
+
+/* ---- the bus: everything that is not RAM ---- */
+
+static struct virtio_mmio_dev *bus_virtio_slot(struct machine *m, uint64_t gpa, uint64_t *ret_off,
+					       bool *ret_in_window)
+{
+	uint64_t end = LAYOUT_VIRTIO_BASE + LAYOUT_VIRTIO_SLOTS * LAYOUT_VIRTIO_SLOT_SIZE;
+	size_t slot;
+
+	*ret_in_window = gpa >= LAYOUT_VIRTIO_BASE && gpa < end;
+	if (!*ret_in_window)
+		return NULL;
+	slot = (gpa - LAYOUT_VIRTIO_BASE) / LAYOUT_VIRTIO_SLOT_SIZE;
+	*ret_off = (gpa - LAYOUT_VIRTIO_BASE) % LAYOUT_VIRTIO_SLOT_SIZE;
+	return slot < m->n_virtio ? m->virtio[slot] : NULL;
+}
+
+static int bus_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *ret_val)
+{
+	struct machine *m = opaque;
+	uint64_t off = 0;
+	bool in_window;
+	struct virtio_mmio_dev *d = bus_virtio_slot(m, gpa, &off, &in_window);
+
+	if (d)
+		return virtio_mmio_read(d, off, size, ret_val);
+	if (in_window)
+		return virtio_mmio_empty_read(off, size, ret_val);
+	return -EFAULT;
+}
+
+static int bus_write(void *opaque, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct machine *m = opaque;
+	uint64_t off = 0;
+	bool in_window;
+	struct virtio_mmio_dev *d = bus_virtio_slot(m, gpa, &off, &in_window);
+
+	if (d)
+		return virtio_mmio_write(d, off, size, val);
+	/* Writes to an empty slot are ignored, as on a bus with nothing behind it. */
+	return in_window ? 0 : -EFAULT;
+}
+
+static const struct mmio_ops bus_ops = {
+	.read = bus_read,
+	.write = bus_write,
+};
+
+/* ---- SBI host callbacks ---- */
+
+static void sbi_console_write(void *opaque, const void *buf, size_t len)
+{
+	struct machine *m = opaque;
+	const char *p = buf;
+
+	if (m->serial_fd < 0)
+		return;
+	pthread_mutex_lock(&m->serial_lock);
+	while (len > 0) {
+		ssize_t n = write(m->serial_fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;	/* a sink that fails loses output, never the guest */
+		p += n;
+		len -= (size_t)n;
+	}
+	pthread_mutex_unlock(&m->serial_lock);
+}
+
+static int sbi_console_read(void *opaque)
+{
+	return -1;
+}
+
+static int sbi_guest_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	struct machine *m = opaque;
+
+	return memory_read(&m->mem, gpa, buf, len);
+}
+
+static int sbi_guest_write(void *opaque, uint64_t gpa, const void *buf, size_t len)
+{
+	struct machine *m = opaque;
+
+	return memory_write(&m->mem, gpa, buf, len);
+}
+
+static int sbi_hart_start(void *opaque, unsigned hartid, uint64_t addr, uint64_t arg)
+{
+	struct machine *m = opaque;
+	struct hart *h;
+	int ret = SBI_SUCCESS;
+
+	if (hartid >= m->n_harts)
+		return SBI_ERR_INVALID_PARAM;
+	if (!memory_host_ptr(&m->mem, addr, 2))
+		return SBI_ERR_INVALID_ADDRESS;
+	h = &m->harts[hartid];
+	pthread_mutex_lock(&m->lock);
+	if (h->hsm != SBI_HSM_STOPPED) {
+		ret = SBI_ERR_ALREADY_AVAILABLE;
+	} else {
+		h->hsm = SBI_HSM_START_PENDING;
+		h->start_addr = addr;
+		h->start_arg = arg;
+		pthread_cond_signal(&h->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static int sbi_hart_stop(void *opaque, unsigned self)
+{
+	struct machine *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->harts[self].hsm = SBI_HSM_STOPPED;
+	pthread_mutex_unlock(&m->lock);
+	return SBI_SUCCESS;
+}
+
+static int sbi_hart_status(void *opaque, unsigned hartid)
+{
+	struct machine *m = opaque;
+	int hsm;
+
+	if (hartid >= m->n_harts)
+		return SBI_ERR_INVALID_PARAM;
+	pthread_mutex_lock(&m->lock);
+	hsm = m->harts[hartid].hsm;
+	pthread_mutex_unlock(&m->lock);
+	return hsm;
+}
+
+static void hart_wake(struct machine *m, struct hart *h)
+{
+	pthread_mutex_lock(&m->lock);
+	h->wake = true;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void sbi_send_ipi(void *opaque, unsigned hartid)
+{
+	struct machine *m = opaque;
+
+	if (hartid >= m->n_harts)
+		return;
+	m->accel->vcpu_set_irq(m->harts[hartid].vcpu, IRQ_S_SOFT, true);
+	hart_wake(m, &m->harts[hartid]);
+}
+
+static void sbi_remote_fence(void *opaque, unsigned hartid)
+{
+	struct machine *m = opaque;
+
+	if (hartid < m->n_harts)
+		m->accel->vcpu_flush_tlb(m->harts[hartid].vcpu);
+}
+
+static void sbi_set_timer(void *opaque, unsigned self, uint64_t deadline)
+{
+	struct machine *m = opaque;
+
+	m->accel->vcpu_set_timer(m->harts[self].vcpu, deadline);
+	pthread_mutex_lock(&m->lock);
+	m->harts[self].timer_deadline = deadline;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void sbi_system_reset(void *opaque, uint32_t type, uint32_t reason)
+{
+	struct machine *m = opaque;
+	char msg[96];
+
+	pthread_mutex_lock(&m->lock);
+	m->halted = true;
+	m->pause_req = true;
+	pthread_mutex_unlock(&m->lock);
+	snprintf(msg, sizeof(msg), "guest requested system reset (type %u, reason %u)", type, reason);
+	log_info("%s", msg);
+	if (m->event)
+		m->event(m->event_opaque, type == 0 ? CLOISTER__EVENT_KIND__EVENT_GUEST_SHUTDOWN :
+			 CLOISTER__EVENT_KIND__EVENT_GUEST_REBOOT, msg);
+}
+
+static const struct sbi_host_ops sbi_host = {
+	.console_write = sbi_console_write,
+	.console_read = sbi_console_read,
+	.guest_read = sbi_guest_read,
+	.guest_write = sbi_guest_write,
+	.hart_start = sbi_hart_start,
+	.hart_stop = sbi_hart_stop,
+	.hart_status = sbi_hart_status,
+	.send_ipi = sbi_send_ipi,
+	.remote_fence = sbi_remote_fence,
+	.set_timer = sbi_set_timer,
+	.system_reset = sbi_system_reset,
+};
+
+/* ---- the hart thread ---- */
+
+/* HSM start: a fresh S-mode hart at start_addr with a0 = hartid, a1 = opaque. */
+static void hart_enter(struct hart *h)
+{
+	struct machine *m = h->m;
+	struct vcpu_state st = {
+		.pc = h->start_addr,
+		.priv = PRIV_S,
+		.timer_deadline = UINT64_MAX,
+	};
+
+	st.x[10] = h->id;
+	st.x[11] = h->start_arg;
+	m->accel->vcpu_set_state(h->vcpu, &st);
+	h->timer_deadline = UINT64_MAX;
+	h->hsm = SBI_HSM_STARTED;
+}
+
+static bool hart_may_run(struct machine *m, struct hart *h)
+{
+	return !m->pause_req && !m->quit &&
+	       (h->hsm == SBI_HSM_STARTED || h->hsm == SBI_HSM_START_PENDING);
+}
+
+/* With m->lock held: sleep until an interrupt is pending, the timer fires, or the hart must stop. */
+static void hart_wfi_wait(struct machine *m, struct hart *h)
+{
+	while (hart_may_run(m, h) && !h->wake && !m->accel->vcpu_irq_pending(h->vcpu)) {
+		uint64_t deadline = h->timer_deadline;
+		uint64_t now = machine_guest_time(m);
+		struct timespec abs;
+		int64_t ns;
+
+		if (deadline != UINT64_MAX && now >= deadline)
+			break;
+		if (deadline == UINT64_MAX || deadline - now > 1000ull * LAYOUT_TIMEBASE_HZ) {
+			/* No timer, or one far off: wake at least every second to re-check. */
+			ns = monotonic_ns() + 1000000000;
+		} else {
+			ns = monotonic_ns() + (int64_t)((deadline - now) * NS_PER_TICK);
+		}
+		abs.tv_sec = ns / 1000000000;
+		abs.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&h->cond, &m->lock, &abs);
+	}
+	h->wake = false;
+}
+
+static void hart_serve_sbi(struct machine *m, struct hart *h, const struct vcpu_exit *exit)
+{
+	struct sbi_result res = { 0 };
+	struct sbi_host_ops ops = sbi_host;
+
+	ops.n_harts = m->n_harts;
+	sbi_dispatch(&ops, m, h->id, exit, &res);
+	if (res.no_return)
+		return;
+	m->accel->vcpu_set_reg(h->vcpu, 10, (uint64_t)res.error);
+	m->accel->vcpu_set_reg(h->vcpu, 11, (uint64_t)res.value);
+}
+
+static void hart_fail(struct machine *m, struct hart *h, const char *why)
+{
+	char msg[192];
+
+	snprintf(msg, sizeof(msg), "hart %u stopped: %s", h->id, why);
+	log_error("%s", msg);
+	pthread_mutex_lock(&m->lock);
+	m->halted = true;
+	m->pause_req = true;
+	pthread_mutex_unlock(&m->lock);
+	if (m->event)
+		m->event(m->event_opaque, CLOISTER__EVENT_KIND__EVENT_GUEST_FAILED, msg);
+}
+
+static void *hart_thread(void *arg)
+{
+	struct hart *h = arg;
+	struct machine *m = h->m;
+	struct vcpu_exit exit;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		while (!m->quit && !hart_may_run(m, h)) {
+			h->parked = true;
+			pthread_cond_broadcast(&m->parked_cond);
+			pthread_cond_wait(&h->cond, &m->lock);
+		}
+		h->parked = false;
+		if (m->quit)
+			break;
+		if (h->hsm == SBI_HSM_START_PENDING)
+			hart_enter(h);
+		pthread_mutex_unlock(&m->lock);
+
+		r = m->accel->vcpu_run(h->vcpu, &exit);
+		if (r < 0) {
+			hart_fail(m, h, strerror(-r));
+		} else if (exit.reason == VCPU_EXIT_SBI) {
+			hart_serve_sbi(m, h, &exit);
+		} else if (exit.reason == VCPU_EXIT_FAULT) {
+			exit.fault[sizeof(exit.fault) - 1] = '\0';
+			hart_fail(m, h, exit.fault);
+		}
+
+		pthread_mutex_lock(&m->lock);
+		if (r == 0 && exit.reason == VCPU_EXIT_WFI)
+			hart_wfi_wait(m, h);
+	}
+	h->parked = true;
+	pthread_cond_broadcast(&m->parked_cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* ---- machine life ---- */
+
+int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
+		 machine_event_fn event, void *event_opaque)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	if (n_harts == 0 || n_harts > MACHINE_MAX_HARTS)
+		return -EINVAL;
+	m->accel = accel_rv64_ops();
+	m->n_harts = n_harts;
+	m->serial_fd = serial_fd;
+	m->event = event;
+	m->event_opaque = event_opaque;
+	m->pause_req = true;
+	atomic_store(&m->time_base_ns, monotonic_ns());
+	atomic_store(&m->frozen_ticks, 0);
+	atomic_store(&m->time_frozen, true);
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->serial_lock, NULL);
+	pthread_cond_init(&m->parked_cond, NULL);
+
+	m->map = (struct machine_map){
+		.n_ram = m->mem.n_regions,
+		.mmio = &bus_ops,
+		.mmio_opaque = m,
+		.read_time = read_time_cb,
+		.time_opaque = m,
+	};
+	memcpy(m->map.ram, m->mem.ram, sizeof(m->mem.ram[0]) * m->mem.n_regions);
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (unsigned i = 0; i < n_harts; i++) {
+		struct hart *h = &m->harts[i];
+
+		*h = (struct hart){ .m = m, .id = i, .hsm = SBI_HSM_STOPPED,
+				    .timer_deadline = UINT64_MAX };
+		pthread_cond_init(&h->cond, &ca);
+		r = m->accel->vcpu_create(&m->map, i, &h->vcpu);
+		if (r < 0) {
+			log_error("cannot create vCPU %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	pthread_condattr_destroy(&ca);
+
+	for (unsigned i = 0; i < n_harts; i++) {
+		r = -pthread_create(&m->harts[i].thread, NULL, hart_thread, &m->harts[i]);
+		if (r < 0) {
+			log_error("cannot start the thread of hart %u: %s", i, strerror(-r));
+			return r;
+		}
+		m->harts[i].thread_started = true;
+	}
+	return 0;
+}
+
+void machine_destroy(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->quit = true;
+	for (unsigned i = 0; i < m->n_harts; i++) {
+		pthread_cond_signal(&m->harts[i].cond);
+		if (m->harts[i].vcpu)
+			m->accel->vcpu_kick(m->harts[i].vcpu);
+	}
+	pthread_mutex_unlock(&m->lock);
+	for (unsigned i = 0; i < m->n_harts; i++) {
+		if (m->harts[i].thread_started)
+			pthread_join(m->harts[i].thread, NULL);
+		if (m->harts[i].vcpu)
+			m->accel->vcpu_destroy(m->harts[i].vcpu);
+	}
+}
+
+void machine_set_boot_hart(struct machine *m, uint64_t entry, uint64_t fdt)
+{
+	pthread_mutex_lock(&m->lock);
+	m->harts[0].hsm = SBI_HSM_START_PENDING;
+	m->harts[0].start_addr = entry;
+	m->harts[0].start_arg = fdt;
+	m->fdt_addr = fdt;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int machine_run(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->halted) {
+		pthread_mutex_unlock(&m->lock);
+		return -ESHUTDOWN;
+	}
+	time_thaw(m);
+	m->pause_req = false;
+	for (unsigned i = 0; i < m->n_harts; i++)
+		pthread_cond_signal(&m->harts[i].cond);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static bool all_parked(struct machine *m)
+{
+	for (unsigned i = 0; i < m->n_harts; i++)
+		if (!m->harts[i].parked)
+			return false;
+	return true;
+}
+
+int machine_pause(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause_req = true;
+	for (unsigned i = 0; i < m->n_harts; i++) {
+		m->accel->vcpu_kick(m->harts[i].vcpu);
+		pthread_cond_signal(&m->harts[i].cond);
+	}
+	while (!all_parked(m))
+		pthread_cond_wait(&m->parked_cond, &m->lock);
+	time_freeze(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* ---- state ---- */
+
+static int vcpu_state_to_proto(const struct vcpu_state *st, const struct hart *h,
+			       Cloister__VcpuState *out)
+{
+	cloister__vcpu_state__init(out);
+	out->x = calloc(32, sizeof(uint64_t));
+	out->f = calloc(32, sizeof(uint64_t));
+	if (!out->x || !out->f)
+		return -ENOMEM;
+	out->n_x = out->n_f = 32;
+	memcpy(out->x, st->x, sizeof(st->x));
+	memcpy(out->f, st->f, sizeof(st->f));
+	out->hartid = h->id;
+	out->hsm_state = (uint32_t)h->hsm;
+	out->hsm_start_addr = h->start_addr;
+	out->hsm_start_opaque = h->start_arg;
+	out->priv = st->priv;
+	out->pc = st->pc;
+	out->fcsr = st->fcsr;
+	out->sstatus = st->sstatus;
+	out->sie = st->sie;
+	out->sip = st->sip;
+	out->stvec = st->stvec;
+	out->sepc = st->sepc;
+	out->scause = st->scause;
+	out->stval = st->stval;
+	out->sscratch = st->sscratch;
+	out->satp = st->satp;
+	out->scounteren = st->scounteren;
+	out->senvcfg = st->senvcfg;
+	out->timer_deadline = st->timer_deadline;
+	out->cycle = st->cycle;
+	out->instret = st->instret;
+	return 0;
+}
+
+static void vcpu_state_from_proto(const Cloister__VcpuState *in, struct vcpu_state *st)
+{
+	*st = (struct vcpu_state){
+		.pc = in->pc, .priv = in->priv, .fcsr = in->fcsr,
+		.sstatus = in->sstatus, .sie = in->sie, .sip = in->sip, .stvec = in->stvec,
+		.sepc = in->sepc, .scause = in->scause, .stval = in->stval,
+		.sscratch = in->sscratch, .satp = in->satp, .scounteren = in->scounteren,
+		.senvcfg = in->senvcfg, .cycle = in->cycle, .instret = in->instret,
+		.timer_deadline = in->timer_deadline,
+	};
+	memcpy(st->x, in->x, sizeof(st->x));
+	if (in->n_f == 32)
+		memcpy(st->f, in->f, sizeof(st->f));
+	st->x[0] = 0;
+}
+
+void machine_free_saved_vcpus(Cloister__VmState *state)
+{
+	for (size_t i = 0; i < state->n_vcpus; i++) {
+		if (!state->vcpus[i])
+			continue;
+		free(state->vcpus[i]->x);
+		free(state->vcpus[i]->f);
+		free(state->vcpus[i]);
+	}
+	free(state->vcpus);
+	state->vcpus = NULL;
+	state->n_vcpus = 0;
+	free(state->machine);
+	state->machine = NULL;
+}
+
+int machine_save_vcpus(struct machine *m, Cloister__VmState *state)
+{
+	Cloister__MachineState *ms = calloc(1, sizeof(*ms));
+	int r;
+
+	state->vcpus = calloc(m->n_harts, sizeof(*state->vcpus));
+	if (!ms || !state->vcpus) {
+		free(ms);
+		return -ENOMEM;
+	}
+	cloister__machine_state__init(ms);
+	ms->timebase_hz = LAYOUT_TIMEBASE_HZ;
+	ms->guest_time = machine_guest_time(m);
+	ms->fdt_addr = m->fdt_addr;
+	state->machine = ms;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->n_harts; i++) {
+		struct vcpu_state st;
+
+		state->vcpus[i] = calloc(1, sizeof(Cloister__VcpuState));
+		if (!state->vcpus[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		state->n_vcpus = i + 1;
+		r = m->accel->vcpu_get_state(m->harts[i].vcpu, &st);
+		if (r < 0)
+			goto out;
+		r = vcpu_state_to_proto(&st, &m->harts[i], state->vcpus[i]);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen)
+{
+	const Cloister__MachineState *ms = state->machine;
+
+	if (!ms || ms->timebase_hz != LAYOUT_TIMEBASE_HZ) {
+		snprintf(err, errlen, "snapshot machine state missing or with another timebase");
+		return -EINVAL;
+	}
+	if (state->n_vcpus != m->n_harts) {
+		snprintf(err, errlen, "snapshot has %zu vCPUs, the VM %u", state->n_vcpus, m->n_harts);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < state->n_vcpus; i++) {
+		const Cloister__VcpuState *v = state->vcpus[i];
+
+		if (v->hartid >= m->n_harts || v->n_x != 32 || (v->n_f != 0 && v->n_f != 32) ||
+		    v->priv > PRIV_S || v->hsm_state > SBI_HSM_STOP_PENDING) {
+			snprintf(err, errlen, "snapshot vCPU %zu state is malformed", i);
+			return -EINVAL;
+		}
+	}
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < state->n_vcpus; i++) {
+		const Cloister__VcpuState *v = state->vcpus[i];
+		struct hart *h = &m->harts[v->hartid];
+		struct vcpu_state st;
+
+		vcpu_state_from_proto(v, &st);
+		m->accel->vcpu_set_state(h->vcpu, &st);
+		m->accel->vcpu_set_timer(h->vcpu, st.timer_deadline);
+		h->timer_deadline = st.timer_deadline;
+		/* A hart caught mid stop or start settles on the side it was heading to. */
+		h->hsm = v->hsm_state == SBI_HSM_STOP_PENDING ? SBI_HSM_STOPPED : (int)v->hsm_state;
+		h->start_addr = v->hsm_start_addr;
+		h->start_arg = v->hsm_start_opaque;
+	}
+	atomic_store(&m->frozen_ticks, ms->guest_time);
+	atomic_store(&m->time_frozen, true);
+	m->fdt_addr = ms->fdt_addr;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}

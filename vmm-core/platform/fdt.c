@@ -1,4 +1,186 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder until the module lands */
-int placeholder_vmm_core_platform_fdt_c(void);
-int placeholder_vmm_core_platform_fdt_c(void) { return 0; }
+/*
+ * Builds the guest's device tree with libfdt's sequential-write API: nodes
+ * go out in order, so a full buffer shows up as FDT_ERR_NOSPACE from
+ * whichever call ran out, and is reported as -ENOSPC.
+ */
+#include "fdt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libfdt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Returns from the calling builder with libfdt's error code. */
+#define FDT_TRY(expr)				\
+	do {					\
+		int _err = (expr);		\
+		if (_err < 0)			\
+			return _err;		\
+	} while (0)
+
+/* Each cpu's interrupt controller gets phandle hartid + this. */
+#define FDT_PHANDLE_CPU_INTC_BASE 1
+
+static bool fdt_range_ok(uint64_t base, uint64_t size)
+{
+	return size != 0 && base + size > base;
+}
+
+static int fdt_params_check(const struct fdt_params *p)
+{
+	if (p->n_harts == 0 || p->n_harts > FDT_MAX_HARTS)
+		return -EINVAL;
+	if (p->timebase_hz == 0 || p->timebase_hz > UINT32_MAX || !p->isa)
+		return -EINVAL;
+	if (p->n_ram == 0 || p->n_ram > FDT_MAX_REGIONS || p->n_virtio > FDT_MAX_VIRTIO)
+		return -EINVAL;
+	for (size_t i = 0; i < p->n_ram; i++)
+		if (!fdt_range_ok(p->ram[i].gpa, p->ram[i].size))
+			return -EINVAL;
+	for (size_t i = 0; i < p->n_virtio; i++)
+		if (!fdt_range_ok(p->virtio[i].base, p->virtio[i].size))
+			return -EINVAL;
+	if ((p->initrd_start || p->initrd_end) && p->initrd_end <= p->initrd_start)
+		return -EINVAL;
+	return 0;
+}
+
+/* A reg property of (address, size) pairs, two cells each. */
+static int fdt_property_reg(void *fdt, const uint64_t *pairs, size_t n_pairs)
+{
+	fdt64_t cells[2 * FDT_MAX_REGIONS];
+
+	if (n_pairs > FDT_MAX_REGIONS)
+		return -FDT_ERR_BADVALUE;
+	for (size_t i = 0; i < 2 * n_pairs; i++)
+		cells[i] = cpu_to_fdt64(pairs[i]);
+	return fdt_property(fdt, "reg", cells, (int)(2 * n_pairs * sizeof(cells[0])));
+}
+
+static int fdt_add_cpu(void *fdt, const struct fdt_params *p, unsigned hartid)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "cpu@%u", hartid);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "device_type", "cpu"));
+	FDT_TRY(fdt_property_u32(fdt, "reg", hartid));
+	FDT_TRY(fdt_property_string(fdt, "status", "okay"));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "riscv"));
+	FDT_TRY(fdt_property_string(fdt, "riscv,isa", p->isa));
+	if (p->mmu_type)
+		FDT_TRY(fdt_property_string(fdt, "mmu-type", p->mmu_type));
+
+	FDT_TRY(fdt_begin_node(fdt, "interrupt-controller"));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "riscv,cpu-intc"));
+	FDT_TRY(fdt_property_u32(fdt, "#interrupt-cells", 1));
+	FDT_TRY(fdt_property(fdt, "interrupt-controller", NULL, 0));
+	FDT_TRY(fdt_property_u32(fdt, "phandle", hartid + FDT_PHANDLE_CPU_INTC_BASE));
+	FDT_TRY(fdt_end_node(fdt));
+
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_cpus(void *fdt, const struct fdt_params *p)
+{
+	FDT_TRY(fdt_begin_node(fdt, "cpus"));
+	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 1));
+	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 0));
+	FDT_TRY(fdt_property_u32(fdt, "timebase-frequency", (uint32_t)p->timebase_hz));
+	for (unsigned h = 0; h < p->n_harts; h++)
+		FDT_TRY(fdt_add_cpu(fdt, p, h));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_memory(void *fdt, const struct fdt_params *p)
+{
+	uint64_t pairs[2 * FDT_MAX_REGIONS];
+	char name[40];
+
+	for (size_t i = 0; i < p->n_ram; i++) {
+		pairs[2 * i] = p->ram[i].gpa;
+		pairs[2 * i + 1] = p->ram[i].size;
+	}
+	snprintf(name, sizeof(name), "memory@%" PRIx64, p->ram[0].gpa);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "device_type", "memory"));
+	FDT_TRY(fdt_property_reg(fdt, pairs, p->n_ram));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_chosen(void *fdt, const struct fdt_params *p)
+{
+	FDT_TRY(fdt_begin_node(fdt, "chosen"));
+	if (p->cmdline)
+		FDT_TRY(fdt_property_string(fdt, "bootargs", p->cmdline));
+	if (p->initrd_end) {
+		FDT_TRY(fdt_property_u64(fdt, "linux,initrd-start", p->initrd_start));
+		FDT_TRY(fdt_property_u64(fdt, "linux,initrd-end", p->initrd_end));
+	}
+	return fdt_end_node(fdt);
+}
+
+/*
+ * There is no interrupt controller for devices yet, so a wired irq cannot
+ * be described: the nodes carry no interrupts property and drivers poll.
+ */
+static int fdt_add_virtio(void *fdt, const struct fdt_virtio_slot *slot)
+{
+	uint64_t pair[2] = { slot->base, slot->size };
+	char name[40];
+
+	snprintf(name, sizeof(name), "virtio_mmio@%" PRIx64, slot->base);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "virtio,mmio"));
+	FDT_TRY(fdt_property_reg(fdt, pair, 1));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_soc(void *fdt, const struct fdt_params *p)
+{
+	FDT_TRY(fdt_begin_node(fdt, "soc"));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "simple-bus"));
+	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 2));
+	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 2));
+	/* Empty ranges: bus addresses are CPU physical addresses. */
+	FDT_TRY(fdt_property(fdt, "ranges", NULL, 0));
+	for (size_t i = 0; i < p->n_virtio; i++)
+		FDT_TRY(fdt_add_virtio(fdt, &p->virtio[i]));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_write_tree(void *fdt, size_t bufsize, const struct fdt_params *p)
+{
+	FDT_TRY(fdt_create(fdt, (int)bufsize));
+	FDT_TRY(fdt_finish_reservemap(fdt));
+	FDT_TRY(fdt_begin_node(fdt, ""));
+	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 2));
+	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 2));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "cloister,virt"));
+	FDT_TRY(fdt_property_string(fdt, "model", "Cloister RISC-V virtual machine"));
+	FDT_TRY(fdt_add_cpus(fdt, p));
+	FDT_TRY(fdt_add_memory(fdt, p));
+	FDT_TRY(fdt_add_chosen(fdt, p));
+	FDT_TRY(fdt_add_soc(fdt, p));
+	FDT_TRY(fdt_end_node(fdt));
+	return fdt_finish(fdt);
+}
+
+int fdt_build(const struct fdt_params *p, void *buf, size_t bufsize)
+{
+	int err = fdt_params_check(p);
+
+	if (err < 0)
+		return err;
+	/* libfdt sizes are int; a tree is far smaller than that anyway. */
+	if (bufsize > INT32_MAX)
+		bufsize = INT32_MAX;
+	err = fdt_write_tree(buf, bufsize, p);
+	if (err == -FDT_ERR_NOSPACE)
+		return -ENOSPC;
+	if (err < 0)
+		return -EINVAL;
+	return (int)fdt_totalsize(buf);
+}

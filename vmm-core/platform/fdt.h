@@ -26,7 +26,12 @@ struct fdt_params {
 	size_t n_virtio;
 	/* ISA string for each cpu node, e.g. "rv64ima_zicsr_zifencei". */
 	const char *isa;
+	/* mmu-type of each cpu node, e.g. "riscv,sv39"; NULL: no property. */
+	const char *mmu_type;
 };
+
+/* Most harts a device tree describes (hart IDs fit the cpu node's one reg cell). */
+#define FDT_MAX_HARTS 1024
 
 /*
  * Writes a flattened device tree into buf. Returns its total size, or

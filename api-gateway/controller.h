@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The gateway's supervisor: builds the process tree for a VM, drives it
+ * through the lifecycle one operation at a time, and tears it down when a
+ * child fails. The HTTP server reaches it through controller_api_ops.
+ */
+#ifndef CLOISTER_CONTROLLER_H
+#define CLOISTER_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "options.h"
+
+struct controller;
+
+extern const struct api_ops controller_api_ops;
+
+int controller_new(const struct vm_options *opts, struct controller **ret);
+/* Kills and reaps every child. */
+void controller_free(struct controller *c);
+
+/* Creates and boots the VM the options describe (--kernel). */
+int controller_boot(struct controller *c, char *err, size_t errlen);
+/* --restore */
+int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
+		       size_t errlen);
+
+/* Supervision: notices dead children and guest events. Call often (every ~100 ms). */
+void controller_tick(struct controller *c);
+
+/* Readable once vmm.shutdown was asked for. */
+int controller_quit_fd(const struct controller *c);
+
+#endif

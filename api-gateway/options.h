@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Command line of `cloister`, in Cloud Hypervisor's option syntax. */
+#ifndef CLOISTER_OPTIONS_H
+#define CLOISTER_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cloister.pb-c.h"
+
+#define OPTIONS_CPUS_MAX 64u
+#define OPTIONS_MEMORY_MIN (16ull << 20)
+#define OPTIONS_MEMORY_MAX (64ull << 30)
+#define OPTIONS_MEMORY_DEFAULT (512ull << 20)
+#define OPTIONS_PAGE_SIZE 4096ull
+/* Longer values are refused rather than truncated. */
+#define OPTIONS_VALUE_MAX 4096u
+
+struct vm_options {
+	char *api_socket;
+	unsigned cpus;			/* default 1 */
+	uint64_t memory_size;		/* default 512 MiB */
+	char *kernel, *initramfs, *cmdline;
+	Cloister__SerialMode serial_mode;	/* default SERIAL_TTY */
+	char *serial_path;		/* only with SERIAL_FILE */
+	bool rng;
+	char *restore_source_url;
+	bool restore_resume;
+	uid_t child_uid;
+	gid_t child_gid;
+	bool verbose;
+};
+
+/*
+ * Parses argv into ret. Returns 0, 1 when --help or --version was printed
+ * (the caller exits 0), or -EINVAL with a message in err. ret is written
+ * only on 0 and must be released with options_free().
+ */
+int options_parse(int argc, char **argv, struct vm_options *ret, char *err, size_t errlen);
+void options_free(struct vm_options *o);
+
+/* "file:///abs/dir" -> "/abs/dir"; -EINVAL for other schemes, hosts, relative or empty paths. */
+int parse_file_url(const char *url, char **ret_path);
+
+/* "source_url=file:///dir[,resume=true|false][,prefault=on|off]"; prefault is ignored. */
+int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume);
+
+/* "512M", "1G", "16777216": bytes, with K/M/G (binary) suffixes. -ERANGE on overflow. */
+int parse_size(const char *s, uint64_t *ret);
+
+/* "true"/"on" and "false"/"off". */
+int parse_bool(const char *s, bool *ret);
+
+#endif

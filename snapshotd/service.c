@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "frame.h"
+#include "layout.h"
+#include "log.h"
+#include "service.h"
+#include "snapshot.h"
+#include "vmjson.h"
+
+#define ERR_LEN 512
+
+/* One received frame and the fds that came with it, released together. */
+struct inbox {
+	Cloister__Envelope *env;
+	int fds[CL_FRAME_MAX_FDS];
+	size_t n_fds;
+};
+
+static void inbox_release(struct inbox *in)
+{
+	frame_free(in->env);
+	in->env = NULL;
+	for (size_t i = 0; i < in->n_fds; i++)
+		close(in->fds[i]);
+	in->n_fds = 0;
+}
+
+#define _cleanup_inbox_ __attribute__((cleanup(inbox_release)))
+
+static int inbox_recv(int sock, int timeout_ms, Cloister__Envelope__MsgCase want,
+		      const char *peer, struct inbox *in, char *err)
+{
+	Cloister__Envelope *env;
+	int r;
+
+	r = frame_recv_timeout(sock, timeout_ms, &env, in->fds, CL_FRAME_MAX_FDS, &in->n_fds);
+	if (r < 0) {
+		snprintf(err, ERR_LEN, "no valid message from %s: %s", peer, strerror(-r));
+		return r;
+	}
+	in->env = env;
+	if (env->msg_case != want) {
+		snprintf(err, ERR_LEN, "unexpected %s from %s", frame_msg_name(env), peer);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int expect_fds(const struct inbox *in, size_t want, const char *what, char *err)
+{
+	if (in->n_fds == want)
+		return 0;
+	snprintf(err, ERR_LEN, "%s carries %zu fds, expected %zu", what, in->n_fds, want);
+	return -EINVAL;
+}
+
+static int check_regions_equal(Cloister__MemoryRegion **got, size_t n_got,
+			       const Cloister__VmConfig *config, const char *what, char *err)
+{
+	bool same = n_got == config->n_regions;
+
+	for (size_t i = 0; same && i < n_got; i++)
+		same = got[i] && got[i]->guest_addr == config->regions[i]->guest_addr &&
+		       got[i]->size == config->regions[i]->size;
+	if (same)
+		return 0;
+	snprintf(err, ERR_LEN, "%s: memory regions differ from the VM configuration", what);
+	return -EINVAL;
+}
+
+/* A memfd shorter than its region would fault (or read short) half-way. */
+static int check_memfds(const struct inbox *in, const Cloister__VmConfig *config, char *err)
+{
+	for (size_t i = 0; i < config->n_regions; i++) {
+		struct stat st;
+
+		if (fstat(in->fds[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size < config->regions[i]->size) {
+			snprintf(err, ERR_LEN, "memfd for region %zu is not a file of %" PRIu64
+				 " bytes or more", i, config->regions[i]->size);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- save ---- */
+
+static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struct inbox *c,
+			char *err)
+{
+	const Cloister__VmConfig *config;
+	const Cloister__SnapSaveState *ss;
+	int r;
+
+	r = inbox_recv(gw, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, "the gateway", g, err);
+	if (r < 0)
+		return r;
+	config = g->env->snapd_save->config;
+	r = vmjson_check_config(config, err, ERR_LEN);
+	if (r == 0)
+		r = expect_fds(g, 1 + config->n_regions, "snapd_save", err);
+	if (r == 0)
+		r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_SAVE_STATE, "vmm-core",
+			       c, err);
+	if (r < 0)
+		return r;
+	ss = c->env->snap_save_state;
+	r = expect_fds(c, config->n_regions, "snap_save_state", err);
+	if (r == 0)
+		r = check_regions_equal(ss->regions, ss->n_regions, config, "snap_save_state", err);
+	if (r == 0)
+		r = vmjson_check_state(config, ss->state, err, ERR_LEN);
+	if (r == 0)
+		r = check_memfds(c, config, err);
+	return r;
+}
+
+static int save_write(const struct inbox *g, const struct inbox *c, char *err)
+{
+	const Cloister__VmConfig *config = g->env->snapd_save->config;
+	_cleanup_free_ char *text = NULL;
+	char name[32];
+	int r;
+
+	for (size_t i = 0; i < config->n_regions; i++) {
+		r = snapshot_write_region(c->fds[i], config->regions[i]->size, g->fds[1 + i]);
+		if (r < 0) {
+			vmjson_region_file_name(i, name, sizeof(name));
+			snprintf(err, ERR_LEN, "writing %s failed: %s", name, strerror(-r));
+			return r;
+		}
+	}
+	r = vmjson_encode(config, c->env->snap_save_state->state, &text);
+	if (r == 0)
+		r = snapshot_write_json(g->fds[0], text);
+	if (r < 0)
+		snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
+	return r;
+}
+
+int snapd_serve_save(int gw, int core, int timeout_ms)
+{
+	_cleanup_inbox_ struct inbox g = { .n_fds = 0 }, c = { .n_fds = 0 };
+	char err[ERR_LEN] = "";
+	int r;
+
+	r = save_receive(gw, core, timeout_ms, &g, &c, err);
+	if (r == 0)
+		r = save_write(&g, &c, err);
+	if (r < 0) {
+		log_error("save: %s", err);
+		frame_reply_send(core, r, err);
+		frame_reply_send(gw, r, err);
+		return r;
+	}
+	log_info("save: %zu regions and vm.json written", g.env->snapd_save->config->n_regions);
+	r = frame_reply_send(core, 0, NULL);
+	if (r == 0)
+		r = frame_reply_send(gw, 0, NULL);
+	return r;
+}
+
+/* ---- load ---- */
+
+static int load_read_json(int fd, Cloister__VmConfig **ret_config,
+			  Cloister__VmState **ret_state, char *err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	r = snapshot_read_json(fd, &text, &len);
+	if (r == -EFBIG)
+		snprintf(err, ERR_LEN, "vm.json is larger than %u MiB", SNAPSHOT_MAX_JSON >> 20);
+	else if (r < 0)
+		snprintf(err, ERR_LEN, "reading vm.json failed: %s", strerror(-r));
+	if (r < 0)
+		return r;
+	return vmjson_decode(text, len, ret_config, ret_state, err, ERR_LEN);
+}
+
+static int load_check_region_files(const struct inbox *g, uint32_t found,
+				   const Cloister__VmConfig *config, char *err)
+{
+	char name[32];
+
+	if (found != config->n_regions) {
+		vmjson_region_file_name(found < config->n_regions ? found : config->n_regions,
+					name, sizeof(name));
+		snprintf(err, ERR_LEN, "the snapshot has %zu memory regions but %" PRIu32
+			 " region files were found (%s %s)", config->n_regions, found, name,
+			 found < config->n_regions ? "is missing" : "is not expected");
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < config->n_regions; i++) {
+		int r;
+
+		vmjson_region_file_name(i, name, sizeof(name));
+		r = snapshot_check_region_file(g->fds[1 + i], name, config->regions[i]->size,
+					       err, ERR_LEN);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
+			      Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
+			      char *err)
+{
+	Cloister__VmConfig *config;
+	Cloister__VmState *state;
+	uint32_t found;
+	int r;
+
+	r = inbox_recv(gw, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, "the gateway", g, err);
+	if (r < 0)
+		return r;
+	found = g->env->snapd_load->region_files;
+	if (found > LAYOUT_MAX_REGIONS || g->n_fds != 1 + (size_t)found) {
+		snprintf(err, ERR_LEN, "snapd_load names %" PRIu32 " region files and carries"
+			 " %zu fds", found, g->n_fds);
+		return -EINVAL;
+	}
+	r = load_read_json(g->fds[0], &config, &state, err);
+	if (r < 0)
+		return r;
+	r = load_check_region_files(g, found, config, err);
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(&config->base, NULL);
+		protobuf_c_message_free_unpacked(&state->base, NULL);
+		return r;
+	}
+	*ret_config = config;
+	*ret_state = state;
+	return 0;
+}
+
+static int send_load_reply(int gw, int error, const char *message, Cloister__VmConfig *config)
+{
+	Cloister__SnapdLoadReply reply = CLOISTER__SNAPD_LOAD_REPLY__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	reply.error = error;
+	reply.message = (char *)message;
+	reply.config = config;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY;
+	env.snapd_load_reply = &reply;
+	return frame_send(gw, &env, NULL, 0);
+}
+
+static int send_fill_reply(int core, int error, const char *message, Cloister__VmState *state)
+{
+	Cloister__SnapFillReply reply = CLOISTER__SNAP_FILL_REPLY__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	reply.error = error;
+	reply.message = (char *)message;
+	reply.state = state;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY;
+	env.snap_fill_reply = &reply;
+	return frame_send(core, &env, NULL, 0);
+}
+
+static int load_fill(const struct inbox *g, const struct inbox *c,
+		     const Cloister__VmConfig *config, char *err)
+{
+	const Cloister__SnapFill *fill = c->env->snap_fill;
+	char name[32];
+	int r;
+
+	r = expect_fds(c, config->n_regions, "snap_fill", err);
+	if (r == 0)
+		r = check_regions_equal(fill->regions, fill->n_regions, config, "snap_fill", err);
+	if (r == 0)
+		r = check_memfds(c, config, err);
+	for (size_t i = 0; r == 0 && i < config->n_regions; i++) {
+		r = snapshot_fill_region(g->fds[1 + i], config->regions[i]->size, c->fds[i]);
+		if (r < 0) {
+			vmjson_region_file_name(i, name, sizeof(name));
+			snprintf(err, ERR_LEN, "loading %s failed: %s", name, strerror(-r));
+		}
+	}
+	return r;
+}
+
+static int load_core_phase(int core, int timeout_ms, const struct inbox *g,
+			   const Cloister__VmConfig *config, Cloister__VmState *state)
+{
+	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
+	char err[ERR_LEN] = "";
+	int r;
+
+	r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_FILL, "vmm-core", &c, err);
+	if (r < 0) {
+		log_error("load: %s", err);
+		frame_reply_send(core, r, err);
+		return r;
+	}
+	r = load_fill(g, &c, config, err);
+	if (r < 0) {
+		log_error("load: %s", err);
+		send_fill_reply(core, r, err, NULL);
+		return r;
+	}
+	log_info("load: %zu regions filled", config->n_regions);
+	return send_fill_reply(core, 0, "", state);
+}
+
+int snapd_serve_load(int gw, int core, int timeout_ms)
+{
+	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
+	Cloister__VmConfig *config = NULL;
+	Cloister__VmState *state = NULL;
+	char err[ERR_LEN] = "";
+	int r;
+
+	r = load_gateway_phase(gw, timeout_ms, &g, &config, &state, err);
+	if (r < 0) {
+		log_error("load: %s", err);
+		send_load_reply(gw, r, err, NULL);
+		return r;
+	}
+	r = send_load_reply(gw, 0, "", config);
+	if (r == 0)
+		r = load_core_phase(core, timeout_ms, &g, config, state);
+	protobuf_c_message_free_unpacked(&config->base, NULL);
+	protobuf_c_message_free_unpacked(&state->base, NULL);
+	return r;
+}
+
+int snapd_handshake(int gw, int core, int timeout_ms)
+{
+	int r;
+
+	r = frame_hello_send(gw, CLOISTER__ROLE__ROLE_SNAPSHOTD);
+	if (r == 0)
+		r = frame_hello_send(core, CLOISTER__ROLE__ROLE_SNAPSHOTD);
+	if (r == 0)
+		r = frame_hello_expect(gw, CLOISTER__ROLE__ROLE_GATEWAY, timeout_ms);
+	if (r == 0)
+		r = frame_hello_expect(core, CLOISTER__ROLE__ROLE_VMM, timeout_ms);
+	return r;
+}

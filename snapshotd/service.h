@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * snapshotd's one operation per run, spoken over two sockets: gw to the
+ * gateway (which opened every file and passes fds), core to vmm-core (which
+ * passes the guest memory memfds). Every wait has a timeout so a dead peer
+ * never leaves snapshotd hanging; anything unexpected is refused with an
+ * error reply and the operation fails.
+ */
+#ifndef CLOISTER_SNAPD_SERVICE_H
+#define CLOISTER_SNAPD_SERVICE_H
+
+#define SNAPD_TIMEOUT_MS 60000
+
+/* Hello both ways on both sockets. */
+int snapd_handshake(int gw, int core, int timeout_ms);
+
+/*
+ * gw: SnapdSave{config} + fds [vm.json, region0, ...];
+ * core: SnapSaveState{state, regions} + one read-only memfd per region.
+ * Writes the regions, then vm.json; Reply{0} or Reply{-errno, message} to both.
+ */
+int snapd_serve_save(int gw, int core, int timeout_ms);
+
+/*
+ * gw: SnapdLoad{region_files} + fds [vm.json, memory-region-0, ...], answered
+ * with SnapdLoadReply{error, message, config}; then core: SnapFill{regions} +
+ * one writable memfd per region, answered with SnapFillReply{error, message, state}.
+ */
+int snapd_serve_load(int gw, int core, int timeout_ms);
+
+#endif

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm.json: the readable half of a snapshot. A generic converter between
+ * protobuf-c messages and json-c objects (field names are the keys), and the
+ * document built from it:
+ *
+ *   {"version": 1, "config": <VmConfig>, "state": <VmState>,
+ *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N}, ...]}
+ *
+ * Everything that comes out of a decode has been bounded and checked against
+ * the rest of the document, because the file is as hostile as any peer.
+ */
+#ifndef CLOISTER_VMJSON_H
+#define CLOISTER_VMJSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "cloister.pb-c.h"
+
+#define VMJSON_VERSION 1
+/* Limits on what the generic converter builds from JSON. */
+#define VMJSON_MAX_REPEATED 1024u
+#define VMJSON_MAX_DEPTH 8
+#define VMJSON_MAX_STRING 4096u
+#define VMJSON_MAX_BYTES 65536u
+/* Largest vm.json accepted; a 64-vCPU state is a few hundred KiB. */
+#define VMJSON_MAX_TEXT (16u << 20)
+/* Semantic limits on the VM described. */
+#define VMJSON_MAX_VCPUS 64u
+#define VMJSON_MAX_MEMORY (1ull << 40)
+#define VMJSON_MAX_DEVICES 8u
+#define VMJSON_MAX_ID 64u
+#define VMJSON_MAX_QUEUES 64u
+#define VMJSON_PAGE_SIZE 4096ull
+
+/*
+ * Builds a JSON object from msg: every field, enums by name, bytes as base64,
+ * 64-bit integers as JSON integers. -EINVAL for an enum value without a name
+ * or a field type the format does not carry (float, double).
+ */
+int vmjson_from_message(const ProtobufCMessage *msg, struct json_object **ret_obj);
+
+/*
+ * Builds a message of type desc from obj. Missing keys keep their defaults;
+ * unknown keys, wrong types, out-of-range numbers, more than
+ * VMJSON_MAX_REPEATED elements, strings or bytes over their limits and nesting
+ * deeper than VMJSON_MAX_DEPTH are refused with -EINVAL and a message naming
+ * the key path below path ("state.vcpus[1].pc: expected an unsigned integer").
+ * The result is freed with protobuf_c_message_free_unpacked(msg, NULL).
+ */
+int vmjson_to_message(struct json_object *obj, const ProtobufCMessageDescriptor *desc,
+		      const char *path, ProtobufCMessage **ret_msg, char *err, size_t errlen);
+
+/* Semantic checks, shared by save and load. -EINVAL with a message. */
+int vmjson_check_config(const Cloister__VmConfig *config, char *err, size_t errlen);
+int vmjson_check_state(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		       char *err, size_t errlen);
+
+/* Writes "memory-region-<index>" into buf. */
+void vmjson_region_file_name(size_t index, char *buf, size_t len);
+
+/* The vm.json text for a checked config and state; *ret_text is free()d by the caller. */
+int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		  char **ret_text);
+
+/*
+ * Parses and checks a vm.json of len bytes (text need not be NUL-terminated).
+ * On success both messages are freed with protobuf_c_message_free_unpacked(.., NULL).
+ * -EINVAL (bad content) or -EFBIG (over VMJSON_MAX_TEXT) with a message in err.
+ */
+int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		  Cloister__VmState **ret_state, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+
+/* ---- a fake VM behind the ops table ---- */
+
+struct fake {
+	int result;		/* what every op returns */
+	const char *message;	/* written into err on failure */
+	int calls;
+	char last_op[32];
+	char url[256];
+	bool resume;
+};
+
+static struct fake fake;
+static struct api_server *server;
+static char dir[64], sock_path[96];
+
+static int fake_result(const char *op, char *err, size_t errlen)
+{
+	fake.calls++;
+	snprintf(fake.last_op, sizeof(fake.last_op), "%s", op);
+	if (fake.result < 0 && fake.message)
+		snprintf(err, errlen, "%s", fake.message);
+	return fake.result;
+}
+
+static int fake_info(void *opaque, struct json_object **ret_info, char *err, size_t errlen)
+{
+	struct json_object *o;
+	int r = fake_result("info", err, errlen);
+
+	if (r < 0)
+		return r;
+	o = json_object_new_object();
+	json_object_object_add(o, "state", json_object_new_string("Running"));
+	json_object_object_add(o, "memory_actual_size", json_object_new_int64(1 << 29));
+	json_object_object_add(o, "config", json_object_new_object());
+	*ret_info = o;
+	return 0;
+}
+
+static int fake_pause(void *opaque, char *err, size_t errlen)
+{
+	return fake_result("pause", err, errlen);
+}
+
+static int fake_resume(void *opaque, char *err, size_t errlen)
+{
+	return fake_result("resume", err, errlen);
+}
+
+static int fake_snapshot(void *opaque, const char *url, char *err, size_t errlen)
+{
+	snprintf(fake.url, sizeof(fake.url), "%s", url);
+	return fake_result("snapshot", err, errlen);
+}
+
+static int fake_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
+{
+	snprintf(fake.url, sizeof(fake.url), "%s", url);
+	fake.resume = resume;
+	return fake_result("restore", err, errlen);
+}
+
+static int fake_shutdown_vm(void *opaque, char *err, size_t errlen)
+{
+	return fake_result("shutdown_vm", err, errlen);
+}
+
+static int fake_shutdown_vmm(void *opaque, char *err, size_t errlen)
+{
+	return fake_result("shutdown_vmm", err, errlen);
+}
+
+static const struct api_ops fake_ops = {
+	.info = fake_info,
+	.pause = fake_pause,
+	.resume = fake_resume,
+	.snapshot = fake_snapshot,
+	.restore = fake_restore,
+	.shutdown_vm = fake_shutdown_vm,
+	.shutdown_vmm = fake_shutdown_vmm,
+};
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/cloister-http-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sock_path, sizeof(sock_path), "%s/api.sock", dir);
+	memset(&fake, 0, sizeof(fake));
+	cr_assert_eq(api_server_start(sock_path, &fake_ops, NULL, &server), 0);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void teardown(void)
+{
+	api_server_stop(server);
+	server = NULL;
+	rmdir(dir);
+	curl_global_cleanup();
+}
+
+/* ---- clients ---- */
+
+struct reply {
+	long status;
+	char body[8192];
+	size_t len;
+	char allow[64];
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
+{
+	struct reply *r = opaque;
+	size_t n = size * nmemb;
+
+	if (n > sizeof(r->body) - 1 - r->len)
+		n = sizeof(r->body) - 1 - r->len;
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return size * nmemb;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
+{
+	struct reply *r = opaque;
+	size_t n = size * nmemb;
+
+	if (n > 7 && strncasecmp(data, "Allow: ", 7) == 0)
+		snprintf(r->allow, sizeof(r->allow), "%.*s", (int)(n - 7 - 2), data + 7);
+	return n;
+}
+
+/* body_len < 0: strlen(body); chunked: no Content-Length. */
+static struct reply request(const char *method, const char *path, const char *body, long body_len,
+			    bool chunked)
+{
+	struct reply r = { 0 };
+	struct curl_slist *h = NULL;
+	char url[256];
+	CURL *c = curl_easy_init();
+
+	cr_assert_not_null(c);
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	h = curl_slist_append(h, "Expect:");
+	if (chunked)
+		h = curl_slist_append(h, "Transfer-Encoding: chunked");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		if (!chunked)
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, body_len < 0 ? (long)strlen(body) : body_len);
+	}
+	curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	return r;
+}
+
+static struct reply get(const char *path)
+{
+	return request("GET", path, NULL, 0, false);
+}
+
+static struct reply put(const char *path, const char *body)
+{
+	return request("PUT", path, body, -1, false);
+}
+
+/* The error body is a JSON array of strings; returns them joined. */
+static void expect_error_body(const struct reply *r, const char *needle)
+{
+	struct json_object *o = json_tokener_parse(r->body);
+	char joined[4096] = "";
+
+	cr_assert_not_null(o, "error body is not JSON: '%s'", r->body);
+	cr_assert(json_object_is_type(o, json_type_array), "error body: '%s'", r->body);
+	cr_assert_gt(json_object_array_length(o), 0);
+	for (size_t i = 0; i < json_object_array_length(o); i++) {
+		struct json_object *s = json_object_array_get_idx(o, i);
+
+		cr_assert(json_object_is_type(s, json_type_string));
+		strncat(joined, json_object_get_string(s), sizeof(joined) - strlen(joined) - 1);
+	}
+	cr_expect(strstr(joined, needle), "'%s' lacks '%s'", joined, needle);
+	json_object_put(o);
+}
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 20 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Reads until EOF or timeout; returns bytes read. */
+static size_t raw_read_all(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return len;
+}
+
+static void expect_alive(void)
+{
+	struct reply r = get("/api/v1/vmm.ping");
+
+	cr_assert_eq(r.status, 200, "server no longer answers ping");
+}
+
+TestSuite(http, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(http, socket_is_private)
+{
+	struct stat st;
+
+	cr_assert_eq(lstat(sock_path, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+}
+
+Test(http, ping)
+{
+	struct reply r = get("/api/v1/vmm.ping");
+	struct json_object *o = json_tokener_parse(r.body), *v;
+
+	cr_assert_eq(r.status, 200);
+	cr_assert_not_null(o);
+	cr_expect(json_object_object_get_ex(o, "version", &v) && json_object_is_type(v, json_type_string));
+	cr_expect(json_object_object_get_ex(o, "build_version", &v));
+	cr_expect(json_object_object_get_ex(o, "pid", &v) && json_object_get_int64(v) == getpid());
+	cr_expect(json_object_object_get_ex(o, "features", &v) && json_object_is_type(v, json_type_array));
+	json_object_put(o);
+	cr_expect_eq(fake.calls, 0);
+}
+
+Test(http, info_and_no_vm)
+{
+	struct reply r = get("/api/v1/vm.info");
+	struct json_object *o = json_tokener_parse(r.body), *v;
+
+	cr_assert_eq(r.status, 200);
+	cr_assert_not_null(o);
+	cr_expect(json_object_object_get_ex(o, "state", &v));
+	cr_expect_str_eq(json_object_get_string(v), "Running");
+	json_object_put(o);
+
+	fake.result = -ENOENT;
+	fake.message = "no VM has been created";
+	r = get("/api/v1/vm.info");
+	cr_expect_eq(r.status, 404);
+	expect_error_body(&r, "no VM has been created");
+}
+
+Test(http, simple_puts_succeed)
+{
+	static const struct { const char *path, *op; } cases[] = {
+		{ "/api/v1/vm.pause", "pause" },
+		{ "/api/v1/vm.resume", "resume" },
+		{ "/api/v1/vm.shutdown", "shutdown_vm" },
+		{ "/api/v1/vmm.shutdown", "shutdown_vmm" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply r = put(cases[i].path, NULL);
+
+		cr_expect_eq(r.status, 204, "%s: %ld", cases[i].path, r.status);
+		cr_expect_eq(r.len, 0);
+		cr_expect_str_eq(fake.last_op, cases[i].op);
+	}
+	cr_expect_eq(fake.calls, 4);
+}
+
+Test(http, op_errors_map_to_statuses)
+{
+	static const struct { int err; long status; } cases[] = {
+		{ -EINVAL, 405 }, { -ENOENT, 404 }, { -EBUSY, 409 }, { -EIO, 500 }, { -EBADMSG, 400 },
+	};
+
+	fake.message = "pause needs a running VM";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply r;
+
+		fake.result = cases[i].err;
+		r = put("/api/v1/vm.pause", NULL);
+		cr_expect_eq(r.status, cases[i].status, "errno %d: %ld", -cases[i].err, r.status);
+		expect_error_body(&r, "pause needs a running VM");
+	}
+	/* No message from the op: the errno text stands in. */
+	fake.message = NULL;
+	fake.result = -EIO;
+	{
+		struct reply r = put("/api/v1/vm.resume", NULL);
+
+		cr_expect_eq(r.status, 500);
+		expect_error_body(&r, strerror(EIO));
+	}
+}
+
+Test(http, snapshot_body)
+{
+	struct reply r = put("/api/v1/vm.snapshot", "{\"destination_url\": \"file:///tmp/snap\"}");
+
+	cr_expect_eq(r.status, 204);
+	cr_expect_str_eq(fake.url, "file:///tmp/snap");
+
+	static const char *const bad[] = {
+		"", "{", "{}", "[]", "null", "{\"destination_url\": 5}",
+		"{\"destination_url\": \"/tmp/snap\"}", "{\"destination_url\": \"file://host/x\"}",
+		"{\"destination_url\": \"file:///a\"} trailing", "{\"destination_url\": \"file:///a\\u0000b\"}",
+		"{\"destination_url\": \"http:///x\"}",
+	};
+	fake.calls = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = put("/api/v1/vm.snapshot", bad[i]);
+		cr_expect_eq(r.status, 400, "body '%s': %ld", bad[i], r.status);
+		expect_error_body(&r, "bad request");
+	}
+	cr_expect_eq(fake.calls, 0, "op called with a bad body");
+}
+
+Test(http, restore_body)
+{
+	struct reply r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"resume\": true, \"prefault\": false}");
+
+	cr_expect_eq(r.status, 204);
+	cr_expect_str_eq(fake.url, "file:///s");
+	cr_expect(fake.resume);
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///t\"}");
+	cr_expect_eq(r.status, 204);
+	cr_expect(!fake.resume);
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///t\", \"resume\": \"yes\"}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "resume");
+	r = put("/api/v1/vm.restore", "{\"resume\": true}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "source_url");
+
+	/* As CH documents: restoring over an existing VM is 404. */
+	fake.result = -EEXIST;
+	fake.message = "a VM exists";
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///t\"}");
+	cr_expect_eq(r.status, 404);
+	expect_error_body(&r, "a VM exists");
+}
+
+Test(http, deep_json_is_refused)
+{
+	char body[256];
+	size_t n = 0;
+
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "{\"destination_url\":");
+	for (int i = 0; i < 40; i++)
+		body[n++] = '[';
+	body[n] = '\0';
+	for (int i = 0; i < 40; i++)
+		body[n++] = ']';
+	body[n++] = '}';
+	body[n] = '\0';
+	cr_expect_eq(put("/api/v1/vm.snapshot", body).status, 400);
+}
+
+Test(http, routing)
+{
+	struct reply r = get("/api/v1/vm.pause");
+
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(r.allow, "PUT");
+	expect_error_body(&r, "method not allowed");
+	r = put("/api/v1/vm.info", NULL);
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(r.allow, "GET");
+	r = request("POST", "/api/v1/vm.pause", "", 0, false);
+	cr_expect_eq(r.status, 405);
+	r = get("/api/v1/vm.nope");
+	cr_expect_eq(r.status, 404);
+	expect_error_body(&r, "not found");
+	cr_expect_eq(get("/").status, 404);
+	cr_expect_eq(get("/api/v1/vmm.ping/").status, 404);
+	cr_expect_eq(fake.calls, 0);
+}
+
+Test(http, oversize_bodies)
+{
+	size_t big = API_BODY_MAX + 1;
+	char *body = malloc(big + 1);
+	struct reply r;
+
+	cr_assert_not_null(body);
+	memset(body, ' ', big);
+	body[big] = '\0';
+	r = request("PUT", "/api/v1/vm.snapshot", body, (long)big, false);
+	cr_expect_eq(r.status, 413, "with Content-Length: %ld", r.status);
+	r = request("PUT", "/api/v1/vm.snapshot", body, -1, true);
+	cr_expect_eq(r.status, 413, "chunked: %ld", r.status);
+	free(body);
+	cr_expect_eq(fake.calls, 0);
+	expect_alive();
+}
+
+Test(http, huge_declared_length)
+{
+	int fd = raw_connect();
+	static const char req[] = "PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: x\r\n"
+				  "Content-Length: 99999999999999999999999\r\n\r\n";
+	char buf[2048];
+
+	cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	raw_read_all(fd, buf, sizeof(buf));
+	cr_expect(strncmp(buf, "HTTP/1.1 4", 10) == 0, "got '%.40s'", buf);
+	close(fd);
+	expect_alive();
+}
+
+Test(http, garbage_is_survived)
+{
+	static const char *const junk[] = {
+		"\x00\x01\x02\xff\xfe garbage\r\n\r\n",
+		"GET\r\n\r\n",
+		"GET /api/v1/vmm.ping HTTP/9.9\r\n\r\n",
+		"PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+		"PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n",
+	};
+	char buf[2048];
+
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		int fd = raw_connect();
+
+		(void)!write(fd, junk[i], strlen(junk[i]) + (i == 0 ? 6 : 0));
+		raw_read_all(fd, buf, sizeof(buf));
+		cr_expect(buf[0] == '\0' || strncmp(buf, "HTTP/1.", 7) == 0, "junk %zu: '%.40s'", i, buf);
+		cr_expect(strncmp(buf, "HTTP/1.1 2", 10) != 0, "junk %zu accepted: '%.40s'", i, buf);
+		close(fd);
+	}
+	cr_expect_eq(fake.calls, 0);
+	expect_alive();
+}
+
+Test(http, oversized_headers)
+{
+	int fd = raw_connect();
+	size_t n = 3 * API_CONNECTION_MEMORY;
+	char *req = malloc(n + 128), buf[2048];
+	int len = sprintf(req, "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nX-Big: ");
+
+	cr_assert_not_null(req);
+	memset(req + len, 'a', n);
+	memcpy(req + len + n, "\r\n\r\n", 4);
+	(void)!send(fd, req, (size_t)len + n + 4, MSG_NOSIGNAL);
+	raw_read_all(fd, buf, sizeof(buf));
+	cr_expect(buf[0] == '\0' || strncmp(buf, "HTTP/1.1 4", 10) == 0, "got '%.40s'", buf);
+	free(req);
+	close(fd);
+	expect_alive();
+}
+
+Test(http, slow_client_does_not_block_others)
+{
+	int fd = raw_connect();
+	static const char partial[] = "PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"dest";
+
+	cr_assert_eq(write(fd, partial, sizeof(partial) - 1), (ssize_t)sizeof(partial) - 1);
+	expect_alive();
+	close(fd);
+}
+
+Test(http, idle_client_is_dropped, .timeout = 60)
+{
+	int fd = raw_connect();
+	char buf[256];
+	time_t start = time(NULL);
+
+	(void)!write(fd, "GET /api/v1/vmm.ping HTTP/1.1\r\n", 31);
+	raw_read_all(fd, buf, sizeof(buf));
+	cr_expect_leq(time(NULL) - start, (time_t)API_CONNECTION_TIMEOUT_S + 5);
+	cr_expect(strncmp(buf, "HTTP/1.1 2", 10) != 0);
+	close(fd);
+}
+
+Test(http, many_connections)
+{
+	int fds[API_CONNECTION_LIMIT + 16];
+	size_t n = sizeof(fds) / sizeof(fds[0]);
+
+	for (size_t i = 0; i < n; i++)
+		fds[i] = raw_connect();
+	/* Past the limit MHD closes new connections; the held ones still work. */
+	(void)!write(fds[0], "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 62);
+	{
+		char buf[2048];
+
+		raw_read_all(fds[0], buf, sizeof(buf));
+		cr_expect(strncmp(buf, "HTTP/1.1 200", 12) == 0, "got '%.40s'", buf);
+	}
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	/* Freed slots are reused. */
+	usleep(100 * 1000);
+	expect_alive();
+}
+
+/* ---- start/stop without the fixture ---- */
+
+static char lone_dir[64];
+
+static void lone_path(char *path, size_t len, const char *name)
+{
+	snprintf(lone_dir, sizeof(lone_dir), "/tmp/cloister-http-XXXXXX");
+	cr_assert_not_null(mkdtemp(lone_dir));
+	snprintf(path, len, "%s/%s", lone_dir, name);
+}
+
+Test(http_start, replaces_stale_socket_and_unlinks_on_stop)
+{
+	char path[96];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct api_server *s = NULL;
+	int fd;
+
+	lone_path(path, sizeof(path), "stale.sock");
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);	/* bound, never listening: stale */
+	cr_assert_eq(api_server_start(path, &fake_ops, NULL, &s), 0);
+	api_server_stop(s);
+	cr_expect_neq(access(path, F_OK), 0, "socket left behind");
+	rmdir(lone_dir);
+}
+
+Test(http_start, refuses_live_socket_and_files)
+{
+	char path[128];
+	struct api_server *a = NULL, *b = (struct api_server *)0x1;
+	int fd;
+
+	lone_path(path, sizeof(path), "live.sock");
+	cr_assert_eq(api_server_start(path, &fake_ops, NULL, &a), 0);
+	cr_expect_eq(api_server_start(path, &fake_ops, NULL, &b), -EADDRINUSE);
+	cr_expect_eq(b, (struct api_server *)0x1, "ret written on failure");
+	api_server_stop(a);
+
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_expect_eq(api_server_start(path, &fake_ops, NULL, &b), -EEXIST);
+	cr_expect_eq(access(path, F_OK), 0, "a regular file was removed");
+	unlink(path);
+	rmdir(lone_dir);
+}
+
+Test(http_start, refuses_overlong_path)
+{
+	char path[200];
+	struct api_server *s = NULL;
+
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	cr_expect_eq(api_server_start(path, &fake_ops, NULL, &s), -ENAMETOOLONG);
+	cr_expect_null(s);
+}
+
+Test(http_status, mapping)
+{
+	cr_expect_eq(http_status_for_error(0), 204);
+	cr_expect_eq(http_status_for_error(-ENOENT), 404);
+	cr_expect_eq(http_status_for_error(-EINVAL), 405);
+	cr_expect_eq(http_status_for_error(-EEXIST), 409);
+	cr_expect_eq(http_status_for_error(-EBUSY), 409);
+	cr_expect_eq(http_status_for_error(-EBADMSG), 400);
+	cr_expect_eq(http_status_for_error(-ENOMEM), 500);
+	cr_expect_eq(http_status_for_error(-12345), 500);
+}
+
+Test(http_body, parsers_leave_outputs_alone_on_error)
+{
+	char *url = (char *)"untouched", err[128];
+	bool resume = true;
+
+	cr_expect_eq(api_parse_snapshot_body("{\"destination_url\":1}", 21, &url, err, sizeof(err)), -EINVAL);
+	cr_expect_str_eq(url, "untouched");
+	cr_expect_eq(api_parse_restore_body("{\"source_url\":\"file:///x\",\"resume\":1}", 37, &url, &resume,
+					    err, sizeof(err)), -EINVAL);
+	cr_expect_str_eq(url, "untouched");
+	cr_expect(resume);
+	/* Length is what counts, not a terminator. */
+	cr_expect_eq(api_parse_snapshot_body("{\"destination_url\":\"file:///x\"}", 10, &url, err, sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, "truncated"), "%s", err);
+	cr_assert_eq(api_parse_snapshot_body("{\"destination_url\":\"file:///x\"}  \n", 34, &url, err,
+					     sizeof(err)), 0);
+	cr_expect_str_eq(url, "file:///x");
+	free(url);
+}

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static char err[256];
+
+static int parse(int argc, const char **argv, struct vm_options *o)
+{
+	memset(err, 0, sizeof(err));
+	return options_parse(argc, (char **)argv, o, err, sizeof(err));
+}
+
+/* Parses and expects -EINVAL with a message that contains needle. */
+static void expect_refused(int argc, const char **argv, const char *needle)
+{
+	struct vm_options o = { .cpus = 77 };
+
+	cr_expect_eq(parse(argc, argv, &o), -EINVAL, "'%s %s' was accepted", argv[1],
+		     argc > 2 ? argv[2] : "");
+	cr_expect(strstr(err, needle), "error '%s' lacks '%s'", err, needle);
+	cr_expect_eq(o.cpus, 77, "ret written on failure");
+}
+
+Test(options, defaults)
+{
+	const char *argv[] = { "cloister" };
+	struct vm_options o;
+	struct passwd *pw = getpwnam("nobody");
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_expect_eq(o.cpus, 1);
+	cr_expect_eq(o.memory_size, 512ull << 20);
+	cr_expect_eq(o.serial_mode, CLOISTER__SERIAL_MODE__SERIAL_TTY);
+	cr_expect_null(o.kernel);
+	cr_expect_null(o.restore_source_url);
+	cr_expect_null(o.api_socket);
+	cr_expect(!o.rng);
+	cr_assert_not_null(pw);
+	cr_expect_eq(o.child_uid, pw->pw_uid);
+	cr_expect_eq(o.child_gid, pw->pw_gid);
+	options_free(&o);
+}
+
+Test(options, full_boot_line)
+{
+	const char *argv[] = { "cloister", "--api-socket", "/tmp/a.sock", "--cpus", "boot=4",
+			       "--memory", "size=1G", "--kernel", "/k", "--initramfs", "/i",
+			       "--cmdline", "console=hvc0 quiet", "--serial", "file=/tmp/s.log",
+			       "--console", "off", "--rng", "src=/dev/urandom", "-v",
+			       "--sandbox-user", "daemon:nogroup" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_expect_str_eq(o.api_socket, "/tmp/a.sock");
+	cr_expect_eq(o.cpus, 4);
+	cr_expect_eq(o.memory_size, 1ull << 30);
+	cr_expect_str_eq(o.kernel, "/k");
+	cr_expect_str_eq(o.initramfs, "/i");
+	cr_expect_str_eq(o.cmdline, "console=hvc0 quiet");
+	cr_expect_eq(o.serial_mode, CLOISTER__SERIAL_MODE__SERIAL_FILE);
+	cr_expect_str_eq(o.serial_path, "/tmp/s.log");
+	cr_expect(o.rng);
+	cr_expect(o.verbose);
+	cr_expect_eq(o.child_uid, getpwnam("daemon")->pw_uid);
+	cr_expect_eq(o.child_gid, 65534);
+	options_free(&o);
+}
+
+Test(options, equals_forms)
+{
+	const char *argv[] = { "cloister", "--api-socket=path=/run/x.sock", "--memory=size=16M",
+			       "--cpus=boot=64", "--serial=null", "--rng", "--verbose" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_expect_str_eq(o.api_socket, "/run/x.sock");
+	cr_expect_eq(o.memory_size, 16ull << 20);
+	cr_expect_eq(o.cpus, 64);
+	cr_expect_eq(o.serial_mode, CLOISTER__SERIAL_MODE__SERIAL_NULL);
+	cr_expect(o.rng);
+	options_free(&o);
+}
+
+Test(options, restore_line)
+{
+	const char *argv[] = { "cloister", "--restore", "source_url=file:///var/snap,resume=true" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_expect_str_eq(o.restore_source_url, "file:///var/snap");
+	cr_expect(o.restore_resume);
+	options_free(&o);
+}
+
+Test(options, help_and_version_stop)
+{
+	const char *h[] = { "cloister", "--help" }, *v[] = { "cloister", "-V" };
+	struct vm_options o;
+
+	cr_expect_eq(parse(ARGC(h), h, &o), 1);
+	cr_expect_eq(parse(ARGC(v), v, &o), 1);
+}
+
+Test(options, memory_bounds)
+{
+	const char *small[] = { "cloister", "--memory", "size=15M" };
+	const char *big[] = { "cloister", "--memory", "size=65G" };
+	const char *unaligned[] = { "cloister", "--memory", "size=16777217" };
+	const char *overflow[] = { "cloister", "--memory", "size=18446744073709551616" };
+	const char *shift_overflow[] = { "cloister", "--memory", "size=17179869184G" };
+	const char *suffix[] = { "cloister", "--memory", "size=512MB" };
+	const char *negative[] = { "cloister", "--memory", "size=-1G" };
+
+	expect_refused(ARGC(small), small, "between");
+	expect_refused(ARGC(big), big, "between");
+	expect_refused(ARGC(unaligned), unaligned, "multiple");
+	expect_refused(ARGC(overflow), overflow, "not a size");
+	expect_refused(ARGC(shift_overflow), shift_overflow, "not a size");
+	expect_refused(ARGC(suffix), suffix, "not a size");
+	expect_refused(ARGC(negative), negative, "not a size");
+}
+
+Test(options, kv_hostility)
+{
+	const char *dup[] = { "cloister", "--memory", "size=1G,size=2G" };
+	const char *unknown[] = { "cloister", "--memory", "size=1G,shared=on" };
+	const char *empty_val[] = { "cloister", "--cpus", "boot=" };
+	const char *no_eq[] = { "cloister", "--cpus", "4" };
+	const char *empty_item[] = { "cloister", "--cpus", "boot=2,," };
+	const char *zero[] = { "cloister", "--cpus", "boot=0" };
+	const char *many[] = { "cloister", "--cpus", "boot=65" };
+	const char *huge[] = { "cloister", "--cpus", "boot=4294967297" };
+	const char *suffixed[] = { "cloister", "--cpus", "boot=1K" };
+
+	expect_refused(ARGC(dup), dup, "repeated key 'size'");
+	expect_refused(ARGC(unknown), unknown, "unknown key 'shared'");
+	expect_refused(ARGC(empty_val), empty_val, "boot");
+	expect_refused(ARGC(no_eq), no_eq, "key=value");
+	expect_refused(ARGC(empty_item), empty_item, "empty");
+	expect_refused(ARGC(zero), zero, "1 to 64");
+	expect_refused(ARGC(many), many, "1 to 64");
+	expect_refused(ARGC(huge), huge, "1 to 64");
+	expect_refused(ARGC(suffixed), suffixed, "1 to 64");
+}
+
+Test(options, unsupported_devices)
+{
+	const char *disk[] = { "cloister", "--disk", "path=/x.img" };
+	const char *net[] = { "cloister", "--net", "tap=tap0" };
+	const char *console[] = { "cloister", "--console", "tty" };
+	const char *rng_src[] = { "cloister", "--rng", "src=/tmp/file" };
+	const char *serial[] = { "cloister", "--serial", "pty" };
+
+	expect_refused(ARGC(disk), disk, "not supported yet");
+	expect_refused(ARGC(net), net, "not supported yet");
+	expect_refused(ARGC(console), console, "virtio-console is not supported yet");
+	expect_refused(ARGC(rng_src), rng_src, "/dev/urandom");
+	expect_refused(ARGC(serial), serial, "expected off");
+}
+
+Test(options, structural_errors)
+{
+	const char *repeated[] = { "cloister", "--kernel", "/a", "--kernel", "/b" };
+	const char *missing[] = { "cloister", "--kernel" };
+	const char *empty[] = { "cloister", "--kernel=" };
+	const char *unknown[] = { "cloister", "--frobnicate" };
+	const char *positional[] = { "cloister", "vmlinux" };
+	const char *flag_value[] = { "cloister", "--verbose=yes" };
+	const char *both[] = { "cloister", "--kernel", "/k", "--restore", "source_url=file:///s" };
+	const char *orphan[] = { "cloister", "--initramfs", "/i" };
+	const char *fd_socket[] = { "cloister", "--api-socket", "fd=3" };
+	const char *empty_socket[] = { "cloister", "--api-socket", "path=" };
+
+	expect_refused(ARGC(repeated), repeated, "more than once");
+	expect_refused(ARGC(missing), missing, "needs a value");
+	expect_refused(ARGC(empty), empty, "non-empty");
+	expect_refused(ARGC(unknown), unknown, "unknown option");
+	expect_refused(ARGC(positional), positional, "unexpected argument");
+	expect_refused(ARGC(flag_value), flag_value, "takes no value");
+	expect_refused(ARGC(both), both, "mutually exclusive");
+	expect_refused(ARGC(orphan), orphan, "needs --kernel");
+	expect_refused(ARGC(fd_socket), fd_socket, "not supported");
+	expect_refused(ARGC(empty_socket), empty_socket, "non-empty");
+}
+
+Test(options, overlong_value)
+{
+	char *big = malloc(OPTIONS_VALUE_MAX + 10);
+	const char *argv[] = { "cloister", "--cmdline", big };
+
+	cr_assert_not_null(big);
+	memset(big, 'a', OPTIONS_VALUE_MAX + 9);
+	big[OPTIONS_VALUE_MAX + 9] = '\0';
+	expect_refused(ARGC(argv), argv, "longer than");
+	free(big);
+}
+
+Test(options, sandbox_user)
+{
+	const char *root[] = { "cloister", "--sandbox-user", "root" };
+	const char *unknown[] = { "cloister", "--sandbox-user", "no-such-user-here" };
+	const char *bad_group[] = { "cloister", "--sandbox-user", "nobody:no-such-group-here" };
+	const char *empty_group[] = { "cloister", "--sandbox-user", "nobody:" };
+	const char *numeric[] = { "cloister", "--sandbox-user", "4242:4343" };
+	const char *root_group[] = { "cloister", "--sandbox-user", "nobody:0" };
+	struct vm_options o;
+
+	expect_refused(ARGC(root), root, "root");
+	expect_refused(ARGC(unknown), unknown, "unknown user");
+	expect_refused(ARGC(bad_group), bad_group, "unknown group");
+	expect_refused(ARGC(empty_group), empty_group, "USER[:GROUP]");
+	expect_refused(ARGC(root_group), root_group, "root");
+	cr_assert_eq(parse(ARGC(numeric), numeric, &o), 0, "%s", err);
+	cr_expect_eq(o.child_uid, 4242);
+	cr_expect_eq(o.child_gid, 4343);
+	options_free(&o);
+}
+
+Test(options, parse_file_url)
+{
+	char *path = NULL;
+
+	cr_assert_eq(parse_file_url("file:///var/lib/snap", &path), 0);
+	cr_expect_str_eq(path, "/var/lib/snap");
+	free(path);
+	path = NULL;
+	cr_expect_eq(parse_file_url("file://", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("file://host/x", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("file:relative", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("http:///x", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("/plain/path", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("file:///a\nb", &path), -EINVAL);
+	cr_expect_eq(parse_file_url("", &path), -EINVAL);
+	cr_expect_eq(parse_file_url(NULL, &path), -EINVAL);
+	cr_expect_null(path, "ret_path written on failure");
+}
+
+Test(options, parse_restore_spec)
+{
+	char *url = NULL;
+	bool resume = true;
+
+	cr_assert_eq(parse_restore_spec("source_url=file:///s", &url, &resume), 0);
+	cr_expect_str_eq(url, "file:///s");
+	cr_expect(!resume);
+	free(url);
+	cr_assert_eq(parse_restore_spec("resume=on,prefault=off,source_url=file:///t", &url, &resume), 0);
+	cr_expect_str_eq(url, "file:///t");
+	cr_expect(resume);
+	free(url);
+	url = NULL;
+	cr_expect_eq(parse_restore_spec("resume=true", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,resume=maybe", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,source_url=file:///t", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=/s", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,colour=red", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("", &url, &resume), -EINVAL);
+	cr_expect_null(url);
+}
+
+Test(options, parse_size)
+{
+	uint64_t v = 0;
+
+	cr_expect_eq(parse_size("4K", &v), 0);
+	cr_expect_eq(v, 4096);
+	cr_expect_eq(parse_size("18446744073709551615", &v), 0);
+	cr_expect_eq(v, UINT64_MAX);
+	cr_expect_eq(parse_size("18446744073709551616", &v), -ERANGE);
+	cr_expect_eq(parse_size("17179869184G", &v), -ERANGE);
+	cr_expect_eq(parse_size("", &v), -EINVAL);
+	cr_expect_eq(parse_size("G", &v), -EINVAL);
+	cr_expect_eq(parse_size(" 1", &v), -EINVAL);
+	cr_expect_eq(parse_size("1 ", &v), -EINVAL);
+}

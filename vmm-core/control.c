@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The gateway drives vmm-core through one request at a time. Which request
+ * is accepted depends on the core's state, after OpenSSH's monitor table:
+ * anything else is refused with an error reply and changes nothing.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fdt.h"
+#include "frame.h"
+#include "loader.h"
+#include "log.h"
+#include "machine.h"
+#include "mmio.h"
+
+/* Generous: writing several GiB of guest memory to a slow disk takes time. */
+#define SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000)
+#define HELLO_TIMEOUT_MS 5000
+#define FDT_MAX_SIZE (64 * 1024)
+#define MAX_DEVICES LAYOUT_VIRTIO_SLOTS
+
+enum core_state { CORE_INIT, CORE_READY, CORE_RUNNING, CORE_PAUSED, CORE_HALTED, CORE_NSTATES };
+
+static const char *const core_state_names[CORE_NSTATES] = {
+	"init", "ready", "running", "paused", "halted",
+};
+
+struct core {
+	int gw;
+	pthread_mutex_t send_lock;
+	enum core_state state;
+	bool restore_mode;
+	bool quit;
+	Cloister__VmConfig *config;
+	struct guest_memory *mem;
+	struct machine m;
+	bool machine_up;
+	int kernel_fd;
+	int initramfs_fd;
+	char err[256];
+};
+
+struct core_handler {
+	Cloister__Envelope__MsgCase msg;
+	unsigned states;	/* bit per enum core_state in which it is accepted */
+	size_t n_fds;		/* exact number of fds it takes, or SIZE_MAX for 0..3 */
+	int (*handle)(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds);
+};
+
+#define IN(s) (1u << (s))
+
+static void core_event(void *opaque, Cloister__EventKind kind, const char *message)
+{
+	struct core *c = opaque;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__Event ev = CLOISTER__EVENT__INIT;
+
+	ev.kind = kind;
+	ev.message = (char *)message;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_EVENT;
+	env.event = &ev;
+	pthread_mutex_lock(&c->send_lock);
+	frame_send(c->gw, &env, NULL, 0);
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+static int core_reply(struct core *c, int error, const char *message)
+{
+	int r;
+
+	pthread_mutex_lock(&c->send_lock);
+	r = frame_reply_send(c->gw, error, message);
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
+}
+
+/* Deep copy through the wire format, so the config outlives its envelope. */
+static Cloister__VmConfig *config_dup(const Cloister__VmConfig *in)
+{
+	size_t len = cloister__vm_config__get_packed_size(in);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return NULL;
+	cloister__vm_config__pack(in, buf);
+	return cloister__vm_config__unpack(NULL, len, buf);
+}
+
+static int config_check(struct core *c, const Cloister__VmConfig *cfg,
+			struct layout_region *regions, size_t *ret_n)
+{
+	size_t n;
+
+	if (cfg->boot_vcpus == 0 || cfg->boot_vcpus > MACHINE_MAX_HARTS) {
+		snprintf(c->err, sizeof(c->err), "boot_vcpus must be 1..%d", MACHINE_MAX_HARTS);
+		return -EINVAL;
+	}
+	if (cfg->memory_size < (16u << 20) || cfg->memory_size % 4096 ||
+	    cfg->memory_size > (256ull << 30)) {
+		snprintf(c->err, sizeof(c->err), "memory size %" PRIu64 " is not usable", cfg->memory_size);
+		return -EINVAL;
+	}
+	n = layout_memory(cfg->memory_size, regions);
+	if (cfg->n_regions != n) {
+		snprintf(c->err, sizeof(c->err), "config has %zu memory regions, the layout %zu",
+			 cfg->n_regions, n);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (cfg->regions[i]->guest_addr != regions[i].gpa || cfg->regions[i]->size != regions[i].size) {
+			snprintf(c->err, sizeof(c->err), "memory region %zu does not match the layout", i);
+			return -EINVAL;
+		}
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int fd_at(int *fds, size_t n_fds, int32_t index)
+{
+	if (index < 0 || (size_t)index >= n_fds)
+		return -1;
+	return TAKE_FD(fds[index]);
+}
+
+static int handle_configure(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	const Cloister__CoreConfigure *req = env->core_configure;
+	struct layout_region regions[LAYOUT_MAX_REGIONS];
+	_cleanup_close_ int serial_fd = -1;
+	size_t n;
+	int r;
+
+	if (!req->config) {
+		snprintf(c->err, sizeof(c->err), "configure without a config");
+		return -EINVAL;
+	}
+	r = config_check(c, req->config, regions, &n);
+	if (r < 0)
+		return r;
+	if (!req->restore && req->kernel_fd < 0) {
+		snprintf(c->err, sizeof(c->err), "boot needs a kernel");
+		return -EINVAL;
+	}
+	c->config = config_dup(req->config);
+	if (!c->config)
+		return -ENOMEM;
+	r = memory_setup(c->mem, regions, n);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot set up guest memory: %s", strerror(-r));
+		return r;
+	}
+	c->m.mem = *c->mem;
+	serial_fd = fd_at(fds, n_fds, req->serial_fd);
+	c->kernel_fd = fd_at(fds, n_fds, req->kernel_fd);
+	c->initramfs_fd = fd_at(fds, n_fds, req->initramfs_fd);
+	r = machine_init(&c->m, req->config->boot_vcpus, serial_fd, core_event, c);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot create the vCPUs: %s", strerror(-r));
+		return r;
+	}
+	TAKE_FD(serial_fd);
+	c->machine_up = true;
+	c->restore_mode = req->restore;
+	c->state = CORE_READY;
+	log_info("configured: %u vCPUs, %" PRIu64 " MiB in %zu regions%s", req->config->boot_vcpus,
+		 req->config->memory_size >> 20, n, req->restore ? ", for restore" : "");
+	return 0;
+}
+
+static int handle_attach_device(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	const Cloister__DeviceConfig *dev = env->core_attach_device->device;
+	struct virtio_mem_region mem[LAYOUT_MAX_REGIONS];
+	size_t slot = c->m.n_virtio;
+	struct virtio_mmio_params p;
+	int r;
+
+	if (!dev || !dev->id || !dev->id[0]) {
+		snprintf(c->err, sizeof(c->err), "device without an id");
+		return -EINVAL;
+	}
+	if (slot >= MAX_DEVICES) {
+		snprintf(c->err, sizeof(c->err), "no free virtio-mmio slot for %s", dev->id);
+		return -ENOSPC;
+	}
+	for (size_t i = 0; i < slot; i++) {
+		if (strcmp(virtio_mmio_id(c->m.virtio[i]), dev->id) == 0) {
+			snprintf(c->err, sizeof(c->err), "device id %s is already attached", dev->id);
+			return -EEXIST;
+		}
+	}
+	for (size_t i = 0; i < c->mem->n_regions; i++)
+		mem[i] = (struct virtio_mem_region){ .gpa = c->mem->ram[i].gpa,
+						     .size = c->mem->ram[i].size, .fd = c->mem->fd[i] };
+	p = (struct virtio_mmio_params){
+		.sock = fds[0], .id = dev->id, .mem = mem, .n_mem = c->mem->n_regions,
+	};
+	r = virtio_mmio_attach(&p, &c->m.virtio[slot]);
+	fds[0] = -1;	/* the transport owns it now, even on failure */
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "device %s did not attach: %s", dev->id, strerror(-r));
+		return r;
+	}
+	c->m.n_virtio++;
+	log_info("device %s (%s) in virtio-mmio slot %zu", dev->id, dev->kind, slot);
+	return 0;
+}
+
+/* The initramfs goes just below the device tree, on a 2 MiB boundary, clear of the kernel. */
+static int boot_load_initramfs(struct core *c, uint64_t kernel_end, uint64_t fdt_addr,
+			       struct fdt_params *fp)
+{
+	struct stat st;
+	uint64_t size, start;
+	int64_t n;
+
+	if (fstat(c->initramfs_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(c->err, sizeof(c->err), "the initramfs is not a regular file");
+		return -EINVAL;
+	}
+	size = (uint64_t)st.st_size;
+	if (size == 0 || size > fdt_addr - kernel_end) {
+		snprintf(c->err, sizeof(c->err), "the initramfs (%" PRIu64 " bytes) does not fit in RAM", size);
+		return -E2BIG;
+	}
+	start = (fdt_addr - size) & ~((2ull << 20) - 1);
+	if (start < kernel_end) {
+		snprintf(c->err, sizeof(c->err), "the initramfs does not fit between kernel and device tree");
+		return -E2BIG;
+	}
+	n = loader_load_blob(c->initramfs_fd, c->mem->ram, c->mem->n_regions, start);
+	if (n < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot load the initramfs: %s", strerror((int)-n));
+		return (int)n;
+	}
+	fp->initrd_start = start;
+	fp->initrd_end = start + (uint64_t)n;
+	return 0;
+}
+
+static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
+{
+	struct guest_memory *mem = c->mem;
+	uint64_t region0_end = mem->ram[0].gpa + mem->ram[0].size;
+	uint64_t fdt_addr = (region0_end - (2u << 20)) & ~0xfffull;
+	struct loaded_payload payload;
+	struct fdt_params fp = {
+		.n_harts = c->config->boot_vcpus,
+		.timebase_hz = LAYOUT_TIMEBASE_HZ,
+		.n_ram = mem->n_regions,
+		.isa = "rv64imac_zicsr_zifencei",
+	};
+	void *fdt_host;
+	int r;
+
+	r = loader_load_kernel(c->kernel_fd, mem->ram, mem->n_regions, &payload);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot load the kernel: %s", strerror(-r));
+		return r;
+	}
+	if (payload.load_end > fdt_addr) {
+		snprintf(c->err, sizeof(c->err), "the kernel does not leave room for the device tree");
+		return -E2BIG;
+	}
+	if (c->initramfs_fd >= 0) {
+		r = boot_load_initramfs(c, payload.load_end, fdt_addr, &fp);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < mem->n_regions; i++) {
+		fp.ram[i].gpa = mem->ram[i].gpa;
+		fp.ram[i].size = mem->ram[i].size;
+	}
+	fp.cmdline = c->config->payload ? c->config->payload->cmdline : NULL;
+	for (size_t i = 0; i < c->m.n_virtio; i++)
+		fp.virtio[i] = (struct fdt_virtio_slot){
+			.base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_SLOT_SIZE,
+			.size = LAYOUT_VIRTIO_SLOT_SIZE,
+		};
+	fp.n_virtio = c->m.n_virtio;
+	fdt_host = memory_host_ptr(mem, fdt_addr, FDT_MAX_SIZE);
+	if (!fdt_host)
+		return -EFAULT;
+	r = fdt_build(&fp, fdt_host, FDT_MAX_SIZE);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot build the device tree: %s", strerror(-r));
+		return r;
+	}
+	*ret_entry = payload.entry;
+	*ret_fdt = fdt_addr;
+	return 0;
+}
+
+static int handle_start(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	uint64_t entry, fdt;
+	int r;
+
+	if (c->restore_mode) {
+		snprintf(c->err, sizeof(c->err), "a VM being restored starts by resume, not boot");
+		return -EINVAL;
+	}
+	r = boot_load(c, &entry, &fdt);
+	if (r < 0)
+		return r;
+	cleanup_closep(&c->kernel_fd);
+	cleanup_closep(&c->initramfs_fd);
+	c->kernel_fd = c->initramfs_fd = -1;
+	machine_set_boot_hart(&c->m, entry, fdt);
+	r = machine_run(&c->m);
+	if (r < 0)
+		return r;
+	c->state = CORE_RUNNING;
+	log_info("booted at 0x%" PRIx64 ", device tree at 0x%" PRIx64, entry, fdt);
+	return 0;
+}
+
+static int handle_pause(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	int r;
+
+	machine_pause(&c->m);
+	for (size_t i = 0; i < c->m.n_virtio; i++) {
+		r = virtio_mmio_pause(c->m.virtio[i]);
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s did not pause: %s",
+				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
+			machine_run(&c->m);
+			return r;
+		}
+	}
+	c->state = CORE_PAUSED;
+	return 0;
+}
+
+static int handle_resume(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	int r;
+
+	for (size_t i = 0; i < c->m.n_virtio; i++) {
+		r = virtio_mmio_resume(c->m.virtio[i]);
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s did not resume: %s",
+				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
+			return r;
+		}
+	}
+	r = machine_run(&c->m);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "the guest has stopped for good");
+		return r;
+	}
+	c->state = CORE_RUNNING;
+	return 0;
+}
+
+static Cloister__MemoryRegion **regions_proto(struct core *c, Cloister__MemoryRegion *storage)
+{
+	static Cloister__MemoryRegion *ptrs[LAYOUT_MAX_REGIONS];
+
+	for (size_t i = 0; i < c->mem->n_regions; i++) {
+		cloister__memory_region__init(&storage[i]);
+		storage[i].guest_addr = c->mem->ram[i].gpa;
+		storage[i].size = c->mem->ram[i].size;
+		ptrs[i] = &storage[i];
+	}
+	return ptrs;
+}
+
+static void free_device_states(Cloister__VmState *state)
+{
+	for (size_t i = 0; i < state->n_devices; i++)
+		virtio_mmio_state_free(state->devices[i]);
+	free(state->devices);
+	state->devices = NULL;
+	state->n_devices = 0;
+}
+
+/* Waits for the one answer snapshotd owes us; anything else is a protocol error. */
+static int snapd_wait(struct core *c, int sock, Cloister__Envelope__MsgCase want,
+		      Cloister__Envelope **ret_env)
+{
+	Cloister__Envelope *env = NULL;
+	int fds[CL_FRAME_MAX_FDS];
+	size_t n_fds = 0;
+	int r = frame_recv_timeout(sock, SNAPSHOT_TIMEOUT_MS, &env, fds, 0, &n_fds);
+
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "snapshotd did not answer: %s", strerror(-r));
+		return r;
+	}
+	if (env->msg_case != want) {
+		snprintf(c->err, sizeof(c->err), "snapshotd sent %s", frame_msg_name(env));
+		frame_free(env);
+		return -EPROTO;
+	}
+	*ret_env = env;
+	return 0;
+}
+
+static int handle_snapshot(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	_cleanup_close_ int sock = TAKE_FD(fds[0]);
+	Cloister__VmState state = CLOISTER__VM_STATE__INIT;
+	Cloister__SnapSaveState save = CLOISTER__SNAP_SAVE_STATE__INIT;
+	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS];
+	Cloister__Envelope out = CLOISTER__ENVELOPE__INIT;
+	Cloister__Envelope *reply = NULL;
+	int r;
+
+	r = frame_hello_send(sock, CLOISTER__ROLE__ROLE_VMM);
+	if (r == 0)
+		r = frame_hello_expect(sock, CLOISTER__ROLE__ROLE_SNAPSHOTD, HELLO_TIMEOUT_MS);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "no handshake with snapshotd: %s", strerror(-r));
+		return r;
+	}
+	r = machine_save_vcpus(&c->m, &state);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot save the vCPUs: %s", strerror(-r));
+		goto out;
+	}
+	state.devices = calloc(c->m.n_virtio + 1, sizeof(*state.devices));
+	if (!state.devices) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c->m.n_virtio; i++) {
+		r = virtio_mmio_save(c->m.virtio[i], &state.devices[i]);
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s cannot be saved: %s",
+				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
+			goto out;
+		}
+		state.n_devices = i + 1;
+	}
+	save.state = &state;
+	save.regions = regions_proto(c, regions);
+	save.n_regions = c->mem->n_regions;
+	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_SAVE_STATE;
+	out.snap_save_state = &save;
+	r = frame_send(sock, &out, c->mem->fd_ro, c->mem->n_regions);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
+		goto out;
+	}
+	r = snapd_wait(c, sock, CLOISTER__ENVELOPE__MSG_REPLY, &reply);
+	if (r < 0)
+		goto out;
+	r = reply->reply->error > 0 ? -EPROTO : reply->reply->error;
+	if (r < 0)
+		snprintf(c->err, sizeof(c->err), "%s", reply->reply->message ? reply->reply->message : "snapshot failed");
+	frame_free(reply);
+out:
+	free_device_states(&state);
+	machine_free_saved_vcpus(&state);
+	return r;
+}
+
+static int restore_devices(struct core *c, const Cloister__VmState *state)
+{
+	if (state->n_devices != c->m.n_virtio) {
+		snprintf(c->err, sizeof(c->err), "snapshot has %zu devices, the VM %zu", state->n_devices,
+			 c->m.n_virtio);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->m.n_virtio; i++) {
+		const char *id = virtio_mmio_id(c->m.virtio[i]);
+		const Cloister__DeviceState *ds = NULL;
+		int r;
+
+		for (size_t j = 0; j < state->n_devices; j++)
+			if (state->devices[j]->id && strcmp(state->devices[j]->id, id) == 0)
+				ds = state->devices[j];
+		if (!ds) {
+			snprintf(c->err, sizeof(c->err), "snapshot has no state for device %s", id);
+			return -EINVAL;
+		}
+		r = virtio_mmio_restore(c->m.virtio[i], ds);
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s cannot be restored: %s", id, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	_cleanup_close_ int sock = TAKE_FD(fds[0]);
+	Cloister__SnapFill fill = CLOISTER__SNAP_FILL__INIT;
+	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS];
+	Cloister__Envelope out = CLOISTER__ENVELOPE__INIT;
+	Cloister__Envelope *reply = NULL;
+	const Cloister__SnapFillReply *fr;
+	int r;
+
+	if (!c->restore_mode) {
+		snprintf(c->err, sizeof(c->err), "this VM was booted, not configured for restore");
+		return -EINVAL;
+	}
+	r = frame_hello_send(sock, CLOISTER__ROLE__ROLE_VMM);
+	if (r == 0)
+		r = frame_hello_expect(sock, CLOISTER__ROLE__ROLE_SNAPSHOTD, HELLO_TIMEOUT_MS);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "no handshake with snapshotd: %s", strerror(-r));
+		return r;
+	}
+	fill.regions = regions_proto(c, regions);
+	fill.n_regions = c->mem->n_regions;
+	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
+	out.snap_fill = &fill;
+	r = frame_send(sock, &out, c->mem->fd, c->mem->n_regions);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
+		return r;
+	}
+	r = snapd_wait(c, sock, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY, &reply);
+	if (r < 0)
+		return r;
+	fr = reply->snap_fill_reply;
+	if (fr->error < 0 || !fr->state) {
+		snprintf(c->err, sizeof(c->err), "%s", fr->message && fr->message[0] ? fr->message :
+			 "snapshotd could not fill guest memory");
+		r = fr->error < 0 ? fr->error : -EPROTO;
+		goto out;
+	}
+	r = machine_restore_vcpus(&c->m, fr->state, c->err, sizeof(c->err));
+	if (r < 0)
+		goto out;
+	r = restore_devices(c, fr->state);
+	if (r < 0)
+		goto out;
+	c->state = CORE_PAUSED;
+	log_info("restored, paused");
+out:
+	frame_free(reply);
+	return r;
+}
+
+static int handle_shutdown(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	c->quit = true;
+	return 0;
+}
+
+static const struct core_handler core_handlers[] = {
+	{ CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE, IN(CORE_INIT), SIZE_MAX, handle_configure },
+	{ CLOISTER__ENVELOPE__MSG_CORE_ATTACH_DEVICE, IN(CORE_READY), 1, handle_attach_device },
+	{ CLOISTER__ENVELOPE__MSG_CORE_START, IN(CORE_READY), 0, handle_start },
+	{ CLOISTER__ENVELOPE__MSG_CORE_PAUSE, IN(CORE_RUNNING), 0, handle_pause },
+	{ CLOISTER__ENVELOPE__MSG_CORE_RESUME, IN(CORE_PAUSED), 0, handle_resume },
+	{ CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, IN(CORE_PAUSED), 1, handle_snapshot },
+	{ CLOISTER__ENVELOPE__MSG_CORE_RESTORE, IN(CORE_READY), 1, handle_restore },
+	{ CLOISTER__ENVELOPE__MSG_CORE_SHUTDOWN, ~0u, 0, handle_shutdown },
+};
+
+static const struct core_handler *handler_for(Cloister__Envelope__MsgCase msg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(core_handlers); i++)
+		if (core_handlers[i].msg == msg)
+			return &core_handlers[i];
+	return NULL;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cleanup_closep(&fds[i]);
+}
+
+static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	const struct core_handler *h = handler_for(env->msg_case);
+	int r;
+
+	c->err[0] = '\0';
+	if (!h) {
+		log_error("the gateway sent %s, which vmm-core never accepts", frame_msg_name(env));
+		return -EPROTO;
+	}
+	if (!(h->states & IN(c->state))) {
+		snprintf(c->err, sizeof(c->err), "%s is not allowed while the VM is %s",
+			 frame_msg_name(env), core_state_names[c->state]);
+		return core_reply(c, -EPERM, c->err);
+	}
+	if ((h->n_fds == SIZE_MAX && n_fds > 3) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
+		snprintf(c->err, sizeof(c->err), "%s came with %zu fds", frame_msg_name(env), n_fds);
+		return core_reply(c, -EPROTO, c->err);
+	}
+	r = h->handle(c, env, fds, n_fds);
+	if (r < 0) {
+		if (!c->err[0])
+			snprintf(c->err, sizeof(c->err), "%s", strerror(-r));
+		log_error("%s failed: %s", frame_msg_name(env), c->err);
+	}
+	return core_reply(c, r, r < 0 ? c->err : NULL);
+}
+
+int control_serve(int sock, struct guest_memory *mem)
+{
+	struct core c = {
+		.gw = sock,
+		.send_lock = PTHREAD_MUTEX_INITIALIZER,
+		.state = CORE_INIT,
+		.mem = mem,
+		.kernel_fd = -1,
+		.initramfs_fd = -1,
+	};
+	int r = 0;
+
+	while (!c.quit) {
+		Cloister__Envelope *env = NULL;
+		int fds[CL_FRAME_MAX_FDS];
+		size_t n_fds = 0;
+
+		r = frame_recv(sock, &env, fds, CL_FRAME_MAX_FDS, &n_fds);
+		if (r == -EPIPE) {
+			log_info("the gateway went away");
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			break;
+		r = control_dispatch(&c, env, fds, n_fds);
+		close_fds(fds, n_fds);
+		frame_free(env);
+		if (r < 0)
+			break;
+	}
+	if (c.machine_up) {
+		machine_pause(&c.m);
+		for (size_t i = 0; i < c.m.n_virtio; i++)
+			virtio_mmio_destroy(c.m.virtio[i]);
+		machine_destroy(&c.m);
+	}
+	if (c.config)
+		cloister__vm_config__free_unpacked(c.config, NULL);
+	cleanup_closep(&c.kernel_fd);
+	cleanup_closep(&c.initramfs_fd);
+	return r;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest RAM: one memfd per region, sealed against shrinking and growing, and
+ * a read-only descriptor of each that can be lent to snapshotd. The read-only
+ * twins are opened through /proc before the sandbox closes the file system,
+ * which is why the memfds are made before their sizes are known.
+ */
+#ifndef CLOISTER_MEMORY_H
+#define CLOISTER_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accel.h"
+#include "layout.h"
+
+struct guest_memory {
+	size_t n_regions;
+	struct guest_ram ram[LAYOUT_MAX_REGIONS];
+	int fd[LAYOUT_MAX_REGIONS];	/* read-write */
+	int fd_ro[LAYOUT_MAX_REGIONS];	/* the same memory, read-only */
+};
+
+/* Creates LAYOUT_MAX_REGIONS empty memfds and their read-only twins. Before the sandbox. */
+int memory_prepare(struct guest_memory *mem);
+/* Sizes, seals and maps the regions; unused memfds are closed. */
+int memory_setup(struct guest_memory *mem, const struct layout_region *regions, size_t n);
+void memory_release(struct guest_memory *mem);
+
+/* Host pointer for [gpa, gpa + len) when it lies inside one region, else NULL. */
+void *memory_host_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
+int memory_read(const struct guest_memory *mem, uint64_t gpa, void *buf, size_t len);
+int memory_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of the RV64 software engine, shared by its files: the hart
+ * structure, CSR bit layouts, and the inline fast paths for memory access
+ * (a per-hart software TLB holding guest-virtual page -> host pointer).
+ */
+#ifndef CLOISTER_RV64_HART_H
+#define CLOISTER_RV64_HART_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "accel.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1ull << PAGE_SHIFT)
+#define PAGE_OFFSET_MASK (PAGE_SIZE - 1)
+
+#define TLB_SIZE 256
+
+/* What an access is for; indexes the TLB tables and picks exception causes. */
+enum access_type { ACC_READ, ACC_WRITE, ACC_FETCH, ACC__MAX };
+
+/*
+ * Permissions cached in a TLB entry depend on the privilege and on
+ * sstatus.SUM, so each combination gets its own tables: a trap or a SUM
+ * toggle (Linux does one per uaccess) switches tables instead of flushing.
+ */
+enum tlb_mode { TLBM_U, TLBM_S, TLBM_S_SUM, TLBM__MAX };
+
+struct tlb_entry {
+	uint64_t vpn;		/* guest virtual page number, or TLB_INVALID */
+	uintptr_t addend;	/* host address = addend + guest virtual address */
+};
+
+#define TLB_INVALID UINT64_MAX
+
+/* Exception causes (scause without the interrupt bit). */
+enum {
+	CAUSE_MISALIGNED_FETCH = 0,
+	CAUSE_FETCH_ACCESS = 1,
+	CAUSE_ILLEGAL_INSN = 2,
+	CAUSE_BREAKPOINT = 3,
+	CAUSE_MISALIGNED_LOAD = 4,
+	CAUSE_LOAD_ACCESS = 5,
+	CAUSE_MISALIGNED_STORE = 6,
+	CAUSE_STORE_ACCESS = 7,
+	CAUSE_ECALL_U = 8,
+	CAUSE_ECALL_S = 9,
+	CAUSE_FETCH_PAGE_FAULT = 12,
+	CAUSE_LOAD_PAGE_FAULT = 13,
+	CAUSE_STORE_PAGE_FAULT = 15,
+};
+
+#define CAUSE_INTERRUPT (1ull << 63)
+
+/* sstatus fields. */
+#define SSTATUS_SIE (1ull << 1)
+#define SSTATUS_SPIE (1ull << 5)
+#define SSTATUS_SPP (1ull << 8)
+#define SSTATUS_FS (3ull << 13)
+#define SSTATUS_SUM (1ull << 18)
+#define SSTATUS_MXR (1ull << 19)
+#define SSTATUS_UXL (3ull << 32)
+#define SSTATUS_UXL_64 (2ull << 32)
+#define SSTATUS_SD (1ull << 63)
+#define SSTATUS_WRITABLE (SSTATUS_SIE | SSTATUS_SPIE | SSTATUS_SPP | SSTATUS_FS | \
+			  SSTATUS_SUM | SSTATUS_MXR)
+
+#define SIP_SSIP (1ull << IRQ_S_SOFT)
+#define SIP_STIP (1ull << IRQ_S_TIMER)
+#define SIP_SEIP (1ull << IRQ_S_EXT)
+#define SIE_WRITABLE (SIP_SSIP | SIP_STIP | SIP_SEIP)
+
+#define SATP_MODE_SHIFT 60
+#define SATP_MODE_BARE 0
+#define SATP_MODE_SV39 8
+#define SATP_MODE_SV48 9
+#define SATP_PPN_MASK ((1ull << 44) - 1)
+
+#define SENVCFG_FIOM 1ull
+
+/* Bits of the attention word other threads set. */
+enum {
+	ATTN_KICK = 1u << 0,
+	ATTN_FLUSH_TLB = 1u << 1,
+	ATTN_IRQ = 1u << 2,	/* an interrupt line or the timer changed */
+};
+
+/* How an instruction ended, as seen by the run loop. */
+enum exec_result {
+	EXEC_OK = 0,
+	EXEC_TRAP,	/* an exception was taken; pc is at the handler */
+	EXEC_BREAK,	/* state that gates interrupts changed: leave the block */
+	EXEC_EXIT,	/* leave vcpu_run(); *hart->exit is filled */
+};
+
+struct accel_vcpu {
+	uint64_t x[32];
+	uint64_t pc;
+	unsigned priv;
+	struct tlb_entry (*tlb)[TLB_SIZE];	/* tlb_all[tlb mode of priv/SUM] */
+
+	const struct machine_map *map;
+	struct vcpu_exit *exit;
+	unsigned hartid;
+
+	uint64_t cycle, instret;
+	uint64_t sstatus;	/* writable bits only; UXL and SD are synthesised */
+	uint64_t sie;		/* atomic: vcpu_irq_pending() reads it from other threads */
+	uint64_t stvec, sepc, scause, stval, sscratch;
+	uint64_t satp, scounteren, senvcfg;
+	uint64_t f[32];
+	uint64_t fcsr;
+
+	/* Set from other threads. */
+	uint32_t attention;
+	uint64_t irq_lines;	/* SSIP and SEIP */
+	uint64_t timer_deadline;
+	bool stip;		/* time >= deadline, as of the last check */
+
+	/* LR/SC reservation: SC succeeds if memory still holds resv_value. */
+	bool resv_valid;
+	unsigned resv_size;
+	uint64_t resv_addr;
+	uint64_t resv_value;
+
+	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
+};
+
+/* mmu.c */
+void rv64_tlb_flush(struct accel_vcpu *h);
+void rv64_tlb_select(struct accel_vcpu *h);
+uint8_t *rv64_ram_ptr(const struct machine_map *map, uint64_t gpa, uint64_t len);
+int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val);
+int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t val);
+int rv64_fetch_slow(struct accel_vcpu *h, uint32_t *ret_insn);
+int rv64_amo_ptr(struct accel_vcpu *h, uint64_t va, unsigned size, bool is_lr, void **ret_ptr);
+
+/* csr.c */
+int rv64_exception(struct accel_vcpu *h, uint64_t cause, uint64_t tval);
+int rv64_illegal(struct accel_vcpu *h, uint32_t insn);
+int rv64_csr_insn(struct accel_vcpu *h, uint32_t insn, unsigned len);
+int rv64_sret(struct accel_vcpu *h);
+uint64_t rv64_read_time(const struct accel_vcpu *h);
+void rv64_update_stip(struct accel_vcpu *h);
+uint64_t rv64_sip(const struct accel_vcpu *h);
+bool rv64_take_interrupt(struct accel_vcpu *h);
+
+/* rvc.c: the 32-bit equivalent of a compressed instruction, 0 if illegal. */
+uint32_t rv64_expand_compressed(uint16_t c);
+
+/* exec.c */
+int rv64_run_block(struct accel_vcpu *h, unsigned budget);
+
+static inline unsigned rv64_tlb_index(uint64_t va)
+{
+	return (va >> PAGE_SHIFT) & (TLB_SIZE - 1);
+}
+
+/* The host address of [va, va + size) when it sits in one cached page, else NULL. */
+static inline void *rv64_tlb_lookup(struct accel_vcpu *h, enum access_type acc,
+				    uint64_t va, unsigned size)
+{
+	const struct tlb_entry *e = &h->tlb[acc][rv64_tlb_index(va)];
+
+	if (likely(e->vpn == va >> PAGE_SHIFT && (va & PAGE_OFFSET_MASK) + size <= PAGE_SIZE))
+		return (void *)(e->addend + (uintptr_t)va);
+	return NULL;
+}
+
+/* Loads size bytes zero-extended. 0, or EXEC_TRAP with the exception taken. */
+static inline int rv64_load(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val)
+{
+	void *p = rv64_tlb_lookup(h, ACC_READ, va, size);
+
+	if (likely(p)) {
+		uint64_t v = 0;
+
+		memcpy(&v, p, size);
+		*ret_val = v;
+		return 0;
+	}
+	return rv64_load_slow(h, va, size, ret_val);
+}
+
+static inline int rv64_store(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t val)
+{
+	void *p = rv64_tlb_lookup(h, ACC_WRITE, va, size);
+
+	if (likely(p)) {
+		memcpy(p, &val, size);
+		return 0;
+	}
+	return rv64_store_slow(h, va, size, val);
+}
+
+/* Fetches the instruction at pc: 16 bits for a compressed one, else 32. */
+static inline int rv64_fetch(struct accel_vcpu *h, uint32_t *ret_insn)
+{
+	const uint8_t *p = rv64_tlb_lookup(h, ACC_FETCH, h->pc, 4);
+	uint32_t insn;
+
+	if (unlikely(!p))
+		return rv64_fetch_slow(h, ret_insn);
+	memcpy(&insn, p, 4);
+	*ret_insn = (insn & 3) == 3 ? insn : (insn & 0xffff);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The virtio-mmio transport (virtio 1.2, 4.2; version 2 registers only).
+ * vmm-core keeps the registers; everything about the device itself
+ * (features, queues, reset, snapshots) goes to the device process over its
+ * socket, and the data path goes through eventfds: a QueueNotify write
+ * signals the queue's kick eventfd, and a small thread turns the device's
+ * call eventfds into InterruptStatus and the interrupt line.
+ */
+#ifndef CLOISTER_VIRTIO_MMIO_H
+#define CLOISTER_VIRTIO_MMIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister.pb-c.h"
+
+#define VIRTIO_MMIO_MAGIC 0x74726976u /* "virt" */
+#define VIRTIO_MMIO_VERSION 2u
+#define VIRTIO_MMIO_VENDOR_ID 0x54534c43u /* "CLST" */
+/* Two eventfds per queue in one frame. */
+#define VIRTIO_MMIO_MAX_QUEUES 8u
+#define VIRTIO_MMIO_MAX_REGIONS 4u
+/* Device config space that fits the slot after the registers. */
+#define VIRTIO_MMIO_CONFIG_MAX 0xf00u
+/* How long the device process gets to answer a request. */
+#define VIRTIO_MMIO_TIMEOUT_MS 2000
+
+enum {
+	VIRTIO_MMIO_MAGIC_VALUE = 0x000,
+	VIRTIO_MMIO_VERSION_REG = 0x004,
+	VIRTIO_MMIO_DEVICE_ID = 0x008,
+	VIRTIO_MMIO_VENDOR_ID_REG = 0x00c,
+	VIRTIO_MMIO_DEVICE_FEATURES = 0x010,
+	VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014,
+	VIRTIO_MMIO_DRIVER_FEATURES = 0x020,
+	VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024,
+	VIRTIO_MMIO_QUEUE_SEL = 0x030,
+	VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034,
+	VIRTIO_MMIO_QUEUE_NUM = 0x038,
+	VIRTIO_MMIO_QUEUE_READY = 0x044,
+	VIRTIO_MMIO_QUEUE_NOTIFY = 0x050,
+	VIRTIO_MMIO_INTERRUPT_STATUS = 0x060,
+	VIRTIO_MMIO_INTERRUPT_ACK = 0x064,
+	VIRTIO_MMIO_STATUS = 0x070,
+	VIRTIO_MMIO_QUEUE_DESC_LOW = 0x080,
+	VIRTIO_MMIO_QUEUE_DESC_HIGH = 0x084,
+	VIRTIO_MMIO_QUEUE_DRIVER_LOW = 0x090,
+	VIRTIO_MMIO_QUEUE_DRIVER_HIGH = 0x094,
+	VIRTIO_MMIO_QUEUE_DEVICE_LOW = 0x0a0,
+	VIRTIO_MMIO_QUEUE_DEVICE_HIGH = 0x0a4,
+	VIRTIO_MMIO_SHM_SEL = 0x0ac,
+	VIRTIO_MMIO_SHM_LEN_LOW = 0x0b0,
+	VIRTIO_MMIO_SHM_LEN_HIGH = 0x0b4,
+	VIRTIO_MMIO_SHM_BASE_LOW = 0x0b8,
+	VIRTIO_MMIO_SHM_BASE_HIGH = 0x0bc,
+	VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc,
+	VIRTIO_MMIO_CONFIG = 0x100,
+};
+
+#define VIRTIO_STATUS_ACKNOWLEDGE 1u
+#define VIRTIO_STATUS_DRIVER 2u
+#define VIRTIO_STATUS_DRIVER_OK 4u
+#define VIRTIO_STATUS_FEATURES_OK 8u
+#define VIRTIO_STATUS_NEEDS_RESET 0x40u
+#define VIRTIO_STATUS_FAILED 0x80u
+
+#define VIRTIO_MMIO_INT_VRING 1u
+#define VIRTIO_MMIO_INT_CONFIG 2u
+
+struct virtio_mem_region {
+	uint64_t gpa, size;
+	int fd; /* the region's memfd (not owned) */
+};
+
+struct virtio_mmio_params {
+	int sock; /* connected socket to the device process; always becomes the transport's */
+	const char *id;
+	const struct virtio_mem_region *mem;
+	size_t n_mem;
+	uint32_t irq; /* interrupt line, 0 = none yet */
+	void (*set_irq)(void *opaque, uint32_t irq, bool level); /* may be NULL */
+	void *irq_opaque;
+};
+
+struct virtio_mmio_dev;
+
+/*
+ * Hello (we are ROLE_VMM), DevInfo from the device, DevMemory with the
+ * memfds. Returns 0, or -ETIMEDOUT/-EPROTO/... when the device does not
+ * answer within VIRTIO_MMIO_TIMEOUT_MS or answers wrongly.
+ */
+int virtio_mmio_attach(const struct virtio_mmio_params *p, struct virtio_mmio_dev **ret);
+
+/* Register accesses at offset inside the slot; thread-safe. */
+int virtio_mmio_read(struct virtio_mmio_dev *d, uint64_t offset, unsigned size, uint64_t *ret_val);
+int virtio_mmio_write(struct virtio_mmio_dev *d, uint64_t offset, unsigned size, uint64_t val);
+
+/* A slot with no device: magic, version 2, device ID 0, the rest 0. */
+int virtio_mmio_empty_read(uint64_t offset, unsigned size, uint64_t *ret_val);
+
+/* The device finishes in-flight requests and stops; an error means it is broken. */
+int virtio_mmio_pause(struct virtio_mmio_dev *d);
+int virtio_mmio_resume(struct virtio_mmio_dev *d);
+
+/* Transport fields plus the device's own; free with virtio_mmio_state_free(). */
+int virtio_mmio_save(struct virtio_mmio_dev *d, Cloister__DeviceState **ret_state);
+void virtio_mmio_state_free(Cloister__DeviceState *s);
+
+/* Validates state, rebuilds the transport and restores the device from it. */
+int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *state);
+
+const char *virtio_mmio_id(const struct virtio_mmio_dev *d);
+
+/* Stops the interrupt thread, closes every fd (the device sees EOF and exits). */
+void virtio_mmio_destroy(struct virtio_mmio_dev *d);
+
+#endif
