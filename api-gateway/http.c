@@ -35,6 +35,7 @@ struct api_server {
 
 struct api_request {
 	const struct route *route;
+	bool shutdown_when_sent;
 	char *body;
 	size_t len;
 	size_t discarded;
@@ -345,7 +346,19 @@ static enum MHD_Result handle_info(struct api_server *s, struct api_request *req
 SIMPLE_HANDLER(handle_pause, pause, "vm.pause")
 SIMPLE_HANDLER(handle_resume, resume, "vm.resume")
 SIMPLE_HANDLER(handle_shutdown_vm, shutdown_vm, "vm.shutdown")
-SIMPLE_HANDLER(handle_shutdown_vmm, shutdown_vmm, "vmm.shutdown")
+
+/*
+ * The VMM may only go away once the client has its 204: the op runs from
+ * api_request_completed(), after the response has been sent.
+ */
+static enum MHD_Result handle_shutdown_vmm(struct api_server *s, struct api_request *req,
+					   struct MHD_Connection *c)
+{
+	if (!s->ops->shutdown_vmm)
+		return queue_not_implemented(c, "vmm.shutdown");
+	req->shutdown_when_sent = true;
+	return queue_op_result(c, 0, "vmm.shutdown", "");
+}
 
 static enum MHD_Result handle_snapshot(struct api_server *s, struct api_request *req,
 				       struct MHD_Connection *c)
@@ -485,10 +498,15 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const cha
 static void api_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 				  enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *s = cls;
 	struct api_request *req = *con_cls;
+	char err[API_ERR_MAX] = "";
 
 	if (!req)
 		return;
+	if (req->shutdown_when_sent && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+	    s->ops->shutdown_vmm(s->opaque, err, sizeof(err)) < 0)
+		log_error("api: vmm.shutdown: %s", err);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;

@@ -36,8 +36,8 @@ struct api_ops {
 	int (*restore)(void *opaque, const char *source_url, bool resume, char *err, size_t errlen);
 	int (*shutdown_vm)(void *opaque, char *err, size_t errlen);
 	/*
-	 * Must only ask the main loop to exit: the 204 is sent after it returns,
-	 * and api_server_stop() must not be called from this thread.
+	 * Called once the 204 has been sent. Must only ask the main loop to
+	 * exit: api_server_stop() must not be called from this thread.
 	 */
 	int (*shutdown_vmm)(void *opaque, char *err, size_t errlen);
 };

@@ -87,13 +87,7 @@ int main(int argc, char **argv)
 	r = controller_new(&opts, &c);
 	if (r < 0)
 		goto out;
-	if (opts.api_socket) {
-		r = api_server_start(opts.api_socket, &controller_api_ops, c, &server);
-		if (r < 0) {
-			log_error("cannot serve the API on %s: %s", opts.api_socket, strerror(-r));
-			goto out;
-		}
-	}
+	/* The socket appears once the VM the command line asks for exists. */
 	if (opts.kernel)
 		r = controller_boot(c, err, sizeof(err));
 	else if (opts.restore_source_url)
@@ -101,6 +95,13 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		log_error("%s", err);
 		goto out;
+	}
+	if (opts.api_socket) {
+		r = api_server_start(opts.api_socket, &controller_api_ops, c, &server);
+		if (r < 0) {
+			log_error("cannot serve the API on %s: %s", opts.api_socket, strerror(-r));
+			goto out;
+		}
 	}
 	main_loop(c, sigfd);
 	status = 0;

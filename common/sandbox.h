@@ -31,7 +31,11 @@ struct sandbox_config {
  */
 int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *ret_optind);
 
-/* Returns 0 or -errno; a child that gets an error must exit. */
+/*
+ * Call it before creating any thread (unshare() of the mount namespace needs a
+ * single-threaded caller) and after closing every fd the child must not keep.
+ * Returns 0 or -errno; a child that gets an error must exit.
+ */
 int sandbox_enter(const struct sandbox_config *cfg);
 
 #endif

@@ -197,7 +197,7 @@ static uint16_t load_le16_acquire(const uint8_t *p)
 static int queue_fail(struct virtqueue *vq, int err, const char *why)
 {
 	vq->broken = true;
-	log_error("queue %u: %s (%s), device needs reset", vq->index, why, strerror(-err));
+	log_error("queue %u: %s (%s)", vq->index, why, strerror(-err));
 	return err;
 }
 

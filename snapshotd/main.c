@@ -27,11 +27,11 @@ static int check_socket(int fd)
 static int confine(int argc, char **argv, const char **ret_op)
 {
 	struct sandbox_config cfg = { .role = SANDBOX_ROLE_SNAPSHOTD };
-	int optind_ = 0;
+	int first_operand = 0;
 	int r;
 
-	r = sandbox_parse_args(argc, argv, &cfg, &optind_);
-	if (r < 0 || optind_ != argc - 1) {
+	r = sandbox_parse_args(argc, argv, &cfg, &first_operand);
+	if (r < 0 || first_operand != argc - 1) {
 		log_error("usage: cloister-snapshotd save|load [--uid N --gid N]");
 		return -EINVAL;
 	}
@@ -44,7 +44,7 @@ static int confine(int argc, char **argv, const char **ret_op)
 		log_error("sandbox: %s", strerror(-r));
 		return r;
 	}
-	*ret_op = argv[optind_];
+	*ret_op = argv[first_operand];
 	return 0;
 }
 

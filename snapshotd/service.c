@@ -93,6 +93,19 @@ static int check_memfds(const struct inbox *in, const Cloister__VmConfig *config
 
 /* ---- save ---- */
 
+/*
+ * vmm-core's hello is read only when vmm-core is needed: on restore the
+ * gateway starts vmm-core after it has our verdict on the snapshot.
+ */
+static int expect_core_hello(int core, int timeout_ms, char *err)
+{
+	int r = frame_hello_expect(core, CLOISTER__ROLE__ROLE_VMM, timeout_ms);
+
+	if (r < 0)
+		snprintf(err, ERR_LEN, "no handshake with vmm-core: %s", strerror(-r));
+	return r;
+}
+
 static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struct inbox *c,
 			char *err)
 {
@@ -107,6 +120,8 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 	r = vmjson_check_config(config, err, ERR_LEN);
 	if (r == 0)
 		r = expect_fds(g, 1 + config->n_regions, "snapd_save", err);
+	if (r == 0)
+		r = expect_core_hello(core, timeout_ms, err);
 	if (r == 0)
 		r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_SAVE_STATE, "vmm-core",
 			       c, err);
@@ -299,7 +314,9 @@ static int load_core_phase(int core, int timeout_ms, const struct inbox *g,
 	char err[ERR_LEN] = "";
 	int r;
 
-	r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_FILL, "vmm-core", &c, err);
+	r = expect_core_hello(core, timeout_ms, err);
+	if (r == 0)
+		r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_FILL, "vmm-core", &c, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		frame_reply_send(core, r, err);
@@ -346,7 +363,5 @@ int snapd_handshake(int gw, int core, int timeout_ms)
 		r = frame_hello_send(core, CLOISTER__ROLE__ROLE_SNAPSHOTD);
 	if (r == 0)
 		r = frame_hello_expect(gw, CLOISTER__ROLE__ROLE_GATEWAY, timeout_ms);
-	if (r == 0)
-		r = frame_hello_expect(core, CLOISTER__ROLE__ROLE_VMM, timeout_ms);
 	return r;
 }

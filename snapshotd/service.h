@@ -11,7 +11,7 @@
 
 #define SNAPD_TIMEOUT_MS 60000
 
-/* Hello both ways on both sockets. */
+/* Greets both peers and waits for the gateway; vmm-core is awaited when it is needed. */
 int snapd_handshake(int gw, int core, int timeout_ms);
 
 /*

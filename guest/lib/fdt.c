@@ -44,6 +44,11 @@ static bool name_is(const char *name, const char *base)
 	return strncmp(name, base, n) == 0 && (name[n] == '\0' || name[n] == '@');
 }
 
+static bool prop_is(const char *name, const char *want)
+{
+	return strncmp(name, want, strlen(want) + 1) == 0;
+}
+
 static void fdt_prop_reg(struct fdt_info *info, const uint8_t *val, uint32_t len,
 			 unsigned ac, unsigned sc)
 {
@@ -62,16 +67,16 @@ static void fdt_prop(struct fdt_walk *w, struct fdt_info *info, const char *name
 {
 	const char *node = w->names[w->depth - 1];
 
-	if (w->depth == 1 && len == 4 && !strncmp(name, "#address-cells", 15))
+	if (w->depth == 1 && len == 4 && prop_is(name, "#address-cells"))
 		w->root_addr_cells = be32(val);
-	else if (w->depth == 1 && len == 4 && !strncmp(name, "#size-cells", 12))
+	else if (w->depth == 1 && len == 4 && prop_is(name, "#size-cells"))
 		w->root_size_cells = be32(val);
-	else if (w->depth == 2 && name_is(node, "cpus") && !strncmp(name, "timebase-frequency", 19))
+	else if (w->depth == 2 && name_is(node, "cpus") && prop_is(name, "timebase-frequency"))
 		info->timebase_hz = cells_value(val, len == 8 ? 2 : 1);
-	else if (w->depth == 2 && name_is(node, "memory") && !strncmp(name, "reg", 4))
+	else if (w->depth == 2 && name_is(node, "memory") && prop_is(name, "reg"))
 		fdt_prop_reg(info, val, len, w->root_addr_cells, w->root_size_cells);
 	/* Our /soc and QEMU's both use two address and two size cells. */
-	else if (w->depth == 3 && name_is(node, "virtio_mmio") && !strncmp(name, "reg", 4) &&
+	else if (w->depth == 3 && name_is(node, "virtio_mmio") && prop_is(name, "reg") &&
 		 len >= 8 && info->n_virtio < FDT_INFO_MAX_VIRTIO)
 		info->virtio[info->n_virtio++] = cells_value(val, 2);
 }

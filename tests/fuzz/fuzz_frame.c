@@ -4,6 +4,14 @@
  * ride on the first write (up to a few more than a frame may carry), the rest
  * is the byte stream a hostile peer sends. Every frame is read until an error;
  * a received fd that is not handed back or closed aborts the run.
+ *
+ * Build and run (from the top of the tree, after any meson setup generated
+ * cloister.pb-c.[ch] in BUILD/proto):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iproto -Icommon \
+ *     -IBUILD/proto tests/fuzz/fuzz_frame.c proto/frame.c BUILD/proto/cloister.pb-c.c \
+ *     common/log.c -lprotobuf-c -o fuzz_frame
+ *   ./fuzz_frame -close_fd_mask=2 CORPUS_COPY tests/fuzz/corpus/frame
+ * (-close_fd_mask=2 silences the log line each refused frame produces.)
  */
 #include <stdint.h>
 #include <stdlib.h>

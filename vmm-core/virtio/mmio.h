@@ -80,7 +80,11 @@ struct virtio_mmio_params {
 	const struct virtio_mem_region *mem;
 	size_t n_mem;
 	uint32_t irq; /* interrupt line, 0 = none yet */
-	void (*set_irq)(void *opaque, uint32_t irq, bool level); /* may be NULL */
+	/*
+	 * May be NULL. Called with the device's lock held, from vCPU threads and
+	 * the transport's interrupt thread: it must not call back into the transport.
+	 */
+	void (*set_irq)(void *opaque, uint32_t irq, bool level);
 	void *irq_opaque;
 };
 

@@ -327,6 +327,7 @@ Test(rng, restore_continues_from_saved_indices)
 	/* As if the guest had already had 5 requests served before the snapshot. */
 	q.last_avail_idx = q.used_idx = 5;
 	g.avail_idx = 5;
+	((uint16_t *)guest_ptr(&g, GM_AVAIL))[1] = htole16(5);
 	((uint16_t *)guest_ptr(&g, GM_USED))[1] = htole16(5);
 	s.kind = "rng";
 	s.id = "rng0";

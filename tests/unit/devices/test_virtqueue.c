@@ -152,7 +152,7 @@ Test(virtqueue, full_length_chain_is_accepted)
 
 	for (uint16_t i = 0; i < QSIZE; i++)
 		guest_desc(&g, GM_DESC, i, GM_BUFS + 16u * i, 16,
-			   VIRTQ_DESC_F_WRITE | (i + 1 < QSIZE ? VIRTQ_DESC_F_NEXT : 0), i + 1);
+			   VIRTQ_DESC_F_WRITE | (i + 1u < QSIZE ? VIRTQ_DESC_F_NEXT : 0), i + 1);
 	guest_avail(&g, QSIZE, 0);
 	cr_assert_eq(virtqueue_pop(&vq, &g.mem, &c), 0);
 	cr_assert_eq(c.n_bufs, QSIZE);
@@ -265,7 +265,7 @@ Test(virtqueue_indirect, indirect_chain_longer_than_queue)
 
 	for (uint16_t i = 0; i < n; i++)
 		guest_desc(&g, table, i, GM_BUFS, 16,
-			   VIRTQ_DESC_F_WRITE | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0), i + 1);
+			   VIRTQ_DESC_F_WRITE | (i + 1u < n ? VIRTQ_DESC_F_NEXT : 0), i + 1);
 	guest_desc(&g, GM_DESC, 0, table, 16u * n, VIRTQ_DESC_F_INDIRECT, 0);
 	guest_avail(&g, QSIZE, 0);
 	cr_assert_eq(virtqueue_pop(&vq, &g.mem, &c), -ELOOP);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -99,13 +100,34 @@ Test(options, restore_line)
 	options_free(&o);
 }
 
-Test(options, help_and_version_stop)
+static void expect_stdout_contains(const char *needle)
 {
-	const char *h[] = { "cloister", "--help" }, *v[] = { "cloister", "-V" };
-	struct vm_options o;
+	char buf[4096];
+	size_t n;
+
+	fflush(stdout);
+	n = fread(buf, 1, sizeof(buf) - 1, cr_get_redirected_stdout());
+	buf[n] = '\0';
+	cr_expect(strstr(buf, needle), "stdout '%s' lacks '%s'", buf, needle);
+}
+
+Test(options, help_stops, .init = cr_redirect_stdout)
+{
+	const char *h[] = { "cloister", "--kernel", "/k", "--help", "--bogus" };
+	struct vm_options o = { .cpus = 77 };
 
 	cr_expect_eq(parse(ARGC(h), h, &o), 1);
+	cr_expect_eq(o.cpus, 77);
+	expect_stdout_contains("--api-socket");
+}
+
+Test(options, version_stops, .init = cr_redirect_stdout)
+{
+	const char *v[] = { "cloister", "-V" };
+	struct vm_options o;
+
 	cr_expect_eq(parse(ARGC(v), v, &o), 1);
+	expect_stdout_contains("cloister ");
 }
 
 Test(options, memory_bounds)

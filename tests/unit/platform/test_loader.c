@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -296,5 +297,27 @@ Test(loader, blob)
 	cr_assert_eq(loader_load_blob(fd, ram, 2, RAM0_GPA + RAM0_SIZE - 1000), -EINVAL);
 	cr_assert_eq(loader_load_blob(fd, ram, 2, UINT64_MAX - 10), -EINVAL);
 	cr_assert_eq(loader_load_blob(-1, ram, 2, RAM1_GPA), -EBADF);
+	close(fd);
+}
+
+/* The real demo guest from the cross build, when there is one. */
+Test(loader, demo_guest_elf)
+{
+	const char *path = getenv("DEMO_GUEST_ELF");
+	struct loaded_payload pl;
+	uint32_t first_insn;
+	int fd;
+
+	if (!path)
+		cr_skip_test("no riscv64 cross compiler: demo.elf not built");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(loader_load_kernel(fd, ram, 2, &pl), 0);
+	cr_assert_eq(pl.entry, 0x80200000ull);
+	cr_assert_eq(pl.load_start, 0x80200000ull);
+	cr_assert_gt(pl.load_end, pl.load_start);
+	/* The ELF's first segment starts at file offset 0x1000 with the entry code. */
+	cr_assert_eq(pread(fd, &first_insn, 4, 0x1000), 4);
+	cr_assert_eq(memcmp(host_of(pl.entry), &first_insn, 4), 0);
 	close(fd);
 }

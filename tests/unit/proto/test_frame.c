@@ -79,7 +79,8 @@ static void raw_frame(int sock, uint32_t len, const void *payload, size_t payloa
 	buf[1] = (uint8_t)(len >> 8);
 	buf[2] = (uint8_t)(len >> 16);
 	buf[3] = (uint8_t)(len >> 24);
-	memcpy(buf + 4, payload, payload_len);
+	if (payload_len)
+		memcpy(buf + 4, payload, payload_len);
 	raw_send(sock, buf, 4 + payload_len, fds, n_fds);
 }
 

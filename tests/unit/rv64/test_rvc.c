@@ -141,13 +141,13 @@ Test(rv64_rvc, immediates_and_alu)
 	emit16(&tm, c_ca(0, 1, A3, A4));		/* c.xor a3 = 6 */
 	emit16(&tm, c_li(A5, -1));
 	emit16(&tm, c_shift_andi(0, A5, 60));		/* c.srli a5 = 15 */
-	emit16(&tm, c_li(S1, -64));
-	emit16(&tm, c_shift_andi(1, S1, 3));		/* c.srai s1 = -8 */
+	emit16(&tm, c_li(S1, -32));
+	emit16(&tm, c_shift_andi(1, S1, 3));		/* c.srai s1 = -4 */
 	emit16(&tm, c_shift_andi(2, A4, -3));		/* c.andi a4 = 10 & ~2 = 8 */
 	emit16(&tm, c_slli(T0, 40));			/* t0 = t0 << 40 */
 	emit16(&tm, C_MV(T1, A0));
 	emit16(&tm, C_ADD(T1, A0));			/* 52 */
-	emit16(&tm, c_ca(1, 1, S0, S1));		/* c.addw s0 = 2 + -8 = -6 */
+	emit16(&tm, c_ca(1, 1, S0, S1));		/* c.addw s0 = 2 + -4 = -2 */
 	emit(&tm, ECALL);
 	set_reg(&tm, T0, 3);
 	run_from(RAM_BASE);
@@ -157,8 +157,8 @@ Test(rv64_rvc, immediates_and_alu)
 	cr_expect_eq(reg(&tm, A3), 6);
 	cr_expect_eq(reg(&tm, A5), 15);
 	cr_expect_eq(reg(&tm, A4), 8);
-	cr_expect_eq(reg(&tm, S1), (uint64_t)-8);
-	cr_expect_eq(reg(&tm, S0), (uint64_t)-6);
+	cr_expect_eq(reg(&tm, S1), (uint64_t)-4);
+	cr_expect_eq(reg(&tm, S0), (uint64_t)-2);
 	cr_expect_eq(reg(&tm, T0), 3ull << 40);
 	cr_expect_eq(reg(&tm, T1), 52);
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Configures (once) and builds into build/ (or $1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build}
+shift || true
+[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
+ninja -C "$dir"

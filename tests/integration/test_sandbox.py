@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Each child of cloister is confined, and a confined child that misbehaves fails the VM cleanly."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import cmdline, hart_counts, proc_status
+
+ROOT = os.geteuid() == 0
+
+
+def running_vm(vms):
+    vm = vms()
+    vm.boot(cpus=2, memory="1G")
+    vm.wait_serial(lambda t: hart_counts(t).get(1, 0) >= 2, what="the guest to run")
+    return vm
+
+
+def test_children_are_sandboxed(vms):
+    vm = running_vm(vms)
+    kinds = {}
+    for pid in vm.children():
+        argv = cmdline(pid)
+        kinds[os.path.basename(argv[0])] = pid
+        st = proc_status(pid)
+        assert st["Seccomp"] == "2", (argv, st["Seccomp"])
+        assert st["NoNewPrivs"] == "1", argv
+        assert int(st["CapEff"], 16) == 0, (argv, st["CapEff"])
+        assert int(st["CapPrm"], 16) == 0, (argv, st["CapPrm"])
+        if ROOT:
+            uids = st["Uid"].split()
+            assert all(u != "0" for u in uids), (argv, st["Uid"])
+            gids = st["Gid"].split()
+            assert all(g != "0" for g in gids), (argv, st["Gid"])
+    assert set(kinds) == {"cloister-vmm", "cloister-rng"}, kinds
+    # ps shows what each device process is.
+    assert cmdline(kinds["cloister-rng"])[1] == "rng0"
+
+
+@pytest.mark.skipif(not ROOT, reason="namespaces and an empty root are set up only when started as root")
+def test_children_have_an_empty_root_and_no_network(vms):
+    vm = running_vm(vms)
+    for pid in vm.children():
+        assert os.listdir(f"/proc/{pid}/root") == [], cmdline(pid)
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        assert os.readlink(f"/proc/{pid}/ns/ipc") != os.readlink("/proc/self/ns/ipc")
+
+
+def api_socket_mode(vm):
+    return os.stat(vm.sock).st_mode & 0o777
+
+
+def test_api_socket_is_private(vms):
+    vm = vms().start()
+    assert api_socket_mode(vm) == 0o600
+
+
+def inject_syscall(pid, number):
+    """Makes process pid itself call syscall number, through gdb."""
+    return subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx",
+                           "-ex", f"call (long)syscall({number}, 2, 1, 0)"],
+                          capture_output=True, text=True, timeout=60)
+
+
+SYS_SOCKET = 41   # x86_64: no child may open a socket
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is needed to make a child misbehave")
+@pytest.mark.parametrize("program", ["cloister-vmm", "cloister-rng"])
+def test_forbidden_syscall_kills_child_and_fails_the_vm(vms, program):
+    vm = running_vm(vms)
+    victim = vm.child(program)
+    others = [p for p in vm.children() if p != victim]
+    inject_syscall(victim, SYS_SOCKET)
+    deadline = time.time() + 10
+    info = None
+    while time.time() < deadline:
+        info = vm.info()
+        if info["state"] == "Shutdown":
+            break
+        time.sleep(0.05)
+    assert info["state"] == "Shutdown", info
+    assert "SIGSYS" in info.get("error", ""), info
+    # The gateway itself is fine and answers; nothing of the VM is left.
+    status, _ = vm.api("GET", "vmm.ping")
+    assert status == 200
+    time.sleep(0.2)
+    for p in [victim] + others:
+        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z", p
+    assert vm.children() == []
+
+
+def test_killed_child_fails_the_vm_without_hanging(vms):
+    vm = running_vm(vms)
+    os.kill(vm.child("cloister-rng"), 9)
+    deadline = time.time() + 5
+    while time.time() < deadline and vm.info()["state"] != "Shutdown":
+        time.sleep(0.05)
+    info = vm.info()
+    assert info["state"] == "Shutdown" and "rng0" in info["error"], info
+    # Operations on the failed VM are refused, not hung.
+    r = vm.remote("pause", check=False)
+    assert r.returncode != 0 and r.stderr

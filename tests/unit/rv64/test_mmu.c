@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sv39/Sv48 translation: walks, A/D updates, permission and page faults, SUM/MXR, sfence. */
+#include "harness.h"
+
+static struct tmachine tm;
+
+#define PTE_V (1u << 0)
+#define PTE_R (1u << 1)
+#define PTE_W (1u << 2)
+#define PTE_X (1u << 3)
+#define PTE_U (1u << 4)
+#define PTE_A (1u << 6)
+#define PTE_D (1u << 7)
+
+#define ROOT (RAM_BASE + 0x100000)	/* Sv39 level 2 */
+#define L1 (RAM_BASE + 0x101000)
+#define L0 (RAM_BASE + 0x102000)
+#define ROOT48 (RAM_BASE + 0x103000)
+#define FRAMES (RAM_BASE + 0x200000)	/* backing pages for the test VAs */
+#define VA (0x40000000ull)		/* test pages: VA + n * 4096 */
+#define USER_CODE_PAGE 7
+
+enum { PG_RW, PG_RO, PG_INVALID, PG_USER, PG_XONLY, PG_NOEXEC, PG_ALT };
+
+static uint64_t pte(uint64_t pa, unsigned flags)
+{
+	return (pa >> 12) << 10 | flags;
+}
+
+static uint64_t frame(unsigned n)
+{
+	return FRAMES + n * 4096ull;
+}
+
+static void map_page(unsigned n, unsigned flags)
+{
+	tm_poke64(&tm, L0 + 8 * n, flags ? pte(frame(n), flags) : 0);
+}
+
+static void setup(void)
+{
+	tm_init(&tm);
+	tm_trap_to_ecall(&tm);
+	/* Code, handler and tables: one identity gigapage (global, kernel). */
+	tm_poke64(&tm, ROOT + 8 * 2, pte(RAM_BASE, PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D));
+	tm_poke64(&tm, ROOT + 8 * 1, pte(L1, PTE_V));
+	tm_poke64(&tm, L1, pte(L0, PTE_V));
+	tm_poke64(&tm, ROOT48, pte(ROOT, PTE_V));
+	map_page(PG_RW, PTE_V | PTE_R | PTE_W);
+	map_page(PG_RO, PTE_V | PTE_R | PTE_A);
+	map_page(PG_USER, PTE_V | PTE_R | PTE_W | PTE_U | PTE_A | PTE_D);
+	map_page(PG_XONLY, PTE_V | PTE_X | PTE_A);
+	map_page(PG_NOEXEC, PTE_V | PTE_R | PTE_A);
+	map_page(USER_CODE_PAGE, PTE_V | PTE_R | PTE_X | PTE_U | PTE_A);
+	for (unsigned n = 0; n < 8; n++)
+		tm_poke64(&tm, frame(n), 0x1000 + n);
+}
+
+static void teardown(void)
+{
+	tm_fini(&tm);
+}
+
+TestSuite(rv64_mmu, .init = setup, .fini = teardown);
+
+/* Turns on translation with csrw satp + sfence.vma, then runs the rest. */
+static void start(unsigned mode, uint64_t root)
+{
+	tm.cursor = RAM_BASE;
+	set_reg(&tm, S0, (uint64_t)mode << 60 | root >> 12);
+	emit(&tm, CSRRW(ZERO, CSR_SATP, S0));
+	emit(&tm, SFENCE_VMA);
+}
+
+static void go(void)
+{
+	tm_set_pc(&tm, RAM_BASE);
+	tm_run_to_ecall(&tm);
+}
+
+static void expect_fault(uint64_t cause, uint64_t tval)
+{
+	struct vcpu_state s = tm_state(&tm);
+
+	cr_expect_eq(s.scause, cause, "scause %lu", (unsigned long)s.scause);
+	cr_expect_eq(s.stval, tval, "stval %#lx", (unsigned long)s.stval);
+}
+
+Test(rv64_mmu, load_store_translate_and_set_a_d)
+{
+	start(8, ROOT);
+	set_reg(&tm, A1, VA + 16);
+	emit(&tm, LD(A0, A1, -16));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RW);
+	cr_expect(tm_peek64(&tm, L0) & PTE_A, "A set by the load");
+	cr_expect_not(tm_peek64(&tm, L0) & PTE_D, "D not set by a load");
+
+	tm.cursor = RAM_BASE + 8;
+	emit(&tm, SD(A1, A2, 8));
+	emit(&tm, ECALL);
+	set_reg(&tm, A2, 0xfeed);
+	go();
+	cr_expect_eq(tm_peek64(&tm, frame(PG_RW) + 24), 0xfeed);
+	cr_expect(tm_peek64(&tm, L0) & PTE_D, "D set by the store");
+}
+
+Test(rv64_mmu, sv48_walks_one_more_level)
+{
+	start(9, ROOT48);
+	set_reg(&tm, A1, VA + PG_RO * 4096);
+	emit(&tm, LD(A0, A1, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RO);
+	cr_expect_eq(tm_state(&tm).satp >> 60, 9);
+}
+
+Test(rv64_mmu, page_faults_by_access_type)
+{
+	uint64_t ro = VA + PG_RO * 4096, inval = VA + PG_INVALID * 4096;
+
+	start(8, ROOT);
+	emit(&tm, SD(A1, ZERO, 0));
+	set_reg(&tm, A1, ro);
+	go();
+	expect_fault(15, ro);
+	cr_expect_eq(tm_peek64(&tm, frame(PG_RO)), 0x1000 + PG_RO, "store not done");
+
+	start(8, ROOT);
+	emit(&tm, LW(A0, A1, 4));
+	set_reg(&tm, A1, inval);
+	go();
+	expect_fault(13, inval + 4);
+
+	start(8, ROOT);
+	emit(&tm, AMOADD_D(A0, A1, A2));
+	go();
+	expect_fault(15, inval);
+
+	start(8, ROOT);
+	emit(&tm, JALR(ZERO, A1, 0));
+	set_reg(&tm, A1, VA + PG_NOEXEC * 4096);
+	go();
+	expect_fault(12, VA + PG_NOEXEC * 4096);
+	cr_expect_eq(tm_state(&tm).sepc, VA + PG_NOEXEC * 4096);
+}
+
+Test(rv64_mmu, non_canonical_address_faults)
+{
+	uint64_t bad = 1ull << 39;
+
+	start(8, ROOT);
+	emit(&tm, LD(A0, A1, 0));
+	set_reg(&tm, A1, bad);
+	go();
+	expect_fault(13, bad);
+}
+
+Test(rv64_mmu, sum_gates_supervisor_access_to_user_pages)
+{
+	uint64_t user = VA + PG_USER * 4096;
+
+	start(8, ROOT);
+	emit(&tm, LD(A0, A1, 0));
+	set_reg(&tm, A1, user);
+	go();
+	expect_fault(13, user);
+
+	start(8, ROOT);
+	set_reg(&tm, T0, SSTATUS_SUM);
+	emit(&tm, CSRRS(ZERO, CSR_SSTATUS, T0));
+	emit(&tm, LD(A0, A1, 0));
+	emit(&tm, CSRRC(ZERO, CSR_SSTATUS, T0));
+	emit(&tm, LD(A2, A1, 0));		/* faults again without SUM */
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_USER);
+	expect_fault(13, user);
+	cr_expect_eq(tm_state(&tm).sepc, RAM_BASE + 8 + 12);
+}
+
+Test(rv64_mmu, mxr_makes_execute_only_readable)
+{
+	uint64_t xo = VA + PG_XONLY * 4096;
+
+	start(8, ROOT);
+	set_reg(&tm, T0, SSTATUS_MXR);
+	set_reg(&tm, A1, xo);
+	emit(&tm, CSRRS(ZERO, CSR_SSTATUS, T0));
+	emit(&tm, LD(A0, A1, 0));
+	emit(&tm, CSRRC(ZERO, CSR_SSTATUS, T0));
+	emit(&tm, LD(A2, A1, 0));
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_XONLY);
+	expect_fault(13, xo);
+}
+
+Test(rv64_mmu, user_mode_needs_u_pages)
+{
+	uint64_t ucode = VA + USER_CODE_PAGE * 4096;
+
+	tm.cursor = frame(USER_CODE_PAGE);
+	emit(&tm, LD(A0, A1, 0));		/* U page: fine */
+	emit(&tm, LD(A2, A3, 0));		/* S page: fault */
+	start(8, ROOT);
+	set_reg(&tm, T0, ucode);
+	set_reg(&tm, A1, VA + PG_USER * 4096);
+	set_reg(&tm, A3, VA + PG_RW * 4096);
+	emit(&tm, CSRRW(ZERO, CSR_SEPC, T0));
+	emit(&tm, SRET);
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_USER);
+	expect_fault(13, VA + PG_RW * 4096);
+	cr_expect_eq(tm_state(&tm).sepc, ucode + 4);
+	cr_expect_not(tm_state(&tm).sstatus & SSTATUS_SPP);
+}
+
+Test(rv64_mmu, supervisor_cannot_execute_user_pages)
+{
+	uint64_t ucode = VA + USER_CODE_PAGE * 4096;
+
+	start(8, ROOT);
+	set_reg(&tm, T0, SSTATUS_SUM);
+	emit(&tm, CSRRS(ZERO, CSR_SSTATUS, T0));
+	emit(&tm, JALR(ZERO, A1, 0));
+	set_reg(&tm, A1, ucode);
+	go();
+	expect_fault(12, ucode);
+}
+
+Test(rv64_mmu, sfence_vma_drops_stale_translations)
+{
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	set_reg(&tm, A2, L0);
+	set_reg(&tm, A3, pte(frame(PG_ALT), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D));
+	tm_poke64(&tm, frame(PG_ALT), 0xa17);
+	emit(&tm, LD(A0, A1, 0));		/* fills the TLB */
+	emit(&tm, SD(A2, A3, 0));		/* remap VA to the alternate frame */
+	emit(&tm, SFENCE_VMA);
+	emit(&tm, LD(A4, A1, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RW);
+	cr_expect_eq(reg(&tm, A4), 0xa17);
+}
+
+Test(rv64_mmu, remote_flush_takes_effect_on_next_run)
+{
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	emit(&tm, LD(A0, A1, 0));
+	emit(&tm, ECALL);
+	emit(&tm, LD(A4, A1, 0));
+	emit(&tm, ECALL);
+	go();
+	tm_poke64(&tm, L0, pte(frame(PG_ALT), PTE_V | PTE_R | PTE_A));
+	tm_poke64(&tm, frame(PG_ALT), 0xa17);
+	tm.ops->vcpu_flush_tlb(tm.cpu);
+	tm_run_to_ecall(&tm);
+	cr_expect_eq(reg(&tm, A4), 0xa17);
+}
+
+Test(rv64_mmu, superpage_with_misaligned_ppn_faults)
+{
+	/* A 2 MiB leaf at L1 index 1 whose PPN is not 2 MiB-aligned. */
+	uint64_t va = VA + (2ull << 20);
+
+	tm_poke64(&tm, L1 + 8, pte(RAM_BASE + 0x1000, PTE_V | PTE_R | PTE_A));
+	start(8, ROOT);
+	emit(&tm, LD(A0, A1, 0));
+	set_reg(&tm, A1, va);
+	go();
+	expect_fault(13, va);
+}
