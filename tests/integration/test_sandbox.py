@@ -105,3 +105,37 @@ def test_killed_child_fails_the_vm_without_hanging(vms):
     # Operations on the failed VM are refused, not hung.
     r = vm.remote("pause", check=False)
     assert r.returncode != 0 and r.stderr
+
+
+def test_snapshotd_is_confined_before_it_reads_anything():
+    """snapshotd lives only during an operation: start it as the gateway does and look."""
+    import socket
+    from conftest import BUILD
+    gw, gw_child = socket.socketpair()
+    core, core_child = socket.socketpair()
+
+    def onto_fixed_fds():
+        os.dup2(gw_child.fileno(), 3)
+        os.dup2(core_child.fileno(), 4)
+
+    proc = subprocess.Popen([os.path.join(BUILD, "snapshotd", "cloister-snapshotd"), "save",
+                             "--uid", "65534", "--gid", "65534"],
+                            preexec_fn=onto_fixed_fds, close_fds=False,
+                            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        gw.settimeout(10)
+        assert gw.recv(4), "snapshotd sent no hello"   # it greets only once confined
+        st = proc_status(proc.pid)
+        assert st["Seccomp"] == "2"
+        assert st["NoNewPrivs"] == "1"
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+        if ROOT:
+            assert all(u == "65534" for u in st["Uid"].split()), st["Uid"]
+            assert os.listdir(f"/proc/{proc.pid}/root") == []
+            assert os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    finally:
+        for s in (gw, gw_child, core, core_child):
+            s.close()
+        proc.wait(timeout=10)
+    # With its peers gone it gives up on its own, with an error.
+    assert proc.returncode != 0

@@ -399,7 +399,7 @@ Test(sbi, dbcn_write_is_bounded)
 
 	cr_assert_eq(r.error, SBI_SUCCESS);
 	cr_assert_gt(r.value, 0);
-	cr_assert_lt(r.value, FAKE_RAM_SIZE);
+	cr_assert_lt((uint64_t)r.value, FAKE_RAM_SIZE);
 	cr_assert_eq(fk.out_len, (size_t)r.value);
 }
 

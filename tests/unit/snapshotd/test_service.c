@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,7 +38,8 @@ static void *server_main(void *p)
 	return NULL;
 }
 
-static void server_start(struct server *s, int (*serve)(int, int, int), int timeout_ms)
+static void server_start_core(struct server *s, int (*serve)(int, int, int), int timeout_ms,
+			      bool core_greets)
 {
 	int a[2], b[2];
 
@@ -45,7 +47,15 @@ static void server_start(struct server *s, int (*serve)(int, int, int), int time
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
 	*s = (struct server){ .serve = serve, .timeout_ms = timeout_ms, .gw = a[0],
 			      .gw_peer = a[1], .core = b[0], .core_peer = b[1] };
+	/* vmm-core greets first, as the real one does; the service reads it when it needs vmm-core. */
+	if (core_greets)
+		cr_assert_eq(frame_hello_send(s->core_peer, CLOISTER__ROLE__ROLE_VMM), 0);
 	cr_assert_eq(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+static void server_start(struct server *s, int (*serve)(int, int, int), int timeout_ms)
+{
+	server_start_core(s, serve, timeout_ms, true);
 }
 
 static int server_join(struct server *s)
@@ -402,4 +412,45 @@ Test(service, load_refuses_fill_with_other_regions)
 	cr_expect_lt(server_join(&s), 0);
 	close(back);
 	saved_close(&sv);
+}
+
+/*
+ * On restore the gateway starts vmm-core only after snapshotd has judged the
+ * snapshot, so that verdict must not wait for vmm-core's hello.
+ */
+/* What main() runs: the handshake, then the operation. */
+static int handshake_then_load(int gw, int core, int timeout_ms)
+{
+	int r = snapd_handshake(gw, core, timeout_ms);
+
+	return r < 0 ? r : snapd_serve_load(gw, core, timeout_ms);
+}
+
+Test(service, load_answers_the_gateway_before_vmm_core_exists)
+{
+	struct fixture fx;
+	struct server s;
+	Cloister__Envelope *env;
+	char *text;
+	int fds[2] = { tmpfile_fd(), tmpfile_fd() };
+
+	fixture_init(&fx, 16 * MIB, 1);
+	cr_assert_eq(vmjson_encode(&fx.config, &fx.state, &text), 0);
+	cr_assert_eq(write(fds[0], text, strlen(text)), (ssize_t)strlen(text));
+	cr_assert_eq(ftruncate(fds[1], 16 * MIB), 0);
+	server_start_core(&s, handshake_then_load, WAIT_MS, false);
+	cr_assert_eq(frame_hello_send(s.gw_peer, CLOISTER__ROLE__ROLE_GATEWAY), 0);
+	cr_assert_eq(frame_hello_expect(s.gw_peer, CLOISTER__ROLE__ROLE_SNAPSHOTD, WAIT_MS), 0);
+	send_load(s.gw_peer, 1, fds, 2);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	cr_expect_eq(env->snapd_load_reply->error, 0, "%s", env->snapd_load_reply->message);
+	cr_expect_not_null(env->snapd_load_reply->config);
+	frame_free(env);
+	/* vmm-core never comes: the service gives up instead of filling anything. */
+	close(s.core_peer);
+	s.core_peer = -1;
+	cr_expect_lt(server_join(&s), 0);
+	free(text);
+	close(fds[0]);
+	close(fds[1]);
 }
