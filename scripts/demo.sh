@@ -11,16 +11,18 @@ work=$(mktemp -d /tmp/cloister-demo.XXXXXX)
 sock=$work/api.sock
 serial=$work/serial.log
 snap=$work/snapshot
+log=$work/cloister.log
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+trap 'echo "demo failed; cloister said:"; tail -20 "$log"' ERR
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-remote() { echo "\$ cloister-remote --api-socket $sock $*"; build/cloister-remote --api-socket "$sock" "$@"; }
+remote() { echo "\$ cloister-remote --api-socket $sock $*" >&2; build/cloister-remote --api-socket "$sock" "$@"; }
 wait_socket() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 step "boot: 2 harts, 4 GiB, virtio-rng; the guest counts once a second on every hart"
 echo "\$ cloister --api-socket $sock --cpus boot=2 --memory size=4G --kernel build/guest/demo.elf --serial file=$serial --rng"
 build/cloister --api-socket "$sock" --cpus boot=2 --memory size=4G \
-	--kernel build/guest/demo.elf --serial "file=$serial" --rng &
+	--kernel build/guest/demo.elf --serial "file=$serial" --rng 2>>"$log" &
 wait_socket "$sock"
 sleep 3.5
 cat "$serial"
@@ -40,7 +42,7 @@ wait
 
 step "restore a new process tree from the snapshot; it comes back paused"
 echo "\$ cloister --api-socket $sock --restore source_url=file://$snap"
-build/cloister --api-socket "$sock" --restore "source_url=file://$snap" &
+build/cloister --api-socket "$sock" --restore "source_url=file://$snap" 2>>"$log" &
 wait_socket "$sock"
 remote info | python3 -c 'import json,sys; print("state:", json.load(sys.stdin)["state"])'
 
