@@ -37,6 +37,12 @@ static void child_exec(const char *path, char *const argv[], const int *fds, siz
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
+	/*
+	 * A session of its own: a terminal's Ctrl-C (or a signal to the process
+	 * group) reaches the gateway only, which then stops the tree in order.
+	 */
+	if (setsid() < 0)
+		_exit(127);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
 	for (size_t i = 0; i < n_fds; i++)

@@ -79,11 +79,11 @@ class Cloister:
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         self.proc = None
 
-    def start(self, *args, wait_socket=True):
+    def start(self, *args, wait_socket=True, new_session=False):
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([CLOISTER, "--api-socket", self.sock, *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+                                     stderr=self.stderr, start_new_session=new_session)
         if wait_socket:
             deadline = time.time() + 10
             while not os.path.exists(self.sock):
@@ -94,12 +94,12 @@ class Cloister:
                 time.sleep(0.02)
         return self
 
-    def boot(self, cpus=2, memory="4G", rng=True, extra=()):
+    def boot(self, cpus=2, memory="4G", rng=True, extra=(), new_session=False):
         args = ["--cpus", f"boot={cpus}", "--memory", f"size={memory}", "--kernel", GUEST,
                 "--serial", f"file={self.serial}"]
         if rng:
             args.append("--rng")
-        return self.start(*args, *extra)
+        return self.start(*args, *extra, new_session=new_session)
 
     def log(self):
         try:

@@ -150,3 +150,17 @@ def test_guest_time_does_not_jump_over_a_pause(vms, workdir):
     assert time.time() - start >= 0.35
     first = first_counts_after(vm.serial_text(), offset)
     assert first[0] == before[0] + 1
+
+
+def test_ctrl_c_stops_the_tree_in_order(vms):
+    """A terminal's Ctrl-C goes to the whole process group; only the gateway should act on it."""
+    import signal
+    vm = vms()
+    vm.boot(cpus=2, memory="1G", new_session=True)
+    vm.wait_serial(lambda t: hart_counts(t).get(1, 0) >= 2, what="the guest to run")
+    tree = [vm.proc.pid] + children_of(vm.proc.pid)
+    os.killpg(vm.proc.pid, signal.SIGINT)
+    assert vm.proc.wait(timeout=10) == 0
+    time.sleep(0.2)
+    assert not [p for p in tree if os.path.exists(f"/proc/{p}")]
+    assert "error" not in vm.log(), vm.log()
