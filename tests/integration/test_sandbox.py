@@ -60,9 +60,14 @@ def test_api_socket_is_private(vms):
 
 
 def inject_syscall(pid, number):
-    """Makes process pid itself call syscall number, through gdb."""
-    return subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx",
-                           "-ex", f"call (long)syscall({number}, 2, 1, 0)"],
+    """Makes process pid itself call syscall number, through gdb.
+
+    The child's root is an empty directory, so gdb is told where the
+    program and its libraries are on the host rather than looking in there.
+    """
+    exe = os.readlink(f"/proc/{pid}/exe")
+    return subprocess.run(["gdb", "-batch", "-nx", "-ex", "set sysroot /", "-ex", f"file {exe}",
+                           "-ex", f"attach {pid}", "-ex", f"call (long)syscall({number}, 2, 1, 0)"],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -75,7 +80,8 @@ def test_forbidden_syscall_kills_child_and_fails_the_vm(vms, program):
     vm = running_vm(vms)
     victim = vm.child(program)
     others = [p for p in vm.children() if p != victim]
-    inject_syscall(victim, SYS_SOCKET)
+    gdb = inject_syscall(victim, SYS_SOCKET)
+    assert "No symbol" not in gdb.stdout + gdb.stderr, gdb.stdout + gdb.stderr
     deadline = time.time() + 10
     info = None
     while time.time() < deadline:
