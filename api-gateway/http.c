@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -420,17 +421,21 @@ static const struct route *route_find(const char *url)
 
 /* ---- MHD callbacks ---- */
 
-static bool declared_body_too_large(struct MHD_Connection *c)
+/* Chunked bodies carry no length up front; past this much waste, hang up. */
+#define API_DISCARD_MAX (16u * API_BODY_MAX)
+
+/* The Content-Length the client announced, 0 when none; saturates on overflow. */
+static unsigned long long declared_body_size(struct MHD_Connection *c)
 {
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	char *end;
 	unsigned long long n;
+	char *end;
 
 	if (!cl)
-		return false;
+		return 0;
 	errno = 0;
 	n = strtoull(cl, &end, 10);
-	return errno == ERANGE || n > API_BODY_MAX;
+	return errno == ERANGE ? ULLONG_MAX : n;
 }
 
 /* First call, headers only: refuse what can be refused before reading a body. */
@@ -445,18 +450,21 @@ static enum MHD_Result api_begin(struct MHD_Connection *c, const char *url, cons
 	if (strcmp(method, route->method) != 0)
 		return queue_error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
 					 route->method, route->method);
-	if (declared_body_too_large(c))
+	/*
+	 * A body too large to read is refused at once (the client may still be
+	 * sending and miss the answer); a moderately large one is read and
+	 * dropped first, so the client surely gets its 413.
+	 */
+	if (declared_body_size(c) > API_DISCARD_MAX)
 		return queue_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return MHD_NO;
 	req->route = route;
+	req->too_large = declared_body_size(c) > API_BODY_MAX;
 	*con_cls = req;
 	return MHD_YES;
 }
-
-/* Chunked bodies carry no length up front; past this much waste, hang up. */
-#define API_DISCARD_MAX (16u * API_BODY_MAX)
 
 static enum MHD_Result api_body_chunk(struct api_request *req, const char *data, size_t *size)
 {

@@ -51,7 +51,8 @@ static void fake_keep_fds(struct fake_dev *f, const int *fds, size_t n)
 {
 	for (size_t i = 0; i < f->n_fds; i++)
 		close(f->fds[i]);
-	memcpy(f->fds, fds, n * sizeof(int));
+	if (n)
+		memcpy(f->fds, fds, n * sizeof(int));
 	f->n_fds = n;
 }
 
