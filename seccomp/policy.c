@@ -35,6 +35,11 @@ static const char *const base_syscalls[] = {
 	/* the frame sockets and eventfds we were handed */
 	"poll", "ppoll", "recvmsg", "sendmsg", "recvfrom", "sendto",
 	"dup", "dup3",
+	/*
+	 * Changes only where this process's own signal handlers run; the
+	 * sanitizers' runtime sets and clears one on every thread.
+	 */
+	"sigaltstack",
 };
 
 static const char *const vmm_syscalls[] = {
