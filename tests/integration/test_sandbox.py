@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Each child of cloister is confined, and a confined child that misbehaves fails the VM cleanly."""
 import os
+import resource
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -66,9 +68,12 @@ def inject_syscall(pid, number):
     program and its libraries are on the host rather than looking in there.
     """
     exe = os.readlink(f"/proc/{pid}/exe")
+    # gdb may itself crash once its inferior dies in the middle of the call:
+    # no core file from it, and nothing written where the tests were started.
     return subprocess.run(["gdb", "-batch", "-nx", "-ex", "set sysroot /", "-ex", f"file {exe}",
                            "-ex", f"attach {pid}", "-ex", f"call (long)syscall({number}, 2, 1, 0)"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir(),
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
 
 
 SYS_SOCKET = 41   # x86_64: no child may open a socket
