@@ -22,6 +22,20 @@
 #define LAYOUT_VIRTIO_SLOT_SIZE 0x1000ull
 #define LAYOUT_VIRTIO_SLOTS 8
 
+/*
+ * Below RAM, where QEMU's virt machine has them: the PLIC (sifive,plic-1.0.0
+ * layout, one S-mode context per hart) and one ns16550a UART. PLIC source 0
+ * does not exist; virtio slot i raises source LAYOUT_VIRTIO_IRQ_BASE + i.
+ */
+#define LAYOUT_PLIC_BASE 0x0c000000ull
+#define LAYOUT_PLIC_SIZE 0x600000ull
+#define LAYOUT_PLIC_NDEV 63u
+#define LAYOUT_UART_BASE 0x10000000ull
+#define LAYOUT_UART_SIZE 0x100ull
+#define LAYOUT_UART_IRQ 10u
+#define LAYOUT_UART_CLOCK_HZ 3686400u
+#define LAYOUT_VIRTIO_IRQ_BASE 1u
+
 /* The time CSR counts at this rate (as QEMU's virt machine). */
 #define LAYOUT_TIMEBASE_HZ 10000000ull
 

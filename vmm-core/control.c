@@ -204,6 +204,8 @@ static int handle_attach_device(struct core *c, const Cloister__Envelope *env, i
 						     .size = c->mem->ram[i].size, .fd = c->mem->fd[i] };
 	p = (struct virtio_mmio_params){
 		.sock = fds[0], .id = dev->id, .mem = mem, .n_mem = c->mem->n_regions,
+		.irq = LAYOUT_VIRTIO_IRQ_BASE + (uint32_t)slot,
+		.set_irq = machine_set_irq, .irq_opaque = &c->m,
 	};
 	r = virtio_mmio_attach(&p, &c->m.virtio[slot]);
 	fds[0] = -1;	/* the transport owns it now, even on failure */
@@ -259,6 +261,13 @@ static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
 		.timebase_hz = LAYOUT_TIMEBASE_HZ,
 		.n_ram = mem->n_regions,
 		.isa = "rv64imac_zicsr_zifencei",
+		.plic_base = LAYOUT_PLIC_BASE,
+		.plic_size = LAYOUT_PLIC_SIZE,
+		.plic_ndev = LAYOUT_PLIC_NDEV,
+		.uart_base = LAYOUT_UART_BASE,
+		.uart_size = LAYOUT_UART_SIZE,
+		.uart_irq = LAYOUT_UART_IRQ,
+		.uart_clock_hz = LAYOUT_UART_CLOCK_HZ,
 	};
 	void *fdt_host;
 	int r;
@@ -286,6 +295,7 @@ static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
 		fp.virtio[i] = (struct fdt_virtio_slot){
 			.base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_SLOT_SIZE,
 			.size = LAYOUT_VIRTIO_SLOT_SIZE,
+			.irq = LAYOUT_VIRTIO_IRQ_BASE + (uint32_t)i,
 		};
 	fp.n_virtio = c->m.n_virtio;
 	fdt_host = memory_host_ptr(mem, fdt_addr, FDT_MAX_SIZE);

@@ -15,9 +15,17 @@
 #include "log.h"
 #include "machine.h"
 #include "mmio.h"
+#include "plic.h"
 #include "sbi.h"
+#include "uart.h"
 
 #define NS_PER_TICK (1000000000ull / LAYOUT_TIMEBASE_HZ)
+
+_Static_assert(LAYOUT_VIRTIO_IRQ_BASE + LAYOUT_VIRTIO_SLOTS <= LAYOUT_UART_IRQ,
+	       "virtio interrupt sources run into the UART's");
+_Static_assert(LAYOUT_PLIC_NDEV < PLIC_MAX_SOURCES, "the PLIC has too few sources");
+_Static_assert(MACHINE_MAX_HARTS <= PLIC_MAX_CONTEXTS, "the PLIC has too few contexts");
+_Static_assert(LAYOUT_PLIC_SIZE == PLIC_WINDOW_SIZE, "the PLIC window and the layout disagree");
 
 static int64_t monotonic_ns(void)
 {
@@ -72,13 +80,23 @@ static struct virtio_mmio_dev *bus_virtio_slot(struct machine *m, uint64_t gpa, 
 	return slot < m->n_virtio ? m->virtio[slot] : NULL;
 }
 
+static bool bus_in(uint64_t gpa, uint64_t base, uint64_t size)
+{
+	return gpa >= base && gpa - base < size;
+}
+
 static int bus_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *ret_val)
 {
 	struct machine *m = opaque;
 	uint64_t off = 0;
 	bool in_window;
-	struct virtio_mmio_dev *d = bus_virtio_slot(m, gpa, &off, &in_window);
+	struct virtio_mmio_dev *d;
 
+	if (bus_in(gpa, LAYOUT_PLIC_BASE, LAYOUT_PLIC_SIZE))
+		return plic_read(m->plic, gpa - LAYOUT_PLIC_BASE, size, ret_val);
+	if (bus_in(gpa, LAYOUT_UART_BASE, LAYOUT_UART_SIZE))
+		return uart_read(m->uart, gpa - LAYOUT_UART_BASE, size, ret_val);
+	d = bus_virtio_slot(m, gpa, &off, &in_window);
 	if (d)
 		return virtio_mmio_read(d, off, size, ret_val);
 	if (in_window)
@@ -91,8 +109,13 @@ static int bus_write(void *opaque, uint64_t gpa, unsigned size, uint64_t val)
 	struct machine *m = opaque;
 	uint64_t off = 0;
 	bool in_window;
-	struct virtio_mmio_dev *d = bus_virtio_slot(m, gpa, &off, &in_window);
+	struct virtio_mmio_dev *d;
 
+	if (bus_in(gpa, LAYOUT_PLIC_BASE, LAYOUT_PLIC_SIZE))
+		return plic_write(m->plic, gpa - LAYOUT_PLIC_BASE, size, val);
+	if (bus_in(gpa, LAYOUT_UART_BASE, LAYOUT_UART_SIZE))
+		return uart_write(m->uart, gpa - LAYOUT_UART_BASE, size, val);
+	d = bus_virtio_slot(m, gpa, &off, &in_window);
 	if (d)
 		return virtio_mmio_write(d, off, size, val);
 	/* Writes to an empty slot are ignored, as on a bus with nothing behind it. */
@@ -259,6 +282,50 @@ static const struct sbi_host_ops sbi_host = {
 	.system_reset = sbi_system_reset,
 };
 
+/* ---- interrupts ---- */
+
+/* The PLIC's context N is hart N's S-mode external interrupt. */
+static void plic_notify(void *opaque, unsigned ctx, bool level)
+{
+	struct machine *m = opaque;
+
+	if (ctx >= m->n_harts || !m->harts[ctx].vcpu)
+		return;
+	m->accel->vcpu_set_irq(m->harts[ctx].vcpu, IRQ_S_EXT, level);
+	if (level)
+		hart_wake(m, &m->harts[ctx]);
+}
+
+void machine_set_irq(void *opaque, uint32_t irq, bool level)
+{
+	struct machine *m = opaque;
+
+	plic_set_level(m->plic, irq, level);
+}
+
+static int machine_devices_init(struct machine *m)
+{
+	struct uart_params up = {
+		.tx = sbi_console_write,
+		.set_irq = machine_set_irq,
+		.irq = LAYOUT_UART_IRQ,
+		.opaque = m,
+	};
+	int r;
+
+	r = plic_create(LAYOUT_PLIC_NDEV + 1, m->n_harts, plic_notify, m, &m->plic);
+	if (r < 0) {
+		log_error("cannot create the PLIC: %s", strerror(-r));
+		return r;
+	}
+	r = uart_create(&up, &m->uart);
+	if (r < 0) {
+		log_error("cannot create the UART: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 /* ---- the hart thread ---- */
 
 /* HSM start: a fresh S-mode hart at start_addr with a0 = hartid, a1 = opaque. */
@@ -398,6 +465,9 @@ int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->serial_lock, NULL);
 	pthread_cond_init(&m->parked_cond, NULL);
+	r = machine_devices_init(m);
+	if (r < 0)
+		return r;
 
 	m->map = (struct machine_map){
 		.n_ram = m->mem.n_regions,
@@ -451,6 +521,10 @@ void machine_destroy(struct machine *m)
 		if (m->harts[i].vcpu)
 			m->accel->vcpu_destroy(m->harts[i].vcpu);
 	}
+	uart_destroy(m->uart);
+	plic_destroy(m->plic);
+	m->uart = NULL;
+	m->plic = NULL;
 }
 
 void machine_set_boot_hart(struct machine *m, uint64_t entry, uint64_t fdt)
@@ -566,6 +640,10 @@ void machine_free_saved_vcpus(Cloister__VmState *state)
 	free(state->vcpus);
 	state->vcpus = NULL;
 	state->n_vcpus = 0;
+	if (state->machine) {
+		plic_state_free(state->machine->plic);
+		uart_state_free(state->machine->uart);
+	}
 	free(state->machine);
 	state->machine = NULL;
 }
@@ -606,7 +684,26 @@ int machine_save_vcpus(struct machine *m, Cloister__VmState *state)
 	r = 0;
 out:
 	pthread_mutex_unlock(&m->lock);
+	if (r == 0)
+		r = plic_save(m->plic, &ms->plic);
+	if (r == 0)
+		r = uart_save(m->uart, &ms->uart);
 	return r;
+}
+
+/* Snapshots from before the PLIC and the UART existed leave them as they came out of reset. */
+static int machine_restore_devices(struct machine *m, const Cloister__MachineState *ms,
+				   char *err, size_t errlen)
+{
+	if (ms->plic && plic_restore(m->plic, ms->plic) < 0) {
+		snprintf(err, errlen, "snapshot PLIC state is malformed");
+		return -EINVAL;
+	}
+	if (ms->uart && uart_restore(m->uart, ms->uart) < 0) {
+		snprintf(err, errlen, "snapshot UART state is malformed");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen)
@@ -650,5 +747,6 @@ int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, cha
 	atomic_store(&m->time_frozen, true);
 	m->fdt_addr = ms->fdt_addr;
 	pthread_mutex_unlock(&m->lock);
-	return 0;
+	/* After the harts: the PLIC re-drives every hart's external interrupt line. */
+	return machine_restore_devices(m, ms, err, errlen);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The machine vmm-core runs: guest memory, one thread per hart on the
- * accelerator, the SBI firmware, guest time, and the virtio-mmio slots.
+ * accelerator, the SBI firmware, guest time, the PLIC, the UART, and the
+ * virtio-mmio slots.
  */
 #ifndef CLOISTER_MACHINE_H
 #define CLOISTER_MACHINE_H
@@ -19,6 +20,8 @@
 #define MACHINE_MAX_HARTS 64
 
 struct machine;
+struct plic;
+struct uart;
 struct virtio_mmio_dev;
 
 struct hart {
@@ -60,6 +63,9 @@ struct machine {
 	int serial_fd;
 	pthread_mutex_t serial_lock;
 
+	struct plic *plic;
+	struct uart *uart;
+
 	struct virtio_mmio_dev *virtio[LAYOUT_VIRTIO_SLOTS];
 	size_t n_virtio;
 
@@ -82,7 +88,13 @@ int machine_pause(struct machine *m);
 
 uint64_t machine_guest_time(struct machine *m);
 
-/* Only while paused. */
+/*
+ * Sets PLIC source irq (opaque is the machine), for devices' set_irq
+ * callbacks: takes only the PLIC's and the machine's locks.
+ */
+void machine_set_irq(void *opaque, uint32_t irq, bool level);
+
+/* Only while paused. The machine state includes the PLIC and the UART. */
 int machine_save_vcpus(struct machine *m, Cloister__VmState *state);
 int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen);
 void machine_free_saved_vcpus(Cloister__VmState *state);

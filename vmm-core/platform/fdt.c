@@ -20,12 +20,36 @@
 			return _err;		\
 	} while (0)
 
-/* Each cpu's interrupt controller gets phandle hartid + this. */
+/* Each cpu's interrupt controller gets phandle hartid + this; the PLIC the next free one. */
 #define FDT_PHANDLE_CPU_INTC_BASE 1
+#define FDT_PHANDLE_PLIC (FDT_PHANDLE_CPU_INTC_BASE + FDT_MAX_HARTS)
+/* The cpu-intc interrupt a PLIC context drives: the S-mode external interrupt. */
+#define FDT_IRQ_S_EXT 9
 
 static bool fdt_range_ok(uint64_t base, uint64_t size)
 {
 	return size != 0 && base + size > base;
+}
+
+/* Without a PLIC, irqs are not described at all (see fdt_property_irq()). */
+static bool fdt_irq_ok(const struct fdt_params *p, uint32_t irq)
+{
+	return !p->plic_size || irq <= p->plic_ndev;
+}
+
+static int fdt_irq_params_check(const struct fdt_params *p)
+{
+	if (p->plic_size && (!fdt_range_ok(p->plic_base, p->plic_size) ||
+			     p->plic_ndev == 0 || p->plic_ndev > FDT_MAX_PLIC_NDEV))
+		return -EINVAL;
+	if (p->uart_size && !fdt_range_ok(p->uart_base, p->uart_size))
+		return -EINVAL;
+	if (p->uart_size && !fdt_irq_ok(p, p->uart_irq))
+		return -EINVAL;
+	for (size_t i = 0; i < p->n_virtio; i++)
+		if (!fdt_irq_ok(p, p->virtio[i].irq))
+			return -EINVAL;
+	return 0;
 }
 
 static int fdt_params_check(const struct fdt_params *p)
@@ -44,7 +68,7 @@ static int fdt_params_check(const struct fdt_params *p)
 			return -EINVAL;
 	if ((p->initrd_start || p->initrd_end) && p->initrd_end <= p->initrd_start)
 		return -EINVAL;
-	return 0;
+	return fdt_irq_params_check(p);
 }
 
 /* A reg property of (address, size) pairs, two cells each. */
@@ -110,9 +134,21 @@ static int fdt_add_memory(void *fdt, const struct fdt_params *p)
 	return fdt_end_node(fdt);
 }
 
+static void fdt_uart_name(const struct fdt_params *p, char *buf, size_t len)
+{
+	snprintf(buf, len, "serial@%" PRIx64, p->uart_base);
+}
+
 static int fdt_add_chosen(void *fdt, const struct fdt_params *p)
 {
+	char name[40], path[48];
+
 	FDT_TRY(fdt_begin_node(fdt, "chosen"));
+	if (p->uart_size) {
+		fdt_uart_name(p, name, sizeof(name));
+		snprintf(path, sizeof(path), "/soc/%s", name);
+		FDT_TRY(fdt_property_string(fdt, "stdout-path", path));
+	}
 	if (p->cmdline)
 		FDT_TRY(fdt_property_string(fdt, "bootargs", p->cmdline));
 	if (p->initrd_end) {
@@ -122,11 +158,63 @@ static int fdt_add_chosen(void *fdt, const struct fdt_params *p)
 	return fdt_end_node(fdt);
 }
 
-/*
- * There is no interrupt controller for devices yet, so a wired irq cannot
- * be described: the nodes carry no interrupts property and drivers poll.
- */
-static int fdt_add_virtio(void *fdt, const struct fdt_virtio_slot *slot)
+/* Without a PLIC a wired irq has nowhere to go: the node gets none and its driver polls. */
+static int fdt_property_irq(void *fdt, const struct fdt_params *p, uint32_t irq)
+{
+	if (!p->plic_size || irq == 0)
+		return 0;
+	FDT_TRY(fdt_property_u32(fdt, "interrupts", irq));
+	return fdt_property_u32(fdt, "interrupt-parent", FDT_PHANDLE_PLIC);
+}
+
+/* Context N is hart N's S-mode external interrupt: <&cpuN_intc 9> each. */
+static int fdt_property_plic_contexts(void *fdt, const struct fdt_params *p)
+{
+	fdt32_t *cells;
+
+	FDT_TRY(fdt_property_placeholder(fdt, "interrupts-extended",
+					 (int)(2 * p->n_harts * sizeof(*cells)), (void **)&cells));
+	for (unsigned h = 0; h < p->n_harts; h++) {
+		cells[2 * h] = cpu_to_fdt32(h + FDT_PHANDLE_CPU_INTC_BASE);
+		cells[2 * h + 1] = cpu_to_fdt32(FDT_IRQ_S_EXT);
+	}
+	return 0;
+}
+
+static int fdt_add_plic(void *fdt, const struct fdt_params *p)
+{
+	static const char compatible[] = "sifive,plic-1.0.0\0riscv,plic0";
+	uint64_t pair[2] = { p->plic_base, p->plic_size };
+	char name[40];
+
+	snprintf(name, sizeof(name), "plic@%" PRIx64, p->plic_base);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property(fdt, "compatible", compatible, sizeof(compatible)));
+	FDT_TRY(fdt_property_reg(fdt, pair, 1));
+	FDT_TRY(fdt_property_plic_contexts(fdt, p));
+	FDT_TRY(fdt_property_u32(fdt, "riscv,ndev", p->plic_ndev));
+	FDT_TRY(fdt_property_u32(fdt, "#interrupt-cells", 1));
+	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 0));
+	FDT_TRY(fdt_property(fdt, "interrupt-controller", NULL, 0));
+	FDT_TRY(fdt_property_u32(fdt, "phandle", FDT_PHANDLE_PLIC));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_uart(void *fdt, const struct fdt_params *p)
+{
+	uint64_t pair[2] = { p->uart_base, p->uart_size };
+	char name[40];
+
+	fdt_uart_name(p, name, sizeof(name));
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "ns16550a"));
+	FDT_TRY(fdt_property_reg(fdt, pair, 1));
+	FDT_TRY(fdt_property_u32(fdt, "clock-frequency", p->uart_clock_hz));
+	FDT_TRY(fdt_property_irq(fdt, p, p->uart_irq));
+	return fdt_end_node(fdt);
+}
+
+static int fdt_add_virtio(void *fdt, const struct fdt_params *p, const struct fdt_virtio_slot *slot)
 {
 	uint64_t pair[2] = { slot->base, slot->size };
 	char name[40];
@@ -135,6 +223,7 @@ static int fdt_add_virtio(void *fdt, const struct fdt_virtio_slot *slot)
 	FDT_TRY(fdt_begin_node(fdt, name));
 	FDT_TRY(fdt_property_string(fdt, "compatible", "virtio,mmio"));
 	FDT_TRY(fdt_property_reg(fdt, pair, 1));
+	FDT_TRY(fdt_property_irq(fdt, p, slot->irq));
 	return fdt_end_node(fdt);
 }
 
@@ -146,8 +235,12 @@ static int fdt_add_soc(void *fdt, const struct fdt_params *p)
 	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 2));
 	/* Empty ranges: bus addresses are CPU physical addresses. */
 	FDT_TRY(fdt_property(fdt, "ranges", NULL, 0));
+	if (p->plic_size)
+		FDT_TRY(fdt_add_plic(fdt, p));
+	if (p->uart_size)
+		FDT_TRY(fdt_add_uart(fdt, p));
 	for (size_t i = 0; i < p->n_virtio; i++)
-		FDT_TRY(fdt_add_virtio(fdt, &p->virtio[i]));
+		FDT_TRY(fdt_add_virtio(fdt, p, &p->virtio[i]));
 	return fdt_end_node(fdt);
 }
 

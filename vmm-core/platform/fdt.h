@@ -28,17 +28,30 @@ struct fdt_params {
 	const char *isa;
 	/* mmu-type of each cpu node, e.g. "riscv,sv39"; NULL: no property. */
 	const char *mmu_type;
+	/*
+	 * The PLIC, one S-mode context per hart; plic_size 0: none, and no node
+	 * gets an interrupts property. Device irqs are its sources, 1..plic_ndev.
+	 */
+	uint64_t plic_base, plic_size;
+	uint32_t plic_ndev;
+	/* An ns16550a, the console; uart_size 0: none. */
+	uint64_t uart_base, uart_size;
+	uint32_t uart_irq;		/* 0: not wired */
+	uint32_t uart_clock_hz;
 };
 
 /* Most harts a device tree describes (hart IDs fit the cpu node's one reg cell). */
 #define FDT_MAX_HARTS 1024
+/* Most sources a PLIC has, as the specification allows. */
+#define FDT_MAX_PLIC_NDEV 1023
 
 /*
  * Writes a flattened device tree into buf. Returns its total size, or
  * -ENOSPC when buf is too small, -EINVAL for bad parameters.
  * Nodes: /cpus (cpu@N, each with an interrupt-controller), /memory@...
  * (one reg entry per region), /chosen (bootargs, linux,initrd-*,
- * stdout-path when a console exists), /soc with virtio_mmio@... nodes.
+ * stdout-path when a UART exists), /soc with plic@..., serial@... and
+ * virtio_mmio@... nodes.
  */
 int fdt_build(const struct fdt_params *p, void *buf, size_t bufsize);
 

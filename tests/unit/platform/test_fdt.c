@@ -59,7 +59,7 @@ static uint32_t get_u32(int off, const char *name)
 	const fdt32_t *p = prop(off, name, &len);
 
 	cr_assert_eq(len, 4, "%s is not one cell", name);
-	return fdt32_to_cpu(*p);
+	return fdt32_ld(p);
 }
 
 static uint64_t get_u64(int off, const char *name)
@@ -68,7 +68,7 @@ static uint64_t get_u64(int off, const char *name)
 	const fdt64_t *p = prop(off, name, &len);
 
 	cr_assert_eq(len, 8, "%s is not two cells", name);
-	return fdt64_to_cpu(*p);
+	return fdt64_ld(p);
 }
 
 static void build(const struct fdt_params *p)
@@ -191,8 +191,8 @@ Test(fdt, memory_regions)
 	reg = prop(mem, "reg", &len);
 	cr_assert_eq(len, 4 * 8);
 	for (size_t i = 0; i < 2; i++) {
-		cr_assert_eq(fdt64_to_cpu(reg[2 * i]), p.ram[i].gpa);
-		cr_assert_eq(fdt64_to_cpu(reg[2 * i + 1]), p.ram[i].size);
+		cr_assert_eq(fdt64_ld(&reg[2 * i]), p.ram[i].gpa);
+		cr_assert_eq(fdt64_ld(&reg[2 * i + 1]), p.ram[i].size);
 	}
 }
 
@@ -212,8 +212,8 @@ Test(fdt, virtio_slots)
 	assert_str(dev, "compatible", "virtio,mmio");
 	reg = prop(dev, "reg", &len);
 	cr_assert_eq(len, 16);
-	cr_assert_eq(fdt64_to_cpu(reg[0]), 0x140001000ull);
-	cr_assert_eq(fdt64_to_cpu(reg[1]), 0x1000);
+	cr_assert_eq(fdt64_ld(&reg[0]), 0x140001000ull);
+	cr_assert_eq(fdt64_ld(&reg[1]), 0x1000);
 	/* No interrupt controller for devices exists yet to route irq 5 to. */
 	cr_assert_null(fdt_getprop(tree, dev, "interrupts", NULL));
 	node("/soc/virtio_mmio@140000000");
@@ -253,4 +253,136 @@ Test(fdt, bad_params)
 	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
 	p = base_params(); p.initrd_end = p.initrd_start;
 	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+}
+
+static struct fdt_params irq_params(void)
+{
+	struct fdt_params p = base_params();
+
+	p.plic_base = 0x0c000000ull;
+	p.plic_size = 0x600000ull;
+	p.plic_ndev = 63;
+	p.uart_base = 0x10000000ull;
+	p.uart_size = 0x100;
+	p.uart_irq = 10;
+	p.uart_clock_hz = 3686400;
+	p.virtio[0].irq = 1;
+	p.virtio[1].irq = 2;
+	return p;
+}
+
+static void assert_reg(int off, uint64_t base, uint64_t size)
+{
+	int len;
+	const fdt64_t *reg = prop(off, "reg", &len);
+
+	cr_assert_eq(len, 16);
+	cr_assert_eq(fdt64_ld(&reg[0]), base);
+	cr_assert_eq(fdt64_ld(&reg[1]), size);
+}
+
+/* The interrupts property names source irq of the PLIC at plic_off. */
+static void assert_wired(int off, int plic_off, uint32_t irq)
+{
+	cr_assert_eq(get_u32(off, "interrupts"), irq);
+	cr_assert_eq(fdt_node_offset_by_phandle(tree, get_u32(off, "interrupt-parent")), plic_off);
+}
+
+Test(fdt, plic_node)
+{
+	struct fdt_params p = irq_params();
+	const fdt32_t *cells;
+	int plic, len;
+
+	p.n_harts = 3;
+	build(&p);
+	plic = node("/soc/plic@c000000");
+	cr_assert_eq(fdt_node_check_compatible(tree, plic, "sifive,plic-1.0.0"), 0);
+	cr_assert_eq(fdt_node_check_compatible(tree, plic, "riscv,plic0"), 0);
+	assert_reg(plic, 0x0c000000ull, 0x600000ull);
+	cr_assert_eq(get_u32(plic, "riscv,ndev"), 63);
+	cr_assert_eq(get_u32(plic, "#interrupt-cells"), 1);
+	cr_assert_eq(get_u32(plic, "#address-cells"), 0);
+	prop(plic, "interrupt-controller", &len);
+	cr_assert_eq(len, 0);
+	cr_assert_neq(fdt_get_phandle(tree, plic), 0);
+	/* One context per hart: that hart's cpu-intc and the S-mode external interrupt. */
+	cells = prop(plic, "interrupts-extended", &len);
+	cr_assert_eq(len, 3 * 8);
+	for (unsigned h = 0; h < 3; h++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/cpus/cpu@%u/interrupt-controller", h);
+		cr_assert_eq(fdt_node_offset_by_phandle(tree, fdt32_to_cpu(cells[2 * h])), node(path));
+		cr_assert_eq(fdt32_to_cpu(cells[2 * h + 1]), 9);
+	}
+}
+
+Test(fdt, uart_node_and_stdout_path)
+{
+	struct fdt_params p = irq_params();
+	const char *path;
+	int uart, plic;
+
+	build(&p);
+	plic = node("/soc/plic@c000000");
+	uart = node("/soc/serial@10000000");
+	assert_str(uart, "compatible", "ns16550a");
+	assert_reg(uart, 0x10000000ull, 0x100);
+	cr_assert_eq(get_u32(uart, "clock-frequency"), 3686400);
+	assert_wired(uart, plic, 10);
+	path = prop(node("/chosen"), "stdout-path", NULL);
+	cr_assert_str_eq(path, "/soc/serial@10000000");
+	cr_assert_eq(fdt_path_offset(tree, path), uart);
+}
+
+Test(fdt, virtio_slots_are_wired_to_the_plic)
+{
+	struct fdt_params p = irq_params();
+	int plic;
+
+	build(&p);
+	plic = node("/soc/plic@c000000");
+	assert_wired(node("/soc/virtio_mmio@140000000"), plic, 1);
+	assert_wired(node("/soc/virtio_mmio@140001000"), plic, 2);
+}
+
+Test(fdt, no_plic_no_uart_means_no_wiring)
+{
+	struct fdt_params p = base_params();
+
+	build(&p);
+	cr_assert_lt(fdt_path_offset(tree, "/soc/plic@c000000"), 0);
+	cr_assert_lt(fdt_path_offset(tree, "/soc/serial@10000000"), 0);
+	cr_assert_null(fdt_getprop(tree, node("/chosen"), "stdout-path", NULL));
+	cr_assert_null(fdt_getprop(tree, node("/soc/virtio_mmio@140001000"), "interrupt-parent", NULL));
+}
+
+Test(fdt, bad_irq_params)
+{
+	struct fdt_params p;
+
+	p = irq_params(); p.plic_ndev = 0;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = irq_params(); p.plic_ndev = FDT_MAX_PLIC_NDEV + 1;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = irq_params(); p.uart_irq = 64;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = irq_params(); p.virtio[1].irq = 64;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = irq_params(); p.plic_base = UINT64_MAX;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = irq_params(); p.uart_base = UINT64_MAX - 1;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+}
+
+Test(fdt, sixty_four_harts_with_plic_fit)
+{
+	struct fdt_params p = irq_params();
+	int len;
+
+	p.n_harts = 64;
+	build(&p);
+	prop(node("/soc/plic@c000000"), "interrupts-extended", &len);
+	cr_assert_eq(len, 64 * 8);
 }
