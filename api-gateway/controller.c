@@ -513,6 +513,17 @@ static Cloister__VmConfig *config_from_options(const struct vm_options *o)
 
 /* ---- operations (op_lock held) ---- */
 
+/* The guest asked SBI for a shutdown (as opposed to something failing). */
+static bool guest_shut_down(struct controller *c)
+{
+	bool clean;
+
+	pthread_mutex_lock(&c->info_lock);
+	clean = c->state == VM_STATE_SHUTDOWN && !c->error[0];
+	pthread_mutex_unlock(&c->info_lock);
+	return clean;
+}
+
 static int do_boot(struct controller *c, char *err, size_t errlen)
 {
 	Cloister__VmConfig *config = config_from_options(c->opts);
@@ -525,6 +536,10 @@ static int do_boot(struct controller *c, char *err, size_t errlen)
 	r = tree_start(c, config, false, err, errlen);
 	if (r == 0)
 		r = core_simple(c, CLOISTER__ENVELOPE__MSG_CORE_START, err, errlen);
+	if (r < 0 && guest_shut_down(c)) {
+		/* It booted and shut itself down before vmm-core's answer reached us. */
+		return 0;
+	}
 	if (r < 0) {
 		vm_fail(c, "boot failed: %s", err);
 		return r;
