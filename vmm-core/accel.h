@@ -106,7 +106,13 @@ struct accel_ops {
 	void (*vcpu_set_timer)(struct accel_vcpu *vcpu, uint64_t deadline);
 	/* Thread-safe: true when an interrupt is pending and enabled in sie (WFI wakes). */
 	bool (*vcpu_irq_pending)(struct accel_vcpu *vcpu);
-	/* Thread-safe: drop cached translations before the next instruction (remote sfence.vma). */
+	/*
+	 * Thread-safe (remote sfence.vma / fence.i): returns once the vCPU no
+	 * longer uses translations cached before the call; a vCPU inside
+	 * vcpu_run() acknowledges within a few hundred instructions and the
+	 * caller waits for that (bounded), one outside flushes on its next
+	 * vcpu_run(). Call it from outside vcpu_run(), never from MMIO callbacks.
+	 */
 	void (*vcpu_flush_tlb)(struct accel_vcpu *vcpu);
 };
 

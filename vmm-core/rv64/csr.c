@@ -3,6 +3,9 @@
 #include "hart.h"
 
 enum {
+	CSR_FFLAGS = 0x001,
+	CSR_FRM = 0x002,
+	CSR_FCSR = 0x003,
 	CSR_SSTATUS = 0x100,
 	CSR_SIE = 0x104,
 	CSR_STVEC = 0x105,
@@ -108,11 +111,24 @@ static uint64_t sstatus_read(const struct accel_vcpu *h)
 	return v;
 }
 
+static bool is_fp_csr(unsigned csr)
+{
+	return csr >= CSR_FFLAGS && csr <= CSR_FCSR;
+}
+
 /* Reads a CSR the current privilege may access; false if it may not. */
 static bool csr_read(struct accel_vcpu *h, unsigned csr, uint64_t *ret_val)
 {
 	uint64_t v;
 
+	if (is_fp_csr(csr)) {
+		/* With FS=Off the FP CSRs do not exist for the guest. */
+		if (!(h->sstatus & SSTATUS_FS))
+			return false;
+		v = csr == CSR_FFLAGS ? h->fcsr & 0x1f : csr == CSR_FRM ? h->fcsr >> 5 : h->fcsr;
+		*ret_val = v;
+		return true;
+	}
 	if (csr >= CSR_CYCLE && csr <= CSR_HPMCOUNTER31) {
 		if (h->priv == PRIV_U && !(h->scounteren & (1u << (csr - CSR_CYCLE))))
 			return false;
@@ -173,8 +189,22 @@ static int satp_write(struct accel_vcpu *h, uint64_t v)
 	return EXEC_OK;
 }
 
+static int fp_csr_write(struct accel_vcpu *h, unsigned csr, uint64_t v)
+{
+	if (csr == CSR_FFLAGS)
+		h->fcsr = (h->fcsr & ~0x1full) | (v & 0x1f);
+	else if (csr == CSR_FRM)
+		h->fcsr = (h->fcsr & 0x1f) | (v & 7) << 5;
+	else
+		h->fcsr = v & 0xff;
+	h->sstatus |= SSTATUS_FS;	/* Dirty */
+	return EXEC_OK;
+}
+
 static int csr_write(struct accel_vcpu *h, unsigned csr, uint64_t v)
 {
+	if (is_fp_csr(csr))
+		return fp_csr_write(h, csr, v);
 	switch (csr) {
 	case CSR_SSTATUS:
 		return sstatus_write(h, v);

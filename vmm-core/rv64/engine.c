@@ -5,7 +5,9 @@
  * interrupt lines, timer, remote TLB flush), which only touch atomics.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "hart.h"
 
@@ -15,6 +17,14 @@
  * (maybe a clock_gettime) stays off the profile.
  */
 #define BLOCK_BUDGET 256
+
+/*
+ * How long vcpu_flush_tlb() waits for a running hart's acknowledgement. A
+ * hart acks within BLOCK_BUDGET instructions, unless it is stuck in a slow
+ * MMIO callback or descheduled; past this the flush still happens before the
+ * hart's next instruction, only the caller no longer waits for it.
+ */
+#define FLUSH_WAIT_NS 1000000000ll
 
 static void hart_reset(struct accel_vcpu *h)
 {
@@ -33,6 +43,7 @@ static int rv64_vcpu_create(const struct machine_map *map, unsigned hartid,
 
 	if (!map || map->n_ram > ACCEL_MAX_RAM)
 		return -EINVAL;
+	rv64_rvc_init();
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -55,15 +66,22 @@ static bool handle_attention(struct accel_vcpu *h)
 
 	if (likely(!__atomic_load_n(&h->attention, __ATOMIC_RELAXED)))
 		return false;
-	attn = __atomic_exchange_n(&h->attention, 0, __ATOMIC_ACQ_REL);
-	if (attn & ATTN_FLUSH_TLB)
+	attn = __atomic_exchange_n(&h->attention, 0, __ATOMIC_SEQ_CST);
+	if (attn & ATTN_FLUSH_TLB) {
+		/*
+		 * Read after taking the flag: every request whose flag this
+		 * exchange saw has already counted itself in flush_req.
+		 */
+		uint64_t req = __atomic_load_n(&h->flush_req, __ATOMIC_ACQUIRE);
+
 		rv64_tlb_flush(h);
+		__atomic_store_n(&h->flush_done, req, __ATOMIC_RELEASE);
+	}
 	return attn & ATTN_KICK;
 }
 
-static int rv64_vcpu_run(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
+static int run_loop(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
 {
-	h->exit = ret_exit;
 	for (;;) {
 		if (handle_attention(h)) {
 			ret_exit->reason = VCPU_EXIT_KICK;
@@ -74,6 +92,18 @@ static int rv64_vcpu_run(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
 		if (rv64_run_block(h, BLOCK_BUDGET) == EXEC_EXIT)
 			return 0;
 	}
+}
+
+static int rv64_vcpu_run(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
+{
+	int r;
+
+	h->exit = ret_exit;
+	/* Pairs with the requester's flag-then-in_run order in rv64_vcpu_flush_tlb(). */
+	__atomic_store_n(&h->in_run, 1, __ATOMIC_SEQ_CST);
+	r = run_loop(h, ret_exit);
+	__atomic_store_n(&h->in_run, 0, __ATOMIC_RELEASE);
+	return r;
 }
 
 static void rv64_vcpu_kick(struct accel_vcpu *h)
@@ -195,9 +225,47 @@ static bool rv64_vcpu_irq_pending(struct accel_vcpu *h)
 	return pending & __atomic_load_n(&h->sie, __ATOMIC_ACQUIRE);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/*
+ * Returns once h no longer uses translations cached before the call. A hart
+ * outside vcpu_run() translates nothing and flushes first thing on entry; a
+ * running one acks at its next poll. The caller is outside vcpu_run() itself
+ * (serving an SBI call), so two harts fencing each other cannot deadlock.
+ */
 static void rv64_vcpu_flush_tlb(struct accel_vcpu *h)
 {
-	__atomic_fetch_or(&h->attention, ATTN_FLUSH_TLB, __ATOMIC_RELEASE);
+	uint64_t seq = __atomic_add_fetch(&h->flush_req, 1, __ATOMIC_SEQ_CST);
+	int64_t deadline = 0;
+
+	__atomic_fetch_or(&h->attention, ATTN_FLUSH_TLB, __ATOMIC_SEQ_CST);
+	for (unsigned spins = 0;; spins++) {
+		if (__atomic_load_n(&h->flush_done, __ATOMIC_ACQUIRE) >= seq ||
+		    !__atomic_load_n(&h->in_run, __ATOMIC_SEQ_CST))
+			return;
+		if (spins < 64) {
+			cpu_relax();
+			continue;
+		}
+		if (!deadline)
+			deadline = monotonic_ns() + FLUSH_WAIT_NS;
+		else if (monotonic_ns() > deadline)
+			return;
+		sched_yield();
+	}
 }
 
 static const struct accel_ops rv64_ops = {

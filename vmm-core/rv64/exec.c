@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Decode and execute: RV64IMA, Zicsr, Zifencei, and C (expanded to 32-bit
- * first). One switch on the major opcode; each group has its own function.
- * Instructions write x[rd] unconditionally; the loop zeroes x0 afterwards.
+ * Decode and execute, the generic way: RV64IMA, Zicsr, Zifencei, and C
+ * (expanded to 32-bit first); F and D live in fpu.c. One switch on the
+ * major opcode; each group has its own function. Instructions write x[rd]
+ * unconditionally; rv64_step() zeroes x0 afterwards. The common integer
+ * instructions normally run from the decode cache in run.c instead.
  */
 #include "hart.h"
 
@@ -17,6 +19,8 @@ enum {
 	OPC_AUIPC = 0x17, OPC_OP_IMM_32 = 0x1b, OPC_STORE = 0x23, OPC_AMO = 0x2f,
 	OPC_OP = 0x33, OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_BRANCH = 0x63,
 	OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73,
+	OPC_STORE_FP = 0x27, OPC_FMADD = 0x43, OPC_FMSUB = 0x47, OPC_FNMSUB = 0x4b,
+	OPC_FNMADD = 0x4f, OPC_OP_FP = 0x53,
 };
 
 enum {
@@ -51,7 +55,7 @@ static inline uint64_t sext32(uint64_t v)
 	return (uint64_t)(int64_t)(int32_t)v;
 }
 
-static int exec_load(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_load(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	static const uint8_t size[8] = { 1, 2, 4, 8, 1, 2, 4, 0 };
 	unsigned f3 = FUNCT3(insn);
@@ -72,7 +76,7 @@ static int exec_load(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return EXEC_OK;
 }
 
-static int exec_store(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_store(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	unsigned f3 = FUNCT3(insn);
 	uint64_t va = h->x[RS1(insn)] + imm_s(insn);
@@ -85,7 +89,7 @@ static int exec_store(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return EXEC_OK;
 }
 
-static int exec_branch(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_branch(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint64_t a = h->x[RS1(insn)], b = h->x[RS2(insn)];
 	bool taken;
@@ -103,7 +107,7 @@ static int exec_branch(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return EXEC_OK;
 }
 
-static int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint64_t a = h->x[RS1(insn)], imm = imm_i(insn), v;
 	unsigned shamt = imm & 63, hi6 = insn >> 26;
@@ -134,7 +138,7 @@ static int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return EXEC_OK;
 }
 
-static int exec_op_imm_32(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_op_imm_32(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint32_t a = h->x[RS1(insn)], shamt = RS2(insn), f7 = FUNCT7(insn);
 	uint64_t v;
@@ -198,7 +202,7 @@ static uint64_t rem_s(int64_t a, int64_t b)
 	return (uint64_t)(a % b);
 }
 
-static int exec_muldiv(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static __attribute__((noinline)) int exec_muldiv(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint64_t a = h->x[RS1(insn)], b = h->x[RS2(insn)], v;
 
@@ -217,7 +221,7 @@ static int exec_muldiv(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return EXEC_OK;
 }
 
-static int exec_op(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_op(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint64_t a = h->x[RS1(insn)], b = h->x[RS2(insn)], v;
 	unsigned f7 = FUNCT7(insn), f3 = FUNCT3(insn);
@@ -268,7 +272,7 @@ static uint64_t muldiv_32(unsigned f3, uint32_t a, uint32_t b, bool *ret_ok)
 	}
 }
 
-static int exec_op_32(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static hot_inline int exec_op_32(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint32_t a = h->x[RS1(insn)], b = h->x[RS2(insn)];
 	unsigned f7 = FUNCT7(insn), f3 = FUNCT3(insn);
@@ -429,7 +433,7 @@ static int exec_misc_mem(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	case 0:	/* FENCE: guest memory is host memory, so a host fence orders it. */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		break;
-	case 1:	/* FENCE.I: nothing decoded is cached yet. */
+	case 1:	/* FENCE.I: decode cache entries check their bits at every fetch. */
 		break;
 	default:
 		return rv64_illegal(h, insn);
@@ -528,14 +532,19 @@ static int exec_insn(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	case OPC_AMO: return exec_amo(h, insn, len);
 	case OPC_MISC_MEM: return exec_misc_mem(h, insn, len);
 	case OPC_SYSTEM: return exec_system(h, insn, len);
+	case OPC_LOAD_FP: case OPC_STORE_FP: case OPC_FMADD: case OPC_FMSUB:
+	case OPC_FNMSUB: case OPC_FNMADD: case OPC_OP_FP:
+		return rv64_fp_insn(h, insn, len);
 	default:
-		/* F/D (LOAD-FP, STORE-FP, OP-FP, FMADD...) land here until they exist. */
 		return rv64_illegal(h, insn);
 	}
 }
 
-/* Fetches and executes one instruction. */
-static int step(struct accel_vcpu *h)
+/*
+ * Fetches and executes one instruction: the path for everything the decode
+ * cache does not handle itself (system, CSR, atomics, F/D, M, faults).
+ */
+int rv64_step(struct accel_vcpu *h)
 {
 	uint32_t insn, full;
 	int r;
@@ -545,7 +554,7 @@ static int step(struct accel_vcpu *h)
 	if ((insn & 3) == 3) {
 		r = exec_insn(h, insn, 4);
 	} else {
-		full = rv64_expand_compressed(insn);
+		full = rv64_rvc_table[insn];
 		r = full ? exec_insn(h, full, 2) : rv64_illegal(h, insn);
 		/* An illegal expansion reports the 16 bits the guest wrote. */
 		if (r == EXEC_TRAP && h->scause == CAUSE_ILLEGAL_INSN && h->stval == full)
@@ -553,28 +562,4 @@ static int step(struct accel_vcpu *h)
 	}
 	h->x[0] = 0;
 	return r;
-}
-
-/*
- * Runs up to budget instructions. Returns EXEC_EXIT when vcpu_run() must
- * return, otherwise EXEC_OK so the caller polls interrupts and kicks.
- */
-int rv64_run_block(struct accel_vcpu *h, unsigned budget)
-{
-	while (budget--) {
-		int r = step(h);
-
-		h->cycle++;
-		if (likely(r == EXEC_OK)) {
-			h->instret++;
-			continue;
-		}
-		if (r == EXEC_TRAP)
-			continue;
-		h->instret++;
-		if (r == EXEC_EXIT)
-			return EXEC_EXIT;
-		return EXEC_OK;
-	}
-	return EXEC_OK;
 }

@@ -15,6 +15,7 @@
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#define hot_inline inline __attribute__((always_inline))
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE (1ull << PAGE_SHIFT)
@@ -38,6 +39,22 @@ struct tlb_entry {
 };
 
 #define TLB_INVALID UINT64_MAX
+
+/*
+ * The decode cache: per hart, direct-mapped by guest virtual pc. An entry
+ * holds an instruction's bits and its pre-decoded form; decoding depends on
+ * the bits alone, so the run loop validates an entry by comparing the bits
+ * it just fetched, and nothing (code stores from any hart or device, FENCE.I,
+ * remapping) can make it stale. op 0 (DC_SLOW) runs the generic interpreter.
+ */
+#define DCACHE_SIZE 8192
+
+struct dc_entry {
+	uint32_t raw;	/* 32-bit instruction, or a compressed one zero-extended */
+	int32_t imm;
+	uint8_t op, rd, rs1, rs2;
+	uint8_t len;
+};
 
 /* Exception causes (scause without the interrupt bit). */
 enum {
@@ -119,6 +136,14 @@ struct accel_vcpu {
 
 	/* Set from other threads. */
 	uint32_t attention;
+	/*
+	 * Synchronous remote flush: requesters count up flush_req; the hart
+	 * publishes in flush_done the count it has applied. in_run is set
+	 * while the hart is inside vcpu_run(), the only place it translates.
+	 */
+	uint32_t in_run;
+	uint64_t flush_req;
+	uint64_t flush_done;
 	uint64_t irq_lines;	/* SSIP and SEIP */
 	uint64_t timer_deadline;
 	bool stip;		/* time >= deadline, as of the last check */
@@ -130,6 +155,7 @@ struct accel_vcpu {
 	uint64_t resv_value;
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
+	struct dc_entry dcache[DCACHE_SIZE];
 };
 
 /* mmu.c */
@@ -151,10 +177,17 @@ void rv64_update_stip(struct accel_vcpu *h);
 uint64_t rv64_sip(const struct accel_vcpu *h);
 bool rv64_take_interrupt(struct accel_vcpu *h);
 
-/* rvc.c: the 32-bit equivalent of a compressed instruction, 0 if illegal. */
-uint32_t rv64_expand_compressed(uint16_t c);
+/* rvc.c: the 32-bit equivalent of each compressed instruction, 0 if illegal. */
+extern uint32_t rv64_rvc_table[1u << 16];
+void rv64_rvc_init(void);
 
-/* exec.c */
+/* fpu.c: LOAD-FP, STORE-FP, FMADD..FNMADD and OP-FP. */
+int rv64_fp_insn(struct accel_vcpu *h, uint32_t insn, unsigned len);
+
+/* exec.c: fetches and executes one instruction the generic way. */
+int rv64_step(struct accel_vcpu *h);
+
+/* run.c: runs up to budget instructions; EXEC_EXIT when vcpu_run() must return. */
 int rv64_run_block(struct accel_vcpu *h, unsigned budget);
 
 static inline unsigned rv64_tlb_index(uint64_t va)

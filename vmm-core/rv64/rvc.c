@@ -2,14 +2,16 @@
 /*
  * The C extension, by expansion: each compressed instruction becomes the
  * 32-bit instruction the spec defines it as, so it executes on one path.
- * Reserved encodings and the FP loads/stores (no F/D yet) expand to 0.
+ * Reserved encodings expand to 0.
  */
+#include <pthread.h>
+
 #include "hart.h"
 
 enum {
 	OP_LOAD = 0x03, OP_IMM = 0x13, OP_IMM32 = 0x1b, OP_STORE = 0x23, OP_OP = 0x33,
 	OP_LUI = 0x37, OP_OP32 = 0x3b, OP_BRANCH = 0x63, OP_JALR = 0x67, OP_JAL = 0x6f,
-	OP_SYSTEM = 0x73,
+	OP_SYSTEM = 0x73, OP_LOAD_FP = 0x07, OP_STORE_FP = 0x27,
 };
 
 #define EBREAK 0x00100073u
@@ -37,11 +39,16 @@ static uint32_t enc_r(unsigned op, unsigned rd, unsigned f3, unsigned rs1, unsig
 	return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
 }
 
-static uint32_t enc_s(unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
+static uint32_t enc_s_op(unsigned op, unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
 {
 	uint32_t u = imm;
 
-	return (u >> 5) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 31) << 7 | OP_STORE;
+	return (u >> 5) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 31) << 7 | op;
+}
+
+static uint32_t enc_s(unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
+{
+	return enc_s_op(OP_STORE, f3, rs1, rs2, imm);
 }
 
 static uint32_t enc_b(unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
@@ -78,8 +85,10 @@ static uint32_t expand_q0(uint16_t c)
 		nzuimm = field(c, 12, 11, 4) | field(c, 10, 7, 6) | field(c, 6, 6, 2) |
 			 field(c, 5, 5, 3);
 		return nzuimm ? enc_i(OP_IMM, rd, 0, 2, nzuimm) : 0;
+	case 1: return enc_i(OP_LOAD_FP, rd, 3, rs1, uimm_d);	/* C.FLD */
 	case 2: return enc_i(OP_LOAD, rd, 2, rs1, uimm_w);	/* C.LW */
 	case 3: return enc_i(OP_LOAD, rd, 3, rs1, uimm_d);	/* C.LD */
+	case 5: return enc_s_op(OP_STORE_FP, 3, rs1, rd, uimm_d);	/* C.FSD */
 	case 6: return enc_s(2, rs1, rd, uimm_w);		/* C.SW */
 	case 7: return enc_s(3, rs1, rd, uimm_d);		/* C.SD */
 	default: return 0;
@@ -161,6 +170,9 @@ static uint32_t expand_q2(uint16_t c)
 
 	switch (c >> 13) {
 	case 0: return enc_i(OP_IMM, rd, 1, rd, shamt);	/* C.SLLI */
+	case 1: /* C.FLDSP */
+		return enc_i(OP_LOAD_FP, rd, 3, 2, field(c, 12, 12, 5) | field(c, 6, 5, 3) |
+			     field(c, 4, 2, 6));
 	case 2: /* C.LWSP */
 		return rd ? enc_i(OP_LOAD, rd, 2, 2, field(c, 12, 12, 5) | field(c, 6, 4, 2) |
 				  field(c, 3, 2, 6)) : 0;
@@ -168,13 +180,15 @@ static uint32_t expand_q2(uint16_t c)
 		return rd ? enc_i(OP_LOAD, rd, 3, 2, field(c, 12, 12, 5) | field(c, 6, 5, 3) |
 				  field(c, 4, 2, 6)) : 0;
 	case 4: return expand_q2_cr(c);
+	case 5: /* C.FSDSP */
+		return enc_s_op(OP_STORE_FP, 3, 2, rs2, field(c, 12, 10, 3) | field(c, 9, 7, 6));
 	case 6: return enc_s(2, 2, rs2, field(c, 12, 9, 2) | field(c, 8, 7, 6));	/* C.SWSP */
 	case 7: return enc_s(3, 2, rs2, field(c, 12, 10, 3) | field(c, 9, 7, 6));	/* C.SDSP */
 	default: return 0;
 	}
 }
 
-uint32_t rv64_expand_compressed(uint16_t c)
+static uint32_t expand(uint16_t c)
 {
 	switch (c & 3) {
 	case 0: return expand_q0(c);
@@ -182,4 +196,22 @@ uint32_t rv64_expand_compressed(uint16_t c)
 	case 2: return expand_q2(c);
 	default: return 0;
 	}
+}
+
+/*
+ * Expanding is a few dozen branches; the run loop instead indexes a table
+ * filled once per process (256 KiB, read-only after init, shared by harts).
+ */
+uint32_t rv64_rvc_table[1u << 16];
+static pthread_once_t rvc_table_once = PTHREAD_ONCE_INIT;
+
+static void rvc_table_fill(void)
+{
+	for (uint32_t c = 0; c < (1u << 16); c++)
+		rv64_rvc_table[c] = (c & 3) == 3 ? 0 : expand(c);
+}
+
+void rv64_rvc_init(void)
+{
+	pthread_once(&rvc_table_once, rvc_table_fill);
 }

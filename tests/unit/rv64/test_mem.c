@@ -71,7 +71,9 @@ Test(rv64_mem, misaligned_and_page_crossing)
 	mem1(SD(A1, A2, 0), edge, v);
 	cr_expect_eq(mem1(LD(A0, A1, 0), edge, 0), v);
 	cr_expect_eq(mem1(LWU(A0, A1, 1), edge, 0), (v >> 8) & 0xffffffff);
-	cr_expect_eq(mem1(LH(A0, A1, 0), DATA + 1, 0) , 0, "misaligned in-page");
+	tm_poke64(&tm, DATA, 0x0000000000f00d00ull);
+	cr_expect_eq(mem1(LH(A0, A1, 0), DATA + 1, 0), (uint64_t)(int64_t)(int16_t)0xf00d,
+		     "misaligned in-page, sign-extended");
 	mem1(SW(A1, A2, 0), DATA + 1, 0xdeadbeef);
 	cr_expect_eq(mem1(LWU(A0, A1, 0), DATA + 1, 0), 0xdeadbeef);
 	cr_expect_eq(tm_state(&tm).scause, 0, "no trap taken");

@@ -222,7 +222,7 @@ Test(rv64_rvc, jumps_and_branches)
 Test(rv64_rvc, illegal_compressed_reports_16_bits)
 {
 	uint16_t bad[] = { 0x0000, c_addi4spn(S0, 0) | 1u << 2, c_addiw(ZERO, 1), C_JR(ZERO),
-			   c_lwsp(ZERO, 4), 0x2000 /* c.fld */ };
+			   c_lwsp(ZERO, 4), 0x2000 /* c.fld, FS off */ };
 
 	for (size_t i = 0; i < N_ELEMS(bad); i++) {
 		tm.cursor = RAM_BASE;

@@ -82,7 +82,8 @@ Test(rv64_trap, illegal_instruction_traps_with_bits)
 	cr_expect_not(s.sstatus & SSTATUS_SIE, "SIE cleared");
 }
 
-Test(rv64_trap, fp_opcodes_are_illegal_for_now)
+/* The hart starts with sstatus.FS = Off: the FPU is unusable until the guest turns it on. */
+Test(rv64_trap, fp_opcodes_are_illegal_while_fs_off)
 {
 	uint32_t fld = enc_i(0x07, 1, 3, A1, 0);
 
