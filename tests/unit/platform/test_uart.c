@@ -339,6 +339,7 @@ Test(uart, restore_refuses_malformed_state)
 	cr_assert_eq(uart_restore(uart, s), -EINVAL);
 	s->fcr = 0;
 	s->scr = 0x22;
+	free(s->rx.data);	/* the saved queue, replaced by hostile ones below */
 	s->rx = (ProtobufCBinaryData){ .len = sizeof(big), .data = big };
 	cr_assert_eq(uart_restore(uart, s), -EINVAL);
 	cr_assert_eq(rd(UART_SCR), 0x11, "a refused state changes nothing");
