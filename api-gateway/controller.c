@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "devices.h"
 #include "frame.h"
 #include "layout.h"
 #include "lifecycle.h"
@@ -276,11 +277,11 @@ static int child_handshake(struct child *ch, Cloister__Role role, char *err, siz
 
 /* Spawns a helper with a fresh control socket on its fd 3, extra fds after it. */
 static int start_helper(struct controller *c, struct child *ch, const char *name, const char *subdir,
-			const char *program, const char *arg, const int *extra, size_t n_extra,
+			const char *program, const char *const *args, const int *extra, size_t n_extra,
 			bool with_socket, char *err, size_t errlen)
 {
 	char path[4096], uid[16], gid[16];
-	char *argv[8];
+	char *argv[12];
 	int fds[SPAWN_MAX_FDS];
 	int sv[2] = { -1, -1 };
 	size_t n = 0, a = 0;
@@ -303,8 +304,8 @@ static int start_helper(struct controller *c, struct child *ch, const char *name
 	snprintf(uid, sizeof(uid), "%u", (unsigned)c->opts->child_uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)c->opts->child_gid);
 	argv[a++] = path;
-	if (arg)
-		argv[a++] = (char *)arg;
+	for (size_t i = 0; args && args[i] && a < ARRAY_SIZE(argv) - 5; i++)
+		argv[a++] = (char *)args[i];
 	argv[a++] = "--uid";
 	argv[a++] = uid;
 	argv[a++] = "--gid";
@@ -322,41 +323,6 @@ static int start_helper(struct controller *c, struct child *ch, const char *name
 }
 
 /* ---- building the tree ---- */
-
-static int open_serial(const Cloister__SerialConfig *s, bool restore, int *ret_fd, char *err,
-		       size_t errlen)
-{
-	int fd = -1;
-
-	switch (s ? s->mode : CLOISTER__SERIAL_MODE__SERIAL_OFF) {
-	case CLOISTER__SERIAL_MODE__SERIAL_OFF:
-		break;
-	case CLOISTER__SERIAL_MODE__SERIAL_NULL:
-		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		break;
-	case CLOISTER__SERIAL_MODE__SERIAL_TTY:
-		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-		break;
-	case CLOISTER__SERIAL_MODE__SERIAL_FILE:
-		if (!s->path || s->path[0] != '/') {
-			set_err(err, errlen, "serial file path must be absolute");
-			return -EINVAL;
-		}
-		/* A restored VM goes on writing where the snapshotted one stopped. */
-		fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC |
-			  (restore ? 0 : O_TRUNC), 0600);
-		break;
-	default:
-		set_err(err, errlen, "unknown serial mode");
-		return -EINVAL;
-	}
-	if (s && s->mode != CLOISTER__SERIAL_MODE__SERIAL_OFF && fd < 0) {
-		set_err(err, errlen, "cannot open the serial output %s: %m", s->path ? s->path : "");
-		return -errno;
-	}
-	*ret_fd = fd;
-	return 0;
-}
 
 static int open_payload(const char *path, const char *what, int *ret_fd, char *err, size_t errlen)
 {
@@ -380,31 +346,49 @@ static int open_payload(const char *path, const char *what, int *ret_fd, char *e
 	return 0;
 }
 
-static int start_devices(struct controller *c, const Cloister__VmConfig *config, char *err, size_t errlen)
+static int start_device(struct controller *c, Cloister__DeviceConfig *d, bool restore, char *err,
+			size_t errlen)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__CoreAttachDevice att = CLOISTER__CORE_ATTACH_DEVICE__INIT;
+	struct child *ch = &c->devs[c->n_devs];
+	struct device_host host;
+	const char *args[4] = { d->id, NULL, NULL, NULL };
+	int r;
+
+	if (c->n_devs >= MAX_DEVICES) {
+		set_err(err, errlen, "too many devices");
+		return -E2BIG;
+	}
+	r = device_host_open(d, restore, &host, err, errlen);
+	if (r < 0)
+		return r;
+	if (host.mac_arg[0]) {
+		args[1] = "--mac";
+		args[2] = host.mac_arg;
+	}
+	/* The device's control socket goes to vmm-core, not to us: we keep its pidfd. */
+	r = start_helper(c, ch, d->id, "device-procs", host.program, args, host.fds, host.n_fds,
+			 true, err, errlen);
+	device_host_close(&host);
+	if (r < 0)
+		return r;
+	c->n_devs++;
+	att.device = d;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_ATTACH_DEVICE;
+	env.core_attach_device = &att;
+	r = child_call(c, &c->core, &env, &ch->sock, 1, CALL_TIMEOUT_MS, err, errlen);
+	cleanup_closep(&ch->sock);
+	ch->sock = -1;
+	return r;
+}
+
+static int start_devices(struct controller *c, Cloister__VmConfig *config, bool restore, char *err,
+			 size_t errlen)
 {
 	for (size_t i = 0; i < config->n_devices; i++) {
-		const Cloister__DeviceConfig *d = config->devices[i];
-		Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
-		Cloister__CoreAttachDevice att = CLOISTER__CORE_ATTACH_DEVICE__INIT;
-		struct child *ch = &c->devs[c->n_devs];
-		int r;
+		int r = start_device(c, config->devices[i], restore, err, errlen);
 
-		if (strcmp(d->kind, "rng") != 0 || c->n_devs >= MAX_DEVICES) {
-			set_err(err, errlen, "device %s of kind %s is not supported", d->id, d->kind);
-			return -EINVAL;
-		}
-		/* The device's control socket goes to vmm-core, not to us: we keep its pidfd. */
-		r = start_helper(c, ch, d->id, "device-procs", "cloister-rng", d->id, NULL, 0, true, err,
-				 errlen);
-		if (r < 0)
-			return r;
-		c->n_devs++;
-		att.device = (Cloister__DeviceConfig *)d;
-		env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_ATTACH_DEVICE;
-		env.core_attach_device = &att;
-		r = child_call(c, &c->core, &env, &ch->sock, 1, CALL_TIMEOUT_MS, err, errlen);
-		cleanup_closep(&ch->sock);
-		ch->sock = -1;
 		if (r < 0)
 			return r;
 	}
@@ -412,7 +396,7 @@ static int start_devices(struct controller *c, const Cloister__VmConfig *config,
 }
 
 /* vmm-core configured for config, its devices attached. */
-static int tree_start(struct controller *c, const Cloister__VmConfig *config, bool restore,
+static int tree_start(struct controller *c, Cloister__VmConfig *config, bool restore,
 		      char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
@@ -429,7 +413,7 @@ static int tree_start(struct controller *c, const Cloister__VmConfig *config, bo
 		if (r < 0)
 			return r;
 	}
-	r = open_serial(config->serial, restore, &serial_fd, err, errlen);
+	r = sink_open(config->serial, restore, &serial_fd, err, errlen);
 	if (r < 0)
 		return r;
 
@@ -461,7 +445,7 @@ static int tree_start(struct controller *c, const Cloister__VmConfig *config, bo
 	r = child_call(c, &c->core, &env, fds, n, CALL_TIMEOUT_MS, err, errlen);
 	if (r < 0)
 		return r;
-	return start_devices(c, config, err, errlen);
+	return start_devices(c, config, restore, err, errlen);
 }
 
 static int core_simple(struct controller *c, Cloister__Envelope__MsgCase what, char *err, size_t errlen)
@@ -477,13 +461,53 @@ static int core_simple(struct controller *c, Cloister__Envelope__MsgCase what, c
 
 /* ---- the configuration a boot creates ---- */
 
+#define MAX_CONFIG_DEVICES (1 + OPTIONS_MAX_DISKS + OPTIONS_MAX_NETS + 1)
+
+/*
+ * The devices, in the order of their virtio-mmio slots: the rng first (the
+ * test guests look for it in slot 0), then disks, NICs and the console.
+ */
+static size_t devices_from_options(const struct vm_options *o, Cloister__DeviceConfig *devs,
+				   Cloister__SerialConfig *console)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MAX_CONFIG_DEVICES; i++)
+		cloister__device_config__init(&devs[i]);
+	if (o->rng) {
+		devs[n].kind = "rng";
+		devs[n++].id = "rng0";
+	}
+	for (size_t i = 0; i < o->n_disks; i++) {
+		devs[n].kind = "blk";
+		devs[n].id = o->disks[i].id;
+		devs[n].path = o->disks[i].path;
+		devs[n++].readonly = o->disks[i].readonly;
+	}
+	for (size_t i = 0; i < o->n_nets; i++) {
+		devs[n].kind = "net";
+		devs[n].id = o->nets[i].id;
+		devs[n].tap = o->nets[i].tap;
+		devs[n++].mac = o->nets[i].mac ? o->nets[i].mac : "";
+	}
+	if (o->console_mode != CLOISTER__SERIAL_MODE__SERIAL_OFF) {
+		console->mode = o->console_mode;
+		console->path = o->console_path ? o->console_path : "";
+		devs[n].kind = "console";
+		devs[n].id = "console0";
+		devs[n++].console = console;
+	}
+	return n;
+}
+
 static Cloister__VmConfig *config_from_options(const struct vm_options *o)
 {
 	struct layout_region lr[LAYOUT_MAX_REGIONS];
 	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS], *region_ptrs[LAYOUT_MAX_REGIONS];
 	Cloister__PayloadConfig payload = CLOISTER__PAYLOAD_CONFIG__INIT;
 	Cloister__SerialConfig serial = CLOISTER__SERIAL_CONFIG__INIT;
-	Cloister__DeviceConfig rng = CLOISTER__DEVICE_CONFIG__INIT, *devs[1] = { &rng };
+	Cloister__SerialConfig console = CLOISTER__SERIAL_CONFIG__INIT;
+	Cloister__DeviceConfig devs[MAX_CONFIG_DEVICES], *dev_ptrs[MAX_CONFIG_DEVICES];
 	Cloister__VmConfig cfg = CLOISTER__VM_CONFIG__INIT;
 	size_t n = layout_memory(o->memory_size, lr);
 
@@ -493,21 +517,21 @@ static Cloister__VmConfig *config_from_options(const struct vm_options *o)
 		regions[i].size = lr[i].size;
 		region_ptrs[i] = &regions[i];
 	}
+	for (size_t i = 0; i < MAX_CONFIG_DEVICES; i++)
+		dev_ptrs[i] = &devs[i];
 	payload.kernel = o->kernel ? o->kernel : "";
 	payload.initramfs = o->initramfs ? o->initramfs : "";
 	payload.cmdline = o->cmdline ? o->cmdline : "";
 	serial.mode = o->serial_mode;
 	serial.path = o->serial_path ? o->serial_path : "";
-	rng.kind = "rng";
-	rng.id = "rng0";
 	cfg.boot_vcpus = o->cpus;
 	cfg.memory_size = o->memory_size;
 	cfg.regions = region_ptrs;
 	cfg.n_regions = n;
 	cfg.payload = &payload;
 	cfg.serial = &serial;
-	cfg.devices = devs;
-	cfg.n_devices = o->rng ? 1 : 0;
+	cfg.devices = dev_ptrs;
+	cfg.n_devices = devices_from_options(o, devs, &console);
 	return config_dup(&cfg);
 }
 
@@ -708,7 +732,7 @@ static int do_snapshot(struct controller *c, const char *url, char *err, size_t 
 		set_err(err, errlen, "socketpair: %m");
 		goto out;
 	}
-	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", "save", &sv[1], 1,
+	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", (const char *const[]){ "save", NULL }, &sv[1], 1,
 			 true, err, errlen);
 	cleanup_closep(&sv[1]);
 	if (r < 0)
@@ -845,7 +869,7 @@ static int do_restore(struct controller *c, const char *url, bool resume, char *
 		set_err(err, errlen, "socketpair: %m");
 		goto out;
 	}
-	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", "load", &sv[1], 1,
+	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", (const char *const[]){ "load", NULL }, &sv[1], 1,
 			 true, err, errlen);
 	cleanup_closep(&sv[1]);
 	if (r == 0)
@@ -932,6 +956,46 @@ static const char *serial_mode_name(Cloister__SerialMode m)
 	}
 }
 
+/* Appends to the array named key in o, creating it. */
+static void json_append(struct json_object *o, const char *key, struct json_object *item)
+{
+	struct json_object *arr;
+
+	if (!json_object_object_get_ex(o, key, &arr)) {
+		arr = json_object_new_array();
+		json_object_object_add(o, key, arr);
+	}
+	json_object_array_add(arr, item);
+}
+
+/* One device, under Cloud Hypervisor's keys: rng, disks[], net[], console. */
+static void device_json(struct json_object *o, const Cloister__DeviceConfig *d)
+{
+	struct json_object *j = json_object_new_object();
+
+	json_object_object_add(j, "id", json_object_new_string(d->id));
+	if (strcmp(d->kind, "rng") == 0) {
+		json_object_object_add(j, "src", json_object_new_string("getrandom"));
+		json_object_object_add(o, "rng", j);
+	} else if (strcmp(d->kind, "blk") == 0) {
+		json_object_object_add(j, "path", json_object_new_string(d->path));
+		json_object_object_add(j, "readonly", json_object_new_boolean(d->readonly));
+		json_append(o, "disks", j);
+	} else if (strcmp(d->kind, "net") == 0) {
+		json_object_object_add(j, "tap", json_object_new_string(d->tap));
+		json_object_object_add(j, "mac", json_object_new_string(d->mac));
+		json_append(o, "net", j);
+	} else if (strcmp(d->kind, "console") == 0) {
+		json_object_object_add(j, "mode", json_object_new_string(serial_mode_name(
+			d->console ? d->console->mode : CLOISTER__SERIAL_MODE__SERIAL_OFF)));
+		if (d->console && d->console->mode == CLOISTER__SERIAL_MODE__SERIAL_FILE)
+			json_object_object_add(j, "file", json_object_new_string(d->console->path));
+		json_object_object_add(o, "console", j);
+	} else {
+		json_object_put(j);
+	}
+}
+
 static struct json_object *config_json(const Cloister__VmConfig *cfg)
 {
 	struct json_object *o = json_object_new_object(), *cpus = json_object_new_object(),
@@ -957,15 +1021,8 @@ static struct json_object *config_json(const Cloister__VmConfig *cfg)
 	if (cfg->serial && cfg->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_FILE)
 		json_object_object_add(serial, "file", json_object_new_string(cfg->serial->path));
 	json_object_object_add(o, "serial", serial);
-	for (size_t i = 0; i < cfg->n_devices; i++) {
-		if (strcmp(cfg->devices[i]->kind, "rng") == 0) {
-			struct json_object *rng = json_object_new_object();
-
-			json_object_object_add(rng, "src", json_object_new_string("getrandom"));
-			json_object_object_add(rng, "id", json_object_new_string(cfg->devices[i]->id));
-			json_object_object_add(o, "rng", rng);
-		}
-	}
+	for (size_t i = 0; i < cfg->n_devices; i++)
+		device_json(o, cfg->devices[i]);
 	return o;
 }
 

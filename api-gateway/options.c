@@ -276,7 +276,9 @@ static int apply_cmdline(struct parse_ctx *c, const char *value)
 	return set_string(c, &c->o.cmdline, value, "--cmdline", true);
 }
 
-static int apply_serial(struct parse_ctx *c, const char *value)
+/* off|null|tty|file=PATH, for --serial and --console alike. */
+static int apply_sink(struct parse_ctx *c, const char *opt, const char *value,
+		      Cloister__SerialMode *ret_mode, char **ret_path)
 {
 	static const struct {
 		const char *name;
@@ -286,24 +288,29 @@ static int apply_serial(struct parse_ctx *c, const char *value)
 		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
 		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
 	};
+	char what[32];
 
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
 		if (strcmp(value, modes[i].name) == 0) {
-			c->o.serial_mode = modes[i].mode;
+			*ret_mode = modes[i].mode;
 			return 0;
 		}
 	if (strncmp(value, "file=", 5) == 0) {
-		c->o.serial_mode = CLOISTER__SERIAL_MODE__SERIAL_FILE;
-		return set_string(c, &c->o.serial_path, value + 5, "--serial file=", false);
+		*ret_mode = CLOISTER__SERIAL_MODE__SERIAL_FILE;
+		snprintf(what, sizeof(what), "%s file=", opt);
+		return set_string(c, ret_path, value + 5, what, false);
 	}
-	return fail(c, "--serial %s: expected off, null, tty or file=PATH", value);
+	return fail(c, "%s %s: expected off, null, tty or file=PATH", opt, value);
+}
+
+static int apply_serial(struct parse_ctx *c, const char *value)
+{
+	return apply_sink(c, "--serial", value, &c->o.serial_mode, &c->o.serial_path);
 }
 
 static int apply_console(struct parse_ctx *c, const char *value)
 {
-	if (strcmp(value, "off") != 0)
-		return fail(c, "--console %s: virtio-console is not supported yet (only 'off')", value);
-	return 0;
+	return apply_sink(c, "--console", value, &c->o.console_mode, &c->o.console_path);
 }
 
 static int apply_rng(struct parse_ctx *c, const char *value)
@@ -327,14 +334,101 @@ static int apply_rng(struct parse_ctx *c, const char *value)
 	return 0;
 }
 
-static int apply_disk(struct parse_ctx *c, const char *value)
+/* Device ids end up in vm.json, ps and logs: keep them short and plain. */
+static bool device_id_ok(const char *id)
 {
-	return fail(c, "--disk: virtio-blk is not supported yet");
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-')
+			return false;
+	return true;
 }
 
+static int dup_or_fail(char **dst, const char *src)
+{
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* --disk path=FILE[,readonly=on|off][,id=NAME], repeatable. */
+static int apply_disk(struct parse_ctx *c, const char *value)
+{
+	struct kv kvs[] = { { .key = "path" }, { .key = "readonly" }, { .key = "id" } };
+	_cleanup_free_ char *copy = NULL;
+	struct disk_option *d;
+	const char *bad, *problem;
+	char id[16];
+
+	if (!value)
+		return fail(c, "--disk needs path=FILE");
+	if (c->o.n_disks >= OPTIONS_MAX_DISKS)
+		return fail(c, "--disk: at most %d disks", OPTIONS_MAX_DISKS);
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+		return fail(c, "--disk: %s '%s' (expected path=FILE[,readonly=on][,id=NAME])", problem, bad);
+	if (!kvs[0].value)
+		return fail(c, "--disk %s: path= is required", value);
+	d = &c->o.disks[c->o.n_disks];
+	if (kvs[1].value && parse_bool(kvs[1].value, &d->readonly) < 0)
+		return fail(c, "--disk readonly=%s: expected on or off", kvs[1].value);
+	if (kvs[2].value && !device_id_ok(kvs[2].value))
+		return fail(c, "--disk id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
+	snprintf(id, sizeof(id), "disk%zu", c->o.n_disks);
+	if (dup_or_fail(&d->path, kvs[0].value) < 0 ||
+	    dup_or_fail(&d->id, kvs[2].value ? kvs[2].value : id) < 0)
+		return -ENOMEM;
+	c->o.n_disks++;
+	return 0;
+}
+
+static bool mac_ok(const char *mac)
+{
+	unsigned b[6];
+	char tail;
+
+	return strlen(mac) == 17 &&
+	       sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		      &tail) == 6 &&
+	       !(b[0] & 1);	/* a multicast address cannot be a NIC's */
+}
+
+/* --net tap=NAME[,mac=MAC][,id=NAME], repeatable. */
 static int apply_net(struct parse_ctx *c, const char *value)
 {
-	return fail(c, "--net: virtio-net is not supported yet");
+	struct kv kvs[] = { { .key = "tap" }, { .key = "mac" }, { .key = "id" } };
+	_cleanup_free_ char *copy = NULL;
+	struct net_option *n;
+	const char *bad, *problem;
+	char id[16];
+
+	if (!value)
+		return fail(c, "--net needs tap=NAME");
+	if (c->o.n_nets >= OPTIONS_MAX_NETS)
+		return fail(c, "--net: at most %d network devices", OPTIONS_MAX_NETS);
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+		return fail(c, "--net: %s '%s' (expected tap=NAME[,mac=MAC][,id=NAME])", problem, bad);
+	if (!kvs[0].value || strlen(kvs[0].value) >= 16 || strchr(kvs[0].value, '/'))
+		return fail(c, "--net %s: tap=NAME (under 16 characters) is required", value);
+	if (kvs[1].value && !mac_ok(kvs[1].value))
+		return fail(c, "--net mac=%s: expected a unicast XX:XX:XX:XX:XX:XX", kvs[1].value);
+	if (kvs[2].value && !device_id_ok(kvs[2].value))
+		return fail(c, "--net id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
+	n = &c->o.nets[c->o.n_nets];
+	snprintf(id, sizeof(id), "net%zu", c->o.n_nets);
+	if (dup_or_fail(&n->tap, kvs[0].value) < 0 ||
+	    (kvs[1].value && dup_or_fail(&n->mac, kvs[1].value) < 0) ||
+	    dup_or_fail(&n->id, kvs[2].value ? kvs[2].value : id) < 0)
+		return -ENOMEM;
+	c->o.n_nets++;
+	return 0;
 }
 
 static int apply_restore(struct parse_ctx *c, const char *value)
@@ -372,8 +466,10 @@ static void print_usage(FILE *f)
 	      "  --initramfs PATH             initramfs to load\n"
 	      "  --cmdline STRING             kernel command line\n"
 	      "  --serial off|null|tty|file=PATH  serial output (default tty)\n"
-	      "  --console off                virtio-console (only off for now)\n"
+	      "  --console off|null|tty|file=PATH  virtio-console, hvc0 in the guest (default off)\n"
 	      "  --rng [src=/dev/urandom]     add a virtio-rng device\n"
+	      "  --disk path=FILE[,readonly=on][,id=NAME]  add a virtio-blk disk (repeatable)\n"
+	      "  --net tap=NAME[,mac=MAC][,id=NAME]        add a virtio-net NIC on a tap (repeatable)\n"
 	      "  --restore source_url=file:///DIR[,resume=true|false]\n"
 	      "  --sandbox-user USER[:GROUP]  identity of the sandboxed children (default nobody)\n"
 	      "  -v, --verbose                more logging\n"
@@ -546,6 +642,20 @@ static int validate(struct parse_ctx *c)
 		return fail(c, "--initramfs needs --kernel");
 	if (!c->o.kernel && c->o.cmdline)
 		return fail(c, "--cmdline needs --kernel");
+	if (!c->o.kernel && (c->o.n_disks || c->o.n_nets || c->o.rng ||
+			     c->o.console_mode != CLOISTER__SERIAL_MODE__SERIAL_OFF))
+		return fail(c, "devices need --kernel (a restored VM brings its own)");
+	for (size_t i = 0; i < c->o.n_disks + c->o.n_nets; i++) {
+		const char *a = i < c->o.n_disks ? c->o.disks[i].id : c->o.nets[i - c->o.n_disks].id;
+
+		for (size_t j = i + 1; j < c->o.n_disks + c->o.n_nets; j++) {
+			const char *b = j < c->o.n_disks ? c->o.disks[j].id :
+				c->o.nets[j - c->o.n_disks].id;
+
+			if (strcmp(a, b) == 0)
+				return fail(c, "device id %s is used twice", a);
+		}
+	}
 	return resolve_sandbox_user(c);
 }
 
@@ -562,7 +672,8 @@ static int parse_all(struct parse_ctx *c, int argc, char **argv)
 		if (r < 0)
 			return r;
 		bit = 1u << (def - opt_defs);
-		if ((c->seen & bit) && def->apply != apply_verbose)
+		if ((c->seen & bit) && def->apply != apply_verbose && def->apply != apply_disk &&
+		    def->apply != apply_net)
 			return fail(c, "--%s given more than once", def->name);
 		c->seen |= bit;
 		r = def->apply(c, value);
@@ -611,5 +722,15 @@ void options_free(struct vm_options *o)
 	free(o->cmdline);
 	free(o->serial_path);
 	free(o->restore_source_url);
+	free(o->console_path);
+	for (size_t i = 0; i < o->n_disks; i++) {
+		free(o->disks[i].path);
+		free(o->disks[i].id);
+	}
+	for (size_t i = 0; i < o->n_nets; i++) {
+		free(o->nets[i].tap);
+		free(o->nets[i].mac);
+		free(o->nets[i].id);
+	}
 	*o = (struct vm_options){ 0 };
 }

@@ -18,6 +18,21 @@
 /* Longer values are refused rather than truncated. */
 #define OPTIONS_VALUE_MAX 4096u
 
+#define OPTIONS_MAX_DISKS 4
+#define OPTIONS_MAX_NETS 2
+
+struct disk_option {
+	char *path;
+	bool readonly;
+	char *id;		/* "disk<N>" when not given */
+};
+
+struct net_option {
+	char *tap;
+	char *mac;		/* NULL: generated when the VM is created */
+	char *id;		/* "net<N>" when not given */
+};
+
 struct vm_options {
 	char *api_socket;
 	unsigned cpus;			/* default 1 */
@@ -26,6 +41,12 @@ struct vm_options {
 	Cloister__SerialMode serial_mode;	/* default SERIAL_TTY */
 	char *serial_path;		/* only with SERIAL_FILE */
 	bool rng;
+	struct disk_option disks[OPTIONS_MAX_DISKS];
+	size_t n_disks;
+	struct net_option nets[OPTIONS_MAX_NETS];
+	size_t n_nets;
+	Cloister__SerialMode console_mode;	/* default SERIAL_OFF */
+	char *console_path;		/* only with SERIAL_FILE */
 	char *restore_source_url;
 	bool restore_resume;
 	uid_t child_uid;

@@ -29,6 +29,9 @@ static const char *const role_names[] = {
 	[SANDBOX_ROLE_VMM] = "vmm",
 	[SANDBOX_ROLE_SNAPSHOTD] = "snapshotd",
 	[SANDBOX_ROLE_DEVICE_RNG] = "device-rng",
+	[SANDBOX_ROLE_DEVICE_BLK] = "device-blk",
+	[SANDBOX_ROLE_DEVICE_NET] = "device-net",
+	[SANDBOX_ROLE_DEVICE_CONSOLE] = "device-console",
 };
 
 /* Parses a decimal id; (uid_t)-1 means "unchanged" to the kernel, and 0 is root. */

@@ -64,6 +64,23 @@ static const char *const device_rng_syscalls[] = {
 	"getrandom",
 };
 
+/* A disk image: reads, writes and flushes on the fd it was handed. */
+static const char *const device_blk_syscalls[] = {
+	"preadv", "pwritev", "fdatasync", "fsync",
+	/* discard and write zeroes: hole punching and zeroing ranges */
+	"fallocate",
+};
+
+/* A tap: frames are read and written on the fd it was handed. */
+static const char *const device_net_syscalls[] = {
+	"readv", "writev",
+};
+
+/* A console's host end (file, terminal or pty): read and written as handed. */
+static const char *const device_console_syscalls[] = {
+	"readv", "writev",
+};
+
 struct role_policy {
 	const char *const *names;
 	size_t n_names;
@@ -74,6 +91,10 @@ static const struct role_policy role_policies[] = {
 	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true },
 	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false },
 	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false },
+	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false },
+	[SANDBOX_ROLE_DEVICE_NET] = { device_net_syscalls, ARRAY_SIZE(device_net_syscalls), false },
+	[SANDBOX_ROLE_DEVICE_CONSOLE] = { device_console_syscalls,
+					  ARRAY_SIZE(device_console_syscalls), false },
 };
 
 static const int fcntl_cmds[] = {

@@ -77,7 +77,7 @@ Test(options, full_boot_line)
 Test(options, equals_forms)
 {
 	const char *argv[] = { "cloister", "--api-socket=path=/run/x.sock", "--memory=size=16M",
-			       "--cpus=boot=64", "--serial=null", "--rng", "--verbose" };
+			       "--cpus=boot=64", "--serial=null", "--rng", "--verbose", "--kernel=/k" };
 	struct vm_options o;
 
 	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
@@ -172,19 +172,68 @@ Test(options, kv_hostility)
 	expect_refused(ARGC(suffixed), suffixed, "1 to 64");
 }
 
-Test(options, unsupported_devices)
+Test(options, unsupported_sources_and_modes)
 {
-	const char *disk[] = { "cloister", "--disk", "path=/x.img" };
-	const char *net[] = { "cloister", "--net", "tap=tap0" };
-	const char *console[] = { "cloister", "--console", "tty" };
 	const char *rng_src[] = { "cloister", "--rng", "src=/tmp/file" };
 	const char *serial[] = { "cloister", "--serial", "pty" };
 
-	expect_refused(ARGC(disk), disk, "not supported yet");
-	expect_refused(ARGC(net), net, "not supported yet");
-	expect_refused(ARGC(console), console, "virtio-console is not supported yet");
 	expect_refused(ARGC(rng_src), rng_src, "/dev/urandom");
 	expect_refused(ARGC(serial), serial, "expected off");
+}
+
+Test(options, disks_nets_and_console)
+{
+	const char *argv[] = { "cloister", "--kernel", "/k", "--disk", "path=/a.img",
+			       "--disk", "path=/b.img,readonly=on,id=data", "--net", "tap=tap0",
+			       "--net=tap=tap1,mac=52:54:00:12:34:56,id=lan", "--console", "file=/tmp/hvc" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_assert_eq(o.n_disks, 2);
+	cr_expect_str_eq(o.disks[0].path, "/a.img");
+	cr_expect_str_eq(o.disks[0].id, "disk0");
+	cr_expect_not(o.disks[0].readonly);
+	cr_expect_str_eq(o.disks[1].id, "data");
+	cr_expect(o.disks[1].readonly);
+	cr_assert_eq(o.n_nets, 2);
+	cr_expect_str_eq(o.nets[0].tap, "tap0");
+	cr_expect_null(o.nets[0].mac);
+	cr_expect_str_eq(o.nets[0].id, "net0");
+	cr_expect_str_eq(o.nets[1].mac, "52:54:00:12:34:56");
+	cr_expect_str_eq(o.nets[1].id, "lan");
+	cr_expect_eq(o.console_mode, CLOISTER__SERIAL_MODE__SERIAL_FILE);
+	cr_expect_str_eq(o.console_path, "/tmp/hvc");
+	options_free(&o);
+}
+
+Test(options, hostile_device_specs)
+{
+	const char *no_kernel[] = { "cloister", "--disk", "path=/x.img" };
+	const char *no_path[] = { "cloister", "--kernel", "/k", "--disk", "readonly=on" };
+	const char *bad_ro[] = { "cloister", "--kernel", "/k", "--disk", "path=/x,readonly=maybe" };
+	const char *bad_id[] = { "cloister", "--kernel", "/k", "--disk", "path=/x,id=../etc" };
+	const char *dup_id[] = { "cloister", "--kernel", "/k", "--disk", "path=/x,id=a", "--net",
+				 "tap=t0,id=a" };
+	const char *too_many[] = { "cloister", "--kernel", "/k", "--disk", "path=/1", "--disk",
+				   "path=/2", "--disk", "path=/3", "--disk", "path=/4", "--disk",
+				   "path=/5" };
+	const char *bad_mac[] = { "cloister", "--kernel", "/k", "--net", "tap=t0,mac=01:00:00:00:00:01" };
+	const char *short_mac[] = { "cloister", "--kernel", "/k", "--net", "tap=t0,mac=52:54:00:1:2:3" };
+	const char *long_tap[] = { "cloister", "--kernel", "/k", "--net", "tap=abcdefghijklmnopq" };
+	const char *no_tap[] = { "cloister", "--kernel", "/k", "--net", "mac=52:54:00:12:34:56" };
+	const char *console[] = { "cloister", "--kernel", "/k", "--console", "socket" };
+
+	expect_refused(ARGC(no_kernel), no_kernel, "need --kernel");
+	expect_refused(ARGC(no_path), no_path, "path= is required");
+	expect_refused(ARGC(bad_ro), bad_ro, "readonly=maybe");
+	expect_refused(ARGC(bad_id), bad_id, "id=../etc");
+	expect_refused(ARGC(dup_id), dup_id, "used twice");
+	expect_refused(ARGC(too_many), too_many, "at most 4 disks");
+	expect_refused(ARGC(bad_mac), bad_mac, "unicast");
+	expect_refused(ARGC(short_mac), short_mac, "mac=");
+	expect_refused(ARGC(long_tap), long_tap, "tap=NAME");
+	expect_refused(ARGC(no_tap), no_tap, "tap=NAME");
+	expect_refused(ARGC(console), console, "expected off");
 }
 
 Test(options, structural_errors)
