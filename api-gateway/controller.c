@@ -175,6 +175,15 @@ static void handle_event(struct controller *c, const Cloister__Event *ev)
 		tree_reap(c, true);
 		set_state(c, VM_STATE_SHUTDOWN);
 		break;
+	case CLOISTER__EVENT_KIND__EVENT_CONSOLE_QUIT: {
+		uint64_t one = 1;
+
+		/* As vmm.shutdown: main() stops the tree in order. */
+		log_info("%s: shutting down", msg);
+		if (write(c->quit_efd, &one, sizeof(one)) != sizeof(one))
+			log_error("cannot signal the main loop: %m");
+		break;
+	}
 	case CLOISTER__EVENT_KIND__EVENT_GUEST_REBOOT:
 		vm_fail(c, "the guest asked for a reboot, which Cloister does not do yet (%s)", msg);
 		break;
@@ -401,8 +410,8 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__CoreConfigure cfg = CLOISTER__CORE_CONFIGURE__INIT;
-	_cleanup_close_ int kernel_fd = -1, initramfs_fd = -1, serial_fd = -1;
-	int fds[3];
+	_cleanup_close_ int kernel_fd = -1, initramfs_fd = -1, serial_fd = -1, serial_in_fd = -1;
+	int fds[4];
 	size_t n = 0;
 	int r;
 
@@ -416,6 +425,9 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 	r = sink_open(config->serial, restore, &serial_fd, err, errlen);
 	if (r < 0)
 		return r;
+	/* --serial tty: the guest reads what is typed on our standard input. */
+	if (config->serial && config->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_TTY)
+		serial_in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
 
 	r = start_helper(c, &c->core, "vmm-core", "vmm-core", "cloister-vmm", NULL, NULL, 0, true,
 			 err, errlen);
@@ -427,7 +439,7 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 
 	cfg.config = (Cloister__VmConfig *)config;
 	cfg.restore = restore;
-	cfg.kernel_fd = cfg.serial_fd = cfg.initramfs_fd = -1;
+	cfg.kernel_fd = cfg.serial_fd = cfg.initramfs_fd = cfg.serial_in_fd = -1;
 	if (kernel_fd >= 0) {
 		cfg.kernel_fd = (int32_t)n;
 		fds[n++] = kernel_fd;
@@ -439,6 +451,10 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 	if (initramfs_fd >= 0) {
 		cfg.initramfs_fd = (int32_t)n;
 		fds[n++] = initramfs_fd;
+	}
+	if (serial_in_fd >= 0) {
+		cfg.serial_in_fd = (int32_t)n;
+		fds[n++] = serial_in_fd;
 	}
 	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE;
 	env.core_configure = &cfg;

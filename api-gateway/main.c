@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "controller.h"
@@ -17,6 +20,38 @@
 #include "options.h"
 
 #define TICK_MS 100
+
+/*
+ * With --serial tty on a terminal, keys go to the guest as typed: raw mode,
+ * put back however cloister ends. Ctrl-A x quits (handled in vmm-core).
+ */
+static struct termios saved_termios;
+static bool termios_saved;
+
+static void terminal_restore(void)
+{
+	if (termios_saved)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+	termios_saved = false;
+}
+
+static void terminal_raw(const struct vm_options *o)
+{
+	struct termios raw;
+
+	if (!o->kernel || o->serial_mode != CLOISTER__SERIAL_MODE__SERIAL_TTY || !isatty(STDIN_FILENO) ||
+	    tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+		return;
+	raw = saved_termios;
+	cfmakeraw(&raw);
+	/* Keep output processing so our own log lines still start at column 0. */
+	raw.c_oflag |= OPOST;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0) {
+		termios_saved = true;
+		atexit(terminal_restore);
+		fprintf(stderr, "cloister: the serial console has this terminal; Ctrl-A x quits\r\n");
+	}
+}
 
 static int signals_block(sigset_t *set)
 {
@@ -84,6 +119,7 @@ int main(int argc, char **argv)
 		options_free(&opts);
 		return 1;
 	}
+	terminal_raw(&opts);
 	r = controller_new(&opts, &c);
 	if (r < 0)
 		goto out;
@@ -109,6 +145,7 @@ out:
 	/* Stop answering first, so nobody sees a half torn-down VM. */
 	api_server_stop(server);
 	controller_free(c);
+	terminal_restore();
 	close(sigfd);
 	options_free(&opts);
 	return status;

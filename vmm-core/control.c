@@ -21,6 +21,7 @@
 #include "log.h"
 #include "machine.h"
 #include "mmio.h"
+#include "serial_input.h"
 
 /* Generous: writing several GiB of guest memory to a slow disk takes time. */
 #define SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000)
@@ -46,13 +47,14 @@ struct core {
 	bool machine_up;
 	int kernel_fd;
 	int initramfs_fd;
+	struct serial_input *serial_in;
 	char err[256];
 };
 
 struct core_handler {
 	Cloister__Envelope__MsgCase msg;
 	unsigned states;	/* bit per enum core_state in which it is accepted */
-	size_t n_fds;		/* exact number of fds it takes, or SIZE_MAX for 0..3 */
+	size_t n_fds;		/* exact number of fds it takes, or SIZE_MAX for 0..4 */
 	int (*handle)(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds);
 };
 
@@ -169,6 +171,15 @@ static int handle_configure(struct core *c, const Cloister__Envelope *env, int *
 		return r;
 	}
 	TAKE_FD(serial_fd);
+	if (req->serial_in_fd >= 0) {
+		int in_fd = fd_at(fds, n_fds, req->serial_in_fd);
+
+		r = in_fd < 0 ? -EBADF : serial_input_start(&c->m, in_fd, &c->serial_in);
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "cannot read the console input: %s", strerror(-r));
+			return r;
+		}
+	}
 	c->machine_up = true;
 	c->restore_mode = req->restore;
 	c->state = CORE_READY;
@@ -605,7 +616,7 @@ static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *
 			 frame_msg_name(env), core_state_names[c->state]);
 		return core_reply(c, -EPERM, c->err);
 	}
-	if ((h->n_fds == SIZE_MAX && n_fds > 3) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
+	if ((h->n_fds == SIZE_MAX && n_fds > 4) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
 		snprintf(c->err, sizeof(c->err), "%s came with %zu fds", frame_msg_name(env), n_fds);
 		return core_reply(c, -EPROTO, c->err);
 	}
@@ -649,6 +660,7 @@ int control_serve(int sock, struct guest_memory *mem)
 		if (r < 0)
 			break;
 	}
+	serial_input_stop(c.serial_in);
 	if (c.machine_up) {
 		machine_pause(&c.m);
 		for (size_t i = 0; i < c.m.n_virtio; i++)
