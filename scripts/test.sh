@@ -9,6 +9,8 @@ top=$PWD
 
 scripts/setup.sh
 scripts/build.sh build
+# Debian's riscv64 kernel and busybox, for the Linux guest tests (cached).
+guest/linux/fetch.sh
 
 status=0
 echo "== unit tests"
