@@ -34,9 +34,55 @@ static void msg_fds_close(struct msg_fds *f)
 void device_init(struct device *dev, const struct device_ops *ops, const char *id, int sock,
 		 int host_fd)
 {
-	*dev = (struct device){ .ops = ops, .id = id, .sock = sock, .host_fd = host_fd };
+	*dev = (struct device){
+		.ops = ops,
+		.id = id,
+		.sock = sock,
+		.host_fd = host_fd,
+		.input_fd = -1,
+		.config = ops->config,
+		.config_len = ops->config_len,
+	};
 	for (size_t i = 0; i < DEVICE_MAX_QUEUES; i++)
 		virtqueue_init(&dev->queues[i]);
+}
+
+void device_set_input_fd(struct device *dev, int fd)
+{
+	if (dev->input_fd >= 0)
+		close(dev->input_fd);
+	dev->input_fd = fd;
+}
+
+int device_configure(struct device *dev, const char *const *option_values)
+{
+	static const char *const none[DEVICE_MAX_OPTIONS] = { NULL };
+	int r;
+
+	if (!dev->ops->create || dev->created)
+		return dev->created ? -EBUSY : 0;
+	r = dev->ops->create(dev, option_values ? option_values : none);
+	if (r < 0)
+		return r;
+	dev->created = true;
+	return 0;
+}
+
+void device_want_output(struct device *dev, bool want)
+{
+	dev->want_output = want;
+}
+
+int device_input_fd(const struct device *dev)
+{
+	switch (dev->ops->input) {
+	case DEVICE_INPUT_HOST_FD:
+		return dev->host_fd;
+	case DEVICE_INPUT_SECOND_FD:
+		return dev->input_fd;
+	default:
+		return -1;
+	}
 }
 
 void device_account(struct device *dev, uint64_t bytes)
@@ -61,8 +107,8 @@ static int send_dev_info(struct device *dev)
 	info.device_features = device_offered_features(dev);
 	info.num_queues = dev->ops->num_queues;
 	info.max_queue_size = dev->ops->max_queue_size;
-	info.config_space = (ProtobufCBinaryData){ .len = dev->ops->config_len,
-						   .data = (uint8_t *)dev->ops->config };
+	info.config_space = (ProtobufCBinaryData){ .len = dev->config_len,
+						   .data = (uint8_t *)dev->config };
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_INFO;
 	env.dev_info = &info;
 	return frame_send(dev->sock, &env, NULL, 0);
@@ -174,6 +220,8 @@ static void device_reset(struct device *dev)
 	queues_stop(dev);
 	dev->driver_features = 0;
 	dev->needs_reset = false;
+	/* A new driver posts new receive buffers; the input fd is worth a look again. */
+	dev->input_blocked = false;
 }
 
 static int queue_config_from_state(const struct device *dev, const Cloister__VirtqueueState *qs,
@@ -243,16 +291,52 @@ static bool features_acceptable(const struct device *dev, uint64_t features)
 	       (features & (1ull << VIRTIO_F_VERSION_1));
 }
 
+static void device_fail(struct device *dev, int err, const char *what, uint32_t index)
+{
+	if (dev->needs_reset)
+		return;
+	dev->needs_reset = true;
+	log_error("%s %u failed (%s); serving nothing until reset", what, index, strerror(-err));
+}
+
+static bool has_host_input(const struct device *dev)
+{
+	return dev->ops->host_ready && device_input_fd(dev) >= 0;
+}
+
 static void process_queue(struct device *dev, struct virtqueue *vq)
 {
 	int r;
 
 	(void)virtqueue_drain_kick(vq);
+	/* New receive buffers may be what the input was waiting for. */
+	if (has_host_input(dev) && vq->index == dev->ops->rx_queue)
+		dev->input_blocked = false;
 	r = dev->ops->process_queue(dev, vq);
-	if (r < 0 && !dev->needs_reset) {
-		dev->needs_reset = true;
-		log_error("queue %u failed (%s); serving nothing until reset", vq->index, strerror(-r));
+	if (r < 0)
+		device_fail(dev, r, "queue", vq->index);
+}
+
+static void process_host_input(struct device *dev)
+{
+	int r = dev->ops->host_ready(dev);
+
+	if (r < 0) {
+		device_fail(dev, r, "host input on queue", dev->ops->rx_queue);
+	} else if (r == DEVICE_HOST_NEED_BUFFERS) {
+		dev->input_blocked = true;
+	} else if (r == DEVICE_HOST_CLOSED) {
+		dev->input_closed = true;
+		log_info("host input closed; the guest gets no more input");
 	}
+}
+
+static void process_host_output(struct device *dev)
+{
+	int r = dev->ops->host_writable(dev);
+
+	if (r < 0)
+		device_fail(dev, r, "host output for queue", dev->ops->rx_queue);
 }
 
 static bool device_serving(const struct device *dev)
@@ -409,7 +493,10 @@ static int dispatch(struct device *dev, const Cloister__Envelope *env, struct ms
 		device_reset(dev);
 		return 0;
 	case CLOISTER__ENVELOPE__MSG_DEV_PAUSE:
-		/* Requests are served synchronously, so nothing is in flight by now. */
+		/*
+		 * Requests and host input are served synchronously, so nothing is
+		 * in flight by now; while paused the host fds are not polled.
+		 */
 		dev->paused = true;
 		return 0;
 	case CLOISTER__ENVELOPE__MSG_DEV_RESUME:
@@ -451,42 +538,82 @@ static int handle_control(struct device *dev)
 	return r;
 }
 
-static nfds_t build_pollfds(struct device *dev, struct pollfd *pfd, struct virtqueue **vqs)
-{
-	nfds_t n = 1;
+/* One poll round: the control socket, the kick fds, then the host fds. */
+struct poll_set {
+	struct pollfd pfd[3 + DEVICE_MAX_QUEUES];
+	struct virtqueue *vq[3 + DEVICE_MAX_QUEUES];
+	nfds_t n;
+	nfds_t first_host;
+	int input_slot, output_slot;	/* -1 when not polled */
+};
 
-	pfd[0] = (struct pollfd){ .fd = dev->sock, .events = POLLIN };
+static void poll_add(struct poll_set *ps, int fd, short events, struct virtqueue *vq)
+{
+	ps->vq[ps->n] = vq;
+	ps->pfd[ps->n++] = (struct pollfd){ .fd = fd, .events = events };
+}
+
+static void build_host_pollfds(struct device *dev, struct poll_set *ps)
+{
+	if (has_host_input(dev) && !dev->input_blocked && !dev->input_closed) {
+		ps->input_slot = (int)ps->n;
+		poll_add(ps, device_input_fd(dev), POLLIN, NULL);
+	}
+	if (dev->ops->host_writable && dev->want_output && dev->host_fd >= 0) {
+		ps->output_slot = (int)ps->n;
+		poll_add(ps, dev->host_fd, POLLOUT, NULL);
+	}
+}
+
+static void build_pollfds(struct device *dev, struct poll_set *ps)
+{
+	*ps = (struct poll_set){ .input_slot = -1, .output_slot = -1 };
+	poll_add(ps, dev->sock, POLLIN, NULL);
+	ps->first_host = ps->n;
 	if (!device_serving(dev))
-		return n;
+		return;
 	for (size_t i = 0; i < DEVICE_MAX_QUEUES; i++) {
 		struct virtqueue *vq = &dev->queues[i];
 
-		if (!vq->ready || vq->kick_fd < 0)
-			continue;
-		vqs[n] = vq;
-		pfd[n++] = (struct pollfd){ .fd = vq->kick_fd, .events = POLLIN };
+		if (vq->ready && vq->kick_fd >= 0)
+			poll_add(ps, vq->kick_fd, POLLIN, vq);
 	}
-	return n;
+	ps->first_host = ps->n;
+	build_host_pollfds(dev, ps);
+}
+
+#define POLL_WAKE (POLLIN | POLLOUT | POLLHUP | POLLERR | POLLNVAL)
+
+/* Queues first: a kick can unblock the input polled in the same round. */
+static void serve_ready(struct device *dev, const struct poll_set *ps)
+{
+	for (nfds_t i = 1; i < ps->first_host && device_serving(dev); i++)
+		if (ps->pfd[i].revents & POLLIN)
+			process_queue(dev, ps->vq[i]);
+	/* Hang-ups count as ready: the handler reads the EOF or error and says CLOSED. */
+	if (ps->input_slot >= 0 && (ps->pfd[ps->input_slot].revents & POLL_WAKE) &&
+	    device_serving(dev))
+		process_host_input(dev);
+	if (ps->output_slot >= 0 && (ps->pfd[ps->output_slot].revents & POLL_WAKE) &&
+	    device_serving(dev))
+		process_host_output(dev);
 }
 
 int device_serve(struct device *dev)
 {
-	struct pollfd pfd[1 + DEVICE_MAX_QUEUES];
-	struct virtqueue *vqs[1 + DEVICE_MAX_QUEUES];
+	struct poll_set ps;
 
 	for (;;) {
-		nfds_t n = build_pollfds(dev, pfd, vqs);
 		int r;
 
-		if (ppoll(pfd, n, NULL, NULL) < 0) {
+		build_pollfds(dev, &ps);
+		if (ppoll(ps.pfd, ps.n, NULL, NULL) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		for (nfds_t i = 1; i < n && device_serving(dev); i++)
-			if (pfd[i].revents & POLLIN)
-				process_queue(dev, vqs[i]);
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		serve_ready(dev, &ps);
+		if (ps.pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = handle_control(dev);
 			if (r == 1)
 				return 0;
@@ -506,5 +633,10 @@ void device_cleanup(struct device *dev)
 		close(dev->sock);
 	if (dev->host_fd >= 0)
 		close(dev->host_fd);
-	dev->sock = dev->host_fd = -1;
+	if (dev->input_fd >= 0)
+		close(dev->input_fd);
+	dev->sock = dev->host_fd = dev->input_fd = -1;
+	if (dev->created && dev->ops->destroy)
+		dev->ops->destroy(dev);
+	dev->created = false;
 }

@@ -16,6 +16,14 @@
  * A request that is not allowed now is refused with a Reply error. A device
  * that found a bad chain stops serving and answers -EIO to pause and save
  * until it is reset.
+ *
+ * Host input (a tap, a console's input) is polled by the same loop: when
+ * the input fd is readable, ops->host_ready moves what it can to the guest.
+ * A device that runs out of receive buffers answers DEVICE_HOST_NEED_BUFFERS
+ * and the fd is left alone until the guest kicks ops->rx_queue, so a chatty
+ * host cannot make the device spin. Host output that could not be written
+ * at once is retried through ops->host_writable while device_want_output()
+ * says so. Nothing host-side runs while paused.
  */
 #ifndef CLOISTER_DEVICE_H
 #define CLOISTER_DEVICE_H
@@ -30,6 +38,10 @@
 /* Fixed fd numbers a device program is started with. */
 #define DEVICE_CORE_FD 3
 #define DEVICE_HOST_FD 4
+/* Optional second host fd: input that differs from fd 4 (a console's stdin). */
+#define DEVICE_INPUT_FD 5
+/* Device-specific options a program accepts (--mac ...). */
+#define DEVICE_MAX_OPTIONS 4u
 
 /* Two eventfds per queue must fit one frame. */
 #define DEVICE_MAX_QUEUES 8u
@@ -37,6 +49,20 @@
 #define VIRTIO_STATUS_DRIVER_OK 4u
 
 struct device;
+
+/* Where a device's host input comes from. */
+enum device_input {
+	DEVICE_INPUT_NONE,
+	DEVICE_INPUT_HOST_FD,	/* fd 4 itself (a tap) */
+	DEVICE_INPUT_SECOND_FD,	/* fd 5, which may be absent */
+};
+
+/* What ops->host_ready reports, besides a negative errno (the device needs a reset). */
+enum device_host_status {
+	DEVICE_HOST_DRAINED,		/* keep polling the input fd */
+	DEVICE_HOST_NEED_BUFFERS,	/* stop polling until the guest kicks rx_queue */
+	DEVICE_HOST_CLOSED,		/* end of input or a host error: never poll it again */
+};
 
 struct device_ops {
 	const char *kind;
@@ -47,10 +73,26 @@ struct device_ops {
 	uint32_t num_queues;
 	uint32_t max_queue_size;
 	bool needs_host_fd;
+	enum device_input input;
+	/* The queue whose kick means "new receive buffers" (with host_ready). */
+	uint32_t rx_queue;
+	/* Default config space; create() may give dev its own (dev->config). */
 	const uint8_t *config;
 	size_t config_len;
+	/* Names of "--name VALUE" options, NULL-terminated; NULL when none. */
+	const char *const *options;
+	/*
+	 * Optional: builds dev->priv from the option values (same index as
+	 * options, NULL when absent). destroy() undoes it.
+	 */
+	int (*create)(struct device *dev, const char *const *option_values);
+	void (*destroy)(struct device *dev);
 	/* Serves what is pending on vq. Negative errno: the device needs a reset. */
 	int (*process_queue)(struct device *dev, struct virtqueue *vq);
+	/* Input fd readable (or hung up): an enum device_host_status or -errno. */
+	int (*host_ready)(struct device *dev);
+	/* Output fd writable again: 0 or -errno (the device needs a reset). */
+	int (*host_writable)(struct device *dev);
 	/* Device-specific part of a snapshot (state->blob); required for snapshots. */
 	int (*save)(struct device *dev, Cloister__DeviceState *state);
 	int (*restore)(struct device *dev, const Cloister__DeviceState *state);
@@ -61,6 +103,9 @@ struct device {
 	const char *id;
 	int sock;
 	int host_fd;
+	int input_fd;		/* DEVICE_INPUT_SECOND_FD only; -1 when absent */
+	const uint8_t *config;
+	size_t config_len;
 	struct guest_memory mem;
 	struct virtqueue queues[DEVICE_MAX_QUEUES];
 	uint64_t driver_features;
@@ -68,6 +113,10 @@ struct device {
 	bool active;
 	bool paused;
 	bool needs_reset;
+	bool created;
+	bool input_blocked;	/* waiting for receive buffers */
+	bool input_closed;
+	bool want_output;
 	uint64_t requests_served;
 	uint64_t bytes_served;
 	void *priv;
@@ -77,21 +126,38 @@ struct device {
 void device_init(struct device *dev, const struct device_ops *ops, const char *id, int sock,
 		 int host_fd);
 
+/* Gives dev the optional second host fd (fd 5): dev owns it from now on. */
+void device_set_input_fd(struct device *dev, int fd);
+
+/*
+ * Runs ops->create (if any) with option values indexed as ops->options
+ * (NULL for all absent). Returns 0 or -errno; device_cleanup() undoes it.
+ */
+int device_configure(struct device *dev, const char *const *option_values);
+
+/* The device has host output waiting: poll the output fd for POLLOUT or not. */
+void device_want_output(struct device *dev, bool want);
+
+/* The fd host input is read from, or -1. */
+int device_input_fd(const struct device *dev);
+
 /* Hello, DevInfo, then DevMemory: maps guest memory. Returns 0 or -errno. */
 int device_handshake(struct device *dev);
 
 /* Serves control messages and kicks until the core closes the socket (returns 0). */
 int device_serve(struct device *dev);
 
-/* Unmaps memory, closes every fd. */
+/* Unmaps memory, closes every fd, runs ops->destroy. */
 void device_cleanup(struct device *dev);
 
 /* Counts one served request of bytes bytes (for DevSave). */
 void device_account(struct device *dev, uint64_t bytes);
 
 /*
- * The whole program: `<prog> ID [--uid N --gid N]`, fd 3 the core socket,
- * fd 4 the host resource when ops->needs_host_fd. Sandboxes, then serves.
+ * The whole program: `<prog> ID [--uid N --gid N] [--OPTION VALUE...]`, fd 3
+ * the core socket, fd 4 the host resource when ops->needs_host_fd, fd 5 the
+ * input when ops->input is DEVICE_INPUT_SECOND_FD and the parent passed one.
+ * Sandboxes, then serves.
  */
 int device_main(int argc, char **argv, const struct device_ops *ops);
 
