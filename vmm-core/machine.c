@@ -336,6 +336,11 @@ static void hart_enter(struct hart *h)
 		.pc = h->start_addr,
 		.priv = PRIV_S,
 		.timer_deadline = UINT64_MAX,
+		/*
+		 * cycle, time and instret readable below M-mode, as firmware
+		 * leaves them: user programs (busybox, glibc) read time directly.
+		 */
+		.scounteren = 0x7,
 	};
 
 	st.x[10] = h->id;
