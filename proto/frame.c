@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -382,4 +383,18 @@ const char *frame_msg_name(const Cloister__Envelope *env)
 	field = protobuf_c_message_descriptor_get_field(&cloister__envelope__descriptor,
 							(unsigned)env->msg_case);
 	return field ? field->name : "unknown";
+}
+
+ProtobufCMessage *proto_message_dup(const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(len ? len : 1);
+	ProtobufCMessage *copy;
+
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(msg, buf);
+	copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+	free(buf);
+	return copy;
 }

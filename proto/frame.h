@@ -53,6 +53,13 @@ int frame_hello_expect(int sock, Cloister__Role expected, int timeout_ms);
 /* Sends Reply{error, message} (message may be NULL). */
 int frame_reply_send(int sock, int error, const char *message);
 
+/*
+ * A deep copy of any message, through the wire format, that outlives the
+ * envelope it came in. Free with protobuf_c_message_free_unpacked(m, NULL).
+ * NULL when out of memory.
+ */
+ProtobufCMessage *proto_message_dup(const ProtobufCMessage *msg);
+
 /* Name of the message set in env, for logs ("hello", "core_pause", ...). */
 const char *frame_msg_name(const Cloister__Envelope *env);
 

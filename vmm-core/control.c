@@ -85,18 +85,6 @@ static int core_reply(struct core *c, int error, const char *message)
 	return r;
 }
 
-/* Deep copy through the wire format, so the config outlives its envelope. */
-static Cloister__VmConfig *config_dup(const Cloister__VmConfig *in)
-{
-	size_t len = cloister__vm_config__get_packed_size(in);
-	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
-
-	if (!buf)
-		return NULL;
-	cloister__vm_config__pack(in, buf);
-	return cloister__vm_config__unpack(NULL, len, buf);
-}
-
 static int config_check(struct core *c, const Cloister__VmConfig *cfg,
 			struct layout_region *regions, size_t *ret_n)
 {
@@ -153,7 +141,7 @@ static int handle_configure(struct core *c, const Cloister__Envelope *env, int *
 		snprintf(c->err, sizeof(c->err), "boot needs a kernel");
 		return -EINVAL;
 	}
-	c->config = config_dup(req->config);
+	c->config = (Cloister__VmConfig *)proto_message_dup(&req->config->base);
 	if (!c->config)
 		return -ENOMEM;
 	r = memory_setup(c->mem, regions, n);
@@ -408,6 +396,17 @@ static void free_device_states(Cloister__VmState *state)
 	state->n_devices = 0;
 }
 
+static int snapd_handshake(struct core *c, int sock)
+{
+	int r = frame_hello_send(sock, CLOISTER__ROLE__ROLE_VMM);
+
+	if (r == 0)
+		r = frame_hello_expect(sock, CLOISTER__ROLE__ROLE_SNAPSHOTD, HELLO_TIMEOUT_MS);
+	if (r < 0)
+		snprintf(c->err, sizeof(c->err), "no handshake with snapshotd: %s", strerror(-r));
+	return r;
+}
+
 /* Waits for the one answer snapshotd owes us; anything else is a protocol error. */
 static int snapd_wait(struct core *c, int sock, Cloister__Envelope__MsgCase want,
 		      Cloister__Envelope **ret_env)
@@ -440,13 +439,9 @@ static int handle_snapshot(struct core *c, const Cloister__Envelope *env, int *f
 	Cloister__Envelope *reply = NULL;
 	int r;
 
-	r = frame_hello_send(sock, CLOISTER__ROLE__ROLE_VMM);
-	if (r == 0)
-		r = frame_hello_expect(sock, CLOISTER__ROLE__ROLE_SNAPSHOTD, HELLO_TIMEOUT_MS);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "no handshake with snapshotd: %s", strerror(-r));
+	r = snapd_handshake(c, sock);
+	if (r < 0)
 		return r;
-	}
 	r = machine_save_vcpus(&c->m, &state);
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "cannot save the vCPUs: %s", strerror(-r));
@@ -531,13 +526,9 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 		snprintf(c->err, sizeof(c->err), "this VM was booted, not configured for restore");
 		return -EINVAL;
 	}
-	r = frame_hello_send(sock, CLOISTER__ROLE__ROLE_VMM);
-	if (r == 0)
-		r = frame_hello_expect(sock, CLOISTER__ROLE__ROLE_SNAPSHOTD, HELLO_TIMEOUT_MS);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "no handshake with snapshotd: %s", strerror(-r));
+	r = snapd_handshake(c, sock);
+	if (r < 0)
 		return r;
-	}
 	fill.regions = regions_proto(c, regions);
 	fill.n_regions = c->mem->n_regions;
 	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
