@@ -170,11 +170,6 @@ static void dcache_fill(struct dc_entry *e, uint32_t w)
 	e->rs2 = RS2(insn);
 }
 
-static inline uint64_t sext32(uint64_t v)
-{
-	return (uint64_t)(int64_t)(int32_t)v;
-}
-
 int rv64_run_block(struct accel_vcpu *h, unsigned budget)
 {
 	static const void *const handlers[DC__MAX] = {
