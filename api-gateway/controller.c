@@ -47,6 +47,8 @@ struct controller {
 	struct child devs[MAX_DEVICES];
 	size_t n_devs;
 	int quit_efd;
+	/* What the gateway holds for the VM's sinks: a pty's slave, a socket's relay. */
+	struct sink serial_sink, console_sink;
 };
 
 /* ---- small helpers ---- */
@@ -355,6 +357,39 @@ static int open_payload(const char *path, const char *what, int *ret_fd, char *e
 	return 0;
 }
 
+/* Replaces a sink's path in the config the VM runs with, as vm.info shows it. */
+static void config_set_sink_path(struct controller *c, Cloister__SerialConfig *s, const char *path)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&c->info_lock);
+	/* The default value belongs to protobuf-c: only a string of our own is freed. */
+	if (s->path && s->path != protobuf_c_empty_string)
+		free(s->path);
+	s->path = copy;
+	pthread_mutex_unlock(&c->info_lock);
+}
+
+/*
+ * Takes over what the gateway must hold of a sink for the VM's life, leaving
+ * the fds to hand over in from. A pty is new for every tree: its path goes
+ * into the config and the log.
+ */
+static void sink_keep(struct controller *c, struct sink *keep, struct sink *from,
+		      Cloister__SerialConfig *s, const char *what)
+{
+	sink_close(keep);
+	keep->pty_slave_fd = TAKE_FD(from->pty_slave_fd);
+	keep->relay = TAKE_PTR(from->relay);
+	if (s->mode != CLOISTER__SERIAL_MODE__SERIAL_PTY)
+		return;
+	memcpy(keep->pty_path, from->pty_path, sizeof(keep->pty_path));
+	config_set_sink_path(c, s, keep->pty_path);
+	log_info("%s: pty %s", what, keep->pty_path);
+}
+
 static int start_device(struct controller *c, Cloister__DeviceConfig *d, bool restore, char *err,
 			size_t errlen)
 {
@@ -379,6 +414,8 @@ static int start_device(struct controller *c, Cloister__DeviceConfig *d, bool re
 	/* The device's control socket goes to vmm-core, not to us: we keep its pidfd. */
 	r = start_helper(c, ch, d->id, "device-procs", host.program, args, host.fds, host.n_fds,
 			 true, err, errlen);
+	if (r == 0 && d->console)
+		sink_keep(c, &c->console_sink, &host.sink, d->console, "console");
 	device_host_close(&host);
 	if (r < 0)
 		return r;
@@ -410,7 +447,8 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__CoreConfigure cfg = CLOISTER__CORE_CONFIGURE__INIT;
-	_cleanup_close_ int kernel_fd = -1, initramfs_fd = -1, serial_fd = -1, serial_in_fd = -1;
+	_cleanup_close_ int kernel_fd = -1, initramfs_fd = -1;
+	struct sink serial = SINK_INIT;
 	int fds[4];
 	size_t n = 0;
 	int r;
@@ -422,20 +460,23 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 		if (r < 0)
 			return r;
 	}
-	r = sink_open(config->serial, restore, &serial_fd, err, errlen);
+	/* A socket path is ours again only once the relay of the last tree let go of it. */
+	sink_close(&c->serial_sink);
+	sink_close(&c->console_sink);
+	r = sink_open(config->serial, restore, &serial, err, errlen);
 	if (r < 0)
 		return r;
-	/* --serial tty: the guest reads what is typed on our standard input. */
-	if (config->serial && config->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_TTY)
-		serial_in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (config->serial)
+		sink_keep(c, &c->serial_sink, &serial, config->serial, "serial");
 
 	r = start_helper(c, &c->core, "vmm-core", "vmm-core", "cloister-vmm", NULL, NULL, 0, true,
 			 err, errlen);
-	if (r < 0)
+	if (r == 0)
+		r = child_handshake(&c->core, CLOISTER__ROLE__ROLE_VMM, err, errlen);
+	if (r < 0) {
+		sink_handed_over(&serial);
 		return r;
-	r = child_handshake(&c->core, CLOISTER__ROLE__ROLE_VMM, err, errlen);
-	if (r < 0)
-		return r;
+	}
 
 	cfg.config = (Cloister__VmConfig *)config;
 	cfg.restore = restore;
@@ -444,21 +485,22 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 		cfg.kernel_fd = (int32_t)n;
 		fds[n++] = kernel_fd;
 	}
-	if (serial_fd >= 0) {
+	if (serial.out_fd >= 0) {
 		cfg.serial_fd = (int32_t)n;
-		fds[n++] = serial_fd;
+		fds[n++] = serial.out_fd;
 	}
 	if (initramfs_fd >= 0) {
 		cfg.initramfs_fd = (int32_t)n;
 		fds[n++] = initramfs_fd;
 	}
-	if (serial_in_fd >= 0) {
+	if (serial.in_fd >= 0) {
 		cfg.serial_in_fd = (int32_t)n;
-		fds[n++] = serial_in_fd;
+		fds[n++] = serial.in_fd;
 	}
 	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE;
 	env.core_configure = &cfg;
 	r = child_call(c, &c->core, &env, fds, n, CALL_TIMEOUT_MS, err, errlen);
+	sink_handed_over(&serial);
 	if (r < 0)
 		return r;
 	return start_devices(c, config, restore, err, errlen);
@@ -967,9 +1009,25 @@ static const char *serial_mode_name(Cloister__SerialMode m)
 		return "Tty";
 	case CLOISTER__SERIAL_MODE__SERIAL_FILE:
 		return "File";
+	case CLOISTER__SERIAL_MODE__SERIAL_PTY:
+		return "Pty";
+	case CLOISTER__SERIAL_MODE__SERIAL_SOCKET:
+		return "Socket";
 	default:
 		return "Off";
 	}
+}
+
+/* Cloud Hypervisor's keys: a pty's path is its "file", a socket's path its "socket". */
+static void sink_json(struct json_object *j, const Cloister__SerialConfig *s)
+{
+	Cloister__SerialMode mode = s ? s->mode : CLOISTER__SERIAL_MODE__SERIAL_OFF;
+	const char *key = mode == CLOISTER__SERIAL_MODE__SERIAL_SOCKET ? "socket" : "file";
+
+	json_object_object_add(j, "mode", json_object_new_string(serial_mode_name(mode)));
+	if ((mode == CLOISTER__SERIAL_MODE__SERIAL_FILE || mode == CLOISTER__SERIAL_MODE__SERIAL_PTY ||
+	     mode == CLOISTER__SERIAL_MODE__SERIAL_SOCKET) && s->path && s->path[0])
+		json_object_object_add(j, key, json_object_new_string(s->path));
 }
 
 /* Appends to the array named key in o, creating it. */
@@ -1002,10 +1060,7 @@ static void device_json(struct json_object *o, const Cloister__DeviceConfig *d)
 		json_object_object_add(j, "mac", json_object_new_string(d->mac));
 		json_append(o, "net", j);
 	} else if (strcmp(d->kind, "console") == 0) {
-		json_object_object_add(j, "mode", json_object_new_string(serial_mode_name(
-			d->console ? d->console->mode : CLOISTER__SERIAL_MODE__SERIAL_OFF)));
-		if (d->console && d->console->mode == CLOISTER__SERIAL_MODE__SERIAL_FILE)
-			json_object_object_add(j, "file", json_object_new_string(d->console->path));
+		sink_json(j, d->console);
 		json_object_object_add(o, "console", j);
 	} else {
 		json_object_put(j);
@@ -1032,10 +1087,7 @@ static struct json_object *config_json(const Cloister__VmConfig *cfg)
 			json_object_object_add(payload, "cmdline", json_object_new_string(cfg->payload->cmdline));
 	}
 	json_object_object_add(o, "payload", payload);
-	json_object_object_add(serial, "mode", json_object_new_string(serial_mode_name(
-		cfg->serial ? cfg->serial->mode : CLOISTER__SERIAL_MODE__SERIAL_OFF)));
-	if (cfg->serial && cfg->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_FILE)
-		json_object_object_add(serial, "file", json_object_new_string(cfg->serial->path));
+	sink_json(serial, cfg->serial);
 	json_object_object_add(o, "serial", serial);
 	for (size_t i = 0; i < cfg->n_devices; i++)
 		device_json(o, cfg->devices[i]);
@@ -1135,6 +1187,7 @@ int controller_new(const struct vm_options *opts, struct controller **ret)
 	c->state = VM_STATE_NOT_CREATED;
 	c->opts = opts;
 	c->core = (struct child){ .pidfd = -1, .sock = -1 };
+	c->serial_sink = c->console_sink = SINK_INIT;
 	c->quit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->quit_efd < 0) {
 		free(c);
@@ -1156,6 +1209,8 @@ void controller_free(struct controller *c)
 		child_wait_exit(&c->core, 1000);
 	}
 	tree_reap(c, true);
+	sink_close(&c->serial_sink);
+	sink_close(&c->console_sink);
 	pthread_mutex_unlock(&c->op_lock);
 	set_config(c, NULL);
 	close(c->quit_efd);

@@ -276,8 +276,27 @@ static int apply_cmdline(struct parse_ctx *c, const char *value)
 	return set_string(c, &c->o.cmdline, value, "--cmdline", true);
 }
 
-/* off|null|tty|file=PATH, for --serial and --console alike. */
-static int apply_sink(struct parse_ctx *c, const char *opt, const char *value,
+/*
+ * A path the gateway creates or opens for a sink: absolute, so it does not
+ * depend on where cloister was started.
+ */
+static int set_sink_path(struct parse_ctx *c, char **slot, const char *opt, const char *key,
+			 const char *path, size_t max)
+{
+	char what[32];
+
+	snprintf(what, sizeof(what), "%s %s=", opt, key);
+	if (!*path)
+		return fail(c, "%s needs a path", what);
+	if (path[0] != '/')
+		return fail(c, "%s%s: the path must be absolute", what, path);
+	if (strnlen(path, max) >= max)
+		return fail(c, "%s: the path is longer than %zu bytes", what, max - 1);
+	return set_string(c, slot, path, what, false);
+}
+
+/* off|null|tty|pty|file=PATH; socket=PATH for --serial only, as in Cloud Hypervisor. */
+static int apply_sink(struct parse_ctx *c, const char *opt, const char *value, bool socket_ok,
 		      Cloister__SerialMode *ret_mode, char **ret_path)
 {
 	static const struct {
@@ -287,8 +306,8 @@ static int apply_sink(struct parse_ctx *c, const char *opt, const char *value,
 		{ "off", CLOISTER__SERIAL_MODE__SERIAL_OFF },
 		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
 		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
+		{ "pty", CLOISTER__SERIAL_MODE__SERIAL_PTY },
 	};
-	char what[32];
 
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
 		if (strcmp(value, modes[i].name) == 0) {
@@ -297,20 +316,24 @@ static int apply_sink(struct parse_ctx *c, const char *opt, const char *value,
 		}
 	if (strncmp(value, "file=", 5) == 0) {
 		*ret_mode = CLOISTER__SERIAL_MODE__SERIAL_FILE;
-		snprintf(what, sizeof(what), "%s file=", opt);
-		return set_string(c, ret_path, value + 5, what, false);
+		return set_sink_path(c, ret_path, opt, "file", value + 5, PATH_MAX);
 	}
-	return fail(c, "%s %s: expected off, null, tty or file=PATH", opt, value);
+	if (socket_ok && strncmp(value, "socket=", 7) == 0) {
+		*ret_mode = CLOISTER__SERIAL_MODE__SERIAL_SOCKET;
+		return set_sink_path(c, ret_path, opt, "socket", value + 7, OPTIONS_SOCKET_PATH_MAX);
+	}
+	return fail(c, "%s %s: expected off, null, tty, pty%s or file=PATH", opt, value,
+		    socket_ok ? ", socket=PATH" : "");
 }
 
 static int apply_serial(struct parse_ctx *c, const char *value)
 {
-	return apply_sink(c, "--serial", value, &c->o.serial_mode, &c->o.serial_path);
+	return apply_sink(c, "--serial", value, true, &c->o.serial_mode, &c->o.serial_path);
 }
 
 static int apply_console(struct parse_ctx *c, const char *value)
 {
-	return apply_sink(c, "--console", value, &c->o.console_mode, &c->o.console_path);
+	return apply_sink(c, "--console", value, false, &c->o.console_mode, &c->o.console_path);
 }
 
 static int apply_rng(struct parse_ctx *c, const char *value)
@@ -465,8 +488,10 @@ static void print_usage(FILE *f)
 	      "  --kernel PATH                riscv64 kernel Image to boot\n"
 	      "  --initramfs PATH             initramfs to load\n"
 	      "  --cmdline STRING             kernel command line\n"
-	      "  --serial off|null|tty|file=PATH  serial output (default tty)\n"
-	      "  --console off|null|tty|file=PATH  virtio-console, hvc0 in the guest (default off)\n"
+	      "  --serial off|null|tty|pty|file=PATH|socket=PATH\n"
+	      "                               the serial console (default tty)\n"
+	      "  --console off|null|tty|pty|file=PATH\n"
+	      "                               virtio-console, hvc0 in the guest (default off)\n"
 	      "  --rng [src=/dev/urandom]     add a virtio-rng device\n"
 	      "  --disk path=FILE[,readonly=on][,id=NAME]  add a virtio-blk disk (repeatable)\n"
 	      "  --net tap=NAME[,mac=MAC][,id=NAME]        add a virtio-net NIC on a tap (repeatable)\n"
@@ -645,6 +670,9 @@ static int validate(struct parse_ctx *c)
 	if (!c->o.kernel && (c->o.n_disks || c->o.n_nets || c->o.rng ||
 			     c->o.console_mode != CLOISTER__SERIAL_MODE__SERIAL_OFF))
 		return fail(c, "devices need --kernel (a restored VM brings its own)");
+	if (c->o.serial_mode == CLOISTER__SERIAL_MODE__SERIAL_SOCKET && c->o.api_socket &&
+	    strcmp(c->o.serial_path, c->o.api_socket) == 0)
+		return fail(c, "--serial socket=%s is the API socket", c->o.serial_path);
 	for (size_t i = 0; i < c->o.n_disks + c->o.n_nets; i++) {
 		const char *a = i < c->o.n_disks ? c->o.disks[i].id : c->o.nets[i - c->o.n_disks].id;
 

@@ -17,6 +17,8 @@
 #define OPTIONS_PAGE_SIZE 4096ull
 /* Longer values are refused rather than truncated. */
 #define OPTIONS_VALUE_MAX 4096u
+/* What fits in sockaddr_un's sun_path with its terminating NUL. */
+#define OPTIONS_SOCKET_PATH_MAX 108u
 
 #define OPTIONS_MAX_DISKS 4
 #define OPTIONS_MAX_NETS 2
@@ -39,7 +41,7 @@ struct vm_options {
 	uint64_t memory_size;		/* default 512 MiB */
 	char *kernel, *initramfs, *cmdline;
 	Cloister__SerialMode serial_mode;	/* default SERIAL_TTY */
-	char *serial_path;		/* only with SERIAL_FILE */
+	char *serial_path;		/* only with SERIAL_FILE and SERIAL_SOCKET */
 	bool rng;
 	struct disk_option disks[OPTIONS_MAX_DISKS];
 	size_t n_disks;

@@ -2,10 +2,19 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "cleanup.h"
+#include "devices.h"
 #include "options.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -175,10 +184,64 @@ Test(options, kv_hostility)
 Test(options, unsupported_sources_and_modes)
 {
 	const char *rng_src[] = { "cloister", "--rng", "src=/tmp/file" };
-	const char *serial[] = { "cloister", "--serial", "pty" };
+	const char *serial[] = { "cloister", "--serial", "socket" };
+	const char *console_socket[] = { "cloister", "--kernel", "/k", "--console", "socket=/tmp/c" };
 
 	expect_refused(ARGC(rng_src), rng_src, "/dev/urandom");
-	expect_refused(ARGC(serial), serial, "expected off");
+	expect_refused(ARGC(serial), serial, "socket=PATH");
+	expect_refused(ARGC(console_socket), console_socket, "expected off");
+}
+
+Test(options, pty_and_socket_sinks)
+{
+	const char *pty[] = { "cloister", "--kernel", "/k", "--serial", "pty", "--console", "pty" };
+	const char *sock[] = { "cloister", "--serial=socket=/run/vm/serial.sock" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(pty), pty, &o), 0, "%s", err);
+	cr_expect_eq(o.serial_mode, CLOISTER__SERIAL_MODE__SERIAL_PTY);
+	cr_expect_eq(o.console_mode, CLOISTER__SERIAL_MODE__SERIAL_PTY);
+	cr_expect_null(o.serial_path);
+	cr_expect_null(o.console_path);
+	options_free(&o);
+	cr_assert_eq(parse(ARGC(sock), sock, &o), 0, "%s", err);
+	cr_expect_eq(o.serial_mode, CLOISTER__SERIAL_MODE__SERIAL_SOCKET);
+	cr_expect_str_eq(o.serial_path, "/run/vm/serial.sock");
+	options_free(&o);
+}
+
+Test(options, hostile_sink_paths)
+{
+	char longest[OPTIONS_SOCKET_PATH_MAX + 7] = "socket=/", overlong[OPTIONS_SOCKET_PATH_MAX + 8] = "socket=/";
+	const char *empty[] = { "cloister", "--serial", "socket=" };
+	const char *relative[] = { "cloister", "--serial", "socket=vm.sock" };
+	const char *dotted[] = { "cloister", "--serial", "socket=./vm.sock" };
+	const char *file_relative[] = { "cloister", "--serial", "file=serial.log" };
+	const char *file_empty[] = { "cloister", "--kernel", "/k", "--console", "file=" };
+	const char *too_long[] = { "cloister", "--serial", overlong };
+	const char *just_fits[] = { "cloister", "--serial", longest };
+	const char *api_too[] = { "cloister", "--api-socket", "/tmp/a.sock", "--serial", "socket=/tmp/a.sock" };
+	const char *twice[] = { "cloister", "--serial", "pty", "--serial", "socket=/tmp/s" };
+	struct vm_options o;
+
+	/* sun_path holds 107 bytes and the NUL: 107 fit, 108 do not. */
+	memset(longest + 8, 'a', OPTIONS_SOCKET_PATH_MAX - 2);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(overlong + 8, 'a', OPTIONS_SOCKET_PATH_MAX - 1);
+	overlong[sizeof(overlong) - 1] = '\0';
+	cr_assert_eq(strlen(longest + 7), OPTIONS_SOCKET_PATH_MAX - 1);
+	cr_assert_eq(strlen(overlong + 7), OPTIONS_SOCKET_PATH_MAX);
+	expect_refused(ARGC(empty), empty, "needs a path");
+	expect_refused(ARGC(relative), relative, "absolute");
+	expect_refused(ARGC(dotted), dotted, "absolute");
+	expect_refused(ARGC(file_relative), file_relative, "absolute");
+	expect_refused(ARGC(file_empty), file_empty, "needs a path");
+	expect_refused(ARGC(too_long), too_long, "longer than 107");
+	expect_refused(ARGC(api_too), api_too, "API socket");
+	expect_refused(ARGC(twice), twice, "more than once");
+	cr_assert_eq(parse(ARGC(just_fits), just_fits, &o), 0, "%s", err);
+	cr_expect_str_eq(o.serial_path, longest + 7);
+	options_free(&o);
 }
 
 Test(options, disks_nets_and_console)
@@ -350,4 +413,215 @@ Test(options, parse_size)
 	cr_expect_eq(parse_size("G", &v), -EINVAL);
 	cr_expect_eq(parse_size(" 1", &v), -EINVAL);
 	cr_expect_eq(parse_size("1 ", &v), -EINVAL);
+}
+
+/*
+ * The sinks the options select (devices.c). They live here because this is
+ * the test program of the gateway's options; they open real ptys and sockets.
+ */
+
+static Cloister__SerialConfig sink_config(Cloister__SerialMode mode, char *path)
+{
+	Cloister__SerialConfig s = CLOISTER__SERIAL_CONFIG__INIT;
+
+	s.mode = mode;
+	s.path = path ? path : "";
+	return s;
+}
+
+/* Reads exactly len bytes within a few seconds, or fails the test. */
+static void read_exactly(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		cr_assert_eq(poll(&p, 1, 5000), 1, "nothing to read after %zu of %zu bytes", got, len);
+		n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		cr_assert_gt(n, 0, "read: %s", n < 0 ? strerror(errno) : "end of file");
+		got += (size_t)n;
+	}
+}
+
+static void write_all(int fd, const char *buf)
+{
+	cr_assert_eq(send(fd, buf, strlen(buf), MSG_NOSIGNAL), (ssize_t)strlen(buf), "send: %s",
+		     strerror(errno));
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", path,
+		     strerror(errno));
+	return fd;
+}
+
+static char *temp_dir(void)
+{
+	char *dir = strdup("/tmp/cloister-sink-XXXXXX");
+
+	cr_assert_not_null(dir);
+	cr_assert_not_null(mkdtemp(dir));
+	return dir;
+}
+
+Test(sink, pty_is_raw_and_never_blocks)
+{
+	Cloister__SerialConfig cfg = sink_config(CLOISTER__SERIAL_MODE__SERIAL_PTY, NULL);
+	struct sink s = SINK_INIT;
+	char err[256] = "", buf[16], fill[4096];
+	int slave, writes = 0;
+	ssize_t n = 0;
+
+	cr_assert_eq(sink_open(&cfg, false, &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(strncmp(s.pty_path, "/dev/pts/", 9), 0, "%s", s.pty_path);
+	cr_assert_geq(s.out_fd, 0);
+	cr_assert_geq(s.in_fd, 0);
+	cr_expect_geq(s.pty_slave_fd, 0, "the gateway holds the slave");
+	cr_expect(fcntl(s.out_fd, F_GETFL) & O_NONBLOCK);
+	cr_expect(fcntl(s.out_fd, F_GETFD) & FD_CLOEXEC);
+	slave = open(s.pty_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "open %s: %s", s.pty_path, strerror(errno));
+	/* Raw: no CR added before LF, no echo back into the output, no line buffering. */
+	cr_assert_eq(write(s.out_fd, "a\nb\r", 4), 4);
+	read_exactly(slave, buf, 4);
+	cr_expect_eq(memcmp(buf, "a\nb\r", 4), 0);
+	cr_assert_eq(write(slave, "xy\n", 3), 3);
+	read_exactly(s.in_fd, buf, 3);
+	cr_expect_eq(memcmp(buf, "xy\n", 3), 0);
+	close(slave);
+	/* With nobody reading, the output fills up and then refuses rather than waits. */
+	memset(fill, 'z', sizeof(fill));
+	while (writes++ < 10000 && (n = write(s.out_fd, fill, sizeof(fill))) > 0)
+		;
+	cr_expect_eq(n, -1);
+	cr_expect_eq(errno, EAGAIN);
+	/* The gateway's slave keeps the master from reading EIO once the reader left. */
+	n = read(s.in_fd, buf, sizeof(buf));
+	cr_expect(n < 0 && errno == EAGAIN, "read gave %zd (%s)", n, strerror(errno));
+	sink_close(&s);
+	cr_expect_eq(s.out_fd, -1);
+	cr_expect_eq(s.pty_slave_fd, -1);
+}
+
+Test(sink, socket_relays_one_client_at_a_time)
+{
+	_cleanup_free_ char *dir = temp_dir(), *path = NULL;
+	Cloister__SerialConfig cfg;
+	struct sink s = SINK_INIT;
+	struct stat st;
+	char err[256] = "", buf[16];
+	int a, b;
+
+	cr_assert_gt(asprintf(&path, "%s/serial.sock", dir), 0);
+	cfg = sink_config(CLOISTER__SERIAL_MODE__SERIAL_SOCKET, path);
+	cr_assert_eq(sink_open(&cfg, false, &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+	cr_expect(fcntl(s.out_fd, F_GETFL) & O_NONBLOCK);
+
+	a = connect_to(path);
+	usleep(100 * 1000);	/* the relay accepts before output comes */
+	write_all(s.out_fd, "hello");
+	read_exactly(a, buf, 5);
+	cr_expect_eq(memcmp(buf, "hello", 5), 0);
+	write_all(a, "typed");
+	read_exactly(s.in_fd, buf, 5);
+	cr_expect_eq(memcmp(buf, "typed", 5), 0);
+
+	/* A second client while the first is there is hung up on. */
+	b = connect_to(path);
+	{
+		struct pollfd p = { .fd = b, .events = POLLIN };
+
+		cr_assert_eq(poll(&p, 1, 5000), 1);
+		cr_expect_eq(read(b, buf, sizeof(buf)), 0);
+	}
+	close(b);
+
+	/* Output while nobody is connected is dropped; the next client sees what follows. */
+	close(a);
+	usleep(100 * 1000);
+	write_all(s.out_fd, "lost");
+	usleep(100 * 1000);
+	a = connect_to(path);
+	usleep(100 * 1000);
+	write_all(s.out_fd, "again");
+	read_exactly(a, buf, 5);
+	cr_expect_eq(memcmp(buf, "again", 5), 0);
+	write_all(a, "more");
+	read_exactly(s.in_fd, buf, 4);
+	cr_expect_eq(memcmp(buf, "more", 4), 0);
+	close(a);
+
+	sink_close(&s);
+	cr_expect_eq(lstat(path, &st), -1, "the socket is removed");
+	rmdir(dir);
+}
+
+Test(sink, socket_paths_that_are_refused_or_reclaimed)
+{
+	_cleanup_free_ char *dir = temp_dir(), *file = NULL, *stale = NULL;
+	Cloister__SerialConfig cfg;
+	struct sink s = SINK_INIT, busy = SINK_INIT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	char err[256] = "";
+	int fd;
+
+	cr_assert_gt(asprintf(&file, "%s/plain", dir), 0);
+	cr_assert_gt(asprintf(&stale, "%s/stale.sock", dir), 0);
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cfg = sink_config(CLOISTER__SERIAL_MODE__SERIAL_SOCKET, file);
+	cr_expect_eq(sink_open(&cfg, false, &s, err, sizeof(err)), -EEXIST);
+	cr_expect(strstr(err, "not a socket"), "%s", err);
+	cr_expect_eq(lstat(file, &st), 0, "a file that is not a socket stays");
+	cr_expect_eq(s.out_fd, -1, "ret written on failure");
+
+	cfg = sink_config(CLOISTER__SERIAL_MODE__SERIAL_SOCKET, "relative.sock");
+	cr_expect_eq(sink_open(&cfg, false, &s, err, sizeof(err)), -EINVAL);
+
+	/* A socket nobody listens on, as a killed cloister leaves it, is taken over. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", stale);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	cfg = sink_config(CLOISTER__SERIAL_MODE__SERIAL_SOCKET, stale);
+	cr_assert_eq(sink_open(&cfg, false, &s, err, sizeof(err)), 0, "%s", err);
+	/* One that is listened on belongs to someone else. */
+	cr_expect_eq(sink_open(&cfg, false, &busy, err, sizeof(err)), -EADDRINUSE);
+	cr_expect_eq(lstat(stale, &st), 0, "the live one stays");
+	sink_close(&s);
+	unlink(file);
+	rmdir(dir);
+}
+
+Test(sink, modes_without_a_path)
+{
+	Cloister__SerialConfig off = sink_config(CLOISTER__SERIAL_MODE__SERIAL_OFF, NULL);
+	Cloister__SerialConfig null = sink_config(CLOISTER__SERIAL_MODE__SERIAL_NULL, NULL);
+	Cloister__SerialConfig bad = sink_config((Cloister__SerialMode)77, NULL);
+	struct sink s = SINK_INIT;
+	char err[256] = "";
+
+	cr_assert_eq(sink_open(&off, false, &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(s.out_fd, -1);
+	cr_expect_eq(s.in_fd, -1);
+	cr_assert_eq(sink_open(&null, false, &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_geq(s.out_fd, 0);
+	cr_expect_eq(s.in_fd, -1, "/dev/null gives the guest no input");
+	sink_close(&s);
+	cr_expect_eq(sink_open(&bad, false, &s, err, sizeof(err)), -EINVAL);
 }
