@@ -9,6 +9,7 @@ packages=(
 	libjson-c-dev libcriterion-dev libfdt-dev libmicrohttpd-dev libcurl4-openssl-dev
 	gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
 	python3 python3-pytest curl gdb procps strace clang libclang-rt-14-dev
+	qemu-system-misc opensbi
 	iproute2 iputils-ping e2fsprogs tmux cpio xz-utils
 )
 

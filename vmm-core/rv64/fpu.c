@@ -369,6 +369,9 @@ static uint32_t f32_arith(enum fop op, uint32_t a, uint32_t b, uint32_t c, int r
 	float fa = f32_from_bits(a), fb = f32_from_bits(b), fc = f32_from_bits(c), r;
 
 	if (rm == RM_RMM) {
+		/* Widening quiets a signalling NaN before the flags are watched: say NV here. */
+		if (f32_is_snan(a) || f32_is_snan(b) || (op == FOP_FMA && f32_is_snan(c)))
+			*flags |= FFLAG_NV;
 		r = (float)ext_rmm(op, fa, fb, fc, &fmt_s, flags);
 	} else {
 		fp_begin(rm);
@@ -385,6 +388,9 @@ static uint64_t f64_arith(enum fop op, uint64_t a, uint64_t b, uint64_t c, int r
 	double fa = f64_from_bits(a), fb = f64_from_bits(b), fc = f64_from_bits(c), r;
 
 	if (rm == RM_RMM) {
+		/* Widening quiets a signalling NaN before the flags are watched: say NV here. */
+		if (f64_is_snan(a) || f64_is_snan(b) || (op == FOP_FMA && f64_is_snan(c)))
+			*flags |= FFLAG_NV;
 		r = (double)ext_rmm(op, fa, fb, fc, &fmt_d, flags);
 	} else {
 		fp_begin(rm);
