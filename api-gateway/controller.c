@@ -95,13 +95,7 @@ static void set_config(struct controller *c, Cloister__VmConfig *config)
 
 static Cloister__VmConfig *config_dup(const Cloister__VmConfig *in)
 {
-	size_t len = cloister__vm_config__get_packed_size(in);
-	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
-
-	if (!buf)
-		return NULL;
-	cloister__vm_config__pack(in, buf);
-	return cloister__vm_config__unpack(NULL, len, buf);
+	return (Cloister__VmConfig *)proto_message_dup(&in->base);
 }
 
 static int check_lifecycle(struct controller *c, enum vm_op op, char *err, size_t errlen)
@@ -630,30 +624,29 @@ static int do_boot(struct controller *c, char *err, size_t errlen)
 	return 0;
 }
 
-static int do_pause(struct controller *c, char *err, size_t errlen)
+/* Pause and resume: one request to vmm-core, one state change. */
+static int do_core_op(struct controller *c, enum vm_op op, Cloister__Envelope__MsgCase msg,
+		      char *err, size_t errlen)
 {
-	int r = check_lifecycle(c, VM_OP_PAUSE, err, errlen);
+	int r = check_lifecycle(c, op, err, errlen);
 
 	if (r == 0)
-		r = core_simple(c, CLOISTER__ENVELOPE__MSG_CORE_PAUSE, err, errlen);
+		r = core_simple(c, msg, err, errlen);
 	if (r == 0)
-		set_state(c, VM_STATE_PAUSED);
+		set_state(c, lifecycle_next(get_state(c), op));
 	else if (r == -ECHILD)
-		vm_fail(c, "pause failed: %s", err);
+		vm_fail(c, "%s failed: %s", vm_op_name(op), err);
 	return r;
+}
+
+static int do_pause(struct controller *c, char *err, size_t errlen)
+{
+	return do_core_op(c, VM_OP_PAUSE, CLOISTER__ENVELOPE__MSG_CORE_PAUSE, err, errlen);
 }
 
 static int do_resume(struct controller *c, char *err, size_t errlen)
 {
-	int r = check_lifecycle(c, VM_OP_RESUME, err, errlen);
-
-	if (r == 0)
-		r = core_simple(c, CLOISTER__ENVELOPE__MSG_CORE_RESUME, err, errlen);
-	if (r == 0)
-		set_state(c, VM_STATE_RUNNING);
-	else if (r == -ECHILD)
-		vm_fail(c, "resume failed: %s", err);
-	return r;
+	return do_core_op(c, VM_OP_RESUME, CLOISTER__ENVELOPE__MSG_CORE_RESUME, err, errlen);
 }
 
 static int open_snapshot_dir(const char *url, char *err, size_t errlen)
@@ -934,6 +927,11 @@ static int do_restore(struct controller *c, const char *url, bool resume, char *
 		r = child_handshake(&snapd, CLOISTER__ROLE__ROLE_SNAPSHOTD, err, errlen);
 	if (r == 0)
 		r = snapd_load(c, &snapd, files, n_regions, &config, err, errlen);
+	if (r == 0) {
+		r = devices_check_restorable(config, err, errlen);
+		if (r < 0)
+			cloister__vm_config__free_unpacked(config, NULL);
+	}
 	if (r < 0)
 		goto out;
 

@@ -10,23 +10,7 @@
 #include <stddef.h>
 
 #include "cloister.pb-c.h"
-
-struct socket_relay;
-
-/*
- * A serial or console sink. out_fd and in_fd go to the process that runs
- * the device and are closed here once handed over; the rest stays with the
- * gateway as long as the VM uses the sink.
- */
-struct sink {
-	int out_fd;		/* the guest's output; -1 for off */
-	int in_fd;		/* the guest's input; -1 when there is none */
-	int pty_slave_fd;	/* held: a master whose slave nobody has open reads EIO */
-	char pty_path[64];	/* "/dev/pts/N" with SERIAL_PTY */
-	struct socket_relay *relay;	/* with SERIAL_SOCKET */
-};
-
-#define SINK_INIT ((struct sink){ .out_fd = -1, .in_fd = -1, .pty_slave_fd = -1 })
+#include "sink.h"
 
 struct device_host {
 	const char *program;	/* "cloister-blk" */
@@ -46,15 +30,10 @@ int device_host_open(Cloister__DeviceConfig *d, bool restore, struct device_host
 void device_host_close(struct device_host *h);
 
 /*
- * Opens a sink by its config: pty makes a new pty in raw mode whose master
- * is both ends, socket listens on the path (mode 0600) and relays one client
- * at a time. Output fds that could fill up are non-blocking, so a reader
- * that does not read loses output rather than stalling the guest.
+ * Before a restore creates anything: every disk image is where the snapshot
+ * says and has the size it had. -EBADMSG with err set otherwise. The images
+ * are checked again when opened.
  */
-int sink_open(const Cloister__SerialConfig *s, bool restore, struct sink *ret, char *err, size_t errlen);
-/* Closes out_fd and in_fd once they are handed over; keeps the rest. */
-void sink_handed_over(struct sink *s);
-/* Closes everything, stops the relay and removes its socket. */
-void sink_close(struct sink *s);
+int devices_check_restorable(const Cloister__VmConfig *config, char *err, size_t errlen);
 
 #endif

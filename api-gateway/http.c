@@ -544,13 +544,18 @@ static int api_socket_clear_stale(const char *path, const struct sockaddr_un *sa
 	return 0;
 }
 
+/*
+ * Binds and listens under a temporary name beside path, then renames it
+ * into place: whoever sees the path can connect at once. (A path too long
+ * for a temporary name is bound directly.)
+ */
 static int api_socket_listen(const char *path, int *ret_fd, struct stat *ret_st)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX }, bound = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 	mode_t old_mask;
-	int r;
+	int r, n;
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -558,22 +563,27 @@ static int api_socket_listen(const char *path, int *ret_fd, struct stat *ret_st)
 	r = api_socket_clear_stale(path, &sa);
 	if (r < 0)
 		return r;
+	n = snprintf(bound.sun_path, sizeof(bound.sun_path), "%s.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(bound.sun_path))
+		bound = sa;
+	unlink(bound.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	/* The socket is created 0600 from the start: no window where others may connect. */
 	old_mask = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	r = bind(fd, (struct sockaddr *)&bound, sizeof(bound));
 	umask(old_mask);
 	if (r < 0)
 		return -errno;
-	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 0077)) {
-		unlink(path);
+	if (lstat(bound.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 0077)) {
+		unlink(bound.sun_path);
 		return -EPERM;
 	}
-	if (listen(fd, 16) < 0) {
+	if (listen(fd, 16) < 0 ||
+	    (strcmp(bound.sun_path, path) != 0 && rename(bound.sun_path, path) < 0)) {
 		r = -errno;
-		unlink(path);
+		unlink(bound.sun_path);
 		return r;
 	}
 	*ret_fd = TAKE_FD(fd);

@@ -154,3 +154,26 @@ def test_symlinked_region_is_refused(vms, snapshot, workdir):
     os.rename(target, target + ".real")
     os.symlink(target + ".real", target)
     assert_restore_refused(vms, d, ["memory-region-1"])
+
+
+def test_restore_refuses_a_disk_whose_size_changed(vms, workdir):
+    disk = os.path.join(workdir, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(8 << 20)
+    vm = vms("orig")
+    vm.boot(cpus=1, memory="256M", extra=("--disk", f"path={disk}"))
+    vm.wait_serial(lambda t: hart_counts(t).get(0, 0) >= 2, what="the guest to run")
+    assert vm.info()["config"]["disks"][0]["path"] == disk
+    vm.remote("pause")
+    snapdir = os.path.join(workdir, "snap")
+    os.mkdir(snapdir)
+    vm.remote("snapshot", f"file://{snapdir}")
+    vm.remote("shutdown-vmm")
+    vm.proc.wait(timeout=10)
+    os.truncate(disk, 16 << 20)
+    assert_restore_refused(vms, snapdir, ["disk0", "bytes"])
+    # Put back as it was, the same snapshot restores.
+    os.truncate(disk, 8 << 20)
+    vm2 = vms("again")
+    vm2.start("--restore", f"source_url=file://{snapdir}")
+    assert vm2.info()["state"] == "Paused"
