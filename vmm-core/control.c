@@ -162,7 +162,10 @@ static int handle_configure(struct core *c, const Cloister__Envelope *env, int *
 	if (req->serial_in_fd >= 0) {
 		int in_fd = fd_at(fds, n_fds, req->serial_in_fd);
 
-		r = in_fd < 0 ? -EBADF : serial_input_start(&c->m, in_fd, &c->serial_in);
+		bool tty = req->config->serial &&
+			   req->config->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_TTY;
+
+		r = in_fd < 0 ? -EBADF : serial_input_start(&c->m, in_fd, tty, &c->serial_in);
 		if (r < 0) {
 			snprintf(c->err, sizeof(c->err), "cannot read the console input: %s", strerror(-r));
 			return r;

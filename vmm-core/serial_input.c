@@ -24,6 +24,7 @@ struct serial_input {
 	/* Read but not yet taken by the UART: held back, never dropped. */
 	char pending[256];
 	size_t n_pending;
+	bool escapes;		/* Ctrl-A x quits */
 	bool escape;		/* the last byte read was Ctrl-A */
 };
 
@@ -100,7 +101,8 @@ static void *input_thread(void *arg)
 			log_info("console input closed%s", n < 0 ? " on an error" : "");
 			break;
 		}
-		n = input_escapes(in, in->pending, (size_t)n);
+		if (in->escapes)
+			n = input_escapes(in, in->pending, (size_t)n);
 		if (n < 0) {
 			if (in->m->event)
 				in->m->event(in->m->event_opaque, CLOISTER__EVENT_KIND__EVENT_CONSOLE_QUIT,
@@ -113,7 +115,7 @@ static void *input_thread(void *arg)
 	return NULL;
 }
 
-int serial_input_start(struct machine *m, int fd, struct serial_input **ret)
+int serial_input_start(struct machine *m, int fd, bool escapes, struct serial_input **ret)
 {
 	struct serial_input *in = calloc(1, sizeof(*in));
 	int r;
@@ -124,6 +126,7 @@ int serial_input_start(struct machine *m, int fd, struct serial_input **ret)
 	}
 	in->m = m;
 	in->fd = fd;
+	in->escapes = escapes;
 	r = -pthread_create(&in->thread, NULL, input_thread, in);
 	if (r < 0) {
 		close(fd);

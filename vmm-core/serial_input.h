@@ -6,11 +6,16 @@
 #ifndef CLOISTER_SERIAL_INPUT_H
 #define CLOISTER_SERIAL_INPUT_H
 
+#include <stdbool.h>
+
 struct machine;
 struct serial_input;
 
-/* Takes fd. Returns 0 or -errno. */
-int serial_input_start(struct machine *m, int fd, struct serial_input **ret);
+/*
+ * Takes fd. With escapes, Ctrl-A x asks to quit: for a person at a terminal,
+ * never for a pty or socket, whose peer may send any byte. Returns 0 or -errno.
+ */
+int serial_input_start(struct machine *m, int fd, bool escapes, struct serial_input **ret);
 void serial_input_stop(struct serial_input *in);
 
 #endif

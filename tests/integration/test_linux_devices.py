@@ -77,6 +77,20 @@ def test_linux_with_disk_net_console_rng_across_a_snapshot(workdir, netns):
         vm.wait(r"cloister-guest: init reached", timeout=240)
         vm.wait(r"~ # ")
 
+        # Each device is its own confined process, named by kind and id.
+        from conftest import children_of, cmdline, proc_status
+        devices = {}
+        for pid in children_of(vm.proc.pid):
+            argv = cmdline(pid)
+            if argv and os.path.basename(argv[0]).startswith("cloister-") and \
+                    os.path.basename(argv[0]) != "cloister-vmm":
+                devices[os.path.basename(argv[0])] = argv[1]
+                st = proc_status(pid)
+                assert st["Seccomp"] == "2" and int(st["CapEff"], 16) == 0, (argv, st["Seccomp"])
+                assert int(st["CapPrm"], 16) == 0 and st["Uid"].split()[0] != "0", argv
+        assert devices == {"cloister-rng": "rng0", "cloister-blk": "disk0",
+                           "cloister-net": "net0", "cloister-console": "console0"}, devices
+
         # The four devices, each driven by its module.
         ids = vm.ask("cat /sys/bus/virtio/devices/*/device | sort | tr '\\n' ' '; echo",
                      r"^((0x\d{4} ){4})$").group(1).split()
