@@ -164,17 +164,23 @@ static int sstatus_write(struct accel_vcpu *h, uint64_t v)
 	if ((old ^ h->sstatus) & SSTATUS_MXR)
 		rv64_tlb_flush(h);
 	rv64_tlb_select(h);
-	return EXEC_BREAK;
+	/*
+	 * Only enabling interrupts can make one deliverable; Linux toggles
+	 * SIE off and SUM on and off constantly, and leaving the block for
+	 * those costs a timer read each.
+	 */
+	return (h->sstatus & ~old & SSTATUS_SIE) ? EXEC_BREAK : EXEC_OK;
 }
 
 static int sip_write(struct accel_vcpu *h, uint64_t v)
 {
 	/* Only SSIP is guest-writable; STIP and SEIP follow the VMM's lines. */
-	if (v & SIP_SSIP)
+	if (v & SIP_SSIP) {
 		__atomic_fetch_or(&h->irq_lines, SIP_SSIP, __ATOMIC_ACQ_REL);
-	else
-		__atomic_fetch_and(&h->irq_lines, ~SIP_SSIP, __ATOMIC_ACQ_REL);
-	return EXEC_BREAK;
+		return EXEC_BREAK;
+	}
+	__atomic_fetch_and(&h->irq_lines, ~SIP_SSIP, __ATOMIC_ACQ_REL);
+	return EXEC_OK;
 }
 
 static int satp_write(struct accel_vcpu *h, uint64_t v)
@@ -208,9 +214,12 @@ static int csr_write(struct accel_vcpu *h, unsigned csr, uint64_t v)
 	switch (csr) {
 	case CSR_SSTATUS:
 		return sstatus_write(h, v);
-	case CSR_SIE:
-		__atomic_store_n(&h->sie, v & SIE_WRITABLE, __ATOMIC_RELEASE);
-		return EXEC_BREAK;
+	case CSR_SIE: {
+		uint64_t old = __atomic_exchange_n(&h->sie, v & SIE_WRITABLE, __ATOMIC_ACQ_REL);
+
+		/* As for sstatus: only newly enabled sources can be deliverable now. */
+		return (v & SIE_WRITABLE & ~old) ? EXEC_BREAK : EXEC_OK;
+	}
 	case CSR_STVEC:
 		/* Modes 2 and 3 are reserved: keep the base, use direct mode. */
 		h->stvec = (v & 3) >= 2 ? v & ~3ull : v;

@@ -16,7 +16,7 @@
  * enough that a kick lands in microseconds, large enough that read_time()
  * (maybe a clock_gettime) stays off the profile.
  */
-#define BLOCK_BUDGET 256
+#define BLOCK_BUDGET 1024
 
 /*
  * How long vcpu_flush_tlb() waits for a running hart's acknowledgement. A

@@ -20,6 +20,8 @@ enum dc_op {
 	DC_ADDIW, DC_SLLIW, DC_SRLIW, DC_SRAIW,
 	DC_ADD, DC_SUB, DC_SLL, DC_SLT, DC_SLTU, DC_XOR, DC_SRL, DC_SRA, DC_OR, DC_AND,
 	DC_ADDW, DC_SUBW, DC_SLLW, DC_SRLW, DC_SRAW, DC_MUL, DC_MULW,
+	DC_MULH, DC_MULHSU, DC_MULHU, DC_DIV, DC_DIVU, DC_REM, DC_REMU,
+	DC_DIVW, DC_DIVUW, DC_REMW, DC_REMUW, DC_FENCE,
 	DC__MAX
 };
 
@@ -85,6 +87,8 @@ static enum dc_op decode_op(uint32_t i)
 {
 	static const enum dc_op ops[8] = { DC_ADD, DC_SLL, DC_SLT, DC_SLTU, DC_XOR, DC_SRL,
 					   DC_OR, DC_AND };
+	static const enum dc_op muldiv[8] = { DC_MUL, DC_MULH, DC_MULHSU, DC_MULHU, DC_DIV,
+					      DC_DIVU, DC_REM, DC_REMU };
 	unsigned f3 = FUNCT3(i), f7 = FUNCT7(i);
 
 	if (f7 == 0)
@@ -93,13 +97,14 @@ static enum dc_op decode_op(uint32_t i)
 		return DC_SUB;
 	if (f7 == 0x20 && f3 == 5)
 		return DC_SRA;
-	if (f7 == 1 && f3 == 0)
-		return DC_MUL;
+	if (f7 == 1)
+		return muldiv[f3];
 	return DC_SLOW;
 }
 
 static enum dc_op decode_op_32(uint32_t i)
 {
+	static const enum dc_op divs[4] = { DC_DIVW, DC_DIVUW, DC_REMW, DC_REMUW };
 	unsigned f3 = FUNCT3(i), f7 = FUNCT7(i);
 
 	if (f7 == 0 && f3 == 0)
@@ -114,6 +119,8 @@ static enum dc_op decode_op_32(uint32_t i)
 		return DC_SRAW;
 	if (f7 == 1 && f3 == 0)
 		return DC_MULW;
+	if (f7 == 1 && f3 >= 4)
+		return divs[f3 - 4];
 	return DC_SLOW;
 }
 
@@ -145,6 +152,8 @@ static enum dc_op decode(uint32_t i, int32_t *imm)
 	case 0x1b: return writes_x0 && decode_op_imm_32(i) != DC_SLOW ? DC_NOP : decode_op_imm_32(i);
 	case 0x33: return writes_x0 && decode_op(i) != DC_SLOW ? DC_NOP : decode_op(i);
 	case 0x3b: return writes_x0 && decode_op_32(i) != DC_SLOW ? DC_NOP : decode_op_32(i);
+	/* FENCE, and PAUSE which spin loops run; FENCE.I takes the slow path. */
+	case 0x0f: return FUNCT3(i) == 0 ? DC_FENCE : DC_SLOW;
 	default: return DC_SLOW;
 	}
 }
@@ -155,11 +164,15 @@ static void dcache_fill(struct dc_entry *e, uint32_t w)
 	uint32_t insn = w;
 	int32_t imm = 0;
 
+	/*
+	 * raw keeps all 32 fetched bits even for a compressed instruction, so
+	 * the run loop compares without masking; a change in the other half
+	 * (the next instruction) only costs a refill.
+	 */
 	e->len = 4;
 	e->raw = w;
 	if ((w & 3) != 3) {
 		e->len = 2;
-		e->raw = w & 0xffff;
 		insn = rv64_rvc_table[w & 0xffff];
 	}
 	/* 0 is no instruction: an illegal compressed encoding traps on the slow path. */
@@ -168,6 +181,25 @@ static void dcache_fill(struct dc_entry *e, uint32_t w)
 	e->rd = RD(insn);
 	e->rs1 = RS1(insn);
 	e->rs2 = RS2(insn);
+}
+
+/* Division as the M extension defines it: no traps, fixed results. */
+static inline uint64_t div_s(uint64_t a, uint64_t b)
+{
+	if (b == 0)
+		return UINT64_MAX;
+	if ((int64_t)a == INT64_MIN && (int64_t)b == -1)
+		return a;
+	return (uint64_t)((int64_t)a / (int64_t)b);
+}
+
+static inline uint64_t rem_s(uint64_t a, uint64_t b)
+{
+	if (b == 0)
+		return a;
+	if ((int64_t)a == INT64_MIN && (int64_t)b == -1)
+		return 0;
+	return (uint64_t)((int64_t)a % (int64_t)b);
 }
 
 int rv64_run_block(struct accel_vcpu *h, unsigned budget)
@@ -191,6 +223,10 @@ int rv64_run_block(struct accel_vcpu *h, unsigned budget)
 		[DC_OR] = &&op_or, [DC_AND] = &&op_and,
 		[DC_ADDW] = &&op_addw, [DC_SUBW] = &&op_subw, [DC_SLLW] = &&op_sllw,
 		[DC_SRLW] = &&op_srlw, [DC_SRAW] = &&op_sraw, [DC_MUL] = &&op_mul, [DC_MULW] = &&op_mulw,
+		[DC_MULH] = &&op_mulh, [DC_MULHSU] = &&op_mulhsu, [DC_MULHU] = &&op_mulhu,
+		[DC_DIV] = &&op_div, [DC_DIVU] = &&op_divu, [DC_REM] = &&op_rem, [DC_REMU] = &&op_remu,
+		[DC_DIVW] = &&op_divw, [DC_DIVUW] = &&op_divuw, [DC_REMW] = &&op_remw,
+		[DC_REMUW] = &&op_remuw, [DC_FENCE] = &&op_fence,
 	};
 	uint64_t *const x = h->x;
 	struct dc_entry *const dcache = h->dcache;
@@ -222,7 +258,7 @@ int rv64_run_block(struct accel_vcpu *h, unsigned budget)
 		goto fetch_slow; \
 	memcpy(&w, (const void *)(fetch_addend + (uintptr_t)pc), 4); \
 	d = &dcache[(pc >> 1) & (DCACHE_SIZE - 1)]; \
-	if (unlikely(((w & 3) == 3 ? w : (w & 0xffff)) != d->raw)) \
+	if (unlikely(w != d->raw)) \
 		goto decode_miss; \
 	goto *handlers[d->op]; \
 } while (0)
@@ -324,6 +360,21 @@ op_srlw: SET_RD(S32((uint32_t)A >> (B & 31))); NEXT();
 op_sraw: SET_RD(S32((int32_t)A >> (B & 31))); NEXT();
 op_mul: SET_RD(A * B); NEXT();
 op_mulw: SET_RD(S32(A * B)); NEXT();
+op_mulh: SET_RD((uint64_t)(((__int128)(int64_t)A * (int64_t)B) >> 64)); NEXT();
+op_mulhsu: SET_RD((uint64_t)(((__int128)(int64_t)A * (unsigned __int128)B) >> 64)); NEXT();
+op_mulhu: SET_RD((uint64_t)(((unsigned __int128)A * B) >> 64)); NEXT();
+op_div: SET_RD(div_s(A, B)); NEXT();
+op_divu: SET_RD(B ? A / B : UINT64_MAX); NEXT();
+op_rem: SET_RD(rem_s(A, B)); NEXT();
+op_remu: SET_RD(B ? A % B : A); NEXT();
+op_divw: SET_RD(S32(div_s(S32(A), S32(B)))); NEXT();
+op_divuw: SET_RD((uint32_t)B ? S32((uint32_t)A / (uint32_t)B) : UINT64_MAX); NEXT();
+op_remw: SET_RD(S32(rem_s(S32(A), S32(B)))); NEXT();
+op_remuw: SET_RD((uint32_t)B ? S32((uint32_t)A % (uint32_t)B) : S32(A)); NEXT();
+op_fence:
+	/* Guest memory is host memory: a host fence orders it for other harts and devices. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	NEXT();
 
 decode_miss:
 	dcache_fill(&dcache[(pc >> 1) & (DCACHE_SIZE - 1)], w);

@@ -246,3 +246,27 @@ Test(rv64_rvc, ebreak_and_32bit_insn_across_page)
 	cr_expect_eq(tm_state(&tm).scause, 3);
 	cr_expect_eq(tm_state(&tm).sepc, pc + 4);
 }
+
+/*
+ * The decode cache keeps 32 fetched bits for a compressed instruction too:
+ * rewriting only the next instruction must leave the first one working and
+ * run the new second one.
+ */
+Test(rv64_rvc, neighbour_of_compressed_rewritten)
+{
+	tm.cursor = RAM_BASE;
+	emit(&tm, ADDI(T1, ZERO, 2));		/* 0x00: two passes */
+	emit16(&tm, c_addi(A0, 1));		/* 0x04: loop */
+	emit16(&tm, c_addi(A1, 1));		/* 0x06: patched to c.addi a1, 5 */
+	emit(&tm, SH(S1, S2, 0));		/* 0x08 */
+	emit(&tm, FENCE_I);			/* 0x0c */
+	emit(&tm, 0x0100000fu);			/* 0x10: PAUSE, a FENCE with pred W */
+	emit(&tm, ADDI(T1, T1, -1));		/* 0x14 */
+	emit(&tm, BNE(T1, ZERO, -0x14));	/* 0x18: back to 0x04 */
+	emit(&tm, ECALL);			/* 0x1c */
+	set_reg(&tm, S1, RAM_BASE + 6);
+	set_reg(&tm, S2, c_addi(A1, 5));
+	run_from(RAM_BASE);
+	cr_expect_eq(reg(&tm, A0), 2);
+	cr_expect_eq(reg(&tm, A1), 1 + 5);
+}

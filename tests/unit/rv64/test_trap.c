@@ -409,3 +409,41 @@ Test(rv64_trap, state_roundtrip_and_validation)
 	s.satp = 10ull << 60;
 	cr_expect_eq(tm.ops->vcpu_set_state(tm.cpu, &s), -EINVAL, "Sv57 unsupported");
 }
+
+/*
+ * Setting sstatus.SIE with an interrupt pending delivers it before the next
+ * instruction; clearing SIE or toggling SUM needs no such stop.
+ */
+Test(rv64_trap, setting_sstatus_sie_delivers_at_once)
+{
+	tm.ops->vcpu_set_irq(tm.cpu, IRQ_S_EXT, true);
+	start();
+	set_reg(&tm, T1, 1u << IRQ_S_EXT);
+	emit(&tm, CSRRS(ZERO, CSR_SIE, T1));		/* 0x00 */
+	emit(&tm, CSRRSI(ZERO, CSR_SSTATUS, 1u << 18));	/* 0x04: SUM on: no interrupt yet */
+	emit(&tm, ADDI(A0, ZERO, 7));			/* 0x08 */
+	emit(&tm, CSRRSI(ZERO, CSR_SSTATUS, 2));	/* 0x0c: SIE on */
+	emit(&tm, ADDI(A0, ZERO, 9));			/* 0x10: must not run first */
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(tm_state(&tm).scause, CAUSE_INTR | IRQ_S_EXT);
+	cr_expect_eq(tm_state(&tm).sepc, RAM_BASE + 0x10);
+	cr_expect_eq(reg(&tm, A0), 7);
+}
+
+/* Enabling a pending source in sie, SIE already set, delivers it before the next instruction. */
+Test(rv64_trap, enabling_pending_source_in_sie_delivers_at_once)
+{
+	tm.ops->vcpu_set_irq(tm.cpu, IRQ_S_SOFT, true);
+	start();
+	set_reg(&tm, T1, 1u << IRQ_S_SOFT);
+	emit(&tm, CSRRSI(ZERO, CSR_SSTATUS, 2));	/* 0x00: SIE on, nothing enabled */
+	emit(&tm, ADDI(A0, ZERO, 3));			/* 0x04 */
+	emit(&tm, CSRRS(ZERO, CSR_SIE, T1));		/* 0x08 */
+	emit(&tm, ADDI(A0, ZERO, 5));			/* 0x0c: must not run first */
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(tm_state(&tm).scause, CAUSE_INTR | IRQ_S_SOFT);
+	cr_expect_eq(tm_state(&tm).sepc, RAM_BASE + 0x0c);
+	cr_expect_eq(reg(&tm, A0), 3);
+}
