@@ -724,6 +724,34 @@ static int create_partials(int dirfd, size_t n_regions, int *fds, char *err, siz
 	return 0;
 }
 
+/*
+ * Starts snapshotd for one operation (mode "save" or "load") with a fresh
+ * socketpair: its end is snapshotd's fd 4, *ret_core_end goes to vmm-core.
+ */
+static int snapd_start(struct controller *c, struct child *snapd, const char *mode,
+		       int *ret_core_end, char *err, size_t errlen)
+{
+	const char *const args[] = { mode, NULL };
+	int sv[2];
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		set_err(err, errlen, "socketpair: %m");
+		return -errno;
+	}
+	r = start_helper(c, snapd, "snapshotd", "snapshotd", "cloister-snapshotd", args, &sv[1], 1,
+			 true, err, errlen);
+	close(sv[1]);
+	if (r == 0)
+		r = child_handshake(snapd, CLOISTER__ROLE__ROLE_SNAPSHOTD, err, errlen);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	*ret_core_end = sv[0];
+	return 0;
+}
+
 static void snapd_finish(struct child *snapd)
 {
 	char why[96];
@@ -757,7 +785,7 @@ static int do_snapshot(struct controller *c, const char *url, char *err, size_t 
 {
 	_cleanup_close_ int dirfd = -1;
 	int files[1 + LAYOUT_MAX_REGIONS];
-	int sv[2] = { -1, -1 };
+	int core_end = -1;
 	struct child snapd = { .pidfd = -1, .sock = -1 };
 	size_t n_regions = c->config->n_regions;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
@@ -778,17 +806,7 @@ static int do_snapshot(struct controller *c, const char *url, char *err, size_t 
 	r = create_partials(dirfd, n_regions, files, err, errlen);
 	if (r < 0)
 		goto out;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = -errno;
-		set_err(err, errlen, "socketpair: %m");
-		goto out;
-	}
-	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", (const char *const[]){ "save", NULL }, &sv[1], 1,
-			 true, err, errlen);
-	cleanup_closep(&sv[1]);
-	if (r < 0)
-		goto out;
-	r = child_handshake(&snapd, CLOISTER__ROLE__ROLE_SNAPSHOTD, err, errlen);
+	r = snapd_start(c, &snapd, "save", &core_end, err, errlen);
 	if (r < 0)
 		goto out;
 	save.config = c->config;
@@ -801,8 +819,8 @@ static int do_snapshot(struct controller *c, const char *url, char *err, size_t 
 	}
 	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT;
 	env.core_snapshot = &snap;
-	r = child_call(c, &c->core, &env, &sv[0], 1, SNAPSHOT_TIMEOUT_MS, err, errlen);
-	cleanup_closep(&sv[0]);
+	r = child_call(c, &c->core, &env, &core_end, 1, SNAPSHOT_TIMEOUT_MS, err, errlen);
+	cleanup_closep(&core_end);
 	if (r < 0) {
 		if (r == -ECHILD)
 			vm_fail(c, "snapshot failed: %s", err);
@@ -821,8 +839,7 @@ out:
 		unlink_partials(dirfd, n_regions);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		cleanup_closep(&files[i]);
-	cleanup_closep(&sv[0]);
-	cleanup_closep(&sv[1]);
+	cleanup_closep(&core_end);
 	snapd_finish(&snapd);
 	return r;
 }
@@ -894,7 +911,7 @@ static int do_restore(struct controller *c, const char *url, bool resume, char *
 {
 	_cleanup_close_ int dirfd = -1;
 	int files[1 + LAYOUT_MAX_REGIONS];
-	int sv[2] = { -1, -1 };
+	int core_end = -1;
 	struct child snapd = { .pidfd = -1, .sock = -1 };
 	Cloister__VmConfig *config = NULL;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
@@ -915,16 +932,7 @@ static int do_restore(struct controller *c, const char *url, bool resume, char *
 	r = open_snapshot_files(dirfd, files, &n_regions, err, errlen);
 	if (r < 0)
 		goto out;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = -errno;
-		set_err(err, errlen, "socketpair: %m");
-		goto out;
-	}
-	r = start_helper(c, &snapd, "snapshotd", "snapshotd", "cloister-snapshotd", (const char *const[]){ "load", NULL }, &sv[1], 1,
-			 true, err, errlen);
-	cleanup_closep(&sv[1]);
-	if (r == 0)
-		r = child_handshake(&snapd, CLOISTER__ROLE__ROLE_SNAPSHOTD, err, errlen);
+	r = snapd_start(c, &snapd, "load", &core_end, err, errlen);
 	if (r == 0)
 		r = snapd_load(c, &snapd, files, n_regions, &config, err, errlen);
 	if (r == 0) {
@@ -943,8 +951,8 @@ static int do_restore(struct controller *c, const char *url, bool resume, char *
 		goto fail;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_RESTORE;
 	env.core_restore = &rest;
-	r = child_call(c, &c->core, &env, &sv[0], 1, SNAPSHOT_TIMEOUT_MS, err, errlen);
-	cleanup_closep(&sv[0]);
+	r = child_call(c, &c->core, &env, &core_end, 1, SNAPSHOT_TIMEOUT_MS, err, errlen);
+	cleanup_closep(&core_end);
 	if (r < 0)
 		goto fail;
 	set_state(c, VM_STATE_PAUSED);
@@ -959,8 +967,7 @@ fail:
 out:
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		cleanup_closep(&files[i]);
-	cleanup_closep(&sv[0]);
-	cleanup_closep(&sv[1]);
+	cleanup_closep(&core_end);
 	snapd_finish(&snapd);
 	return r;
 }

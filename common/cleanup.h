@@ -12,12 +12,14 @@ static inline void cleanup_freep(void *p)
 	free(*(void **)p);
 }
 
+/* Also usable by hand before scope exit: it leaves -1 behind, so a second call is harmless. */
 static inline void cleanup_closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 
