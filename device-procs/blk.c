@@ -383,14 +383,6 @@ static int blk_serve_chain(struct device *dev, const struct vq_chain *chain, uin
 	return 0;
 }
 
-/* Re-arms the kick so a guest that keeps the queue full cannot starve the control socket. */
-static void blk_requeue(struct virtqueue *vq)
-{
-	uint64_t one = 1;
-
-	if (vq->kick_fd >= 0)
-		(void)!write(vq->kick_fd, &one, sizeof(one));
-}
 
 static int blk_process_queue(struct device *dev, struct virtqueue *vq)
 {
@@ -413,7 +405,7 @@ static int blk_process_queue(struct device *dev, struct virtqueue *vq)
 		pushed = true;
 	}
 	if (r >= 0)
-		blk_requeue(vq);
+		virtqueue_rearm_kick(vq);
 	if (pushed)
 		(void)virtqueue_notify(vq);
 	return r == -EAGAIN ? 0 : r;

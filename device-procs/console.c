@@ -163,39 +163,15 @@ static uint64_t tx_chain(struct device *dev, const struct vq_chain *chain)
 	return bytes;
 }
 
-/* Re-arms the kick so a guest that keeps the queue full cannot starve the rest of the loop. */
-static void requeue(struct virtqueue *vq)
-{
-	uint64_t one = 1;
 
-	if (vq->kick_fd >= 0)
-		(void)!write(vq->kick_fd, &one, sizeof(one));
+static void console_tx_one(struct device *dev, const struct vq_chain *chain)
+{
+	device_account(dev, tx_chain(dev, chain));
 }
 
 static int console_process_tx(struct device *dev, struct virtqueue *vq)
 {
-	uint32_t budget = vq->size;
-	bool pushed = false;
-	int r = 0;
-
-	while (budget) {
-		struct vq_chain chain;
-
-		r = virtqueue_pop(vq, &dev->mem, &chain);
-		if (r < 0)
-			break;
-		device_account(dev, tx_chain(dev, &chain));
-		r = virtqueue_push(vq, &chain, 0);
-		if (r < 0)
-			break;
-		pushed = true;
-		budget--;
-	}
-	if (budget == 0)
-		requeue(vq);
-	if (pushed)
-		(void)virtqueue_notify(vq);
-	return r == -EAGAIN ? 0 : r;
+	return device_drain_queue(dev, vq, console_tx_one);
 }
 
 /* Copies pending input into one chain's writable buffers; returns the bytes copied. */

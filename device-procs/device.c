@@ -640,3 +640,30 @@ void device_cleanup(struct device *dev)
 		dev->ops->destroy(dev);
 	dev->created = false;
 }
+
+int device_drain_queue(struct device *dev, struct virtqueue *vq,
+		       void (*consume)(struct device *dev, const struct vq_chain *chain))
+{
+	uint32_t budget = vq->size;
+	bool pushed = false;
+	int r = 0;
+
+	while (budget) {
+		struct vq_chain chain;
+
+		r = virtqueue_pop(vq, &dev->mem, &chain);
+		if (r < 0)
+			break;
+		consume(dev, &chain);
+		r = virtqueue_push(vq, &chain, 0);
+		if (r < 0)
+			break;
+		pushed = true;
+		budget--;
+	}
+	if (budget == 0)
+		virtqueue_rearm_kick(vq);
+	if (pushed)
+		(void)virtqueue_notify(vq);
+	return r == -EAGAIN ? 0 : r;
+}

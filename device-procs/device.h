@@ -154,6 +154,15 @@ void device_cleanup(struct device *dev);
 void device_account(struct device *dev, uint64_t bytes);
 
 /*
+ * A transmit queue: hands each available chain to consume() and returns it
+ * with nothing written, at most one queue's worth per call (the kick is
+ * re-armed for the rest), then signals the guest once. Returns 0 or the
+ * negative errno that means the device needs a reset.
+ */
+int device_drain_queue(struct device *dev, struct virtqueue *vq,
+		       void (*consume)(struct device *dev, const struct vq_chain *chain));
+
+/*
  * The whole program: `<prog> ID [--uid N --gid N] [--OPTION VALUE...]`, fd 3
  * the core socket, fd 4 the host resource when ops->needs_host_fd, fd 5 the
  * input when ops->input is DEVICE_INPUT_SECOND_FD and the parent passed one.

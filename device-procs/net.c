@@ -171,46 +171,22 @@ static void tx_send(struct device *dev, const struct iovec *iov, int n_iov, size
 	}
 }
 
-/* Re-arms the kick so a guest that keeps the queue full cannot starve the rest of the loop. */
-static void requeue(struct virtqueue *vq)
-{
-	uint64_t one = 1;
 
-	if (vq->kick_fd >= 0)
-		(void)!write(vq->kick_fd, &one, sizeof(one));
+static void net_tx_one(struct device *dev, const struct vq_chain *chain)
+{
+	struct iovec iov[NET_MAX_IOV];
+	size_t len;
+	int n_iov = tx_gather(chain, iov, &len);
+
+	if (n_iov < 0)
+		net_of(dev)->stats.tx_bad++;
+	else
+		tx_send(dev, iov, n_iov, len);
 }
 
 static int net_process_tx(struct device *dev, struct virtqueue *vq)
 {
-	struct iovec iov[NET_MAX_IOV];
-	uint32_t budget = vq->size;
-	bool pushed = false;
-	int r = 0;
-
-	while (budget) {
-		struct vq_chain chain;
-		size_t len;
-		int n_iov;
-
-		r = virtqueue_pop(vq, &dev->mem, &chain);
-		if (r < 0)
-			break;
-		n_iov = tx_gather(&chain, iov, &len);
-		if (n_iov < 0)
-			net_of(dev)->stats.tx_bad++;
-		else
-			tx_send(dev, iov, n_iov, len);
-		r = virtqueue_push(vq, &chain, 0);
-		if (r < 0)
-			break;
-		pushed = true;
-		budget--;
-	}
-	if (budget == 0)
-		requeue(vq);
-	if (pushed)
-		(void)virtqueue_notify(vq);
-	return r == -EAGAIN ? 0 : r;
+	return device_drain_queue(dev, vq, net_tx_one);
 }
 
 /* Receive buffers are filled from the tap in host_ready; a kick only unblocks that. */

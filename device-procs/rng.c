@@ -45,14 +45,6 @@ static int rng_fill_chain(const struct vq_chain *chain, uint32_t *ret_written)
 	return 0;
 }
 
-/* Re-arms the kick so a guest that keeps the queue full cannot starve the control socket. */
-static void rng_requeue(struct virtqueue *vq)
-{
-	uint64_t one = 1;
-
-	if (vq->kick_fd >= 0)
-		(void)!write(vq->kick_fd, &one, sizeof(one));
-}
 
 static int rng_process_queue(struct device *dev, struct virtqueue *vq)
 {
@@ -76,7 +68,7 @@ static int rng_process_queue(struct device *dev, struct virtqueue *vq)
 		pushed = true;
 	}
 	if (r >= 0)
-		rng_requeue(vq);
+		virtqueue_rearm_kick(vq);
 	if (pushed)
 		(void)virtqueue_notify(vq);
 	return r == -EAGAIN ? 0 : r;

@@ -264,3 +264,11 @@ int virtqueue_drain_kick(struct virtqueue *vq)
 		return -errno;
 	return 0;
 }
+
+void virtqueue_rearm_kick(struct virtqueue *vq)
+{
+	uint64_t one = 1;
+
+	if (vq->kick_fd >= 0)
+		(void)!write(vq->kick_fd, &one, sizeof(one));
+}

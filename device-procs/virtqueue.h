@@ -109,6 +109,13 @@ int virtqueue_push(struct virtqueue *vq, const struct vq_chain *chain, uint32_t 
 /* Signals the call eventfd, if any. */
 int virtqueue_notify(struct virtqueue *vq);
 
+/*
+ * Signals the queue's own kick eventfd, so a queue left unfinished after a
+ * budget is served again on the next loop: a guest that keeps a queue full
+ * cannot starve the control socket or the other queues.
+ */
+void virtqueue_rearm_kick(struct virtqueue *vq);
+
 /* Drains the kick eventfd; returns 0 whether or not it was signalled. */
 int virtqueue_drain_kick(struct virtqueue *vq);
 
