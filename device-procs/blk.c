@@ -383,32 +383,9 @@ static int blk_serve_chain(struct device *dev, const struct vq_chain *chain, uin
 	return 0;
 }
 
-
 static int blk_process_queue(struct device *dev, struct virtqueue *vq)
 {
-	uint32_t budget = vq->size;
-	bool pushed = false;
-	int r = 0;
-
-	while (budget--) {
-		struct vq_chain chain;
-		uint32_t used;
-
-		r = virtqueue_pop(vq, &dev->mem, &chain);
-		if (r < 0)
-			break;
-		r = blk_serve_chain(dev, &chain, &used);
-		if (r >= 0)
-			r = virtqueue_push(vq, &chain, used);
-		if (r < 0)
-			break;
-		pushed = true;
-	}
-	if (r >= 0)
-		virtqueue_rearm_kick(vq);
-	if (pushed)
-		(void)virtqueue_notify(vq);
-	return r == -EAGAIN ? 0 : r;
+	return device_drain_queue(dev, vq, blk_serve_chain);
 }
 
 /* The blob: le32 version, le32 flags, le64 capacity; the disk the snapshot was taken with. */

@@ -164,9 +164,10 @@ static uint64_t tx_chain(struct device *dev, const struct vq_chain *chain)
 }
 
 
-static void console_tx_one(struct device *dev, const struct vq_chain *chain)
+static int console_tx_one(struct device *dev, const struct vq_chain *chain, uint32_t *ret_used)
 {
 	device_account(dev, tx_chain(dev, chain));
+	return 0;
 }
 
 static int console_process_tx(struct device *dev, struct virtqueue *vq)

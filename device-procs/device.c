@@ -642,7 +642,8 @@ void device_cleanup(struct device *dev)
 }
 
 int device_drain_queue(struct device *dev, struct virtqueue *vq,
-		       void (*consume)(struct device *dev, const struct vq_chain *chain))
+		       int (*serve)(struct device *dev, const struct vq_chain *chain,
+				    uint32_t *ret_used))
 {
 	uint32_t budget = vq->size;
 	bool pushed = false;
@@ -650,12 +651,14 @@ int device_drain_queue(struct device *dev, struct virtqueue *vq,
 
 	while (budget) {
 		struct vq_chain chain;
+		uint32_t used = 0;
 
 		r = virtqueue_pop(vq, &dev->mem, &chain);
 		if (r < 0)
 			break;
-		consume(dev, &chain);
-		r = virtqueue_push(vq, &chain, 0);
+		r = serve(dev, &chain, &used);
+		if (r >= 0)
+			r = virtqueue_push(vq, &chain, used);
 		if (r < 0)
 			break;
 		pushed = true;

@@ -154,13 +154,15 @@ void device_cleanup(struct device *dev);
 void device_account(struct device *dev, uint64_t bytes);
 
 /*
- * A transmit queue: hands each available chain to consume() and returns it
- * with nothing written, at most one queue's worth per call (the kick is
- * re-armed for the rest), then signals the guest once. Returns 0 or the
- * negative errno that means the device needs a reset.
+ * Serves a queue: hands each available chain to serve(), which says how many
+ * bytes it wrote into the chain, and returns the chain with that length; at
+ * most one queue's worth per call (the kick is re-armed for the rest), then
+ * signals the guest once. A negative errno from serve() or the ring means the
+ * device needs a reset and is returned; otherwise 0.
  */
 int device_drain_queue(struct device *dev, struct virtqueue *vq,
-		       void (*consume)(struct device *dev, const struct vq_chain *chain));
+		       int (*serve)(struct device *dev, const struct vq_chain *chain,
+				    uint32_t *ret_used));
 
 /*
  * The whole program: `<prog> ID [--uid N --gid N] [--OPTION VALUE...]`, fd 3

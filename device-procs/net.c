@@ -172,7 +172,7 @@ static void tx_send(struct device *dev, const struct iovec *iov, int n_iov, size
 }
 
 
-static void net_tx_one(struct device *dev, const struct vq_chain *chain)
+static int net_tx_one(struct device *dev, const struct vq_chain *chain, uint32_t *ret_used)
 {
 	struct iovec iov[NET_MAX_IOV];
 	size_t len;
@@ -182,6 +182,7 @@ static void net_tx_one(struct device *dev, const struct vq_chain *chain)
 		net_of(dev)->stats.tx_bad++;
 	else
 		tx_send(dev, iov, n_iov, len);
+	return 0;
 }
 
 static int net_process_tx(struct device *dev, struct virtqueue *vq)

@@ -45,33 +45,18 @@ static int rng_fill_chain(const struct vq_chain *chain, uint32_t *ret_written)
 	return 0;
 }
 
+static int rng_serve_chain(struct device *dev, const struct vq_chain *chain, uint32_t *ret_used)
+{
+	int r = rng_fill_chain(chain, ret_used);
+
+	if (r >= 0)
+		device_account(dev, *ret_used);
+	return r;
+}
 
 static int rng_process_queue(struct device *dev, struct virtqueue *vq)
 {
-	uint32_t budget = vq->size;
-	bool pushed = false;
-	int r = 0;
-
-	while (budget--) {
-		struct vq_chain chain;
-		uint32_t written;
-
-		r = virtqueue_pop(vq, &dev->mem, &chain);
-		if (r < 0)
-			break;
-		r = rng_fill_chain(&chain, &written);
-		if (r >= 0)
-			r = virtqueue_push(vq, &chain, written);
-		if (r < 0)
-			break;
-		device_account(dev, written);
-		pushed = true;
-	}
-	if (r >= 0)
-		virtqueue_rearm_kick(vq);
-	if (pushed)
-		(void)virtqueue_notify(vq);
-	return r == -EAGAIN ? 0 : r;
+	return device_drain_queue(dev, vq, rng_serve_chain);
 }
 
 /* virtio-rng keeps no state besides the queues and the framework's counters. */
