@@ -63,7 +63,7 @@ static void child_exec(const char *path, char *const argv[], const int *fds, siz
 int spawn_child(const char *name, const char *path, char *const argv[], const int *fds, size_t n_fds,
 		struct child *ret)
 {
-	static const char *const passthrough[] = { "CLOISTER_LOG", "CLOISTER_SECCOMP_TRAP" };
+	static const char *const passthrough[] = { "CLOISTER_LOG", "CLOISTER_SECCOMP_TRAP", "CLOISTER_JIT" };
 	char env_store[ARRAY_SIZE(passthrough)][256];
 	char *envp[ARRAY_SIZE(passthrough) + 1];
 	size_t n_env = 0;

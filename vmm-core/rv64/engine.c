@@ -49,6 +49,9 @@ static int rv64_vcpu_create(const struct machine_map *map, unsigned hartid,
 		return -ENOMEM;
 	h->map = map;
 	h->hartid = hartid;
+	/* Without a translator (another host, or CLOISTER_JIT=0) the interpreter runs everything. */
+	if (rv64_jit_create(&h->jit) < 0)
+		h->jit = NULL;
 	hart_reset(h);
 	*ret_vcpu = h;
 	return 0;
@@ -56,6 +59,8 @@ static int rv64_vcpu_create(const struct machine_map *map, unsigned hartid,
 
 static void rv64_vcpu_destroy(struct accel_vcpu *h)
 {
+	if (h)
+		rv64_jit_destroy(h->jit);
 	free(h);
 }
 
@@ -89,7 +94,8 @@ static int run_loop(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
 		}
 		rv64_update_stip(h);
 		rv64_take_interrupt(h);
-		if (rv64_run_block(h, BLOCK_BUDGET) == EXEC_EXIT)
+		if ((h->jit ? rv64_jit_run(h, BLOCK_BUDGET) : rv64_run_block(h, BLOCK_BUDGET)) ==
+		    EXEC_EXIT)
 			return 0;
 	}
 }

@@ -154,6 +154,10 @@ struct accel_vcpu {
 	uint64_t resv_addr;
 	uint64_t resv_value;
 
+	/* The translator's cache, or NULL: the interpreter runs everything. */
+	struct rv64_jit *jit;
+	int64_t jit_left;	/* budget left when translated code returned */
+
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct dc_entry dcache[DCACHE_SIZE];
 };
@@ -187,8 +191,23 @@ int rv64_fp_insn(struct accel_vcpu *h, uint32_t insn, unsigned len);
 /* exec.c: fetches and executes one instruction the generic way. */
 int rv64_step(struct accel_vcpu *h);
 
-/* run.c: runs up to budget instructions; EXEC_EXIT when vcpu_run() must return. */
+/*
+ * run.c: interprets up to budget instructions. EXEC_EXIT when vcpu_run()
+ * must return, EXEC_BREAK when it stopped early for interrupts to be looked
+ * at, else EXEC_OK.
+ */
 int rv64_run_block(struct accel_vcpu *h, unsigned budget);
+
+/*
+ * jit_x86.c (jit_none.c on other hosts): translation of the fast-path
+ * instructions into host code, run by rv64_jit_run() with the same contract
+ * as rv64_run_block(). rv64_jit_create() fails with -ENOTSUP where there is
+ * no translator, or when CLOISTER_JIT=0 asks for the interpreter.
+ */
+struct rv64_jit;
+int rv64_jit_create(struct rv64_jit **ret_jit);
+void rv64_jit_destroy(struct rv64_jit *jit);
+int rv64_jit_run(struct accel_vcpu *h, unsigned budget);
 
 static inline unsigned rv64_tlb_index(uint64_t va)
 {

@@ -8,22 +8,9 @@
  * Dispatch is a computed goto replicated at the end of every handler, so the
  * host predicts each guest instruction's successor from where it is.
  */
+#include "decode.h"
 #include "hart.h"
 
-enum dc_op {
-	DC_SLOW = 0,	/* must stay 0: a zeroed cache runs everything the generic way */
-	DC_NOP, DC_LUI, DC_AUIPC, DC_JAL, DC_J, DC_JALR, DC_JR,
-	DC_BEQ, DC_BNE, DC_BLT, DC_BGE, DC_BLTU, DC_BGEU,
-	DC_LB, DC_LH, DC_LW, DC_LD, DC_LBU, DC_LHU, DC_LWU,
-	DC_SB, DC_SH, DC_SW, DC_SD,
-	DC_ADDI, DC_SLTI, DC_SLTIU, DC_XORI, DC_ORI, DC_ANDI, DC_SLLI, DC_SRLI, DC_SRAI,
-	DC_ADDIW, DC_SLLIW, DC_SRLIW, DC_SRAIW,
-	DC_ADD, DC_SUB, DC_SLL, DC_SLT, DC_SLTU, DC_XOR, DC_SRL, DC_SRA, DC_OR, DC_AND,
-	DC_ADDW, DC_SUBW, DC_SLLW, DC_SRLW, DC_SRAW, DC_MUL, DC_MULW,
-	DC_MULH, DC_MULHSU, DC_MULHU, DC_DIV, DC_DIVU, DC_REM, DC_REMU,
-	DC_DIVW, DC_DIVUW, DC_REMW, DC_REMUW, DC_FENCE,
-	DC__MAX
-};
 
 #define RD(i) (((i) >> 7) & 31)
 #define RS1(i) (((i) >> 15) & 31)
@@ -158,8 +145,7 @@ static enum dc_op decode(uint32_t i, int32_t *imm)
 	}
 }
 
-/* Fills e for the instruction whose first 32 fetched bits are w. */
-static void dcache_fill(struct dc_entry *e, uint32_t w)
+void rv64_decode(struct dc_entry *e, uint32_t w)
 {
 	uint32_t insn = w;
 	int32_t imm = 0;
@@ -377,7 +363,7 @@ op_fence:
 	NEXT();
 
 decode_miss:
-	dcache_fill(&dcache[(pc >> 1) & (DCACHE_SIZE - 1)], w);
+	rv64_decode(&dcache[(pc >> 1) & (DCACHE_SIZE - 1)], w);
 	goto *handlers[d->op];
 
 fetch_slow:
@@ -432,7 +418,7 @@ leave:
 	/* EXEC_BREAK or EXEC_EXIT: the instruction retired; h->pc is already right. */
 	h->cycle = cycle0 + (budget - left);
 	h->instret = instret0 + (budget - left) - traps;
-	return r == EXEC_EXIT ? EXEC_EXIT : EXEC_OK;
+	return r;
 
 #undef A
 #undef B

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pre-decoded form of the instructions the fast paths handle themselves,
+ * shared by the interpreter's run loop (run.c) and the translator (jit_x86.c).
+ * Everything else is DC_SLOW and goes through rv64_step().
+ */
+#ifndef CLOISTER_RV64_DECODE_H
+#define CLOISTER_RV64_DECODE_H
+
+#include <stdint.h>
+
+#include "hart.h"
+
+enum dc_op {
+	DC_SLOW = 0,	/* must stay 0: a zeroed cache runs everything the generic way */
+	DC_NOP, DC_LUI, DC_AUIPC, DC_JAL, DC_J, DC_JALR, DC_JR,
+	DC_BEQ, DC_BNE, DC_BLT, DC_BGE, DC_BLTU, DC_BGEU,
+	DC_LB, DC_LH, DC_LW, DC_LD, DC_LBU, DC_LHU, DC_LWU,
+	DC_SB, DC_SH, DC_SW, DC_SD,
+	DC_ADDI, DC_SLTI, DC_SLTIU, DC_XORI, DC_ORI, DC_ANDI, DC_SLLI, DC_SRLI, DC_SRAI,
+	DC_ADDIW, DC_SLLIW, DC_SRLIW, DC_SRAIW,
+	DC_ADD, DC_SUB, DC_SLL, DC_SLT, DC_SLTU, DC_XOR, DC_SRL, DC_SRA, DC_OR, DC_AND,
+	DC_ADDW, DC_SUBW, DC_SLLW, DC_SRLW, DC_SRAW, DC_MUL, DC_MULW,
+	DC_MULH, DC_MULHSU, DC_MULHU, DC_DIV, DC_DIVU, DC_REM, DC_REMU,
+	DC_DIVW, DC_DIVUW, DC_REMW, DC_REMUW, DC_FENCE,
+	DC__MAX
+};
+
+/*
+ * Fills e for the instruction whose first fetched bits are w (a compressed
+ * one in the low half): op, operands, immediate, length, and raw = w.
+ */
+void rv64_decode(struct dc_entry *e, uint32_t w);
+
+#endif

@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The translator: guest code into x86-64 host code, one block at a time.
+ *
+ * A block is a run of the instructions decode.h knows (integer ALU, loads
+ * and stores, branches and jumps) inside one guest page, ending at the first
+ * branch or jump, at the first instruction it does not know, at the page's
+ * end or at BLOCK_MAX_INSNS. Anything else (CSRs, AMOs, floating point,
+ * division, fences other than FENCE, traps) is left to the interpreter one
+ * instruction at a time, so the two always agree on semantics.
+ *
+ * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
+ * starts by comparing the guest's code bytes, as mapped now, with the bytes
+ * it was translated from: so, as with the interpreter's decode cache, no
+ * store from any hart or device, no remapping and no FENCE.I can make it run
+ * stale code, and nothing needs to be flushed when they happen.
+ *
+ * Host registers inside translated code:
+ *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
+ *   r12  instructions left in the budget (counts down; stop at <= 0)
+ *   r13  fetch addend of the current code page (host = r13 + guest pc)
+ *   r14  read TLB, r15 write TLB (fixed while translated code runs: the
+ *        privilege and SUM only change in instructions it does not run)
+ *   rax, rcx, rdx, rsi, rdi  scratch
+ *
+ * A block ends by putting the next pc in rax, charging its instructions to
+ * r12 and jumping to the lookup stub, which finds the next page in the fetch
+ * TLB and the next block in the table and goes on there, or returns to C.
+ * A load or store whose page is not in the TLB returns to C, which runs that
+ * one instruction in the interpreter (filling the TLB or taking the trap).
+ *
+ * The code buffer is a memfd mapped twice, writable at one address and
+ * executable at another: no mapping is ever writable and executable, which
+ * the VMM's seccomp policy also enforces. When it fills, everything is
+ * dropped and translation starts again.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "hart.h"
+
+#define CODE_SIZE (32u << 20)
+#define TABLE_SIZE 32768u		/* entries; a power of two */
+#define BLOCK_MAX_INSNS 64
+/* Room one block may need at most: checked before translating. */
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 160 + 1024)
+
+enum jit_exit {
+	JIT_EXIT_NORMAL = 0,	/* h->pc is where to go on */
+	JIT_EXIT_INTERP,	/* run the instruction at h->pc in the interpreter */
+	JIT_EXIT_STALE,		/* the block at h->pc no longer matches memory */
+};
+
+struct jit_entry {
+	uint64_t pc;		/* guest virtual pc; odd (never a pc) when empty */
+	const uint8_t *code;	/* entry in the executable view */
+};
+
+typedef int (*jit_enter_fn)(struct accel_vcpu *h, const void *code, uintptr_t fetch_addend,
+			    int64_t budget);
+
+struct rv64_jit {
+	uint8_t *rw;		/* writable view of the code buffer */
+	const uint8_t *rx;	/* executable view */
+	size_t used;		/* bytes used, from the start of either view */
+	size_t fixed;		/* bytes of the stubs that survive a flush */
+	jit_enter_fn enter;
+	size_t epilogue, lookup, exit_pc;	/* stub offsets */
+	struct jit_entry table[TABLE_SIZE];
+};
+
+_Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
+_Static_assert(sizeof(struct tlb_entry) == 16, "translated code indexes the TLB by 16");
+_Static_assert(TLB_SIZE == 256, "translated code indexes the TLB with a byte");
+_Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
+
+#define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
+#define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
+#define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
+#define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
+
+/* ---- the emitter ---- */
+
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7 };
+
+struct emit {
+	uint8_t *buf;		/* writable view */
+	size_t pos, end;	/* offsets into it */
+};
+
+static void b1(struct emit *e, uint8_t v)
+{
+	/* The caller checked BLOCK_MAX_BYTES of room; this only guards it. */
+	if (e->pos < e->end)
+		e->buf[e->pos] = v;
+	e->pos++;
+}
+
+static void bytes(struct emit *e, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		b1(e, p[i]);
+}
+
+#define EMIT(e, ...) bytes((e), (const uint8_t[]){ __VA_ARGS__ }, \
+			   sizeof((const uint8_t[]){ __VA_ARGS__ }))
+
+static void b4(struct emit *e, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b1(e, (uint8_t)(v >> (8 * i)));
+}
+
+static void b8(struct emit *e, uint64_t v)
+{
+	b4(e, (uint32_t)v);
+	b4(e, (uint32_t)(v >> 32));
+}
+
+static bool fits_i32(int64_t v)
+{
+	return v >= INT32_MIN && v <= INT32_MAX;
+}
+
+/* A ModRM for [rbx + disp] with reg in the middle field, and its displacement. */
+static void modrm_rbx(struct emit *e, unsigned reg, int32_t disp)
+{
+	if (disp >= -128 && disp < 128) {
+		b1(e, (uint8_t)(0x40 | (reg & 7) << 3 | RBX));
+		b1(e, (uint8_t)disp);
+	} else {
+		b1(e, (uint8_t)(0x80 | (reg & 7) << 3 | RBX));
+		b4(e, (uint32_t)disp);
+	}
+}
+
+/* reg = x[i] (reg is one of rax..rdi). */
+static void load_x(struct emit *e, unsigned reg, unsigned i)
+{
+	if (i == 0) {
+		EMIT(e, 0x31, (uint8_t)(0xc0 | reg << 3 | reg));	/* xor reg32, reg32 */
+		return;
+	}
+	EMIT(e, 0x48, 0x8b);
+	modrm_rbx(e, reg, (int32_t)(8 * i));
+}
+
+/* x[i] = reg; writes to x0 vanish. */
+static void store_x(struct emit *e, unsigned i, unsigned reg)
+{
+	if (i == 0)
+		return;
+	EMIT(e, 0x48, 0x89);
+	modrm_rbx(e, reg, (int32_t)(8 * i));
+}
+
+static void mov_rax_imm(struct emit *e, uint64_t v)
+{
+	if (fits_i32((int64_t)v)) {
+		EMIT(e, 0x48, 0xc7, 0xc0);	/* mov rax, simm32 */
+		b4(e, (uint32_t)v);
+	} else {
+		EMIT(e, 0x48, 0xb8);		/* movabs rax, imm64 */
+		b8(e, v);
+	}
+}
+
+/* x[i] = constant; uses rcx, never rax. */
+static void store_x_imm(struct emit *e, unsigned i, uint64_t v)
+{
+	if (i == 0)
+		return;
+	if (fits_i32((int64_t)v)) {
+		EMIT(e, 0x48, 0xc7);		/* mov qword [rbx + disp], simm32 */
+		modrm_rbx(e, 0, (int32_t)(8 * i));
+		b4(e, (uint32_t)v);
+	} else {
+		EMIT(e, 0x48, 0xb9);		/* movabs rcx, imm64 */
+		b8(e, v);
+		store_x(e, i, RCX);
+	}
+}
+
+/* A rel32 jump or jcc to a known offset; returns where its rel32 sits. */
+static size_t jump_to(struct emit *e, const uint8_t *opcode, size_t n, size_t target)
+{
+	size_t at;
+
+	bytes(e, opcode, n);
+	at = e->pos;
+	b4(e, (uint32_t)(int32_t)((int64_t)target - (int64_t)(at + 4)));
+	return at;
+}
+
+static size_t jmp(struct emit *e, size_t target)
+{
+	return jump_to(e, (const uint8_t[]){ 0xe9 }, 1, target);
+}
+
+static size_t jcc(struct emit *e, uint8_t cc, size_t target)
+{
+	return jump_to(e, (const uint8_t[]){ 0x0f, cc }, 2, target);
+}
+
+/* Points the rel32 at `at` (from jump_to) at target. */
+static void patch(struct emit *e, size_t at, size_t target)
+{
+	int32_t rel = (int32_t)((int64_t)target - (int64_t)(at + 4));
+
+	if (at + 4 <= e->end)
+		memcpy(e->buf + at, &rel, 4);
+}
+
+enum { CC_B = 0x82, CC_AE = 0x83, CC_E = 0x84, CC_NE = 0x85, CC_L = 0x8c, CC_GE = 0x8d,
+       CC_LE = 0x8e };
+
+/* mov [rbx + OFF_PC], rax */
+static void store_pc_rax(struct emit *e)
+{
+	EMIT(e, 0x48, 0x89);
+	modrm_rbx(e, RAX, OFF_PC);
+}
+
+/* sub r12, n */
+static void charge(struct emit *e, unsigned n)
+{
+	if (!n)
+		return;
+	EMIT(e, 0x49, 0x81, 0xec);
+	b4(e, n);
+}
+
+/* Leaves translated code: h->pc = pc, n more instructions done, and why. */
+static void exit_at(struct emit *e, const struct rv64_jit *j, uint64_t pc, unsigned n,
+		    enum jit_exit why)
+{
+	mov_rax_imm(e, pc);
+	charge(e, n);
+	store_pc_rax(e);
+	EMIT(e, 0xb8);			/* mov eax, why */
+	b4(e, why);
+	jmp(e, j->epilogue);
+}
+
+/* ---- the fixed stubs at the start of the buffer ---- */
+
+static void emit_stubs(struct rv64_jit *j)
+{
+	struct emit e = { .buf = j->rw, .pos = 0, .end = CODE_SIZE };
+	size_t miss1, miss2;
+
+	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
+	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
+	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
+	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
+	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
+	EMIT(&e, 0x49, 0x89, 0xd5);		/* mov r13, rdx */
+	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
+	b4(&e, (uint32_t)OFF_TLB);
+	EMIT(&e, 0x4d, 0x8d, 0xbe);		/* lea r15, [r14 + TLB_BYTES] */
+	b4(&e, (uint32_t)TLB_BYTES);
+	EMIT(&e, 0xff, 0xe6);			/* jmp rsi */
+
+	j->epilogue = e.pos;
+	EMIT(&e, 0x4c, 0x89, 0xa3);		/* mov [rbx + OFF_LEFT], r12 */
+	b4(&e, (uint32_t)OFF_LEFT);
+	EMIT(&e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
+	EMIT(&e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b);	/* pop r15..rbx */
+	EMIT(&e, 0xc3);				/* ret */
+
+	/* rax = next pc; its instructions are charged and r12 > 0. */
+	j->lookup = e.pos;
+	store_pc_rax(&e);
+	EMIT(&e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
+	EMIT(&e, 0x48, 0xc1, 0xee, 0x0c);	/* shr rsi, 12 */
+	EMIT(&e, 0x89, 0xf2);			/* mov edx, esi */
+	EMIT(&e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
+	EMIT(&e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	EMIT(&e, 0x48, 0x8b);			/* mov rdi, [rbx + OFF_TLB] */
+	modrm_rbx(&e, RDI, OFF_TLB);
+	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
+	miss1 = jcc(&e, CC_NE, 0);
+	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB + 8] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
+	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
+	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
+	b4(&e, TABLE_SIZE - 1);
+	EMIT(&e, 0x48, 0xc1, 0xe1, 0x04);	/* shl rcx, 4 */
+	EMIT(&e, 0x48, 0xba);			/* movabs rdx, table */
+	b8(&e, (uint64_t)(uintptr_t)j->table);
+	EMIT(&e, 0x48, 0x3b, 0x04, 0x0a);	/* cmp rax, [rdx + rcx] */
+	miss2 = jcc(&e, CC_NE, 0);
+	EMIT(&e, 0xff, 0x64, 0x0a, 0x08);	/* jmp [rdx + rcx + 8] */
+
+	/* rax = next pc, not in the TLB or table (or the budget ran out): back to C. */
+	j->exit_pc = e.pos;
+	patch(&e, miss1, e.pos);
+	patch(&e, miss2, e.pos);
+	store_pc_rax(&e);
+	EMIT(&e, 0xb8);				/* mov eax, JIT_EXIT_NORMAL */
+	b4(&e, JIT_EXIT_NORMAL);
+	jmp(&e, j->epilogue);
+
+	j->fixed = (e.pos + 63) & ~(size_t)63;
+	j->used = j->fixed;
+}
+
+/* ---- translation ---- */
+
+/* A load or store's slow path, emitted after the block. */
+struct cold_site {
+	size_t jcc_at;
+	uint64_t pc;
+	unsigned done;		/* instructions of the block before this one */
+};
+
+struct block {
+	struct emit e;
+	const struct rv64_jit *j;
+	uint64_t pc;		/* of the instruction being translated */
+	unsigned n;		/* instructions translated so far */
+	struct cold_site cold[BLOCK_MAX_INSNS];
+	unsigned n_cold;
+};
+
+/*
+ * rax = x[rs1] + imm, then the TLB check against the table at r14 (read)
+ * or r15 (write): on a hit rcx + rax is the host address, else a cold exit.
+ */
+static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
+{
+	struct emit *e = &b->e;
+
+	load_x(e, RAX, d->rs1);
+	if (d->imm) {
+		EMIT(e, 0x48, 0x05);		/* add rax, simm32 */
+		b4(e, (uint32_t)d->imm);
+	}
+	/*
+	 * The page of the access's last byte must be the entry's: an entry
+	 * at va's index never holds the next page, so a crossing misses.
+	 */
+	EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)(size - 1));	/* lea rcx, [rax + size - 1] */
+	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
+	EMIT(e, 0x48, 0x89, 0xc2);		/* mov rdx, rax */
+	EMIT(e, 0x48, 0xc1, 0xea, 0x0c);	/* shr rdx, 12 */
+	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
+	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	EMIT(e, 0x49, 0x3b, 0x0c, write ? 0x17 : 0x16);	/* cmp rcx, [r15/r14 + rdx] */
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n,
+	};
+	EMIT(e, 0x49, 0x8b, 0x4c, write ? 0x17 : 0x16, 0x08);	/* mov rcx, [r15/r14 + rdx + 8] */
+}
+
+static void emit_load(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	switch (d->op) {
+	case DC_LB: address(b, d, 1, false); EMIT(e, 0x48, 0x0f, 0xbe, 0x04, 0x01); break;
+	case DC_LBU: address(b, d, 1, false); EMIT(e, 0x0f, 0xb6, 0x04, 0x01); break;
+	case DC_LH: address(b, d, 2, false); EMIT(e, 0x48, 0x0f, 0xbf, 0x04, 0x01); break;
+	case DC_LHU: address(b, d, 2, false); EMIT(e, 0x0f, 0xb7, 0x04, 0x01); break;
+	case DC_LW: address(b, d, 4, false); EMIT(e, 0x48, 0x63, 0x04, 0x01); break;
+	case DC_LWU: address(b, d, 4, false); EMIT(e, 0x8b, 0x04, 0x01); break;
+	default: address(b, d, 8, false); EMIT(e, 0x48, 0x8b, 0x04, 0x01); break;
+	}
+	store_x(e, d->rd, RAX);
+}
+
+static void emit_store(struct block *b, const struct dc_entry *d)
+{
+	static const unsigned sizes[] = { [DC_SB - DC_SB] = 1, [DC_SH - DC_SB] = 2,
+					  [DC_SW - DC_SB] = 4, [DC_SD - DC_SB] = 8 };
+	struct emit *e = &b->e;
+
+	address(b, d, sizes[d->op - DC_SB], true);
+	load_x(e, RSI, d->rs2);
+	switch (d->op) {
+	case DC_SB: EMIT(e, 0x40, 0x88, 0x34, 0x01); break;	/* mov [rcx + rax], sil */
+	case DC_SH: EMIT(e, 0x66, 0x89, 0x34, 0x01); break;
+	case DC_SW: EMIT(e, 0x89, 0x34, 0x01); break;
+	default: EMIT(e, 0x48, 0x89, 0x34, 0x01); break;
+	}
+}
+
+/* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
+static void rax_imm(struct emit *e, uint8_t opcode, int32_t imm)
+{
+	EMIT(e, 0x48, opcode);
+	b4(e, (uint32_t)imm);
+}
+
+static void movsxd_rax(struct emit *e)
+{
+	EMIT(e, 0x48, 0x63, 0xc0);
+}
+
+/* rax = (flags say cc) ? 1 : 0 */
+static void setcc_rax(struct emit *e, uint8_t setcc)
+{
+	EMIT(e, 0x0f, setcc, 0xc0, 0x0f, 0xb6, 0xc0);
+}
+
+/* Straight-line ALU instructions; false for one it does not translate. */
+static bool emit_alu(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+	unsigned sh64 = (unsigned)d->imm & 63, sh32 = (unsigned)d->imm & 31;
+
+	switch (d->op) {
+	case DC_NOP:
+		return true;
+	case DC_LUI:
+		store_x_imm(e, d->rd, (uint64_t)(int64_t)d->imm);
+		return true;
+	case DC_AUIPC:
+		store_x_imm(e, d->rd, b->pc + (uint64_t)(int64_t)d->imm);
+		return true;
+	case DC_FENCE:
+		EMIT(e, 0x0f, 0xae, 0xf0);	/* mfence */
+		return true;
+	case DC_ADDI: case DC_SLTI: case DC_SLTIU: case DC_XORI: case DC_ORI: case DC_ANDI:
+	case DC_SLLI: case DC_SRLI: case DC_SRAI:
+	case DC_ADDIW: case DC_SLLIW: case DC_SRLIW: case DC_SRAIW:
+		if (d->rs1 == 0 && (d->op == DC_ADDI || d->op == DC_ORI || d->op == DC_XORI)) {
+			store_x_imm(e, d->rd, (uint64_t)(int64_t)d->imm);	/* li */
+			return true;
+		}
+		load_x(e, RAX, d->rs1);
+		switch (d->op) {
+		case DC_ADDI: if (d->imm) rax_imm(e, 0x05, d->imm); break;
+		case DC_SLTI: rax_imm(e, 0x3d, d->imm); setcc_rax(e, 0x9c); break;
+		case DC_SLTIU: rax_imm(e, 0x3d, d->imm); setcc_rax(e, 0x92); break;
+		case DC_XORI: rax_imm(e, 0x35, d->imm); break;
+		case DC_ORI: rax_imm(e, 0x0d, d->imm); break;
+		case DC_ANDI: rax_imm(e, 0x25, d->imm); break;
+		case DC_SLLI: EMIT(e, 0x48, 0xc1, 0xe0, (uint8_t)sh64); break;
+		case DC_SRLI: EMIT(e, 0x48, 0xc1, 0xe8, (uint8_t)sh64); break;
+		case DC_SRAI: EMIT(e, 0x48, 0xc1, 0xf8, (uint8_t)sh64); break;
+		case DC_ADDIW: EMIT(e, 0x05); b4(e, (uint32_t)d->imm); movsxd_rax(e); break;
+		case DC_SLLIW: EMIT(e, 0xc1, 0xe0, (uint8_t)sh32); movsxd_rax(e); break;
+		case DC_SRLIW: EMIT(e, 0xc1, 0xe8, (uint8_t)sh32); movsxd_rax(e); break;
+		default: EMIT(e, 0xc1, 0xf8, (uint8_t)sh32); movsxd_rax(e); break;	/* SRAIW */
+		}
+		store_x(e, d->rd, RAX);
+		return true;
+	case DC_ADD: case DC_SUB: case DC_SLL: case DC_SLT: case DC_SLTU: case DC_XOR:
+	case DC_SRL: case DC_SRA: case DC_OR: case DC_AND:
+	case DC_ADDW: case DC_SUBW: case DC_SLLW: case DC_SRLW: case DC_SRAW:
+	case DC_MUL: case DC_MULW: case DC_MULH: case DC_MULHU:
+		load_x(e, RAX, d->rs1);
+		load_x(e, RCX, d->rs2);
+		switch (d->op) {
+		case DC_ADD: EMIT(e, 0x48, 0x01, 0xc8); break;
+		case DC_SUB: EMIT(e, 0x48, 0x29, 0xc8); break;
+		case DC_XOR: EMIT(e, 0x48, 0x31, 0xc8); break;
+		case DC_OR: EMIT(e, 0x48, 0x09, 0xc8); break;
+		case DC_AND: EMIT(e, 0x48, 0x21, 0xc8); break;
+		case DC_SLT: EMIT(e, 0x48, 0x39, 0xc8); setcc_rax(e, 0x9c); break;
+		case DC_SLTU: EMIT(e, 0x48, 0x39, 0xc8); setcc_rax(e, 0x92); break;
+		/* x86 masks a 64-bit shift count to 6 bits and a 32-bit one to 5, as RISC-V does. */
+		case DC_SLL: EMIT(e, 0x48, 0xd3, 0xe0); break;
+		case DC_SRL: EMIT(e, 0x48, 0xd3, 0xe8); break;
+		case DC_SRA: EMIT(e, 0x48, 0xd3, 0xf8); break;
+		case DC_ADDW: EMIT(e, 0x01, 0xc8); movsxd_rax(e); break;
+		case DC_SUBW: EMIT(e, 0x29, 0xc8); movsxd_rax(e); break;
+		case DC_SLLW: EMIT(e, 0xd3, 0xe0); movsxd_rax(e); break;
+		case DC_SRLW: EMIT(e, 0xd3, 0xe8); movsxd_rax(e); break;
+		case DC_SRAW: EMIT(e, 0xd3, 0xf8); movsxd_rax(e); break;
+		case DC_MUL: EMIT(e, 0x48, 0x0f, 0xaf, 0xc1); break;
+		case DC_MULW: EMIT(e, 0x0f, 0xaf, 0xc1); movsxd_rax(e); break;
+		/* one-operand imul / mul: rdx:rax = rax * rcx */
+		case DC_MULH: EMIT(e, 0x48, 0xf7, 0xe9, 0x48, 0x89, 0xd0); break;
+		default: EMIT(e, 0x48, 0xf7, 0xe1, 0x48, 0x89, 0xd0); break;	/* MULHU */
+		}
+		store_x(e, d->rd, RAX);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The block's end: rax = next pc, charge the block, go on through the lookup stub. */
+static void emit_next(struct block *b)
+{
+	struct emit *e = &b->e;
+
+	charge(e, b->n);
+	jcc(e, CC_LE, b->j->exit_pc);
+	jmp(e, b->j->lookup);
+}
+
+/* Branches and jumps, which end the block (b->n already counts them). */
+static void emit_control(struct block *b, const struct dc_entry *d)
+{
+	static const uint8_t cc[] = { [DC_BEQ - DC_BEQ] = CC_E, [DC_BNE - DC_BEQ] = CC_NE,
+				      [DC_BLT - DC_BEQ] = CC_L, [DC_BGE - DC_BEQ] = CC_GE,
+				      [DC_BLTU - DC_BEQ] = CC_B, [DC_BGEU - DC_BEQ] = CC_AE };
+	struct emit *e = &b->e;
+	uint64_t next = b->pc + d->len, target = b->pc + (uint64_t)(int64_t)d->imm;
+	size_t taken, join;
+
+	switch (d->op) {
+	case DC_JAL:
+		store_x_imm(e, d->rd, next);
+		/* fall through */
+	case DC_J:
+		mov_rax_imm(e, target);
+		break;
+	case DC_JALR:
+	case DC_JR:
+		load_x(e, RAX, d->rs1);
+		if (d->imm) {
+			EMIT(e, 0x48, 0x05);	/* add rax, simm32 */
+			b4(e, (uint32_t)d->imm);
+		}
+		EMIT(e, 0x48, 0x83, 0xe0, 0xfe);	/* and rax, ~1 */
+		store_x_imm(e, d->op == DC_JALR ? d->rd : 0, next);	/* after reading rs1 */
+		break;
+	default:	/* conditional branches */
+		load_x(e, RAX, d->rs1);
+		load_x(e, RCX, d->rs2);
+		EMIT(e, 0x48, 0x39, 0xc8);	/* cmp rax, rcx */
+		taken = jcc(e, cc[d->op - DC_BEQ], 0);
+		mov_rax_imm(e, next);
+		join = jmp(e, 0);
+		patch(e, taken, e->pos);
+		mov_rax_imm(e, target);
+		patch(e, join, e->pos);
+		break;
+	}
+	emit_next(b);
+}
+
+static bool is_control(unsigned op)
+{
+	return (op >= DC_JAL && op <= DC_JR) || (op >= DC_BEQ && op <= DC_BGEU);
+}
+
+/*
+ * The guard at a block's start: compare the code bytes [pc, pc + len) as
+ * mapped now (r13 + pc) with those translated, else exit stale.
+ */
+static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t len,
+		       size_t *ret_stale_jcc, size_t *n_stale)
+{
+	struct emit *e = &b->e;
+	size_t off = 0;
+
+	mov_rax_imm(e, pc);
+	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
+	while (off < len) {
+		uint64_t v = 0;
+
+		if (len - off >= 8) {
+			memcpy(&v, code + off, 8);
+			EMIT(e, 0x48, 0xb9);	/* movabs rcx, imm64 */
+			b8(e, v);
+			EMIT(e, 0x48, 0x39, 0x88);	/* cmp [rax + disp32], rcx */
+			b4(e, (uint32_t)off);
+			off += 8;
+		} else if (len - off >= 4) {
+			memcpy(&v, code + off, 4);
+			EMIT(e, 0x81, 0xb8);	/* cmp dword [rax + disp32], imm32 */
+			b4(e, (uint32_t)off);
+			b4(e, (uint32_t)v);
+			off += 4;
+		} else {
+			memcpy(&v, code + off, 2);
+			EMIT(e, 0x66, 0x81, 0xb8);	/* cmp word [rax + disp32], imm16 */
+			b4(e, (uint32_t)off);
+			b1(e, (uint8_t)v);
+			b1(e, (uint8_t)(v >> 8));
+			off += 2;
+		}
+		ret_stale_jcc[(*n_stale)++] = jcc(e, CC_NE, 0);
+	}
+}
+
+static void flush_all(struct rv64_jit *j)
+{
+	for (size_t i = 0; i < TABLE_SIZE; i++)
+		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
+	j->used = j->fixed;
+}
+
+/* How many bytes of code start at page offset off: the block's extent. */
+static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
+		   bool *ret_unknown_next)
+{
+	size_t off = pc & PAGE_OFFSET_MASK, start = off;
+	unsigned n = 0;
+
+	*ret_unknown_next = false;
+	while (n < BLOCK_MAX_INSNS && off + 2 <= PAGE_SIZE) {
+		uint32_t w = 0;
+		struct dc_entry d;
+
+		memcpy(&w, page + off, 2);
+		if ((w & 3) == 3) {
+			if (off + 4 > PAGE_SIZE)
+				break;
+			memcpy(&w, page + off, 4);
+		}
+		rv64_decode(&d, w);
+		if (d.op == DC_SLOW || d.op == DC_DIV || d.op == DC_DIVU || d.op == DC_REM ||
+		    d.op == DC_REMU || d.op == DC_DIVW || d.op == DC_DIVUW || d.op == DC_REMW ||
+		    d.op == DC_REMUW || d.op == DC_MULHSU) {
+			*ret_unknown_next = true;
+			break;
+		}
+		insns[n++] = d;
+		off += d.len;
+		if (is_control(d.op))
+			break;
+	}
+	*ret_n = n;
+	return off - start;
+}
+
+/* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
+static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+{
+	struct dc_entry insns[BLOCK_MAX_INSNS];
+	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start;
+	struct block blk, *b = &blk;
+	unsigned n;
+	bool unknown_next;
+	struct jit_entry *te;
+
+	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
+	if (n == 0)
+		return NULL;
+	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE)
+		flush_all(j);
+	start = j->used;
+	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j };
+	emit_guard(b, pc, code, len, stale, &n_stale);
+
+	b->pc = pc;
+	for (unsigned i = 0; i < n; i++) {
+		const struct dc_entry *d = &insns[i];
+
+		b->n = i;
+		if (d->op >= DC_LB && d->op <= DC_LWU)
+			emit_load(b, d);
+		else if (d->op >= DC_SB && d->op <= DC_SD)
+			emit_store(b, d);
+		else if (is_control(d->op)) {
+			b->n = i + 1;
+			emit_control(b, d);
+		} else
+			emit_alu(b, d);
+		b->pc += d->len;
+	}
+	if (!is_control(insns[n - 1].op)) {
+		b->n = n;
+		if (unknown_next) {
+			/* Straight to the interpreter for the instruction after. */
+			exit_at(&b->e, j, b->pc, n, JIT_EXIT_INTERP);
+		} else {
+			mov_rax_imm(&b->e, b->pc);
+			emit_next(b);
+		}
+	}
+
+	/* Cold paths: a TLB miss hands its instruction to the interpreter. */
+	for (unsigned i = 0; i < b->n_cold; i++) {
+		patch(&b->e, b->cold[i].jcc_at, b->e.pos);
+		exit_at(&b->e, j, b->cold[i].pc, b->cold[i].done, JIT_EXIT_INTERP);
+	}
+	for (size_t i = 0; i < n_stale; i++)
+		patch(&b->e, stale[i], b->e.pos);
+	exit_at(&b->e, j, pc, 0, JIT_EXIT_STALE);
+
+	if (b->e.pos > CODE_SIZE)
+		return NULL;	/* cannot happen with BLOCK_MAX_BYTES of room */
+	j->used = (b->e.pos + 15) & ~(size_t)15;
+
+	te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
+	te->pc = pc;
+	te->code = j->rx + start;
+	return te->code;
+}
+
+/* ---- the dispatcher ---- */
+
+int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
+{
+	struct rv64_jit *j = h->jit;
+	int64_t left = budget;
+
+	while (left > 0) {
+		uint64_t pc = h->pc;
+		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
+		const uint8_t *code = NULL;
+		int r;
+
+		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
+			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
+
+			code = te->pc == pc ? te->code
+					    : translate(j, pc, (const uint8_t *)(fe->addend + pc));
+		}
+		if (code) {
+			uint64_t done;
+
+			r = j->enter(h, code, fe->addend, left);
+			done = (uint64_t)(left - h->jit_left);
+			h->cycle += done;
+			h->instret += done;
+			left = h->jit_left;
+			if (r == JIT_EXIT_NORMAL)
+				continue;
+			if (r == JIT_EXIT_STALE) {
+				j->table[(h->pc >> 1) & (TABLE_SIZE - 1)].pc = 1;
+				continue;
+			}
+			if (left <= 0)
+				break;
+		}
+		/* Not translated, a TLB miss, or no fetch mapping yet: one instruction, interpreted. */
+		r = rv64_run_block(h, 1);
+		left--;
+		if (r != EXEC_OK)
+			return r;
+	}
+	return EXEC_OK;
+}
+
+/* ---- lifetime ---- */
+
+int rv64_jit_create(struct rv64_jit **ret_jit)
+{
+	const char *env = getenv("CLOISTER_JIT");
+	struct rv64_jit *j;
+	int fd, r;
+	void *rw, *rx;
+
+	if (env && strcmp(env, "0") == 0)
+		return -ENOTSUP;
+	fd = memfd_create("cloister-jit", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, CODE_SIZE) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	rw = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	rx = mmap(NULL, CODE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	r = -errno;
+	close(fd);
+	j = calloc(1, sizeof(*j));
+	if (rw == MAP_FAILED || rx == MAP_FAILED || !j) {
+		if (rw != MAP_FAILED)
+			munmap(rw, CODE_SIZE);
+		if (rx != MAP_FAILED)
+			munmap(rx, CODE_SIZE);
+		free(j);
+		return j ? r : -ENOMEM;
+	}
+	j->rw = rw;
+	j->rx = rx;
+	emit_stubs(j);
+	j->enter = (jit_enter_fn)(uintptr_t)j->rx;
+	flush_all(j);
+	*ret_jit = j;
+	return 0;
+}
+
+void rv64_jit_destroy(struct rv64_jit *j)
+{
+	if (!j)
+		return;
+	munmap(j->rw, CODE_SIZE);
+	munmap((void *)(uintptr_t)j->rx, CODE_SIZE);
+	free(j);
+}
