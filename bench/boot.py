@@ -4,13 +4,16 @@
 
     bench/boot.py [--build build] [--cache DIR] [--cpus 2] [--memory 1G]
                   [--timeout 120] [--runs 1] [--only qemu|cloister] [--keep]
+                  [--interpreter]
 
 Boots guest/linux/fetch.sh's vmlinux + initramfs.cpio.gz on both, one after
 the other in the same run (absolute times on shared machines drift: only the
 ratio means much), with the same vCPUs, memory and command line, and prints
 the wall time from spawn to the line "cloister-guest: init reached". A side
 that does not get there within --timeout (or panics, or exits) is stopped and
-the tail of its output printed. Run by hand; it is not part of the test suite.
+the tail of its output printed. With --interpreter, Cloister also boots with
+CLOISTER_JIT=0 (the interpreter alone, without the x86-64 translator), as a
+third side. Run by hand; it is not part of the test suite.
 """
 import argparse
 import os
@@ -89,13 +92,13 @@ def wait_for_marker(proc, watch_path, start, timeout):
     return None, f"did not reach the marker in {timeout:g} s"
 
 
-def run_side(name, argv, stdout_path, watch_path, timeout):
+def run_side(name, argv, stdout_path, watch_path, timeout, env=None):
     """Spawns argv with stdout+stderr into stdout_path, waits for the marker
     in watch_path."""
     with open(stdout_path, "wb") as out:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         seconds, failure = wait_for_marker(proc, watch_path, start, timeout)
     finally:
@@ -119,9 +122,9 @@ def cloister_argv(args, kernel, initramfs, serial_log):
 
 def report(result):
     if result.seconds is not None:
-        print(f"{result.name:9} {result.seconds:8.2f} s to the marker")
+        print(f"{result.name:12} {result.seconds:8.2f} s to the marker")
         return
-    print(f"{result.name:9} {result.failure} "
+    print(f"{result.name:12} {result.failure} "
           f"(see {os.path.basename(result.log_path)} tail):")
     for line in tail(result.log_path).splitlines():
         print(f"    | {line}")
@@ -138,6 +141,8 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--only", choices=("qemu", "cloister"))
+    p.add_argument("--interpreter", action="store_true",
+                   help="also boot Cloister with CLOISTER_JIT=0 (interpreter only)")
     p.add_argument("--keep", action="store_true",
                    help="keep the logs directory (kept anyway when a side fails)")
     args = p.parse_args()
@@ -169,6 +174,8 @@ def main():
     kernel, initramfs = check_inputs(args)
     logs = tempfile.mkdtemp(prefix="cloister-boot-")
     sides = [s for s in ("qemu", "cloister") if args.only in (None, s)]
+    if args.interpreter and args.only != "qemu":
+        sides.append("interpreter")
     print(f"guest: {kernel} + initramfs, {args.cpus} vCPUs, {args.memory}, "
           f"cmdline \"{CMDLINE}\", logs in {logs}")
     results = {s: [] for s in sides}
@@ -178,21 +185,28 @@ def main():
             if side == "qemu":
                 r = run_side(side, qemu_argv(args, kernel, initramfs), out, out, args.timeout)
             else:
-                serial = os.path.join(logs, f"cloister-{run}.serial")
+                serial = os.path.join(logs, f"{side}-{run}.serial")
+                env = dict(os.environ)
+                if side == "interpreter":
+                    env["CLOISTER_JIT"] = "0"
+                else:
+                    env.pop("CLOISTER_JIT", None)
                 r = run_side(side, cloister_argv(args, kernel, initramfs, serial),
-                             out, serial, args.timeout)
+                             out, serial, args.timeout, env)
                 if r.seconds is None:
                     print(f"cloister process output ({os.path.basename(out)}):")
                     for line in tail(out, 8).splitlines():
                         print(f"    | {line}")
             report(r)
             results[side].append(r)
-    if len(sides) == 2:
-        q, c = best(results["qemu"]), best(results["cloister"])
-        if q and c:
-            print(f"ratio cloister/qemu: {c / q:.2f} (best of {args.runs})")
-        else:
-            print("ratio cloister/qemu: n/a (a side did not reach the marker)")
+    if "qemu" in sides:
+        q = best(results["qemu"])
+        for side in sides[1:]:
+            c = best(results[side])
+            if q and c:
+                print(f"ratio {side}/qemu: {c / q:.2f} (best of {args.runs})")
+            else:
+                print(f"ratio {side}/qemu: n/a (a side did not reach the marker)")
     ok = all(r.seconds is not None for rs in results.values() for r in rs)
     if args.keep or not ok:
         print(f"logs kept in {logs}")

@@ -85,11 +85,10 @@ struct role_policy {
 	const char *const *names;
 	size_t n_names;
 	bool threads; /* may create threads and signal itself */
-	bool jit; /* maps its translated code executable (never writable too) */
 };
 
 static const struct role_policy role_policies[] = {
-	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true, true },
+	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true },
 	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false },
 	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false },
 	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false },
@@ -135,19 +134,15 @@ static int allow_fcntl(scmp_filter_ctx ctx)
 }
 
 /*
- * No mapping is ever made executable by mprotect, or by mmap except for a
- * role that runs translated code (vmm-core): it maps its code buffer twice,
- * once writable and once executable, and even it may not map anything both.
+ * No mapping is made executable once a process is confined: vmm-core maps
+ * its translator's code buffers before (rv64_jit_prepare()).
  */
-static int allow_memory(scmp_filter_ctx ctx, bool jit)
+static int allow_memory(scmp_filter_ctx ctx)
 {
 	int r;
 
 	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
 			     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (r >= 0 && jit)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC, PROT_EXEC));
 	if (r < 0)
 		return r;
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
@@ -241,7 +236,7 @@ static int policy_build(scmp_filter_ctx ctx, const struct role_policy *policy)
 	r = allow_fcntl(ctx);
 	if (r < 0)
 		return r;
-	r = allow_memory(ctx, policy->jit);
+	r = allow_memory(ctx);
 	if (r < 0)
 		return r;
 	if (policy->threads)

@@ -86,6 +86,13 @@ struct accel_vcpu;
 
 struct accel_ops {
 	const char *name;
+	/*
+	 * Optional, once per process before it confines itself: sets aside what
+	 * up to max_vcpus vCPUs will need and the sandbox would refuse later
+	 * (the RV64 engine: executable mappings for its translated code). 0 or
+	 * -errno; a backend that cannot prepare still works, maybe slower.
+	 */
+	int (*prepare)(unsigned max_vcpus);
 	/* map must stay valid for the vCPU's life. The hart starts with pc 0 in S-mode. */
 	int (*vcpu_create)(const struct machine_map *map, unsigned hartid,
 			   struct accel_vcpu **ret_vcpu);

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "accel.h"
 #include "control.h"
 #include "frame.h"
 #include "log.h"
+#include "machine.h"
 #include "memory.h"
 #include "sandbox.h"
 
@@ -38,6 +40,11 @@ int main(int argc, char **argv)
 	r = memory_prepare(&mem);
 	if (r < 0)
 		return 1;
+	/* The translator's code buffers: no executable mapping can be made once confined. */
+	r = accel_rv64_ops()->prepare(MACHINE_MAX_HARTS);
+	if (r < 0)
+		log_warn("no code buffers for the translator (%s): guest code is interpreted",
+			 strerror(-r));
 	r = sandbox_enter(&sc);
 	if (r < 0) {
 		log_error("cannot enter the sandbox: %s", strerror(-r));

@@ -276,6 +276,7 @@ static void rv64_vcpu_flush_tlb(struct accel_vcpu *h)
 
 static const struct accel_ops rv64_ops = {
 	.name = "rv64",
+	.prepare = rv64_jit_prepare,
 	.vcpu_create = rv64_vcpu_create,
 	.vcpu_destroy = rv64_vcpu_destroy,
 	.vcpu_run = rv64_vcpu_run,

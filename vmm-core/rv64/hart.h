@@ -201,10 +201,13 @@ int rv64_run_block(struct accel_vcpu *h, unsigned budget);
 /*
  * jit_x86.c (jit_none.c on other hosts): translation of the fast-path
  * instructions into host code, run by rv64_jit_run() with the same contract
- * as rv64_run_block(). rv64_jit_create() fails with -ENOTSUP where there is
- * no translator, or when CLOISTER_JIT=0 asks for the interpreter.
+ * as rv64_run_block(). rv64_jit_prepare() maps code buffers for up to
+ * max_harts harts before the process is confined; rv64_jit_create() takes
+ * one (or maps its own if none was prepared), and fails with -ENOTSUP where
+ * there is no translator or CLOISTER_JIT=0 asks for the interpreter.
  */
 struct rv64_jit;
+int rv64_jit_prepare(unsigned max_harts);
 int rv64_jit_create(struct rv64_jit **ret_jit);
 void rv64_jit_destroy(struct rv64_jit *jit);
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget);

@@ -4,6 +4,12 @@
 
 #include "hart.h"
 
+int rv64_jit_prepare(unsigned max_harts)
+{
+	(void)max_harts;
+	return 0;
+}
+
 int rv64_jit_create(struct rv64_jit **ret_jit)
 {
 	*ret_jit = NULL;

@@ -29,12 +29,14 @@
  * A load or store whose page is not in the TLB returns to C, which runs that
  * one instruction in the interpreter (filling the TLB or taking the trap).
  *
- * The code buffer is a memfd mapped twice, writable at one address and
- * executable at another: no mapping is ever writable and executable, which
- * the VMM's seccomp policy also enforces. When it fills, everything is
- * dropped and translation starts again.
+ * The code buffers are one memfd mapped twice, writable at one address and
+ * executable at another, so no page is ever both. rv64_jit_prepare() makes
+ * them for every hart the process may run before it confines itself: after
+ * that its seccomp policy refuses any executable mapping. A hart's buffer,
+ * when full, is emptied and translation starts again.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -43,7 +45,8 @@
 #include "decode.h"
 #include "hart.h"
 
-#define CODE_SIZE (32u << 20)
+#define CODE_SIZE (32u << 20)		/* per hart */
+#define MAX_POOL 256			/* harts rv64_jit_prepare() may map for */
 #define TABLE_SIZE 32768u		/* entries; a power of two */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
@@ -64,6 +67,7 @@ typedef int (*jit_enter_fn)(struct accel_vcpu *h, const void *code, uintptr_t fe
 			    int64_t budget);
 
 struct rv64_jit {
+	int slot;		/* in the prepared pool, or -1: mapped for this hart alone */
 	uint8_t *rw;		/* writable view of the code buffer */
 	const uint8_t *rx;	/* executable view */
 	size_t used;		/* bytes used, from the start of either view */
@@ -738,38 +742,113 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 
 /* ---- lifetime ---- */
 
-int rv64_jit_create(struct rv64_jit **ret_jit)
+/* The buffers rv64_jit_prepare() mapped: CODE_SIZE bytes per hart. */
+static struct {
+	pthread_mutex_t lock;
+	uint8_t *rw;
+	const uint8_t *rx;
+	unsigned n;
+	uint64_t taken[(MAX_POOL + 63) / 64];
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool jit_wanted(void)
 {
 	const char *env = getenv("CLOISTER_JIT");
-	struct rv64_jit *j;
-	int fd, r;
-	void *rw, *rx;
 
-	if (env && strcmp(env, "0") == 0)
-		return -ENOTSUP;
+	return !(env && strcmp(env, "0") == 0);
+}
+
+/* A memfd of size bytes, mapped writable and, elsewhere, executable. */
+static int map_code(size_t size, uint8_t **ret_rw, const uint8_t **ret_rx)
+{
+	void *rw = MAP_FAILED, *rx = MAP_FAILED;
+	int fd, r = 0;
+
 	fd = memfd_create("cloister-jit", MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, CODE_SIZE) < 0) {
+	if (ftruncate(fd, (off_t)size) < 0)
 		r = -errno;
-		close(fd);
+	if (r == 0) {
+		rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+		rx = mmap(NULL, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
+		if (rw == MAP_FAILED || rx == MAP_FAILED)
+			r = -errno;
+	}
+	close(fd);
+	if (r < 0) {
+		if (rw != MAP_FAILED)
+			munmap(rw, size);
+		if (rx != MAP_FAILED)
+			munmap(rx, size);
 		return r;
 	}
-	rw = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	rx = mmap(NULL, CODE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-	r = -errno;
-	close(fd);
-	j = calloc(1, sizeof(*j));
-	if (rw == MAP_FAILED || rx == MAP_FAILED || !j) {
-		if (rw != MAP_FAILED)
-			munmap(rw, CODE_SIZE);
-		if (rx != MAP_FAILED)
-			munmap(rx, CODE_SIZE);
-		free(j);
-		return j ? r : -ENOMEM;
+	*ret_rw = rw;
+	*ret_rx = rx;
+	return 0;
+}
+
+int rv64_jit_prepare(unsigned max_harts)
+{
+	int r;
+
+	if (!jit_wanted() || max_harts == 0)
+		return 0;
+	if (max_harts > MAX_POOL)
+		return -EINVAL;
+	pthread_mutex_lock(&pool.lock);
+	r = pool.n ? -EALREADY : map_code((size_t)max_harts * CODE_SIZE, &pool.rw, &pool.rx);
+	if (r == 0)
+		pool.n = max_harts;
+	pthread_mutex_unlock(&pool.lock);
+	return r;
+}
+
+/* A free slot of the pool, or -1. */
+static int pool_take(void)
+{
+	int slot = -1;
+
+	pthread_mutex_lock(&pool.lock);
+	for (unsigned i = 0; i < pool.n && slot < 0; i++) {
+		if (!(pool.taken[i / 64] & 1ull << (i % 64))) {
+			pool.taken[i / 64] |= 1ull << (i % 64);
+			slot = (int)i;
+		}
 	}
-	j->rw = rw;
-	j->rx = rx;
+	pthread_mutex_unlock(&pool.lock);
+	return slot;
+}
+
+static void pool_give_back(int slot)
+{
+	pthread_mutex_lock(&pool.lock);
+	pool.taken[slot / 64] &= ~(1ull << (slot % 64));
+	pthread_mutex_unlock(&pool.lock);
+}
+
+int rv64_jit_create(struct rv64_jit **ret_jit)
+{
+	struct rv64_jit *j;
+	int r;
+
+	if (!jit_wanted())
+		return -ENOTSUP;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->slot = pool_take();
+	if (j->slot >= 0) {
+		j->rw = pool.rw + (size_t)j->slot * CODE_SIZE;
+		j->rx = pool.rx + (size_t)j->slot * CODE_SIZE;
+	} else {
+		/* Nothing prepared (an unconfined user such as a test): map one now. */
+		r = map_code(CODE_SIZE, &j->rw, &j->rx);
+		if (r < 0) {
+			free(j);
+			return r;
+		}
+	}
 	emit_stubs(j);
 	j->enter = (jit_enter_fn)(uintptr_t)j->rx;
 	flush_all(j);
@@ -781,7 +860,13 @@ void rv64_jit_destroy(struct rv64_jit *j)
 {
 	if (!j)
 		return;
-	munmap(j->rw, CODE_SIZE);
-	munmap((void *)(uintptr_t)j->rx, CODE_SIZE);
+	if (j->slot >= 0) {
+		/* Give the pages back; the next hart in this slot writes its own stubs. */
+		madvise(j->rw, CODE_SIZE, MADV_REMOVE);
+		pool_give_back(j->slot);
+	} else {
+		munmap(j->rw, CODE_SIZE);
+		munmap((void *)(uintptr_t)j->rx, CODE_SIZE);
+	}
 	free(j);
 }
