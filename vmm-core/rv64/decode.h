@@ -32,4 +32,7 @@ enum dc_op {
  */
 void rv64_decode(struct dc_entry *e, uint32_t w);
 
+/* MULHSU and the divisions (DC_DIV..DC_REMUW), as the M extension defines them. */
+uint64_t rv64_muldiv(unsigned op, uint64_t a, uint64_t b);
+
 #endif

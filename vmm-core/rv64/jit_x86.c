@@ -3,11 +3,13 @@
  * The translator: guest code into x86-64 host code, one block at a time.
  *
  * A block is a run of the instructions decode.h knows (integer ALU, loads
- * and stores, branches and jumps) inside one guest page, ending at the first
- * branch or jump, at the first instruction it does not know, at the page's
- * end or at BLOCK_MAX_INSNS. Anything else (CSRs, AMOs, floating point,
- * division, fences other than FENCE, traps) is left to the interpreter one
- * instruction at a time, so the two always agree on semantics.
+ * and stores, branches and jumps) and of floating-point instructions inside
+ * one guest page, ending at the first branch or jump, at the first
+ * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
+ * Division and floating point call the interpreter's own C functions from
+ * the block. Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET,
+ * WFI) ends the block and is interpreted one instruction at a time, so the
+ * two always agree on semantics.
  *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
  * starts by comparing the guest's code bytes, as mapped now, with the bytes
@@ -56,7 +58,11 @@ enum jit_exit {
 	JIT_EXIT_NORMAL = 0,	/* h->pc is where to go on */
 	JIT_EXIT_INTERP,	/* run the instruction at h->pc in the interpreter */
 	JIT_EXIT_STALE,		/* the block at h->pc no longer matches memory */
+	JIT_EXIT_HELPER,	/* a C helper returned h->jit_helper_r (a trap, say) */
 };
+
+/* Pseudo-op for scan(): a floating-point instruction, run by jit_fp(). */
+#define JIT_OP_FP DC__MAX
 
 struct jit_entry {
 	uint64_t pc;		/* guest virtual pc; odd (never a pc) when empty */
@@ -85,6 +91,20 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
+
+/*
+ * Called from translated code (System V ABI, rsp 16-aligned there) for a
+ * floating-point instruction at h->pc: EXEC_OK, or what the interpreter
+ * returned (a trap, with pc at the handler), kept for the dispatcher.
+ */
+static int jit_fp(struct accel_vcpu *h, uint32_t insn, unsigned len)
+{
+	int r = rv64_fp_insn(h, insn, len);
+
+	h->x[0] = 0;
+	h->jit_helper_r = r;
+	return r;
+}
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 
 /* ---- the emitter ---- */
@@ -321,7 +341,8 @@ static void emit_stubs(struct rv64_jit *j)
 struct cold_site {
 	size_t jcc_at;
 	uint64_t pc;
-	unsigned done;		/* instructions of the block before this one */
+	unsigned done;		/* instructions of the block done when it is taken */
+	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 };
 
 struct block {
@@ -411,6 +432,46 @@ static void movsxd_rax(struct emit *e)
 static void setcc_rax(struct emit *e, uint8_t setcc)
 {
 	EMIT(e, 0x0f, setcc, 0xc0, 0x0f, 0xb6, 0xc0);
+}
+
+/* mov rax, fn; call rax */
+static void call_abs(struct emit *e, const void *fn)
+{
+	EMIT(e, 0x48, 0xb8);
+	b8(e, (uint64_t)(uintptr_t)fn);
+	EMIT(e, 0xff, 0xd0);
+}
+
+/* x[rd] = rv64_muldiv(op, x[rs1], x[rs2]) */
+static void emit_muldiv(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	EMIT(e, 0xbf);				/* mov edi, op */
+	b4(e, d->op);
+	load_x(e, RSI, d->rs1);
+	load_x(e, RDX, d->rs2);
+	call_abs(e, (const void *)rv64_muldiv);
+	store_x(e, d->rd, RAX);
+}
+
+/* jit_fp(h, insn, len) with h->pc at the instruction; a trap leaves the block. */
+static void emit_fp(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	mov_rax_imm(e, b->pc);
+	store_pc_rax(e);
+	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
+	EMIT(e, 0xbe);				/* mov esi, insn */
+	b4(e, d->raw);
+	EMIT(e, 0xba);				/* mov edx, len */
+	b4(e, d->len);
+	call_abs(e, (const void *)jit_fp);
+	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
+	};
 }
 
 /* Straight-line ALU instructions; false for one it does not translate. */
@@ -596,6 +657,23 @@ static void flush_all(struct rv64_jit *j)
 	j->used = j->fixed;
 }
 
+/*
+ * A floating-point instruction (loads, stores, fused and OP-FP, compressed
+ * or not): d->raw becomes its 32-bit form for jit_fp().
+ */
+static bool is_fp(uint32_t w, struct dc_entry *d)
+{
+	uint32_t insn = (w & 3) == 3 ? w : rv64_rvc_table[w & 0xffff];
+
+	switch (insn & 0x7f) {
+	case 0x07: case 0x27: case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53:
+		d->raw = insn;
+		return insn != 0;
+	default:
+		return false;
+	}
+}
+
 /* How many bytes of code start at page offset off: the block's extent. */
 static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
 		   bool *ret_unknown_next)
@@ -615,9 +693,9 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 			memcpy(&w, page + off, 4);
 		}
 		rv64_decode(&d, w);
-		if (d.op == DC_SLOW || d.op == DC_DIV || d.op == DC_DIVU || d.op == DC_REM ||
-		    d.op == DC_REMU || d.op == DC_DIVW || d.op == DC_DIVUW || d.op == DC_REMW ||
-		    d.op == DC_REMUW || d.op == DC_MULHSU) {
+		if (d.op == DC_SLOW && is_fp(w, &d)) {
+			d.op = JIT_OP_FP;
+		} else if (d.op == DC_SLOW) {
 			*ret_unknown_next = true;
 			break;
 		}
@@ -661,8 +739,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		else if (is_control(d->op)) {
 			b->n = i + 1;
 			emit_control(b, d);
-		} else
-			emit_alu(b, d);
+		} else if (d->op == JIT_OP_FP)
+			emit_fp(b, d);
+		else if (!emit_alu(b, d))
+			emit_muldiv(b, d);
 		b->pc += d->len;
 	}
 	if (!is_control(insns[n - 1].op)) {
@@ -676,10 +756,22 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		}
 	}
 
-	/* Cold paths: a TLB miss hands its instruction to the interpreter. */
+	/*
+	 * Cold paths: a TLB miss hands its instruction to the interpreter; a
+	 * helper that trapped has set pc itself.
+	 */
 	for (unsigned i = 0; i < b->n_cold; i++) {
-		patch(&b->e, b->cold[i].jcc_at, b->e.pos);
-		exit_at(&b->e, j, b->cold[i].pc, b->cold[i].done, JIT_EXIT_INTERP);
+		const struct cold_site *c = &b->cold[i];
+
+		patch(&b->e, c->jcc_at, b->e.pos);
+		if (c->helper) {
+			charge(&b->e, c->done);
+			EMIT(&b->e, 0xb8);	/* mov eax, JIT_EXIT_HELPER */
+			b4(&b->e, JIT_EXIT_HELPER);
+			jmp(&b->e, j->epilogue);
+		} else {
+			exit_at(&b->e, j, c->pc, c->done, JIT_EXIT_INTERP);
+		}
 	}
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
@@ -701,12 +793,12 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 {
 	struct rv64_jit *j = h->jit;
 	int64_t left = budget;
+	int r;
 
 	while (left > 0) {
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
-		int r;
 
 		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
@@ -728,13 +820,26 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 				j->table[(h->pc >> 1) & (TABLE_SIZE - 1)].pc = 1;
 				continue;
 			}
+			if (r == JIT_EXIT_HELPER) {
+				/* A trapped instruction took a cycle but did not retire. */
+				h->instret -= h->jit_helper_r == EXEC_TRAP;
+				if (h->jit_helper_r == EXEC_EXIT || h->jit_helper_r == EXEC_BREAK)
+					return h->jit_helper_r;
+				continue;
+			}
 			if (left <= 0)
 				break;
 		}
-		/* Not translated, a TLB miss, or no fetch mapping yet: one instruction, interpreted. */
-		r = rv64_run_block(h, 1);
+		/*
+		 * Not translated, a TLB miss, or no fetch mapping yet: one
+		 * instruction, interpreted, with the counters as of before it
+		 * for CSR reads.
+		 */
+		r = rv64_step(h);
+		h->cycle++;
+		h->instret += r != EXEC_TRAP;
 		left--;
-		if (r != EXEC_OK)
+		if (r == EXEC_EXIT || r == EXEC_BREAK)
 			return r;
 	}
 	return EXEC_OK;

@@ -188,6 +188,26 @@ static inline uint64_t rem_s(uint64_t a, uint64_t b)
 	return (uint64_t)((int64_t)a % (int64_t)b);
 }
 
+static inline uint64_t sext32(uint64_t v)
+{
+	return (uint64_t)(int64_t)(int32_t)v;
+}
+
+uint64_t rv64_muldiv(unsigned op, uint64_t a, uint64_t b)
+{
+	switch (op) {
+	case DC_MULHSU: return (uint64_t)(((__int128)(int64_t)a * (unsigned __int128)b) >> 64);
+	case DC_DIV: return div_s(a, b);
+	case DC_DIVU: return b ? a / b : UINT64_MAX;
+	case DC_REM: return rem_s(a, b);
+	case DC_REMU: return b ? a % b : a;
+	case DC_DIVW: return sext32(div_s(sext32(a), sext32(b)));
+	case DC_DIVUW: return (uint32_t)b ? sext32((uint32_t)a / (uint32_t)b) : UINT64_MAX;
+	case DC_REMW: return sext32(rem_s(sext32(a), sext32(b)));
+	default: return (uint32_t)b ? sext32((uint32_t)a % (uint32_t)b) : sext32(a);	/* REMUW */
+	}
+}
+
 int rv64_run_block(struct accel_vcpu *h, unsigned budget)
 {
 	static const void *const handlers[DC__MAX] = {
@@ -347,16 +367,10 @@ op_sraw: SET_RD(S32((int32_t)A >> (B & 31))); NEXT();
 op_mul: SET_RD(A * B); NEXT();
 op_mulw: SET_RD(S32(A * B)); NEXT();
 op_mulh: SET_RD((uint64_t)(((__int128)(int64_t)A * (int64_t)B) >> 64)); NEXT();
-op_mulhsu: SET_RD((uint64_t)(((__int128)(int64_t)A * (unsigned __int128)B) >> 64)); NEXT();
 op_mulhu: SET_RD((uint64_t)(((unsigned __int128)A * B) >> 64)); NEXT();
-op_div: SET_RD(div_s(A, B)); NEXT();
-op_divu: SET_RD(B ? A / B : UINT64_MAX); NEXT();
-op_rem: SET_RD(rem_s(A, B)); NEXT();
-op_remu: SET_RD(B ? A % B : A); NEXT();
-op_divw: SET_RD(S32(div_s(S32(A), S32(B)))); NEXT();
-op_divuw: SET_RD((uint32_t)B ? S32((uint32_t)A / (uint32_t)B) : UINT64_MAX); NEXT();
-op_remw: SET_RD(S32(rem_s(S32(A), S32(B)))); NEXT();
-op_remuw: SET_RD((uint32_t)B ? S32((uint32_t)A % (uint32_t)B) : S32(A)); NEXT();
+op_mulhsu: op_div: op_divu: op_rem: op_remu: op_divw: op_divuw: op_remw: op_remuw:
+	SET_RD(rv64_muldiv(d->op, A, B));
+	NEXT();
 op_fence:
 	/* Guest memory is host memory: a host fence orders it for other harts and devices. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
