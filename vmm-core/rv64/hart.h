@@ -158,6 +158,7 @@ struct accel_vcpu {
 	struct rv64_jit *jit;
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
+	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct dc_entry dcache[DCACHE_SIZE];

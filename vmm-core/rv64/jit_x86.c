@@ -59,6 +59,7 @@ enum jit_exit {
 	JIT_EXIT_INTERP,	/* run the instruction at h->pc in the interpreter */
 	JIT_EXIT_STALE,		/* the block at h->pc no longer matches memory */
 	JIT_EXIT_HELPER,	/* a C helper returned h->jit_helper_r (a trap, say) */
+	JIT_EXIT_CHAIN,		/* go on at h->pc, and link the jump at h->jit_site to it */
 };
 
 /* Pseudo-op for scan(): a floating-point instruction, run by jit_fp(). */
@@ -77,6 +78,7 @@ struct rv64_jit {
 	uint8_t *rw;		/* writable view of the code buffer */
 	const uint8_t *rx;	/* executable view */
 	size_t used;		/* bytes used, from the start of either view */
+	uint64_t generation;	/* counts flushes: a site from before one is gone */
 	size_t fixed;		/* bytes of the stubs that survive a flush */
 	jit_enter_fn enter;
 	size_t epilogue, lookup, exit_pc;	/* stub offsets */
@@ -91,16 +93,24 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
+#define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
+/* A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp right after. */
+#define GUARD_PATCH_AT 10
 
 /*
  * Called from translated code (System V ABI, rsp 16-aligned there) for a
- * floating-point instruction at h->pc: EXEC_OK, or what the interpreter
+ * floating-point instruction at h->pc (insn in its 32-bit form, parcel as
+ * the guest wrote it): EXEC_OK, or what the interpreter
  * returned (a trap, with pc at the handler), kept for the dispatcher.
  */
-static int jit_fp(struct accel_vcpu *h, uint32_t insn, unsigned len)
+static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 {
+	unsigned len = (parcel & 3) == 3 ? 4 : 2;
 	int r = rv64_fp_insn(h, insn, len);
 
+	/* As rv64_step(): an illegal compressed instruction reports its own 16 bits. */
+	if (r == EXEC_TRAP && h->scause == CAUSE_ILLEGAL_INSN && h->stval == insn)
+		h->stval = parcel;
 	h->x[0] = 0;
 	h->jit_helper_r = r;
 	return r;
@@ -345,13 +355,22 @@ struct cold_site {
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 };
 
+/* A jump to a block on the same page, linked once that block exists. */
+struct chain_site {
+	size_t jmp_at;		/* offset of the jmp (E9 rel32) */
+	uint64_t target;
+};
+
 struct block {
 	struct emit e;
 	const struct rv64_jit *j;
+	uint64_t start_pc;
 	uint64_t pc;		/* of the instruction being translated */
 	unsigned n;		/* instructions translated so far */
 	struct cold_site cold[BLOCK_MAX_INSNS];
 	unsigned n_cold;
+	struct chain_site chain[2];
+	unsigned n_chain;
 };
 
 /*
@@ -455,7 +474,7 @@ static void emit_muldiv(struct block *b, const struct dc_entry *d)
 	store_x(e, d->rd, RAX);
 }
 
-/* jit_fp(h, insn, len) with h->pc at the instruction; a trap leaves the block. */
+/* jit_fp(h, insn, parcel) with h->pc at the instruction; a trap leaves the block. */
 static void emit_fp(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
@@ -465,8 +484,8 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
 	EMIT(e, 0xbe);				/* mov esi, insn */
 	b4(e, d->raw);
-	EMIT(e, 0xba);				/* mov edx, len */
-	b4(e, d->len);
+	EMIT(e, 0xba);				/* mov edx, parcel: the bits as written */
+	b4(e, (uint32_t)d->imm);
 	call_abs(e, (const void *)jit_fp);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
@@ -563,6 +582,28 @@ static void emit_next(struct block *b)
 	jmp(e, b->j->lookup);
 }
 
+/*
+ * The block's end towards a known pc. On the same page the fetch addend in
+ * r13 stays right, so the jump can go straight to the target block once it
+ * is translated: until then it goes to a stub that asks the dispatcher to
+ * link it.
+ */
+static void emit_goto(struct block *b, uint64_t target)
+{
+	struct emit *e = &b->e;
+
+	mov_rax_imm(e, target);
+	if (target >> PAGE_SHIFT != b->start_pc >> PAGE_SHIFT ||
+	    b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
+		emit_next(b);
+		return;
+	}
+	charge(e, b->n);
+	jcc(e, CC_LE, b->j->exit_pc);
+	b->chain[b->n_chain++] = (struct chain_site){ .jmp_at = e->pos, .target = target };
+	jmp(e, 0);
+}
+
 /* Branches and jumps, which end the block (b->n already counts them). */
 static void emit_control(struct block *b, const struct dc_entry *d)
 {
@@ -571,15 +612,15 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 				      [DC_BLTU - DC_BEQ] = CC_B, [DC_BGEU - DC_BEQ] = CC_AE };
 	struct emit *e = &b->e;
 	uint64_t next = b->pc + d->len, target = b->pc + (uint64_t)(int64_t)d->imm;
-	size_t taken, join;
+	size_t taken;
 
 	switch (d->op) {
 	case DC_JAL:
 		store_x_imm(e, d->rd, next);
 		/* fall through */
 	case DC_J:
-		mov_rax_imm(e, target);
-		break;
+		emit_goto(b, target);
+		return;
 	case DC_JALR:
 	case DC_JR:
 		load_x(e, RAX, d->rs1);
@@ -595,12 +636,10 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 		load_x(e, RCX, d->rs2);
 		EMIT(e, 0x48, 0x39, 0xc8);	/* cmp rax, rcx */
 		taken = jcc(e, cc[d->op - DC_BEQ], 0);
-		mov_rax_imm(e, next);
-		join = jmp(e, 0);
+		emit_goto(b, next);
 		patch(e, taken, e->pos);
-		mov_rax_imm(e, target);
-		patch(e, join, e->pos);
-		break;
+		emit_goto(b, target);
+		return;
 	}
 	emit_next(b);
 }
@@ -620,7 +659,8 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	mov_rax_imm(e, pc);
+	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
+	b8(e, pc);
 	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
 	while (off < len) {
 		uint64_t v = 0;
@@ -652,6 +692,7 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 
 static void flush_all(struct rv64_jit *j)
 {
+	j->generation++;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
 	j->used = j->fixed;
@@ -668,6 +709,7 @@ static bool is_fp(uint32_t w, struct dc_entry *d)
 	switch (insn & 0x7f) {
 	case 0x07: case 0x27: case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53:
 		d->raw = insn;
+		d->imm = (int32_t)((w & 3) == 3 ? w : w & 0xffff);
 		return insn != 0;
 	default:
 		return false;
@@ -724,7 +766,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE)
 		flush_all(j);
 	start = j->used;
-	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j };
+	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
+			     .start_pc = pc };
 	emit_guard(b, pc, code, len, stale, &n_stale);
 
 	b->pc = pc;
@@ -751,8 +794,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			/* Straight to the interpreter for the instruction after. */
 			exit_at(&b->e, j, b->pc, n, JIT_EXIT_INTERP);
 		} else {
-			mov_rax_imm(&b->e, b->pc);
-			emit_next(b);
+			emit_goto(b, b->pc);
 		}
 	}
 
@@ -773,8 +815,25 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			exit_at(&b->e, j, c->pc, c->done, JIT_EXIT_INTERP);
 		}
 	}
+	/* Unlinked jumps: rax = target; ask the dispatcher to link this one. */
+	for (unsigned i = 0; i < b->n_chain; i++) {
+		patch(&b->e, b->chain[i].jmp_at + 1, b->e.pos);
+		store_pc_rax(&b->e);
+		EMIT(&b->e, 0x48, 0xb9);	/* movabs rcx, offset of the jmp */
+		b8(&b->e, b->chain[i].jmp_at);
+		EMIT(&b->e, 0x48, 0x89);	/* mov [rbx + OFF_SITE], rcx */
+		modrm_rbx(&b->e, RCX, OFF_SITE);
+		EMIT(&b->e, 0xb8);		/* mov eax, JIT_EXIT_CHAIN */
+		b4(&b->e, JIT_EXIT_CHAIN);
+		jmp(&b->e, j->epilogue);
+	}
+	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
+	EMIT(&b->e, 0x48, 0xb9);		/* movabs rcx, offset of this block */
+	b8(&b->e, start);
+	EMIT(&b->e, 0x48, 0x89);		/* mov [rbx + OFF_SITE], rcx */
+	modrm_rbx(&b->e, RCX, OFF_SITE);
 	exit_at(&b->e, j, pc, 0, JIT_EXIT_STALE);
 
 	if (b->e.pos > CODE_SIZE)
@@ -789,10 +848,29 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 
 /* ---- the dispatcher ---- */
 
+/*
+ * The block at offset off (for pc) no longer matches the guest's code: out
+ * of the table, and jumps linked to it now go through the lookup stub (to
+ * its retranslation, once there is one). The jump lands where the block's
+ * first instruction has put pc in rax, as the stub wants.
+ */
+static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
+{
+	struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
+	int32_t rel = (int32_t)((int64_t)j->lookup - (int64_t)(off + GUARD_PATCH_AT + 5));
+
+	if (te->pc == pc && te->code == j->rx + off)
+		te->pc = 1;
+	j->rw[off + GUARD_PATCH_AT] = 0xe9;
+	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
+}
+
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 {
 	struct rv64_jit *j = h->jit;
 	int64_t left = budget;
+	size_t link_at = 0;	/* a jmp to point at the next block entered, or 0 */
+	uint64_t link_gen = 0;
 	int r;
 
 	while (left > 0) {
@@ -806,6 +884,13 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			code = te->pc == pc ? te->code
 					    : translate(j, pc, (const uint8_t *)(fe->addend + pc));
 		}
+		if (code && link_at && link_gen == j->generation) {
+			/* Same page as the jump's block (emit_goto()), so the same r13. */
+			int32_t rel = (int32_t)((int64_t)(code - j->rx) - (int64_t)(link_at + 5));
+
+			memcpy(j->rw + link_at + 1, &rel, 4);
+		}
+		link_at = 0;
 		if (code) {
 			uint64_t done;
 
@@ -816,8 +901,13 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			left = h->jit_left;
 			if (r == JIT_EXIT_NORMAL)
 				continue;
+			if (r == JIT_EXIT_CHAIN) {
+				link_at = h->jit_site;
+				link_gen = j->generation;
+				continue;
+			}
 			if (r == JIT_EXIT_STALE) {
-				j->table[(h->pc >> 1) & (TABLE_SIZE - 1)].pc = 1;
+				retire(j, h->pc, h->jit_site);
 				continue;
 			}
 			if (r == JIT_EXIT_HELPER) {
