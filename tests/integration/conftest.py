@@ -79,11 +79,12 @@ class Cloister:
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         self.proc = None
 
-    def start(self, *args, wait_socket=True, new_session=False):
+    def start(self, *args, wait_socket=True, new_session=False, env=None):
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([CLOISTER, "--api-socket", self.sock, *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr, start_new_session=new_session)
+                                     stderr=self.stderr, start_new_session=new_session,
+                                     env=env)
         if wait_socket:
             deadline = time.time() + 10
             while not os.path.exists(self.sock):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The same bare-metal programs give the same transcript on Cloister and on
-QEMU's virt machine (Debian's qemu-system-riscv64 with its OpenSBI)."""
+QEMU's virt machine (Debian's qemu-system-riscv64 with its OpenSBI), with
+Cloister's engine translating guest code and with it interpreting only."""
 import difflib
 import os
 import shutil
@@ -86,10 +87,15 @@ def run_qemu(name, workdir):
         return f.read()
 
 
-def run_cloister(name, vms):
-    vm = vms(name)
+# CLOISTER_JIT for each of the engine's two ways of running guest code.
+ENGINES = {"translator": "1", "interpreter": "0"}
+
+
+def run_cloister(name, vms, engine):
+    vm = vms(f"{name}-{engine}")
     vm.start("--cpus", "boot=1", "--memory", "size=256M", "--kernel", elf(name),
-             "--serial", f"file={vm.serial}")
+             "--serial", f"file={vm.serial}",
+             env=dict(os.environ, CLOISTER_JIT=ENGINES[engine]))
     vm.wait_serial(lambda t: end_marker(name) in t, timeout=RUN_TIMEOUT,
                    what=f"the end of {name}")
     deadline = time.time() + 10
@@ -99,10 +105,11 @@ def run_cloister(name, vms):
     return vm.serial_text()
 
 
+@pytest.mark.parametrize("engine", sorted(ENGINES))
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_same_transcript(name, qemu, vms, workdir):
+def test_same_transcript(name, engine, qemu, vms, workdir):
     expected = transcript(name, run_qemu(name, workdir))
-    got = transcript(name, run_cloister(name, vms))
+    got = transcript(name, run_cloister(name, vms, engine))
     assert expected[-1] == end_marker(name), f"QEMU did not finish {name}:\n" + "\n".join(expected[-20:])
     assert len(expected) > 10, expected
     if got != expected:
