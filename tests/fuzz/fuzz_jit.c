@@ -36,6 +36,8 @@
 #include <string.h>
 
 #include "accel.h"
+#define RV64_ENCODE_RVC		/* encode.h's compressed encoders too */
+#include "encode.h"
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (2u << 20)
@@ -59,98 +61,12 @@
 static const unsigned data_frame[N_PAGES] = { 4, 0, 2 };
 static const unsigned code_frame[N_PAGES] = { 2, 0, 4 };
 
-enum { ZERO = 0, RA = 1, SP = 2, S0 = 8, S1 = 9, A0 = 10, S2 = 18, S3 = 19 };
 #define R_BASE0 S0	/* data base, on a page boundary */
 #define R_BASE1 S1	/* the next page boundary */
 #define R_MMIO S2
 #define R_LOOP S3
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ---- encoders ---- */
-
-static uint32_t enc_r(unsigned op, unsigned rd, unsigned f3, unsigned rs1, unsigned rs2,
-		      unsigned f7)
-{
-	return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
-}
-
-static uint32_t enc_i(unsigned op, unsigned rd, unsigned f3, unsigned rs1, int32_t imm)
-{
-	return ((uint32_t)imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
-}
-
-static uint32_t enc_s(unsigned op, unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-
-	return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 31) << 7 | op;
-}
-
-static uint32_t enc_b(unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-
-	return ((u >> 12) & 1) << 31 | ((u >> 5) & 0x3f) << 25 | rs2 << 20 | rs1 << 15 |
-	       f3 << 12 | ((u >> 1) & 0xf) << 8 | ((u >> 11) & 1) << 7 | 0x63;
-}
-
-static uint32_t enc_j(unsigned rd, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-
-	return ((u >> 20) & 1) << 31 | ((u >> 1) & 0x3ff) << 21 | ((u >> 11) & 1) << 20 |
-	       ((u >> 12) & 0xff) << 12 | rd << 7 | 0x6f;
-}
-
-#define BIT(v, b, to) ((((uint32_t)(v) >> (b)) & 1u) << (to))
-
-static uint16_t c_ci(unsigned f3, unsigned op, unsigned rd, int imm)
-{
-	return (uint16_t)(f3 << 13 | BIT(imm, 5, 12) | rd << 7 | ((unsigned)imm & 31) << 2 | op);
-}
-
-static uint16_t c_cb_alu(unsigned f2, unsigned rdp, int imm)
-{
-	return (uint16_t)(4u << 13 | BIT(imm, 5, 12) | f2 << 10 | (rdp - 8) << 7 |
-			  ((unsigned)imm & 31) << 2 | 1);
-}
-
-static uint16_t c_ca(unsigned w, unsigned f2, unsigned rdp, unsigned rs2p)
-{
-	return (uint16_t)(4u << 13 | w << 12 | 3u << 10 | (rdp - 8) << 7 | f2 << 5 |
-			  (rs2p - 8) << 2 | 1);
-}
-
-static uint16_t c_cr(unsigned f4, unsigned rd, unsigned rs2)
-{
-	return (uint16_t)(f4 << 12 | rd << 7 | rs2 << 2 | 2);
-}
-
-/* C.LW/C.SW (f3 2/6) with word offsets, C.LD/C.SD/C.FLD/C.FSD (3/7/1/5) with double ones. */
-static uint16_t c_mem(unsigned f3, unsigned rs1p, unsigned rp, unsigned uimm)
-{
-	uint16_t c = (uint16_t)(f3 << 13 | ((uimm >> 3) & 7) << 10 | (rs1p - 8) << 7 |
-				(rp - 8) << 2);
-
-	if (f3 == 2 || f3 == 6)
-		return c | (uint16_t)(BIT(uimm, 2, 6) | BIT(uimm, 6, 5));
-	return c | (uint16_t)(((uimm >> 6) & 3) << 5);
-}
-
-static uint16_t c_j(int off)
-{
-	return (uint16_t)(5u << 13 | BIT(off, 11, 12) | BIT(off, 4, 11) | BIT(off, 9, 10) |
-			  BIT(off, 8, 9) | BIT(off, 10, 8) | BIT(off, 6, 7) | BIT(off, 7, 6) |
-			  BIT(off, 3, 5) | BIT(off, 2, 4) | BIT(off, 1, 3) | BIT(off, 5, 2) | 1);
-}
-
-static uint16_t c_bz(bool ne, unsigned rs1p, int off)
-{
-	return (uint16_t)((ne ? 7u : 6u) << 13 | BIT(off, 8, 12) | BIT(off, 4, 11) |
-			  BIT(off, 3, 10) | (rs1p - 8) << 7 | BIT(off, 7, 6) | BIT(off, 6, 5) |
-			  BIT(off, 2, 4) | BIT(off, 1, 3) | BIT(off, 5, 2) | 1);
-}
 
 /* ---- the program ---- */
 
@@ -305,21 +221,21 @@ static void gen_alu(struct prog *p, struct input *in, unsigned kind)
 		int v = (int)(c & 63) - 32;
 
 		switch (b % 12) {
-		case 0: add(p, c_ci(0, 1, dst_nz(u8(in)), v ? v : 1), 2); break;	/* c.addi */
-		case 1: add(p, c_ci(2, 1, dst_nz(u8(in)), v), 2); break;		/* c.li */
-		case 2: add(p, c_ci(1, 1, dst_nz(u8(in)), v), 2); break;	/* c.addiw */
+		case 0: add(p, C_ADDI(dst_nz(u8(in)), v ? v : 1), 2); break;
+		case 1: add(p, C_LI(dst_nz(u8(in)), v), 2); break;
+		case 2: add(p, C_ADDIW(dst_nz(u8(in)), v), 2); break;
 		case 3:
 			rd = dst_nz(u8(in));
-			add(p, c_ci(3, 1, rd == SP ? 3 : rd, v ? v : 1), 2);	/* c.lui */
+			add(p, C_LUI(rd == SP ? 3 : rd, v ? v : 1), 2);	/* not c.addi16sp */
 			break;
-		case 4: add(p, c_ci(0, 2, dst_nz(u8(in)), 1 + c % 63), 2); break; /* c.slli */
+		case 4: add(p, C_SLLI(dst_nz(u8(in)), 1 + c % 63), 2); break;
 		case 5: add(p, c_cb_alu(0, cdst(u8(in)), 1 + c % 63), 2); break;	/* c.srli */
 		case 6: add(p, c_cb_alu(1, cdst(u8(in)), 1 + c % 63), 2); break;	/* c.srai */
 		case 7: add(p, c_cb_alu(2, cdst(u8(in)), v), 2); break;		/* c.andi */
 		case 8: add(p, c_ca(0, c & 3, cdst(u8(in)), csrc(c >> 2)), 2); break;
 		case 9: add(p, c_ca(1, c & 1, cdst(u8(in)), csrc(c >> 2)), 2); break;
-		case 10: add(p, c_cr(8, dst_nz(u8(in)), 1 + c % 31), 2); break;	/* c.mv */
-		default: add(p, c_cr(9, dst_nz(u8(in)), 1 + c % 31), 2); break;	/* c.add */
+		case 10: add(p, C_MV(dst_nz(u8(in)), 1 + c % 31), 2); break;
+		default: add(p, C_ADD(dst_nz(u8(in)), 1 + c % 31), 2); break;
 		}
 		return;
 	}
@@ -334,17 +250,17 @@ static void gen_mem(struct prog *p, struct input *in, bool store)
 
 	if (b & 0x80) {
 		/* compressed: c.lw c.ld c.sw c.sd off s0 / s1 */
-		unsigned r = store ? csrc(u8(in)) : cdst(u8(in)), dw = b & 1, uimm = u8(in);
+		unsigned r = store ? csrc(u8(in)) : cdst(u8(in)), dw = b & 1, uimm = u8(in) & 31u;
 
 		base = b & 2 ? R_BASE1 : R_BASE0;
 		f3 = (store ? 6 : 2) + dw;
-		add(p, c_mem(f3, base, r, dw ? (uimm & 31) * 8 : (uimm & 31) * 4), 2);
+		add(p, dw ? c_mem_d(f3, base, r, uimm * 8) : c_mem_w(f3, base, r, uimm * 4), 2);
 		return;
 	}
 	if (store) {
 		f3 = b & 3;
 		address(in, 1u << f3, &base, &off);
-		add(p, enc_s(0x23, f3, base, u8(in) & 31, off), 4);
+		add(p, enc_s(f3, base, u8(in) & 31, off), 4);
 	} else {
 		static const unsigned sizes[] = { 1, 2, 4, 8, 1, 2, 4 };
 
@@ -369,11 +285,11 @@ static void gen_fp(struct prog *p, struct input *in)
 		break;
 	case 1:		/* fsw / fsd */
 		address(in, 4u << fmt, &base, &off);
-		add(p, enc_s(0x27, 2 + fmt, base, rs2, off), 4);
+		add(p, (enc_s(2 + fmt, base, rs2, off) & ~0x7fu) | 0x27, 4);
 		break;
 	case 2:		/* c.fld / c.fsd */
 		base = b & 0x20 ? R_BASE1 : R_BASE0;
-		add(p, c_mem(b & 0x10 ? 5 : 1, base, csrc(rd), (rs2 & 31) * 8), 2);
+		add(p, c_mem_d(b & 0x10 ? 5 : 1, base, csrc(rd), (rs2 & 31) * 8), 2);
 		break;
 	case 3: case 4: {	/* fadd fsub fmul fdiv fsqrt */
 		unsigned f5 = (k >> 4) % 5;
@@ -422,10 +338,10 @@ static void gen_misc(struct prog *p, struct input *in)
 	uint8_t b = u8(in);
 
 	switch (b & 3) {
-	case 0: add(p, enc_i(0x73, dst(b >> 2), 2, 0, 0xc02), 4); break;	/* csrr instret */
-	case 1: add(p, enc_i(0x73, dst(b >> 2), 2, 0, 0xc00), 4); break;	/* csrr cycle */
-	case 2: add(p, 0x0ff0000f, 4); break;					/* fence */
-	default: add(p, 0x0001, 2); break;					/* c.nop */
+	case 0: add(p, CSRR(dst(b >> 2), 0xc02), 4); break;	/* instret */
+	case 1: add(p, CSRR(dst(b >> 2), 0xc00), 4); break;	/* cycle */
+	case 2: add(p, FENCE_RW, 4); break;
+	default: add(p, C_NOP, 2); break;
 	}
 }
 
@@ -480,7 +396,7 @@ static void gen_control(struct prog *p, struct input *in, uint8_t k)
 		t = dst_nz(u8(in));
 		rd = u8(in);
 		rd = rd & 0x80 ? t : dst(rd);
-		add(p, 0x17 | t << 7, 4);
+		add(p, AUIPC(t, 0), 4);
 		j = add(p, enc_i(0x67, rd, 0, t, 0), 4);
 		j->targetable = false;
 		j->fix = FIX_JALR;
@@ -490,7 +406,7 @@ static void gen_control(struct prog *p, struct input *in, uint8_t k)
 		uint8_t b = u8(in);
 
 		t = b & 0x40 ? RA : dst_nz(b);
-		add(p, 0x17 | t << 7, 4);
+		add(p, AUIPC(t, 0), 4);
 		j = add(p, enc_i(0x13, t, 0, t, 0), 4);
 		j->targetable = false;
 		j->fix = FIX_ADDI;
@@ -635,7 +551,7 @@ static void parse(struct prog *p, const uint8_t *data, size_t size)
 		else
 			gen_loop(p, &in);
 	}
-	add(p, 0x00000073, 4);	/* ecall */
+	add(p, ECALL, 4);
 	p->addr[0] = p->start;
 	for (unsigned i = 0; i < p->n; i++)
 		p->addr[i + 1] = p->addr[i] + p->insn[i].len;
@@ -724,7 +640,7 @@ static uint64_t pte(uint64_t pa, unsigned flags)
 
 static void machine_init(struct machine *m, const char *name, bool jit)
 {
-	const uint32_t ecall = 0x00000073;
+	const uint32_t ecall = ECALL;
 
 	m->name = name;
 	m->ram = aligned_alloc(PAGE, RAM_SIZE);

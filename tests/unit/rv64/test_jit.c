@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define RV64_ENCODE_RVC		/* encode.h's compressed encoders too */
 #include "harness.h"
 #include "hart.h"
 
@@ -143,79 +144,6 @@ static void tm_reset(struct tmachine *tm, uint64_t pc, const uint64_t *x)
 {
 	tm_reset_satp(tm, pc, x, 0);
 }
-
-/* ---- compressed encoders (RVC, quadrants 0-2) ---- */
-
-#define BIT(v, b, to) ((((uint32_t)(v) >> (b)) & 1u) << (to))
-
-static uint16_t c_ci(unsigned f3, unsigned op, unsigned rd, int imm)
-{
-	return (uint16_t)(f3 << 13 | BIT(imm, 5, 12) | rd << 7 | ((unsigned)imm & 31) << 2 | op);
-}
-
-#define C_ADDI(rd, imm) c_ci(0, 1, rd, imm)
-#define C_ADDIW(rd, imm) c_ci(1, 1, rd, imm)
-#define C_LI(rd, imm) c_ci(2, 1, rd, imm)
-#define C_LUI(rd, imm6) c_ci(3, 1, rd, imm6)	/* imm6 is nzimm[17:12] */
-#define C_SLLI(rd, sh) c_ci(0, 2, rd, sh)
-#define C_NOP 0x0001u
-
-/* C.SRLI (f2 0), C.SRAI (1), C.ANDI (2) on rd' */
-static uint16_t c_cb_alu(unsigned f2, unsigned rdp, int imm)
-{
-	return (uint16_t)(4u << 13 | BIT(imm, 5, 12) | f2 << 10 | (rdp - 8) << 7 |
-			  ((unsigned)imm & 31) << 2 | 1);
-}
-
-/* C.SUB/XOR/OR/AND (w 0, f2 0-3), C.SUBW/ADDW (w 1, f2 0-1) */
-static uint16_t c_ca(unsigned w, unsigned f2, unsigned rdp, unsigned rs2p)
-{
-	return (uint16_t)(4u << 13 | w << 12 | 3u << 10 | (rdp - 8) << 7 | f2 << 5 |
-			  (rs2p - 8) << 2 | 1);
-}
-
-/* C.MV (f4 8) and C.ADD (f4 9); with rs2 = 0, C.JR and C.JALR. */
-static uint16_t c_cr(unsigned f4, unsigned rd, unsigned rs2)
-{
-	return (uint16_t)(f4 << 12 | rd << 7 | rs2 << 2 | 2);
-}
-
-#define C_MV(d, s) c_cr(8, d, s)
-#define C_ADD(d, s) c_cr(9, d, s)
-#define C_JR(s) c_cr(8, s, 0)
-#define C_JALR(s) c_cr(9, s, 0)
-
-/* C.LW (f3 2) / C.SW (f3 6): uimm[5:3] at 12:10, uimm[2] at 6, uimm[6] at 5. */
-static uint16_t c_mem_w(unsigned f3, unsigned rs1p, unsigned rp, unsigned uimm)
-{
-	return (uint16_t)(f3 << 13 | ((uimm >> 3) & 7) << 10 | (rs1p - 8) << 7 | BIT(uimm, 2, 6) |
-			  BIT(uimm, 6, 5) | (rp - 8) << 2);
-}
-
-/* C.LD (f3 3) / C.SD (f3 7): uimm[5:3] at 12:10, uimm[7:6] at 6:5. */
-static uint16_t c_mem_d(unsigned f3, unsigned rs1p, unsigned rp, unsigned uimm)
-{
-	return (uint16_t)(f3 << 13 | ((uimm >> 3) & 7) << 10 | (rs1p - 8) << 7 |
-			  ((uimm >> 6) & 3) << 5 | (rp - 8) << 2);
-}
-
-static uint16_t c_j(int off)
-{
-	return (uint16_t)(5u << 13 | BIT(off, 11, 12) | BIT(off, 4, 11) | BIT(off, 9, 10) |
-			  BIT(off, 8, 9) | BIT(off, 10, 8) | BIT(off, 6, 7) | BIT(off, 7, 6) |
-			  BIT(off, 3, 5) | BIT(off, 2, 4) | BIT(off, 1, 3) | BIT(off, 5, 2) | 1);
-}
-
-/* C.BEQZ (ne false) / C.BNEZ */
-static uint16_t c_bz(bool ne, unsigned rs1p, int off)
-{
-	return (uint16_t)((ne ? 7u : 6u) << 13 | BIT(off, 8, 12) | BIT(off, 4, 11) |
-			  BIT(off, 3, 10) | (rs1p - 8) << 7 | BIT(off, 7, 6) | BIT(off, 6, 5) |
-			  BIT(off, 2, 4) | BIT(off, 1, 3) | BIT(off, 5, 2) | 1);
-}
-
-#define CSRR(rd, csr) CSRRS(rd, csr, 0)
-#define FENCE_RW 0x0ff0000fu
 
 /* ---- random programs ---- */
 
