@@ -26,10 +26,14 @@
  *   rax, rcx, rdx, rsi, rdi  scratch
  *
  * A block ends by putting the next pc in rax, charging its instructions to
- * r12 and jumping to the lookup stub, which finds the next page in the fetch
- * TLB and the next block in the table and goes on there, or returns to C.
- * A load or store whose page is not in the TLB returns to C, which runs that
- * one instruction in the interpreter (filling the TLB or taking the trap).
+ * r12 (back to C when the budget is spent) and jumping on: to the target
+ * block itself when the target is a known pc on the same page and has been
+ * translated (the dispatcher links such a jump the first time it is taken),
+ * else to the lookup stub, which finds the next page in the fetch TLB and the
+ * next block in the table and goes on there, or returns to C. A load or
+ * store whose page is not in the TLB returns to C, which runs that one
+ * instruction in the interpreter (filling the TLB or taking the trap); a
+ * helper whose instruction trapped returns to C with pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
