@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,13 @@
 #define PARTIAL_SUFFIX ".partial"
 
 struct controller {
-	/* Held for a whole lifecycle operation: one at a time. */
+	/*
+	 * Set for a whole lifecycle operation: a second one meanwhile is
+	 * refused (409). The operation also holds op_lock, which the
+	 * supervision tick takes for a moment between operations: an operation
+	 * waits for it rather than being refused.
+	 */
+	atomic_bool op_busy;
 	pthread_mutex_t op_lock;
 	/* Held briefly around changes of what vm.info shows. */
 	pthread_mutex_t info_lock;
@@ -995,12 +1003,14 @@ static int do_shutdown_vm(struct controller *c, char *err, size_t errlen)
 #define WITH_OP_LOCK(c, err, errlen, call)                                                    \
 	({                                                                                    \
 		int _r;                                                                       \
-		if (pthread_mutex_trylock(&(c)->op_lock) != 0) {                              \
+		if (atomic_exchange(&(c)->op_busy, true)) {                                   \
 			set_err(err, errlen, "another operation is in progress");             \
 			_r = -EBUSY;                                                          \
 		} else {                                                                      \
+			pthread_mutex_lock(&(c)->op_lock);                                    \
 			_r = (call);                                                          \
 			pthread_mutex_unlock(&(c)->op_lock);                                  \
+			atomic_store(&(c)->op_busy, false);                                   \
 		}                                                                             \
 		_r;                                                                           \
 	})

@@ -2,6 +2,7 @@
 """Boot, pause, snapshot, restore and resume through the whole process tree."""
 import json
 import os
+import subprocess
 import time
 
 from conftest import children_of, first_counts_after, hart_counts
@@ -164,3 +165,35 @@ def test_ctrl_c_stops_the_tree_in_order(vms):
     time.sleep(0.2)
     assert not [p for p in tree if os.path.exists(f"/proc/{p}")]
     assert "error" not in vm.log(), vm.log()
+
+
+def test_back_to_back_pause_resume_is_never_refused(vms):
+    """Only a second operation while one runs gets 409: the gateway's own
+    supervision tick, which looks at the tree between operations, must not
+    make a request fail. Hundreds of pause/resume pairs with no gap give the
+    tick many chances to coincide with one."""
+    vm = vms()
+    vm.boot(cpus=HARTS, memory="1G")
+    vm.wait_serial(lambda t: hart_counts(t).get(1, 0) >= 2, what="the guest to run")
+    refused = []
+    rounds = 0
+    # Busy loops on every host CPU, so the tick is sometimes descheduled while
+    # it looks: that is when a request used to be refused.
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        deadline = time.time() + 8
+        while time.time() < deadline:
+            for op in ("vm.pause", "vm.resume"):
+                status, body = vm.api("PUT", op)
+                if status != 204:
+                    refused.append((rounds, op, status, body))
+            rounds += 1
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert rounds >= 50, f"only {rounds} rounds in 8 s"
+    assert not refused, f"{len(refused)} of {2 * rounds} requests refused, first: {refused[:3]}"
+    assert vm.info()["state"] == "Running"
+
