@@ -98,6 +98,7 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
+#define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp right after. */
 #define GUARD_PATCH_AT 10
 
@@ -119,8 +120,6 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 	h->jit_helper_r = r;
 	return r;
 }
-#define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
-
 /* ---- the emitter ---- */
 
 enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7 };
@@ -272,6 +271,14 @@ static void charge(struct emit *e, unsigned n)
 	b4(e, n);
 }
 
+/* Returns to the dispatcher with why: mov eax, why; jmp epilogue. */
+static void leave(struct emit *e, size_t epilogue, enum jit_exit why)
+{
+	EMIT(e, 0xb8);
+	b4(e, why);
+	jmp(e, epilogue);
+}
+
 /* Leaves translated code: h->pc = pc, n more instructions done, and why. */
 static void exit_at(struct emit *e, const struct rv64_jit *j, uint64_t pc, unsigned n,
 		    enum jit_exit why)
@@ -279,9 +286,16 @@ static void exit_at(struct emit *e, const struct rv64_jit *j, uint64_t pc, unsig
 	mov_rax_imm(e, pc);
 	charge(e, n);
 	store_pc_rax(e);
-	EMIT(e, 0xb8);			/* mov eax, why */
-	b4(e, why);
-	jmp(e, j->epilogue);
+	leave(e, j->epilogue, why);
+}
+
+/* h->jit_site = off, a code offset for the dispatcher. */
+static void set_site(struct emit *e, size_t off)
+{
+	EMIT(e, 0x48, 0xb9);			/* movabs rcx, off */
+	b8(e, off);
+	EMIT(e, 0x48, 0x89);			/* mov [rbx + OFF_SITE], rcx */
+	modrm_rbx(e, RCX, OFF_SITE);
 }
 
 /* ---- the fixed stubs at the start of the buffer ---- */
@@ -341,9 +355,7 @@ static void emit_stubs(struct rv64_jit *j)
 	patch(&e, miss1, e.pos);
 	patch(&e, miss2, e.pos);
 	store_pc_rax(&e);
-	EMIT(&e, 0xb8);				/* mov eax, JIT_EXIT_NORMAL */
-	b4(&e, JIT_EXIT_NORMAL);
-	jmp(&e, j->epilogue);
+	leave(&e, j->epilogue, JIT_EXIT_NORMAL);
 
 	j->fixed = (e.pos + 63) & ~(size_t)63;
 	j->used = j->fixed;
@@ -359,12 +371,6 @@ struct cold_site {
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 };
 
-/* A jump to a block on the same page, linked once that block exists. */
-struct chain_site {
-	size_t jmp_at;		/* offset of the jmp (E9 rel32) */
-	uint64_t target;
-};
-
 struct block {
 	struct emit e;
 	const struct rv64_jit *j;
@@ -373,7 +379,7 @@ struct block {
 	unsigned n;		/* instructions translated so far */
 	struct cold_site cold[BLOCK_MAX_INSNS];
 	unsigned n_cold;
-	struct chain_site chain[2];
+	size_t chain[2];	/* jmps (E9 rel32) to a block on the same page, to link */
 	unsigned n_chain;
 };
 
@@ -576,14 +582,18 @@ static bool emit_alu(struct block *b, const struct dc_entry *d)
 	}
 }
 
+/* Charges the block; back to C with rax as pc when the budget is spent. */
+static void charge_block(struct block *b)
+{
+	charge(&b->e, b->n);
+	jcc(&b->e, CC_LE, b->j->exit_pc);
+}
+
 /* The block's end: rax = next pc, charge the block, go on through the lookup stub. */
 static void emit_next(struct block *b)
 {
-	struct emit *e = &b->e;
-
-	charge(e, b->n);
-	jcc(e, CC_LE, b->j->exit_pc);
-	jmp(e, b->j->lookup);
+	charge_block(b);
+	jmp(&b->e, b->j->lookup);
 }
 
 /*
@@ -602,9 +612,8 @@ static void emit_goto(struct block *b, uint64_t target)
 		emit_next(b);
 		return;
 	}
-	charge(e, b->n);
-	jcc(e, CC_LE, b->j->exit_pc);
-	b->chain[b->n_chain++] = (struct chain_site){ .jmp_at = e->pos, .target = target };
+	charge_block(b);
+	b->chain[b->n_chain++] = e->pos;
 	jmp(e, 0);
 }
 
@@ -812,32 +821,22 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		patch(&b->e, c->jcc_at, b->e.pos);
 		if (c->helper) {
 			charge(&b->e, c->done);
-			EMIT(&b->e, 0xb8);	/* mov eax, JIT_EXIT_HELPER */
-			b4(&b->e, JIT_EXIT_HELPER);
-			jmp(&b->e, j->epilogue);
+			leave(&b->e, j->epilogue, JIT_EXIT_HELPER);
 		} else {
 			exit_at(&b->e, j, c->pc, c->done, JIT_EXIT_INTERP);
 		}
 	}
 	/* Unlinked jumps: rax = target; ask the dispatcher to link this one. */
 	for (unsigned i = 0; i < b->n_chain; i++) {
-		patch(&b->e, b->chain[i].jmp_at + 1, b->e.pos);
+		patch(&b->e, b->chain[i] + 1, b->e.pos);
 		store_pc_rax(&b->e);
-		EMIT(&b->e, 0x48, 0xb9);	/* movabs rcx, offset of the jmp */
-		b8(&b->e, b->chain[i].jmp_at);
-		EMIT(&b->e, 0x48, 0x89);	/* mov [rbx + OFF_SITE], rcx */
-		modrm_rbx(&b->e, RCX, OFF_SITE);
-		EMIT(&b->e, 0xb8);		/* mov eax, JIT_EXIT_CHAIN */
-		b4(&b->e, JIT_EXIT_CHAIN);
-		jmp(&b->e, j->epilogue);
+		set_site(&b->e, b->chain[i]);
+		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
-	EMIT(&b->e, 0x48, 0xb9);		/* movabs rcx, offset of this block */
-	b8(&b->e, start);
-	EMIT(&b->e, 0x48, 0x89);		/* mov [rbx + OFF_SITE], rcx */
-	modrm_rbx(&b->e, RCX, OFF_SITE);
+	set_site(&b->e, start);
 	exit_at(&b->e, j, pc, 0, JIT_EXIT_STALE);
 
 	if (b->e.pos > CODE_SIZE)
