@@ -946,6 +946,7 @@ static struct {
 	uint8_t *rw;
 	const uint8_t *rx;
 	unsigned n;
+	bool prepared;		/* prepare() ran: the process may be confined now */
 	uint64_t taken[(MAX_POOL + 63) / 64];
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -995,6 +996,7 @@ int rv64_jit_prepare(unsigned max_harts)
 	if (max_harts > MAX_POOL)
 		return -EINVAL;
 	pthread_mutex_lock(&pool.lock);
+	pool.prepared = true;
 	r = pool.n ? -EALREADY : map_code((size_t)max_harts * CODE_SIZE, &pool.rw, &pool.rx);
 	if (r == 0)
 		pool.n = max_harts;
@@ -1039,6 +1041,13 @@ int rv64_jit_create(struct rv64_jit **ret_jit)
 	if (j->slot >= 0) {
 		j->rw = pool.rw + (size_t)j->slot * CODE_SIZE;
 		j->rx = pool.rx + (size_t)j->slot * CODE_SIZE;
+	} else if (pool.prepared) {
+		/*
+		 * prepare() failed or every slot is taken, and the process may
+		 * be confined now: an executable mapping would be fatal.
+		 */
+		free(j);
+		return -ENOMEM;
 	} else {
 		/* Nothing prepared (an unconfined user such as a test): map one now. */
 		r = map_code(CODE_SIZE, &j->rw, &j->rx);

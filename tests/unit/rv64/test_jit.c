@@ -1650,3 +1650,23 @@ Test(rv64_jit, same_block_rewrite_tells_the_engines_apart)
 		tm_fini(&tm);
 	}
 }
+
+/*
+ * Once rv64_jit_prepare() has run, the process may be confined, so a hart
+ * beyond the prepared buffers gets no translator (the interpreter runs it)
+ * instead of mapping executable memory of its own; a buffer given back is
+ * taken again.
+ */
+Test(rv64_jit, harts_beyond_the_prepared_buffers_are_interpreted)
+{
+	struct rv64_jit *a = NULL, *b = NULL, *c = NULL;
+
+	setenv("CLOISTER_JIT", "1", 1);
+	cr_assert_eq(rv64_jit_prepare(1), 0);
+	cr_assert_eq(rv64_jit_create(&a), 0);
+	cr_assert_not_null(a);
+	cr_assert_eq(rv64_jit_create(&b), -ENOMEM);
+	rv64_jit_destroy(a);
+	cr_assert_eq(rv64_jit_create(&c), 0, "a buffer given back is not taken again");
+	rv64_jit_destroy(c);
+}
