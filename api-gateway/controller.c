@@ -511,11 +511,13 @@ static int tree_start(struct controller *c, Cloister__VmConfig *config, bool res
 static int core_simple(struct controller *c, Cloister__Envelope__MsgCase what, char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
-	/* The empty requests share one layout; any of them serves as the body. */
-	Cloister__CorePause body = CLOISTER__CORE_PAUSE__INIT;
+	ProtobufCMessage body;
+	int r = frame_envelope_empty(&env, what, &body);
 
-	env.msg_case = what;
-	env.core_pause = &body;
+	if (r < 0) {
+		set_err(err, errlen, "request %d is not one without fields", (int)what);
+		return r;
+	}
 	return child_call(c, &c->core, &env, NULL, 0, CALL_TIMEOUT_MS, err, errlen);
 }
 

@@ -373,6 +373,26 @@ int frame_reply_send(int sock, int error, const char *message)
 	return frame_send(sock, &env, NULL, 0);
 }
 
+int frame_envelope_empty(Cloister__Envelope *env, Cloister__Envelope__MsgCase which,
+			 ProtobufCMessage *body)
+{
+	const ProtobufCFieldDescriptor *field =
+		protobuf_c_message_descriptor_get_field(&cloister__envelope__descriptor,
+							(unsigned)which);
+	const ProtobufCMessageDescriptor *md;
+
+	if (!field || field->type != PROTOBUF_C_TYPE_MESSAGE)
+		return -EINVAL;
+	md = field->descriptor;
+	if (md->n_fields != 0 || md->sizeof_message != sizeof(*body))
+		return -EINVAL;
+	protobuf_c_message_init(md, body);
+	/* Every member of the oneof sits at the same offset: field->offset. */
+	memcpy((char *)env + field->offset, &body, sizeof(body));
+	env->msg_case = which;
+	return 0;
+}
+
 const char *frame_msg_name(const Cloister__Envelope *env)
 {
 	const ProtobufCFieldDescriptor *field;

@@ -60,6 +60,15 @@ int frame_reply_send(int sock, int error, const char *message);
  */
 ProtobufCMessage *proto_message_dup(const ProtobufCMessage *msg);
 
+/*
+ * Makes env a request of kind which whose message carries nothing but its
+ * kind (core_start, core_pause, dev_reset, ...), with body as that empty
+ * message: body must live as long as env. -EINVAL for a kind whose message
+ * has fields to fill.
+ */
+int frame_envelope_empty(Cloister__Envelope *env, Cloister__Envelope__MsgCase which,
+			 ProtobufCMessage *body);
+
 /* Name of the message set in env, for logs ("hello", "core_pause", ...). */
 const char *frame_msg_name(const Cloister__Envelope *env);
 

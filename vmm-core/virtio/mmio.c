@@ -225,19 +225,11 @@ static int device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, co
 
 static int device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which)
 {
-	Cloister__DevReset reset = CLOISTER__DEV_RESET__INIT;
-	Cloister__DevPause pause = CLOISTER__DEV_PAUSE__INIT;
-	Cloister__DevResume resume = CLOISTER__DEV_RESUME__INIT;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	ProtobufCMessage body;
+	int r = frame_envelope_empty(&env, which, &body);
 
-	env.msg_case = which;
-	if (which == CLOISTER__ENVELOPE__MSG_DEV_RESET)
-		env.dev_reset = &reset;
-	else if (which == CLOISTER__ENVELOPE__MSG_DEV_PAUSE)
-		env.dev_pause = &pause;
-	else
-		env.dev_resume = &resume;
-	return device_request(d, &env, NULL, 0);
+	return r < 0 ? r : device_request(d, &env, NULL, 0);
 }
 
 /* ---- validation of what the guest (or a snapshot) set up ---- */

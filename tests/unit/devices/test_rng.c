@@ -158,18 +158,10 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static int empty_request(Cloister__Envelope__MsgCase which)
 {
-	Cloister__DevPause pause = CLOISTER__DEV_PAUSE__INIT;
-	Cloister__DevResume resume = CLOISTER__DEV_RESUME__INIT;
-	Cloister__DevReset reset = CLOISTER__DEV_RESET__INIT;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	ProtobufCMessage body;
 
-	env.msg_case = which;
-	if (which == CLOISTER__ENVELOPE__MSG_DEV_PAUSE)
-		env.dev_pause = &pause;
-	else if (which == CLOISTER__ENVELOPE__MSG_DEV_RESUME)
-		env.dev_resume = &resume;
-	else
-		env.dev_reset = &reset;
+	cr_assert_eq(frame_envelope_empty(&env, which, &body), 0);
 	return request(&env, NULL, 0);
 }
 

@@ -119,6 +119,31 @@ Test(frame, round_trip_without_fds)
 	frame_free(env);
 }
 
+/* A kind without fields is sent as itself; one with fields is refused, env untouched. */
+Test(frame, empty_request_round_trip)
+{
+	static const Cloister__Envelope__MsgCase kinds[] = {
+		CLOISTER__ENVELOPE__MSG_CORE_PAUSE, CLOISTER__ENVELOPE__MSG_CORE_START,
+		CLOISTER__ENVELOPE__MSG_DEV_RESET, CLOISTER__ENVELOPE__MSG_DEV_RESUME,
+	};
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT, *got = NULL;
+	ProtobufCMessage body;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		cr_assert_eq(frame_envelope_empty(&env, kinds[i], &body), 0);
+		cr_assert_eq(frame_send(sv[0], &env, NULL, 0), 0);
+		cr_assert_eq(frame_recv(sv[1], &got, NULL, 0, &n), 0);
+		cr_assert_eq(got->msg_case, kinds[i]);
+		cr_assert_not_null(got->core_pause, "no message for %s", frame_msg_name(got));
+		frame_free(got);
+	}
+	env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
+	cr_assert_eq(frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG_REPLY, &body), -EINVAL);
+	cr_assert_eq(frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG__NOT_SET, &body), -EINVAL);
+	cr_assert_eq(env.msg_case, CLOISTER__ENVELOPE__MSG__NOT_SET);
+}
+
 Test(frame, round_trip_with_memfd)
 {
 	Cloister__Envelope *env = NULL;
