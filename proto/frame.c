@@ -360,6 +360,20 @@ int frame_hello_expect(int sock, Cloister__Role expected, int timeout_ms)
 	return r;
 }
 
+int frame_reply_to(int sock, const Cloister__Envelope *request, int error, const char *message)
+{
+	Cloister__Reply reply = CLOISTER__REPLY__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	reply.error = error;
+	if (message)
+		reply.message = (char *)message;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_REPLY;
+	env.reply = &reply;
+	env.request_id = request ? request->request_id : 0;
+	return frame_send(sock, &env, NULL, 0);
+}
+
 int frame_reply_send(int sock, int error, const char *message)
 {
 	Cloister__Reply reply = CLOISTER__REPLY__INIT;

@@ -53,6 +53,9 @@ int frame_hello_expect(int sock, Cloister__Role expected, int timeout_ms);
 /* Sends Reply{error, message} (message may be NULL). */
 int frame_reply_send(int sock, int error, const char *message);
 
+/* As frame_reply_send(), echoing request's request_id so the asker can match it. */
+int frame_reply_to(int sock, const Cloister__Envelope *request, int error, const char *message);
+
 /*
  * A deep copy of any message, through the wire format, that outlives the
  * envelope it came in. Free with protobuf_c_message_free_unpacked(m, NULL).
