@@ -30,6 +30,12 @@ int controller_restore(struct controller *c, const char *source_url, bool resume
 /* Supervision: notices dead children and guest events. Call often (every ~100 ms). */
 void controller_tick(struct controller *c);
 
+/*
+ * The gateway is stopping: an operation under way stops waiting for its
+ * children and fails. Safe from any thread; controller_free() does it too.
+ */
+void controller_cancel(struct controller *c);
+
 /* Readable once vmm.shutdown was asked for. */
 int controller_quit_fd(const struct controller *c);
 

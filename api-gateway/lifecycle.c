@@ -16,10 +16,16 @@ struct op_rule {
 #define IN(s) (1u << (s))
 
 static const struct op_rule op_rules[VM_OP_COUNT] = {
+	[VM_OP_CREATE] = {
+		.allowed = IN(VM_STATE_NOT_CREATED),
+		.next = VM_STATE_CREATED,
+		.why = "a VM has been created already: delete it first",
+	},
 	[VM_OP_BOOT] = {
-		.allowed = IN(VM_STATE_CREATED),
+		/* As in Cloud Hypervisor, a VM that was shut down boots again. */
+		.allowed = IN(VM_STATE_CREATED) | IN(VM_STATE_SHUTDOWN),
 		.next = VM_STATE_RUNNING,
-		.why = "boot needs a created VM that has not been booted",
+		.why = "boot needs a created VM that is not running",
 	},
 	[VM_OP_PAUSE] = {
 		.allowed = IN(VM_STATE_RUNNING),
@@ -38,15 +44,33 @@ static const struct op_rule op_rules[VM_OP_COUNT] = {
 		.why = "snapshot needs a paused VM: pause it first",
 	},
 	[VM_OP_RESTORE] = {
-		.allowed = IN(VM_STATE_NOT_CREATED) | IN(VM_STATE_SHUTDOWN),
+		/* A created or stopped VM's config is replaced by the snapshot's. */
+		.allowed = IN(VM_STATE_NOT_CREATED) | IN(VM_STATE_CREATED) | IN(VM_STATE_SHUTDOWN),
 		/* Restored VMs come back paused; resuming is a separate op. */
 		.next = VM_STATE_PAUSED,
-		.why = "restore needs no VM to exist: shut the current one down first",
+		.why = "restore needs a VM that is not running: shut the current one down first",
 	},
 	[VM_OP_SHUTDOWN] = {
+		/* The config stays: the VM can boot again, as in Cloud Hypervisor. */
 		.allowed = IN(VM_STATE_CREATED) | IN(VM_STATE_RUNNING) | IN(VM_STATE_PAUSED),
-		.next = VM_STATE_SHUTDOWN,
+		.next = VM_STATE_CREATED,
 		.why = "shutdown needs a created, running or paused VM",
+	},
+	[VM_OP_DELETE] = {
+		.allowed = IN(VM_STATE_NOT_CREATED) | IN(VM_STATE_CREATED) | IN(VM_STATE_RUNNING) |
+			   IN(VM_STATE_PAUSED) | IN(VM_STATE_SHUTDOWN),
+		.next = VM_STATE_NOT_CREATED,
+		.why = "",
+	},
+	[VM_OP_REBOOT] = {
+		.allowed = IN(VM_STATE_RUNNING) | IN(VM_STATE_PAUSED),
+		.next = VM_STATE_RUNNING,
+		.why = "reboot needs a booted VM",
+	},
+	[VM_OP_POWER_BUTTON] = {
+		.allowed = IN(VM_STATE_RUNNING),
+		.next = VM_STATE_COUNT,
+		.why = "the power button needs a running VM",
 	},
 };
 
@@ -69,7 +93,7 @@ int lifecycle_check(enum vm_state s, enum vm_op op, const char **ret_why)
 	} else {
 		rule = &op_rules[op];
 		why = rule->why;
-		if (op == VM_OP_RESTORE)
+		if (op == VM_OP_CREATE || op == VM_OP_RESTORE)
 			r = -EEXIST;
 		else if (s == VM_STATE_NOT_CREATED) {
 			why = "no VM has been created";
@@ -109,12 +133,16 @@ const char *vm_state_name(enum vm_state s)
 const char *vm_op_name(enum vm_op op)
 {
 	static const char *const names[VM_OP_COUNT] = {
+		[VM_OP_CREATE] = "create",
 		[VM_OP_BOOT] = "boot",
 		[VM_OP_PAUSE] = "pause",
 		[VM_OP_RESUME] = "resume",
 		[VM_OP_SNAPSHOT] = "snapshot",
 		[VM_OP_RESTORE] = "restore",
 		[VM_OP_SHUTDOWN] = "shutdown",
+		[VM_OP_DELETE] = "delete",
+		[VM_OP_REBOOT] = "reboot",
+		[VM_OP_POWER_BUTTON] = "power-button",
 	};
 
 	if ((unsigned)op >= VM_OP_COUNT)

@@ -16,12 +16,16 @@ enum vm_state {
 };
 
 enum vm_op {
+	VM_OP_CREATE,
 	VM_OP_BOOT,
 	VM_OP_PAUSE,
 	VM_OP_RESUME,
 	VM_OP_SNAPSHOT,
 	VM_OP_RESTORE,
 	VM_OP_SHUTDOWN,
+	VM_OP_DELETE,
+	VM_OP_REBOOT,
+	VM_OP_POWER_BUTTON,
 	VM_OP_COUNT,
 };
 
@@ -29,7 +33,7 @@ enum vm_op {
  * 0 when op may run in state s. Otherwise a negative errno and, if ret_why
  * is not NULL, a static human-readable reason:
  *   -ENOENT  the op needs a VM and none exists (NOT_CREATED)
- *   -EEXIST  restore while a VM exists
+ *   -EEXIST  create or restore while a VM exists (running or paused, for restore)
  *   -EINVAL  the op is not valid in this state (or s/op out of range)
  */
 int lifecycle_check(enum vm_state s, enum vm_op op, const char **ret_why);

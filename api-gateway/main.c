@@ -142,7 +142,8 @@ int main(int argc, char **argv)
 	main_loop(c, sigfd);
 	status = 0;
 out:
-	/* Stop answering first, so nobody sees a half torn-down VM. */
+	/* An operation under way gives up; then stop answering, so nobody sees a half torn-down VM. */
+	controller_cancel(c);
 	api_server_stop(server);
 	controller_free(c);
 	terminal_restore();

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define SPAWN_MAX_FDS 16
@@ -14,6 +15,7 @@ struct child {
 	pid_t pid;
 	int pidfd;		/* -1 when no process */
 	int sock;		/* the gateway's end of its control socket, or -1 */
+	uint64_t awaited_id;	/* the request a reply is awaited for; 0 when none */
 };
 
 /*

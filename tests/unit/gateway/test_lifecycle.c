@@ -10,25 +10,29 @@
  * expected errno (0 = allowed) for every (state, op).
  */
 static const int expected[VM_STATE_COUNT][VM_OP_COUNT] = {
-	/*                       BOOT     PAUSE    RESUME   SNAPSHOT RESTORE  SHUTDOWN */
-	[VM_STATE_NOT_CREATED] = { -ENOENT, -ENOENT, -ENOENT, -ENOENT, 0,       -ENOENT },
-	[VM_STATE_CREATED]     = { 0,       -EINVAL, -EINVAL, -EINVAL, -EEXIST, 0 },
-	[VM_STATE_RUNNING]     = { -EINVAL, 0,       -EINVAL, -EINVAL, -EEXIST, 0 },
-	[VM_STATE_PAUSED]      = { -EINVAL, -EINVAL, 0,       0,       -EEXIST, 0 },
-	[VM_STATE_SHUTDOWN]    = { -EINVAL, -EINVAL, -EINVAL, -EINVAL, 0,       -EINVAL },
+	/*                       CREATE   BOOT     PAUSE    RESUME   SNAPSHOT RESTORE  SHUTDOWN DELETE REBOOT   POWER */
+	[VM_STATE_NOT_CREATED] = { 0,       -ENOENT, -ENOENT, -ENOENT, -ENOENT, 0,       -ENOENT, 0,     -ENOENT, -ENOENT },
+	[VM_STATE_CREATED]     = { -EEXIST, 0,       -EINVAL, -EINVAL, -EINVAL, 0,       0,       0,     -EINVAL, -EINVAL },
+	[VM_STATE_RUNNING]     = { -EEXIST, -EINVAL, 0,       -EINVAL, -EINVAL, -EEXIST, 0,       0,     0,       0 },
+	[VM_STATE_PAUSED]      = { -EEXIST, -EINVAL, -EINVAL, 0,       0,       -EEXIST, 0,       0,     0,       -EINVAL },
+	[VM_STATE_SHUTDOWN]    = { -EEXIST, 0,       -EINVAL, -EINVAL, -EINVAL, 0,       -EINVAL, 0,     -EINVAL, -EINVAL },
 };
 
 static enum vm_state expected_next(enum vm_state s, enum vm_op op)
 {
 	switch (op) {
+	case VM_OP_CREATE:
+	case VM_OP_SHUTDOWN:
+		return VM_STATE_CREATED;
 	case VM_OP_BOOT:
 	case VM_OP_RESUME:
+	case VM_OP_REBOOT:
 		return VM_STATE_RUNNING;
 	case VM_OP_PAUSE:
 	case VM_OP_RESTORE:
 		return VM_STATE_PAUSED;
-	case VM_OP_SHUTDOWN:
-		return VM_STATE_SHUTDOWN;
+	case VM_OP_DELETE:
+		return VM_STATE_NOT_CREATED;
 	default:
 		return s;
 	}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vm_snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "errmsg.h"
+#include "frame.h"
+#include "log.h"
+#include "snapshot_dir.h"
+#include "vmconfig.h"
+
+/* Far below any disk's rate: a snapshot slower than this has stalled. */
+#define SNAPSHOT_MIN_RATE (32ull << 20)
+#define SNAPSHOT_BASE_TIMEOUT_MS 30000
+
+int vm_snapshot_timeout_ms(uint64_t memory_size)
+{
+	uint64_t ms = SNAPSHOT_BASE_TIMEOUT_MS + memory_size / (SNAPSHOT_MIN_RATE / 1000);
+
+	return ms > 3600000 ? 3600000 : (int)ms;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/*
+ * Starts snapshotd for one operation (mode "save" or "load") with a fresh
+ * socketpair: its end is snapshotd's fd 4, *ret_core_end goes to vmm-core.
+ */
+static int snapd_start(struct vm_tree *t, struct child *snapd, const char *mode, int *ret_core_end,
+		       char *err, size_t errlen)
+{
+	const char *const args[] = { mode, NULL };
+	int sv[2];
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		err_set(err, errlen, "socketpair: %m");
+		return -errno;
+	}
+	r = tree_spawn_helper(t, snapd, "snapshotd", "snapshotd", "cloister-snapshotd", args, &sv[1], 1,
+			      err, errlen);
+	close(sv[1]);
+	if (r == 0)
+		r = tree_handshake(snapd, CLOISTER__ROLE__ROLE_SNAPSHOTD, err, errlen);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	*ret_core_end = sv[0];
+	return 0;
+}
+
+static void snapd_finish(struct child *snapd)
+{
+	char why[96];
+
+	if (snapd->pidfd < 0)
+		return;
+	child_wait_exit(snapd, 2000);
+	child_reap(snapd, true, why, sizeof(why));
+	log_debug("snapshotd %s", why);
+}
+
+static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, char *err,
+		       size_t errlen)
+{
+	Cloister__Envelope *reply = NULL;
+	int r = tree_wait_reply(t, snapd, timeout_ms, &reply, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_REPLY) {
+		err_set(err, errlen, "snapshotd answered with %s", frame_msg_name(reply));
+		r = -EPROTO;
+	} else if (reply->reply->error < 0) {
+		err_set(err, errlen, "%s", reply->reply->message ? reply->reply->message : "snapshot failed");
+		r = reply->reply->error;
+	}
+	frame_free(reply);
+	return r;
+}
+
+/* snapshotd and vmm-core, each told its part of one save. */
+static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const int *files,
+			   size_t n_regions, char *err, size_t errlen)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__SnapdSave save = CLOISTER__SNAPD_SAVE__INIT;
+	Cloister__CoreSnapshot snap = CLOISTER__CORE_SNAPSHOT__INIT;
+	struct child snapd = { .pidfd = -1, .sock = -1 };
+	int timeout = vm_snapshot_timeout_ms(config->memory_size);
+	int core_end = -1;
+	int r = snapd_start(t, &snapd, "save", &core_end, err, errlen);
+
+	if (r < 0)
+		return r;
+	save.config = config;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_SAVE;
+	env.snapd_save = &save;
+	r = tree_send(t, &snapd, &env, files, 1 + n_regions, err, errlen);
+	if (r == 0) {
+		env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
+		env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT;
+		env.core_snapshot = &snap;
+		r = tree_call(t, &t->core, &env, &core_end, 1, timeout, err, errlen);
+	}
+	cleanup_closep(&core_end);
+	if (r == 0)
+		r = snapd_reply(t, &snapd, timeout, err, errlen);
+	snapd_finish(&snapd);
+	return r;
+}
+
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
+		      size_t errlen)
+{
+	_cleanup_close_ int dirfd = -1;
+	int files[1 + LAYOUT_MAX_REGIONS];
+	size_t n_regions = config->n_regions;
+	struct timespec t0, t1;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		files[i] = -1;
+	dirfd = snapdir_open(url, err, errlen);
+	if (dirfd < 0)
+		return dirfd;
+	r = snapdir_create_partials(dirfd, n_regions, files, err, errlen);
+	if (r == 0)
+		r = snapshot_stream(t, config, files, n_regions, err, errlen);
+	if (r == 0)
+		r = snapdir_publish(dirfd, n_regions, err, errlen);
+	if (r < 0)
+		snapdir_unlink_partials(dirfd, n_regions);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		cleanup_closep(&files[i]);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r == 0)
+		log_info("snapshot written to %s in %.1f ms", url, ms_between(&t0, &t1));
+	return r;
+}
+
+static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__SnapdLoad load = CLOISTER__SNAPD_LOAD__INIT;
+	Cloister__Envelope *reply = NULL;
+	const Cloister__SnapdLoadReply *lr;
+	int r;
+
+	load.region_files = (uint32_t)rs->n_regions;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD;
+	env.snapd_load = &load;
+	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
+	if (r == 0)
+		r = tree_wait_reply(t, &rs->snapd, TREE_CALL_TIMEOUT_MS, &reply, err, errlen);
+	if (r < 0)
+		return r;
+	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY) {
+		err_set(err, errlen, "snapshotd answered with %s", frame_msg_name(reply));
+		frame_free(reply);
+		return -EPROTO;
+	}
+	lr = reply->snapd_load_reply;
+	if (lr->error < 0 || !lr->config) {
+		err_set(err, errlen, "invalid snapshot: %s", lr->message && lr->message[0] ? lr->message :
+			"no configuration");
+		frame_free(reply);
+		return -EBADMSG;
+	}
+	rs->config = vmconfig_dup(lr->config);
+	frame_free(reply);
+	return rs->config ? 0 : -ENOMEM;
+}
+
+int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, char *err,
+		    size_t errlen)
+{
+	_cleanup_close_ int dirfd = -1;
+	int r;
+
+	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1 };
+	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
+		rs->files[i] = -1;
+	dirfd = snapdir_open(url, err, errlen);
+	if (dirfd < 0)
+		return dirfd;
+	r = snapdir_open_files(dirfd, rs->files, &rs->n_regions, err, errlen);
+	if (r == 0)
+		r = snapd_start(t, &rs->snapd, "load", &rs->core_end, err, errlen);
+	if (r == 0)
+		r = snapd_load(t, rs, err, errlen);
+	return r;
+}
+
+int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__CoreRestore rest = CLOISTER__CORE_RESTORE__INIT;
+	int r;
+
+	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_RESTORE;
+	env.core_restore = &rest;
+	r = tree_call(t, &t->core, &env, &rs->core_end, 1,
+		      vm_snapshot_timeout_ms(rs->config ? rs->config->memory_size : 0), err, errlen);
+	cleanup_closep(&rs->core_end);
+	return r;
+}
+
+void vm_restore_close(struct vm_restore *rs)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
+		cleanup_closep(&rs->files[i]);
+	cleanup_closep(&rs->core_end);
+	snapd_finish(&rs->snapd);
+	if (rs->config)
+		cloister__vm_config__free_unpacked(rs->config, NULL);
+	rs->config = NULL;
+}

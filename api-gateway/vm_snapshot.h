@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Writing a paused VM to a snapshot directory and reading one back, with a
+ * snapshotd started for the one operation: the gateway opens the files,
+ * snapshotd (which may open nothing) reads or writes them, and vmm-core
+ * streams its state and memory to it over a socketpair of their own.
+ */
+#ifndef CLOISTER_VM_SNAPSHOT_H
+#define CLOISTER_VM_SNAPSHOT_H
+
+#include <stddef.h>
+
+#include "cloister.pb-c.h"
+#include "layout.h"
+#include "tree.h"
+
+/* How long a snapshot or restore of a guest this big may take before it counts as hung. */
+int vm_snapshot_timeout_ms(uint64_t memory_size);
+
+/* Writes the paused VM t runs with config into the directory url names. */
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
+		      size_t errlen);
+
+/* A restore under way: what the snapshot holds, and snapshotd ready to feed vmm-core. */
+struct vm_restore {
+	int files[1 + LAYOUT_MAX_REGIONS];
+	size_t n_regions;
+	struct child snapd;
+	int core_end;
+	Cloister__VmConfig *config;	/* the snapshot's; the caller takes it */
+};
+
+/* Opens the snapshot at url and has snapshotd check it; r->config is set on success. */
+int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, char *err,
+		    size_t errlen);
+
+/* Once t runs vmm-core configured for r->config: fills it from the snapshot. */
+int vm_restore_fill(struct vm_tree *t, struct vm_restore *r, char *err, size_t errlen);
+
+/* Ends snapshotd and closes everything (r->config too, unless taken). */
+void vm_restore_close(struct vm_restore *r);
+
+#endif
