@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "devices.h"
 #include "errmsg.h"
+#include "event_monitor.h"
 #include "frame.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -48,6 +49,7 @@ struct controller {
 	struct timespec op_started;
 
 	const struct vm_options *opts;
+	struct event_monitor *events;
 	struct vm_tree tree;
 	int quit_efd;
 	/* Readable once the gateway stops: waits on children give up. */
@@ -116,6 +118,8 @@ static void set_op(struct controller *c, enum vm_op op)
 	pthread_mutex_unlock(&c->info_lock);
 }
 
+static void emit(struct controller *c, const char *event, const char *detail);
+
 /* Something broke: stop every process of the VM and say why in vm.info. */
 static void vm_fail(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void vm_fail(struct controller *c, const char *fmt, ...)
@@ -130,6 +134,7 @@ static void vm_fail(struct controller *c, const char *fmt, ...)
 	tree_reap(&c->tree, true);
 	set_error(c, msg);
 	set_state(c, VM_STATE_SHUTDOWN);
+	emit(c, "failed", msg);
 }
 
 /* ---- what the tree reports ---- */
@@ -143,6 +148,7 @@ static void on_event(void *opaque, const Cloister__Event *ev)
 		log_info("the guest shut down: %s", msg);
 		tree_reap(&c->tree, true);
 		set_state(c, VM_STATE_SHUTDOWN);
+		emit(c, "shutdown", NULL);
 		break;
 	case CLOISTER__EVENT_KIND__EVENT_CONSOLE_QUIT: {
 		uint64_t one = 1;
@@ -369,18 +375,30 @@ static int op_power_button(struct controller *c, const struct op_args *a, char *
 
 typedef int (*op_fn)(struct controller *c, const struct op_args *a, char *err, size_t errlen);
 
-static const op_fn op_table[VM_OP_COUNT] = {
-	[VM_OP_CREATE] = op_create,
-	[VM_OP_BOOT] = op_boot,
-	[VM_OP_PAUSE] = op_pause,
-	[VM_OP_RESUME] = op_resume,
-	[VM_OP_SNAPSHOT] = op_snapshot,
-	[VM_OP_RESTORE] = op_restore,
-	[VM_OP_SHUTDOWN] = op_shutdown,
-	[VM_OP_DELETE] = op_delete,
-	[VM_OP_REBOOT] = op_reboot,
-	[VM_OP_POWER_BUTTON] = op_power_button,
+struct op_def {
+	op_fn run;
+	/* Cloud Hypervisor's event names, before and after; NULL for none. */
+	const char *starting, *done;
 };
+
+static const struct op_def op_table[VM_OP_COUNT] = {
+	[VM_OP_CREATE] = { op_create, NULL, "created" },
+	[VM_OP_BOOT] = { op_boot, "booting", "booted" },
+	[VM_OP_PAUSE] = { op_pause, "pausing", "paused" },
+	[VM_OP_RESUME] = { op_resume, "resuming", "resumed" },
+	[VM_OP_SNAPSHOT] = { op_snapshot, "snapshotting", "snapshotted" },
+	[VM_OP_RESTORE] = { op_restore, "restoring", "restored" },
+	[VM_OP_SHUTDOWN] = { op_shutdown, NULL, "shutdown" },
+	[VM_OP_DELETE] = { op_delete, NULL, "deleted" },
+	[VM_OP_REBOOT] = { op_reboot, "rebooting", "rebooted" },
+	[VM_OP_POWER_BUTTON] = { op_power_button, NULL, NULL },
+};
+
+static void emit(struct controller *c, const char *event, const char *detail)
+{
+	if (event)
+		event_monitor_emit(c->events, "vm", event, detail);
+}
 
 /*
  * The one way an operation runs: checked against the lifecycle table before
@@ -400,10 +418,13 @@ static int run_op_locked(struct controller *c, enum vm_op op, const struct op_ar
 		return r;
 	}
 	set_op(c, op);
-	r = op_table[op](c, a, err, errlen);
+	emit(c, op_table[op].starting, NULL);
+	r = op_table[op].run(c, a, err, errlen);
 	set_op(c, VM_OP_COUNT);
 	if (r < 0) {
 		log_error("%s failed: %s", vm_op_name(op), err);
+		if (op_table[op].starting)
+			emit(c, "failed", err);
 		/* vm_fail() has said why already when the VM ended. */
 		if (get_state_changes(c) == changes)
 			set_error(c, err);
@@ -414,6 +435,7 @@ static int run_op_locked(struct controller *c, enum vm_op op, const struct op_ar
 		set_error(c, NULL);
 		set_state(c, lifecycle_next(before, op));
 	}
+	emit(c, op_table[op].done, NULL);
 	return 0;
 }
 
@@ -531,7 +553,8 @@ const struct api_ops controller_api_ops = {
 
 /* ---- life of the controller ---- */
 
-int controller_new(const struct vm_options *opts, struct controller **ret)
+int controller_new(const struct vm_options *opts, struct event_monitor *events,
+		   struct controller **ret)
 {
 	struct controller *c = calloc(1, sizeof(*c));
 	struct tree_hooks hooks = { .event = on_event, .sink_path = on_sink_path };
@@ -543,6 +566,7 @@ int controller_new(const struct vm_options *opts, struct controller **ret)
 	c->state = VM_STATE_NOT_CREATED;
 	c->op = VM_OP_COUNT;
 	c->opts = opts;
+	c->events = events;
 	c->quit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->cancel_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->quit_efd < 0 || c->cancel_efd < 0) {
@@ -597,6 +621,25 @@ int controller_boot(struct controller *c, char *err, size_t errlen)
 		return r;
 	}
 	return run_op(c, VM_OP_BOOT, &(struct op_args){ 0 }, err, errlen);
+}
+
+int controller_create_json(struct controller *c, struct json_object *vm_config, char *err,
+			   size_t errlen)
+{
+	struct op_args a = { 0 };
+	int r = vmconfig_from_json(vm_config, c->opts, &a.config, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = run_op(c, VM_OP_CREATE, &a, err, errlen);
+	if (r < 0)
+		cloister__vm_config__free_unpacked(a.config, NULL);
+	return r;
+}
+
+int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen)
+{
+	return run_op(c, op, &(struct op_args){ 0 }, err, errlen);
 }
 
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,

@@ -11,18 +11,34 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "lifecycle.h"
 #include "options.h"
 
 struct controller;
 
 extern const struct api_ops controller_api_ops;
 
-int controller_new(const struct vm_options *opts, struct controller **ret);
+struct event_monitor;
+struct json_object;
+
+/* events (may be NULL) must outlive the controller. */
+int controller_new(const struct vm_options *opts, struct event_monitor *events,
+		   struct controller **ret);
 /* Kills and reaps every child. */
 void controller_free(struct controller *c);
 
 /* Creates and boots the VM the options describe (--kernel). */
 int controller_boot(struct controller *c, char *err, size_t errlen);
+/*
+ * vm.create and --config: a VM from Cloud Hypervisor's VmConfig JSON.
+ * -EINVAL (a bad config, err says why) before anything is created.
+ */
+int controller_create_json(struct controller *c, struct json_object *vm_config, char *err,
+			   size_t errlen);
+
+/* An operation that takes no arguments (boot, shutdown, delete, reboot, ...). */
+int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen);
+
 /* --restore */
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen);

@@ -4,6 +4,7 @@
  * VM's processes until vmm.shutdown or a signal.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "controller.h"
+#include "event_monitor.h"
 #include "http.h"
 #include "log.h"
 #include "options.h"
@@ -90,8 +92,40 @@ static void main_loop(struct controller *c, int sigfd)
 	}
 }
 
+/* --config FILE: create the VM the file describes, then boot it. */
+static int boot_from_config(struct controller *c, const char *path, char *err, size_t errlen)
+{
+	struct json_object *cfg = json_object_from_file(path);
+	int r;
+
+	if (!cfg || !json_object_is_type(cfg, json_type_object)) {
+		snprintf(err, errlen, "--config %s: not a readable JSON object (%s)", path,
+			 json_util_get_last_err() ? json_util_get_last_err() : "not an object");
+		json_object_put(cfg);
+		return -EINVAL;
+	}
+	r = controller_create_json(c, cfg, err, errlen);
+	json_object_put(cfg);
+	if (r == 0)
+		r = controller_run(c, VM_OP_BOOT, err, errlen);
+	return r;
+}
+
+/* The VM the command line asks for, before the API socket appears. */
+static int start_vm(struct controller *c, const struct vm_options *o, char *err, size_t errlen)
+{
+	if (o->kernel)
+		return controller_boot(c, err, errlen);
+	if (o->config_path)
+		return boot_from_config(c, o->config_path, err, errlen);
+	if (o->restore_source_url)
+		return controller_restore(c, o->restore_source_url, o->restore_resume, err, errlen);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	struct event_monitor *events = NULL;
 	struct vm_options opts;
 	struct controller *c = NULL;
 	struct api_server *server = NULL;
@@ -109,8 +143,8 @@ int main(int argc, char **argv)
 	}
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
-	if (!opts.api_socket && !opts.kernel && !opts.restore_source_url) {
-		fprintf(stderr, "cloister: nothing to do: give --api-socket, --kernel or --restore\n");
+	if (!opts.api_socket && !opts.kernel && !opts.restore_source_url && !opts.config_path) {
+		fprintf(stderr, "cloister: nothing to do: give --api-socket, --kernel, --config or --restore\n");
 		options_free(&opts);
 		return 2;
 	}
@@ -119,15 +153,19 @@ int main(int argc, char **argv)
 		options_free(&opts);
 		return 1;
 	}
+	if (opts.event_monitor && (r = event_monitor_open(opts.event_monitor, &events, err,
+							     sizeof(err))) < 0) {
+		fprintf(stderr, "cloister: %s\n", err);
+		options_free(&opts);
+		return 2;
+	}
+	event_monitor_emit(events, "vmm", "starting", NULL);
 	terminal_raw(&opts);
-	r = controller_new(&opts, &c);
+	r = controller_new(&opts, events, &c);
 	if (r < 0)
 		goto out;
 	/* The socket appears once the VM the command line asks for exists. */
-	if (opts.kernel)
-		r = controller_boot(c, err, sizeof(err));
-	else if (opts.restore_source_url)
-		r = controller_restore(c, opts.restore_source_url, opts.restore_resume, err, sizeof(err));
+	r = start_vm(c, &opts, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
 		goto out;
@@ -146,6 +184,8 @@ out:
 	controller_cancel(c);
 	api_server_stop(server);
 	controller_free(c);
+	event_monitor_emit(events, "vmm", "shutdown", NULL);
+	event_monitor_close(events);
 	terminal_restore();
 	close(sigfd);
 	options_free(&opts);

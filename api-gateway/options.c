@@ -266,6 +266,16 @@ static int apply_kernel(struct parse_ctx *c, const char *value)
 	return set_string(c, &c->o.kernel, value, "--kernel", false);
 }
 
+static int apply_config(struct parse_ctx *c, const char *value)
+{
+	return set_string(c, &c->o.config_path, value, "--config", false);
+}
+
+static int apply_event_monitor(struct parse_ctx *c, const char *value)
+{
+	return set_string(c, &c->o.event_monitor, value, "--event-monitor", false);
+}
+
 static int apply_initramfs(struct parse_ctx *c, const char *value)
 {
 	return set_string(c, &c->o.initramfs, value, "--initramfs", false);
@@ -358,7 +368,7 @@ static int apply_rng(struct parse_ctx *c, const char *value)
 }
 
 /* Device ids end up in vm.json, ps and logs: keep them short and plain. */
-static bool device_id_ok(const char *id)
+bool options_device_id_ok(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -399,7 +409,7 @@ static int apply_disk(struct parse_ctx *c, const char *value)
 	d = &c->o.disks[c->o.n_disks];
 	if (kvs[1].value && parse_bool(kvs[1].value, &d->readonly) < 0)
 		return fail(c, "--disk readonly=%s: expected on or off", kvs[1].value);
-	if (kvs[2].value && !device_id_ok(kvs[2].value))
+	if (kvs[2].value && !options_device_id_ok(kvs[2].value))
 		return fail(c, "--disk id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
 	snprintf(id, sizeof(id), "disk%zu", c->o.n_disks);
 	if (dup_or_fail(&d->path, kvs[0].value) < 0 ||
@@ -409,7 +419,7 @@ static int apply_disk(struct parse_ctx *c, const char *value)
 	return 0;
 }
 
-static bool mac_ok(const char *mac)
+bool options_mac_ok(const char *mac)
 {
 	unsigned b[6];
 	char tail;
@@ -440,9 +450,9 @@ static int apply_net(struct parse_ctx *c, const char *value)
 		return fail(c, "--net: %s '%s' (expected tap=NAME[,mac=MAC][,id=NAME])", problem, bad);
 	if (!kvs[0].value || strlen(kvs[0].value) >= 16 || strchr(kvs[0].value, '/'))
 		return fail(c, "--net %s: tap=NAME (under 16 characters) is required", value);
-	if (kvs[1].value && !mac_ok(kvs[1].value))
+	if (kvs[1].value && !options_mac_ok(kvs[1].value))
 		return fail(c, "--net mac=%s: expected a unicast XX:XX:XX:XX:XX:XX", kvs[1].value);
-	if (kvs[2].value && !device_id_ok(kvs[2].value))
+	if (kvs[2].value && !options_device_id_ok(kvs[2].value))
 		return fail(c, "--net id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
 	n = &c->o.nets[c->o.n_nets];
 	snprintf(id, sizeof(id), "net%zu", c->o.n_nets);
@@ -486,6 +496,10 @@ static void print_usage(FILE *f)
 	      "  --cpus boot=N                vCPUs, 1..64 (default 1)\n"
 	      "  --memory size=N[K|M|G]       guest RAM, 16M..64G (default 512M)\n"
 	      "  --kernel PATH                riscv64 kernel Image to boot\n"
+	      "  --config FILE                create and boot the VM a VmConfig JSON file describes\n"
+	      "                               (Cloud Hypervisor's schema, as vm.create takes it)\n"
+	      "  --event-monitor path=FILE|fd=N\n"
+	      "                               one JSON line per lifecycle event\n"
 	      "  --initramfs PATH             initramfs to load\n"
 	      "  --cmdline STRING             kernel command line\n"
 	      "  --serial off|null|tty|pty|file=PATH|socket=PATH\n"
@@ -521,6 +535,8 @@ static const struct opt_def opt_defs[] = {
 	{ "cpus", 0, ARG_REQUIRED, apply_cpus },
 	{ "memory", 0, ARG_REQUIRED, apply_memory },
 	{ "kernel", 0, ARG_REQUIRED, apply_kernel },
+	{ "config", 0, ARG_REQUIRED, apply_config },
+	{ "event-monitor", 0, ARG_REQUIRED, apply_event_monitor },
 	{ "initramfs", 0, ARG_REQUIRED, apply_initramfs },
 	{ "cmdline", 0, ARG_REQUIRED, apply_cmdline },
 	{ "serial", 0, ARG_REQUIRED, apply_serial },
@@ -663,6 +679,8 @@ static int validate(struct parse_ctx *c)
 {
 	if (c->o.kernel && c->o.restore_source_url)
 		return fail(c, "--kernel and --restore are mutually exclusive");
+	if (c->o.config_path && (c->o.kernel || c->o.restore_source_url))
+		return fail(c, "--config gives the whole VM: no --kernel or --restore with it");
 	if (!c->o.kernel && c->o.initramfs)
 		return fail(c, "--initramfs needs --kernel");
 	if (!c->o.kernel && c->o.cmdline)
@@ -746,6 +764,8 @@ void options_free(struct vm_options *o)
 		return;
 	free(o->api_socket);
 	free(o->kernel);
+	free(o->config_path);
+	free(o->event_monitor);
 	free(o->initramfs);
 	free(o->cmdline);
 	free(o->serial_path);

@@ -40,6 +40,8 @@ struct vm_options {
 	unsigned cpus;			/* default 1 */
 	uint64_t memory_size;		/* default 512 MiB */
 	char *kernel, *initramfs, *cmdline;
+	char *config_path;		/* --config: a VmConfig JSON file */
+	char *event_monitor;		/* --event-monitor path=FILE|fd=N */
 	Cloister__SerialMode serial_mode;	/* default SERIAL_TTY */
 	char *serial_path;		/* only with SERIAL_FILE and SERIAL_SOCKET */
 	bool rng;
@@ -75,5 +77,11 @@ int parse_size(const char *s, uint64_t *ret);
 
 /* "true"/"on" and "false"/"off". */
 int parse_bool(const char *s, bool *ret);
+
+/* A device id: 1..32 letters, digits, '-' or '_' (ids end up in vm.json, ps and logs). */
+bool options_device_id_ok(const char *id);
+
+/* A unicast MAC address written XX:XX:XX:XX:XX:XX. */
+bool options_mac_ok(const char *mac);
 
 #endif

@@ -94,6 +94,23 @@ static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
 	return r;
 }
 
+/* create FILE: the file's VmConfig JSON, checked to be an object before it is sent. */
+static int create_body(const char *path, char **ret, char *err, size_t errlen)
+{
+	struct json_object *o = json_object_from_file(path);
+	int r;
+
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		set_err(err, errlen, "create: %s is not a readable JSON object (%s)", path,
+			o ? "not an object" : json_util_get_last_err());
+		json_object_put(o);
+		return -EINVAL;
+	}
+	r = json_to_string(o, ret);
+	json_object_put(o);
+	return r;
+}
+
 static const struct verb verbs[] = {
 	{ "ping", "GET", "/api/v1/vmm.ping", 0, true, NULL },
 	{ "info", "GET", "/api/v1/vm.info", 0, true, NULL },
@@ -103,6 +120,12 @@ static const struct verb verbs[] = {
 	{ "restore", "PUT", "/api/v1/vm.restore", 1, false, restore_body },
 	{ "shutdown", "PUT", "/api/v1/vm.shutdown", 0, false, NULL },
 	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", 0, false, NULL },
+	{ "create", "PUT", "/api/v1/vm.create", 1, false, create_body },
+	{ "boot", "PUT", "/api/v1/vm.boot", 0, false, NULL },
+	{ "delete", "PUT", "/api/v1/vm.delete", 0, false, NULL },
+	{ "reboot", "PUT", "/api/v1/vm.reboot", 0, false, NULL },
+	{ "power-button", "PUT", "/api/v1/vm.power-button", 0, false, NULL },
+	{ "counters", "GET", "/api/v1/vm.counters", 0, true, NULL },
 };
 
 int remote_build_request(int argc, char **argv, struct remote_request *ret, char *err, size_t errlen)
@@ -317,11 +340,17 @@ void remote_usage(FILE *f)
 	fputs("Usage: cloister-remote --api-socket PATH COMMAND [ARG]\n"
 	      "Commands:\n"
 	      "  ping                                 VMM version and pid\n"
+	      "  create FILE                          create a VM from a VmConfig JSON file\n"
+	      "  boot                                 boot the created VM\n"
 	      "  info                                 VM configuration and state\n"
+	      "  counters                             per-device I/O counters\n"
 	      "  pause | resume                       stop or continue the vCPUs\n"
 	      "  snapshot file:///DIR                 save a paused VM into DIR\n"
 	      "  restore source_url=file:///DIR[,resume=true|false]\n"
-	      "  shutdown                             shut the VM down\n"
+	      "  reboot                               reset the VM and boot it again\n"
+	      "  power-button                         press the VM's power button\n"
+	      "  shutdown                             shut the VM down (it can boot again)\n"
+	      "  delete                               shut down and forget the VM\n"
 	      "  shutdown-vmm                         stop cloister itself\n", f);
 }
 
