@@ -330,8 +330,8 @@ static struct conn *conn_free_slot(struct api_server *s)
 	return NULL;
 }
 
-/* Drops the connection that has been reading its request longest. */
-static void evict_slowest(struct api_server *s)
+/* Drops the connection other than keep that has been reading its request longest. */
+static void evict_slowest(struct api_server *s, const struct conn *keep)
 {
 	static const char busy[] = "HTTP/1.1 503 \r\nConnection: close\r\nContent-Type: application/json\r\n"
 				   "Content-Length: 43\r\n\r\n[\"too many connections\",\"request too slow\"]";
@@ -340,7 +340,8 @@ static void evict_slowest(struct api_server *s)
 	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
 		struct conn *c = &s->conns[i];
 
-		if (c->state == CONN_READING && (!victim || c->accepted_seq < victim->accepted_seq))
+		if (c != keep && c->state == CONN_READING &&
+		    (!victim || c->accepted_seq < victim->accepted_seq))
 			victim = c;
 	}
 	if (!victim)
@@ -370,7 +371,7 @@ static void accept_clients(struct api_server *s)
 		conn_read(s, c);
 		/* Keep one slot free for whoever comes next. */
 		if (!conn_free_slot(s))
-			evict_slowest(s);
+			evict_slowest(s, c);
 	}
 }
 

@@ -213,7 +213,7 @@ static int end_of_head(struct http_request *r)
 		return 0;
 	}
 	if (r->has_length && r->content_length > r->body_max)
-		return fail(r, 413, "request body too large");
+		return fail(r, 413, "the body is larger than the API accepts (1 MiB)");
 	if (r->has_length && r->content_length > 0) {
 		if (body_reserve(r, (size_t)r->content_length) < 0)
 			return -1;
@@ -247,7 +247,7 @@ static int chunk_size_line(struct http_request *r, const char *line, size_t len)
 		if (!is_field_char((unsigned char)line[i]))
 			return fail(r, 400, "malformed chunk extension");
 	if (n > r->body_max - r->body_len)
-		return fail(r, 413, "request body too large");
+		return fail(r, 413, "the body is larger than the API accepts (1 MiB)");
 	if (n == 0) {
 		r->state = HTTP_PARSE_TRAILERS;
 		return 0;

@@ -39,7 +39,7 @@ struct http_request {
 	unsigned minor;			/* HTTP/1.minor */
 	bool has_length, chunked, has_host, expect_continue;
 	uint64_t content_length;
-	size_t body_max;		/* larger bodies are refused with 413 */
+	size_t body_max;		/* larger bodies are refused with 413 (API_BODY_MAX) */
 	char *body;			/* NUL-terminated, body_len bytes */
 	size_t body_len, body_cap;
 

@@ -795,6 +795,27 @@ Test(http, chunked_body)
 	cr_expect_str_eq(fake.url, "file:///tmp/ch");
 }
 
+Test(http, expect_100_continue)
+{
+	static const char head[] = "PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+				   "Content-Length: 35\r\n\r\n";
+	static const char body[] = "{\"destination_url\":\"file:///tmp/e\"}";
+	char buf[2048];
+	int fd = raw_connect();
+	ssize_t n;
+
+	cr_assert_eq(write(fd, head, sizeof(head) - 1), (ssize_t)sizeof(head) - 1);
+	n = read(fd, buf, sizeof(buf) - 1);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_expect_str_eq(buf, "HTTP/1.1 100 \r\n\r\n");
+	cr_assert_eq(write(fd, body, sizeof(body) - 1), (ssize_t)sizeof(body) - 1);
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	cr_expect_eq(wire_status(buf), 204, "%s", buf);
+	cr_expect_str_eq(fake.url, "file:///tmp/e");
+}
+
 Test(http, long_op_does_not_block_the_server)
 {
 	char buf[2048];
