@@ -330,7 +330,18 @@ static struct conn *conn_free_slot(struct api_server *s)
 	return NULL;
 }
 
-/* Drops the connection other than keep that has been reading its request longest. */
+/* Which of two connections to drop first: one already answered, else the older reader. */
+static bool evict_before(const struct conn *a, const struct conn *b)
+{
+	if ((a->state == CONN_LINGERING) != (b->state == CONN_LINGERING))
+		return a->state == CONN_LINGERING;
+	return a->accepted_seq < b->accepted_seq;
+}
+
+/*
+ * Frees a slot: a connection whose answer has gone out, else the one (other
+ * than keep) that has been reading its request longest.
+ */
 static void evict_slowest(struct api_server *s, const struct conn *keep)
 {
 	static const char busy[] = "HTTP/1.1 503 \r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -340,13 +351,14 @@ static void evict_slowest(struct api_server *s, const struct conn *keep)
 	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
 		struct conn *c = &s->conns[i];
 
-		if (c != keep && c->state == CONN_READING &&
-		    (!victim || c->accepted_seq < victim->accepted_seq))
+		if (c != keep && (c->state == CONN_READING || c->state == CONN_LINGERING) &&
+		    (!victim || evict_before(c, victim)))
 			victim = c;
 	}
 	if (!victim)
 		return;
-	(void)!send(victim->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (victim->state == CONN_READING)
+		(void)!send(victim->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	conn_close(victim);
 }
 

@@ -35,10 +35,10 @@ struct api_server;
 
 #define API_BODY_MAX (1024u * 1024u)	/* larger request bodies get 413 */
 /*
- * At most this many connections at once. When the last slot is taken, the
- * connection that has spent longest reading its request is dropped, so a
- * slot is always free for the next client (cloister-remote gets in however
- * many slow clients hold the others).
+ * At most this many connections at once. When the last slot is taken, a
+ * connection already answered, else the one that has spent longest reading
+ * its request, is dropped, so a slot is always free for the next client
+ * (cloister-remote gets in however many slow clients hold the others).
  */
 #define API_CONNECTION_LIMIT 32u
 /*
