@@ -1,523 +1,485 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The API server: a Unix socket, one serving thread with a poll() loop over
+ * at most API_CONNECTION_LIMIT connections, and one op thread. Each
+ * connection carries one request: read whole (http_parse.c), routed
+ * (http_routes.c), answered, closed.
+ *
+ * Why our own loop and parser rather than a library: CH's client needs an
+ * empty reason phrase, and the API needs refusals that Debian's HTTP server
+ * libraries do not make (libmicrohttpd and libevent's evhttp both accept
+ * obs-fold and take one of several Content-Length headers; evhttp writes
+ * its own HTML error pages and its timeout restarts on every byte); llhttp
+ * is not packaged in Debian 12. One request per connection over a local
+ * socket needs little: the parser is short, strict and fuzzed.
+ */
 #include "http.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <json-c/json.h>
-#include <microhttpd.h>
-#include <stdarg.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "http_parse.h"
+#include "http_routes.h"
 #include "log.h"
-#include "options.h"
 
-#define API_ERR_MAX 512
+#define READ_CHUNK (16u * 1024u)
+/* After the response, what the client still sends is read and dropped for a while. */
+#define LINGER_MS 2000u
+#define LINGER_BYTES (4u * API_BODY_MAX)
+#define ACCEPTS_PER_ROUND 8
+#define NO_DEADLINE UINT64_MAX
+
+enum conn_state {
+	CONN_FREE,
+	CONN_READING,
+	CONN_WAITING,		/* its op runs on the op thread */
+	CONN_WRITING,
+	CONN_LINGERING,
+};
+
+struct conn {
+	enum conn_state state;
+	int fd;
+	uint64_t accepted_seq, deadline_ms;
+	struct http_request req;
+	bool continue_sent, shutdown_vmm;
+	char *out;
+	size_t out_len, out_off, drained;
+};
 
 struct api_server {
-	struct MHD_Daemon *daemon;
-	int listen_fd;
+	int listen_fd, wake_fd;
 	char *path;
 	/* identity of the socket file we created, so stop never unlinks a stranger's */
 	dev_t dev;
 	ino_t ino;
 	const struct api_ops *ops;
 	void *opaque;
+	pthread_t serve_thread, op_thread;
+	bool serve_started, op_started;
+	atomic_bool stopping;
+	struct conn conns[API_CONNECTION_LIMIT];
+	uint64_t accepts;
+
+	/* The serving thread's view: an op was handed over and has not been answered. */
+	bool op_busy;
+	const char *op_name;
+	size_t op_conn;
+
+	/* Handover to and from the op thread, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool job_pending, job_done, op_exit;
+	struct api_call job;
+	struct api_response job_resp;
 };
 
-struct api_request {
-	const struct route *route;
-	bool shutdown_when_sent;
-	char *body;
-	size_t len;
-	size_t discarded;
-	bool too_large;
-};
-
-typedef enum MHD_Result (*route_handler)(struct api_server *s, struct api_request *req,
-					 struct MHD_Connection *c);
-
-struct route {
-	const char *path;
-	const char *method;
-	route_handler handle;
-};
-
-static void json_put(struct json_object **o)
+static uint64_t now_ms(void)
 {
-	if (*o)
-		json_object_put(*o);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-#define _cleanup_json_ __attribute__((cleanup(json_put)))
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void wake(struct api_server *s)
 {
-	va_list ap;
+	uint64_t one = 1;
 
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
+	(void)!write(s->wake_fd, &one, sizeof(one));
 }
 
-int http_status_for_error(int err)
+/* ---- the op thread ---- */
+
+static void *op_thread_main(void *opaque)
 {
-	switch (err) {
-	case 0:
-		return MHD_HTTP_NO_CONTENT;
-	case -ENOENT:
-		return MHD_HTTP_NOT_FOUND;
-	case -EINVAL:
-		return MHD_HTTP_METHOD_NOT_ALLOWED;
-	case -EEXIST:
-	case -EBUSY:
-		return MHD_HTTP_CONFLICT;
-	case -EBADMSG:
-		return MHD_HTTP_BAD_REQUEST;
-	default:
-		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	struct api_server *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct api_call call;
+		struct api_response resp = { 0 };
+
+		while (!s->job_pending && !s->op_exit)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->op_exit)
+			break;
+		call = s->job;
+		s->job = (struct api_call){ 0 };
+		s->job_pending = false;
+		pthread_mutex_unlock(&s->lock);
+
+		api_call_run(s->ops, s->opaque, &call, &resp);
+		api_call_release(&call);
+
+		pthread_mutex_lock(&s->lock);
+		s->job_resp = resp;
+		s->job_done = true;
+		wake(s);
 	}
-}
-
-/* ---- request bodies ---- */
-
-static int parse_body_object(const char *body, size_t len, struct json_object **ret,
-			     char *err, size_t errlen)
-{
-	struct json_tokener *tok;
-	struct json_object *obj;
-	enum json_tokener_error jerr;
-	size_t end;
-
-	if (!body || len == 0) {
-		set_err(err, errlen, "the request needs a JSON body");
-		return -EINVAL;
-	}
-	if (len > API_BODY_MAX || memchr(body, '\0', len)) {
-		set_err(err, errlen, "the request body is not JSON text");
-		return -EINVAL;
-	}
-	tok = json_tokener_new_ex(API_JSON_DEPTH);
-	if (!tok)
-		return -ENOMEM;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!obj || jerr != json_tokener_success) {
-		json_object_put(obj);
-		set_err(err, errlen, "malformed JSON: %s",
-			jerr == json_tokener_continue ? "truncated" : json_tokener_error_desc(jerr));
-		return -EINVAL;
-	}
-	for (; end < len; end++)
-		if (!strchr(" \t\r\n", body[end])) {
-			json_object_put(obj);
-			set_err(err, errlen, "malformed JSON: trailing data after the object");
-			return -EINVAL;
-		}
-	if (!json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
-		set_err(err, errlen, "the request body must be a JSON object");
-		return -EINVAL;
-	}
-	*ret = obj;
-	return 0;
-}
-
-/* A required string field holding a file:/// URL with an absolute path. */
-static int get_file_url(struct json_object *obj, const char *key, char **ret, char *err, size_t errlen)
-{
-	_cleanup_free_ char *path = NULL;
-	struct json_object *v;
-	const char *url;
-	char *copy;
-	int r;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string)) {
-		set_err(err, errlen, "'%s' is missing or not a string", key);
-		return -EINVAL;
-	}
-	url = json_object_get_string(v);
-	if ((size_t)json_object_get_string_len(v) != strlen(url)) {
-		set_err(err, errlen, "'%s' contains a NUL byte", key);
-		return -EINVAL;
-	}
-	r = parse_file_url(url, &path);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		set_err(err, errlen, "'%s' must be a file:/// URL with an absolute path", key);
-		return -EINVAL;
-	}
-	copy = strdup(url);
-	if (!copy)
-		return -ENOMEM;
-	*ret = copy;
-	return 0;
-}
-
-/* An optional boolean field; *ret keeps its value when the key is absent. */
-static int get_optional_bool(struct json_object *obj, const char *key, bool *ret, char *err, size_t errlen)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean)) {
-		set_err(err, errlen, "'%s' must be true or false", key);
-		return -EINVAL;
-	}
-	*ret = json_object_get_boolean(v);
-	return 0;
-}
-
-int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination_url,
-			    char *err, size_t errlen)
-{
-	_cleanup_json_ struct json_object *obj = NULL;
-	int r;
-
-	r = parse_body_object(body, len, &obj, err, errlen);
-	if (r < 0)
-		return r;
-	return get_file_url(obj, "destination_url", ret_destination_url, err, errlen);
-}
-
-int api_parse_restore_body(const char *body, size_t len, char **ret_source_url, bool *ret_resume,
-			   char *err, size_t errlen)
-{
-	_cleanup_json_ struct json_object *obj = NULL;
-	_cleanup_free_ char *url = NULL;
-	bool resume = false, prefault = false;
-	int r;
-
-	r = parse_body_object(body, len, &obj, err, errlen);
-	if (r < 0)
-		return r;
-	r = get_file_url(obj, "source_url", &url, err, errlen);
-	if (r < 0)
-		return r;
-	r = get_optional_bool(obj, "resume", &resume, err, errlen);
-	if (r < 0)
-		return r;
-	/* Memory is always copied in, so prefault changes nothing; its type is still checked. */
-	r = get_optional_bool(obj, "prefault", &prefault, err, errlen);
-	if (r < 0)
-		return r;
-	*ret_source_url = TAKE_PTR(url);
-	*ret_resume = resume;
-	return 0;
-}
-
-/* ---- responses ---- */
-
-static enum MHD_Result queue_buffer(struct MHD_Connection *c, unsigned status, const char *body,
-				    size_t len, const char *allow)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	if (len)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, struct json_object *o)
-{
-	size_t len;
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-
-	if (!s)
-		return MHD_NO;
-	return queue_buffer(c, status, s, len, NULL);
-}
-
-/*
- * Cloud Hypervisor answers errors with a JSON array of messages, outermost
- * first; clients that print it stay readable with ours.
- */
-static enum MHD_Result queue_error_allow(struct MHD_Connection *c, unsigned status,
-					 const char *summary, const char *detail, const char *allow)
-{
-	_cleanup_json_ struct json_object *arr = json_object_new_array();
-	size_t len;
-	const char *s;
-
-	if (!arr)
-		return MHD_NO;
-	json_object_array_add(arr, json_object_new_string(summary));
-	if (detail && *detail)
-		json_object_array_add(arr, json_object_new_string(detail));
-	s = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PLAIN, &len);
-	if (!s)
-		return MHD_NO;
-	return queue_buffer(c, status, s, len, allow);
-}
-
-static enum MHD_Result queue_error(struct MHD_Connection *c, unsigned status, const char *summary,
-				   const char *detail)
-{
-	return queue_error_allow(c, status, summary, detail, NULL);
-}
-
-static enum MHD_Result queue_no_content(struct MHD_Connection *c)
-{
-	return queue_buffer(c, MHD_HTTP_NO_CONTENT, "", 0, NULL);
-}
-
-static enum MHD_Result queue_op_result(struct MHD_Connection *c, int r, const char *what, char *err)
-{
-	if (r >= 0)
-		return queue_no_content(c);
-	err[API_ERR_MAX - 1] = '\0';
-	log_debug("api: %s failed: %s", what, err[0] ? err : strerror(-r));
-	return queue_error(c, (unsigned)http_status_for_error(r), what, err[0] ? err : strerror(-r));
-}
-
-static enum MHD_Result queue_not_implemented(struct MHD_Connection *c, const char *what)
-{
-	return queue_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, what, "not implemented");
-}
-
-/* ---- routes ---- */
-
-static enum MHD_Result handle_ping(struct api_server *s, struct api_request *req, struct MHD_Connection *c)
-{
-	_cleanup_json_ struct json_object *o = json_object_new_object();
-
-	if (!o)
-		return MHD_NO;
-	json_object_object_add(o, "build_version", json_object_new_string(CLOISTER_VERSION));
-	json_object_object_add(o, "version", json_object_new_string(CLOISTER_VERSION));
-	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
-	json_object_object_add(o, "features", json_object_new_array());
-	return queue_json(c, MHD_HTTP_OK, o);
-}
-
-static enum MHD_Result handle_info(struct api_server *s, struct api_request *req, struct MHD_Connection *c)
-{
-	_cleanup_json_ struct json_object *info = NULL;
-	char err[API_ERR_MAX] = "";
-	int r;
-
-	if (!s->ops->info)
-		return queue_not_implemented(c, "vm.info");
-	r = s->ops->info(s->opaque, &info, err, sizeof(err));
-	if (r >= 0 && !json_object_is_type(info, json_type_object)) {
-		set_err(err, sizeof(err), "the VM information is not a JSON object");
-		r = -EIO;
-	}
-	if (r < 0)
-		return queue_op_result(c, r, "vm.info", err);
-	return queue_json(c, MHD_HTTP_OK, info);
-}
-
-#define SIMPLE_HANDLER(fn, op, what)							\
-	static enum MHD_Result fn(struct api_server *s, struct api_request *req,	\
-				  struct MHD_Connection *c)				\
-	{										\
-		char err[API_ERR_MAX] = "";						\
-											\
-		if (!s->ops->op)							\
-			return queue_not_implemented(c, what);				\
-		return queue_op_result(c, s->ops->op(s->opaque, err, sizeof(err)), what, err); \
-	}
-
-SIMPLE_HANDLER(handle_pause, pause, "vm.pause")
-SIMPLE_HANDLER(handle_resume, resume, "vm.resume")
-SIMPLE_HANDLER(handle_shutdown_vm, shutdown_vm, "vm.shutdown")
-
-/*
- * The VMM may only go away once the client has its 204: the op runs from
- * api_request_completed(), after the response has been sent.
- */
-static enum MHD_Result handle_shutdown_vmm(struct api_server *s, struct api_request *req,
-					   struct MHD_Connection *c)
-{
-	if (!s->ops->shutdown_vmm)
-		return queue_not_implemented(c, "vmm.shutdown");
-	req->shutdown_when_sent = true;
-	return queue_op_result(c, 0, "vmm.shutdown", "");
-}
-
-static enum MHD_Result handle_snapshot(struct api_server *s, struct api_request *req,
-				       struct MHD_Connection *c)
-{
-	_cleanup_free_ char *url = NULL;
-	char err[API_ERR_MAX] = "";
-	int r;
-
-	r = api_parse_snapshot_body(req->body, req->len, &url, err, sizeof(err));
-	if (r < 0)
-		return queue_error(c, MHD_HTTP_BAD_REQUEST, "vm.snapshot: bad request", err);
-	if (!s->ops->snapshot)
-		return queue_not_implemented(c, "vm.snapshot");
-	r = s->ops->snapshot(s->opaque, url, err, sizeof(err));
-	return queue_op_result(c, r, "vm.snapshot", err);
-}
-
-static enum MHD_Result handle_restore(struct api_server *s, struct api_request *req,
-				      struct MHD_Connection *c)
-{
-	_cleanup_free_ char *url = NULL;
-	char err[API_ERR_MAX] = "";
-	bool resume;
-	int r;
-
-	r = api_parse_restore_body(req->body, req->len, &url, &resume, err, sizeof(err));
-	if (r < 0)
-		return queue_error(c, MHD_HTTP_BAD_REQUEST, "vm.restore: bad request", err);
-	if (!s->ops->restore)
-		return queue_not_implemented(c, "vm.restore");
-	r = s->ops->restore(s->opaque, url, resume, err, sizeof(err));
-	if (r == -EEXIST) {
-		/* CH's openapi: 404 "could not be restored because it is already created". */
-		err[API_ERR_MAX - 1] = '\0';
-		return queue_error(c, MHD_HTTP_NOT_FOUND, "vm.restore",
-				   err[0] ? err : "a VM already exists");
-	}
-	return queue_op_result(c, r, "vm.restore", err);
-}
-
-static const struct route routes[] = {
-	{ "/api/v1/vmm.ping", "GET", handle_ping },
-	{ "/api/v1/vmm.shutdown", "PUT", handle_shutdown_vmm },
-	{ "/api/v1/vm.info", "GET", handle_info },
-	{ "/api/v1/vm.pause", "PUT", handle_pause },
-	{ "/api/v1/vm.resume", "PUT", handle_resume },
-	{ "/api/v1/vm.snapshot", "PUT", handle_snapshot },
-	{ "/api/v1/vm.restore", "PUT", handle_restore },
-	{ "/api/v1/vm.shutdown", "PUT", handle_shutdown_vm },
-};
-
-static const struct route *route_find(const char *url)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
-		if (strcmp(routes[i].path, url) == 0)
-			return &routes[i];
+	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
-/* ---- MHD callbacks ---- */
+/* ---- connections ---- */
 
-/* Chunked bodies carry no length up front; past this much waste, hang up. */
-#define API_DISCARD_MAX (16u * API_BODY_MAX)
-
-/* The Content-Length the client announced, 0 when none; saturates on overflow. */
-static unsigned long long declared_body_size(struct MHD_Connection *c)
+static void conn_close(struct conn *c)
 {
-	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long n;
-	char *end;
-
-	if (!cl)
-		return 0;
-	errno = 0;
-	n = strtoull(cl, &end, 10);
-	return errno == ERANGE ? ULLONG_MAX : n;
+	if (c->fd >= 0)
+		close(c->fd);
+	http_request_release(&c->req);
+	free(c->out);
+	*c = (struct conn){ .state = CONN_FREE, .fd = -1 };
 }
 
-/* First call, headers only: refuse what can be refused before reading a body. */
-static enum MHD_Result api_begin(struct MHD_Connection *c, const char *url, const char *method,
-				 void **con_cls)
+static void conn_try_write(struct api_server *s, struct conn *c);
+
+static void conn_respond(struct api_server *s, struct conn *c, struct api_response *resp)
 {
-	const struct route *route = route_find(url);
-	struct api_request *req;
+	int r = api_response_format(resp, &c->out, &c->out_len);
 
-	if (!route)
-		return queue_error(c, MHD_HTTP_NOT_FOUND, "not found", url);
-	if (strcmp(method, route->method) != 0)
-		return queue_error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
-					 route->method, route->method);
-	/*
-	 * A body too large to read is refused at once (the client may still be
-	 * sending and miss the answer); a moderately large one is read and
-	 * dropped first, so the client surely gets its 413.
-	 */
-	if (declared_body_size(c) > API_DISCARD_MAX)
-		return queue_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-	req = calloc(1, sizeof(*req));
-	if (!req)
-		return MHD_NO;
-	req->route = route;
-	req->too_large = declared_body_size(c) > API_BODY_MAX;
-	*con_cls = req;
-	return MHD_YES;
-}
-
-static enum MHD_Result api_body_chunk(struct api_request *req, const char *data, size_t *size)
-{
-	size_t n = *size;
-	char *grown;
-
-	*size = 0;
-	if (req->too_large || n > API_BODY_MAX - req->len) {
-		req->too_large = true;
-		req->discarded += n;
-		return req->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
-	}
-	grown = realloc(req->body, req->len + n + 1);
-	if (!grown)
-		return MHD_NO;
-	memcpy(grown + req->len, data, n);
-	req->len += n;
-	grown[req->len] = '\0';
-	req->body = grown;
-	return MHD_YES;
-}
-
-static enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
-{
-	struct api_server *s = cls;
-	struct api_request *req = *con_cls;
-
-	if (!req)
-		return api_begin(c, url, method, con_cls);
-	if (*upload_data_size)
-		return api_body_chunk(req, upload_data, upload_data_size);
-	if (req->too_large)
-		return queue_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL);
-	return req->route->handle(s, req, c);
-}
-
-static void api_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-				  enum MHD_RequestTerminationCode toe)
-{
-	struct api_server *s = cls;
-	struct api_request *req = *con_cls;
-	char err[API_ERR_MAX] = "";
-
-	if (!req)
+	c->shutdown_vmm = resp->shutdown_vmm;
+	api_response_release(resp);
+	if (r < 0) {
+		conn_close(c);
 		return;
-	if (req->shutdown_when_sent && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-	    s->ops->shutdown_vmm(s->opaque, err, sizeof(err)) < 0)
+	}
+	c->out_off = 0;
+	c->state = CONN_WRITING;
+	c->deadline_ms = now_ms() + API_WRITE_DEADLINE_S * 1000u;
+	conn_try_write(s, c);
+}
+
+static void conn_error(struct api_server *s, struct conn *c, int status, const char *summary,
+		       const char *detail)
+{
+	struct api_response resp;
+
+	api_response_error(&resp, status, summary, detail);
+	conn_respond(s, c, &resp);
+}
+
+static void conn_sent(struct api_server *s, struct conn *c)
+{
+	char err[256] = "";
+
+	if (c->shutdown_vmm && s->ops->shutdown_vmm(s->opaque, err, sizeof(err)) < 0)
 		log_error("api: vmm.shutdown: %s", err);
-	free(req->body);
-	free(req);
-	*con_cls = NULL;
+	c->shutdown_vmm = false;
+	/* Read what the client still sends, so that closing does not reset it. */
+	shutdown(c->fd, SHUT_WR);
+	c->state = CONN_LINGERING;
+	c->drained = 0;
+	c->deadline_ms = now_ms() + LINGER_MS;
+}
+
+static void conn_try_write(struct api_server *s, struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			/* The client left: the op (if any) still took place. */
+			if (c->shutdown_vmm)
+				conn_sent(s, c);
+			conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	conn_sent(s, c);
+}
+
+static const char *error_summary(int status)
+{
+	switch (status) {
+	case 408: return "request timeout";
+	case 413: return "request body too large";
+	case 414: return "request target too long";
+	case 417: return "expectation failed";
+	case 431: return "request header fields too large";
+	case 505: return "HTTP version not supported";
+	case 500: return "internal error";
+	default: return "bad request";
+	}
+}
+
+static void conn_dispatch(struct api_server *s, struct conn *c)
+{
+	struct http_request *r = &c->req;
+	struct api_call call;
+	struct api_response resp = { 0 };
+	char detail[96];
+
+	if (!api_dispatch(s->ops, s->opaque, r->method, r->target, r->body, r->body_len, &call, &resp)) {
+		conn_respond(s, c, &resp);
+		return;
+	}
+	if (s->op_busy) {
+		snprintf(detail, sizeof(detail), "%s is in progress", s->op_name);
+		api_call_release(&call);
+		conn_error(s, c, 409, "another operation is in progress", detail);
+		return;
+	}
+	s->op_busy = true;
+	s->op_name = api_call_name(&call);
+	s->op_conn = (size_t)(c - s->conns);
+	c->state = CONN_WAITING;
+	c->deadline_ms = NO_DEADLINE;
+	pthread_mutex_lock(&s->lock);
+	s->job = call;
+	s->job_pending = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The head is in and a body follows: the body gets its own deadline. */
+static void conn_head_done(struct conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 \r\n\r\n";
+
+	c->deadline_ms = now_ms() + API_BODY_DEADLINE_S * 1000u;
+	if (c->req.expect_continue && !c->continue_sent) {
+		c->continue_sent = true;
+		(void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+}
+
+static void conn_read(struct api_server *s, struct conn *c)
+{
+	char buf[READ_CHUNK];
+	bool was_in_body = http_request_in_body(&c->req);
+	size_t used;
+	ssize_t n;
+
+	n = read(c->fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The client hung up (or shut its side) before a whole request. */
+		conn_close(c);
+		return;
+	}
+	used = http_request_feed(&c->req, buf, (size_t)n);
+	if (c->req.state == HTTP_PARSE_ERROR) {
+		conn_error(s, c, c->req.error_status, error_summary(c->req.error_status), c->req.error);
+		return;
+	}
+	if (!was_in_body && http_request_in_body(&c->req))
+		conn_head_done(c);
+	if (c->req.state != HTTP_PARSE_DONE)
+		return;
+	if (used < (size_t)n) {
+		conn_error(s, c, 400, "bad request",
+			   "data after the end of the request (one request per connection)");
+		return;
+	}
+	conn_dispatch(s, c);
+}
+
+static void conn_linger(struct conn *c)
+{
+	char buf[READ_CHUNK];
+	ssize_t n = read(c->fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	c->drained += n > 0 ? (size_t)n : 0;
+	if (n <= 0 || c->drained > LINGER_BYTES)
+		conn_close(c);
+}
+
+static void conn_deadline(struct api_server *s, struct conn *c)
+{
+	if (c->state != CONN_READING) {
+		conn_close(c);
+		return;
+	}
+	conn_error(s, c, 408, "request timeout",
+		   http_request_in_body(&c->req) ? "the request body did not arrive in time" :
+						   "the request head did not arrive in time");
+}
+
+/* ---- accepting ---- */
+
+static struct conn *conn_free_slot(struct api_server *s)
+{
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
+		if (s->conns[i].state == CONN_FREE)
+			return &s->conns[i];
+	return NULL;
+}
+
+/* Which of two connections to drop first: one already answered, else the older reader. */
+static bool evict_before(const struct conn *a, const struct conn *b)
+{
+	if ((a->state == CONN_LINGERING) != (b->state == CONN_LINGERING))
+		return a->state == CONN_LINGERING;
+	return a->accepted_seq < b->accepted_seq;
+}
+
+/*
+ * Frees a slot: a connection whose answer has gone out, else the one (other
+ * than keep) that has been reading its request longest.
+ */
+static void evict_slowest(struct api_server *s, const struct conn *keep)
+{
+	static const char busy[] = "HTTP/1.1 503 \r\nConnection: close\r\nContent-Type: application/json\r\n"
+				   "Content-Length: 43\r\n\r\n[\"too many connections\",\"request too slow\"]";
+	struct conn *victim = NULL;
+
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
+		struct conn *c = &s->conns[i];
+
+		if (c != keep && (c->state == CONN_READING || c->state == CONN_LINGERING) &&
+		    (!victim || evict_before(c, victim)))
+			victim = c;
+	}
+	if (!victim)
+		return;
+	if (victim->state == CONN_READING)
+		(void)!send(victim->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(victim);
+}
+
+static void accept_clients(struct api_server *s)
+{
+	for (int i = 0; i < ACCEPTS_PER_ROUND; i++) {
+		struct conn *c = conn_free_slot(s);
+		int fd;
+
+		if (!c)
+			return;
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_error("api: accept: %m");
+			return;
+		}
+		*c = (struct conn){ .state = CONN_READING, .fd = fd, .accepted_seq = ++s->accepts };
+		c->deadline_ms = now_ms() + API_HEAD_DEADLINE_S * 1000u;
+		http_request_init(&c->req, API_BODY_MAX);
+		/* A client that wrote its request at once is served before anyone is dropped. */
+		conn_read(s, c);
+		/* Keep one slot free for whoever comes next. */
+		if (!conn_free_slot(s))
+			evict_slowest(s, c);
+	}
+}
+
+/* ---- the serving thread ---- */
+
+static void take_op_result(struct api_server *s)
+{
+	struct api_response resp;
+	uint64_t count;
+	bool done;
+
+	(void)!read(s->wake_fd, &count, sizeof(count));
+	pthread_mutex_lock(&s->lock);
+	done = s->job_done;
+	resp = s->job_resp;
+	s->job_done = false;
+	s->job_resp = (struct api_response){ 0 };
+	pthread_mutex_unlock(&s->lock);
+	if (!done)
+		return;
+	s->op_busy = false;
+	if (s->conns[s->op_conn].state == CONN_WAITING)
+		conn_respond(s, &s->conns[s->op_conn], &resp);
+	else
+		api_response_release(&resp);
+}
+
+static short conn_events(const struct conn *c)
+{
+	switch (c->state) {
+	case CONN_READING:
+	case CONN_LINGERING:
+		return POLLIN;
+	case CONN_WRITING:
+		return POLLOUT;
+	default:
+		return 0;
+	}
+}
+
+static int poll_timeout(const struct api_server *s, uint64_t now)
+{
+	uint64_t next = NO_DEADLINE;
+
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
+		if (s->conns[i].state != CONN_FREE && s->conns[i].deadline_ms < next)
+			next = s->conns[i].deadline_ms;
+	if (next == NO_DEADLINE)
+		return -1;
+	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void serve_round(struct api_server *s)
+{
+	struct pollfd pfd[2 + API_CONNECTION_LIMIT];
+	uint64_t now = now_ms();
+	int n;
+
+	pfd[0] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = conn_free_slot(s) ? s->listen_fd : -1, .events = POLLIN };
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
+		const struct conn *c = &s->conns[i];
+		short ev = conn_events(c);
+
+		pfd[2 + i] = (struct pollfd){ .fd = ev ? c->fd : -1, .events = ev };
+	}
+	n = poll(pfd, 2 + API_CONNECTION_LIMIT, poll_timeout(s, now));
+	if (n < 0)
+		return;
+	if (pfd[0].revents)
+		take_op_result(s);
+	now = now_ms();
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
+		struct conn *c = &s->conns[i];
+		short rev = pfd[2 + i].revents;
+
+		if (rev && c->state == CONN_READING)
+			conn_read(s, c);
+		else if (rev && c->state == CONN_WRITING)
+			conn_try_write(s, c);
+		else if (rev && c->state == CONN_LINGERING)
+			conn_linger(c);
+		if (c->state != CONN_FREE && c->deadline_ms <= now)
+			conn_deadline(s, c);
+	}
+	if (pfd[1].revents)
+		accept_clients(s);
+}
+
+static void *serve_thread_main(void *opaque)
+{
+	struct api_server *s = opaque;
+
+	while (!atomic_load(&s->stopping))
+		serve_round(s);
+	return NULL;
 }
 
 /* ---- socket ---- */
@@ -580,7 +542,7 @@ static int api_socket_listen(const char *path, int *ret_fd, struct stat *ret_st)
 		unlink(bound.sun_path);
 		return -EPERM;
 	}
-	if (listen(fd, 16) < 0 ||
+	if (listen(fd, 64) < 0 ||
 	    (strcmp(bound.sun_path, path) != 0 && rename(bound.sun_path, path) < 0)) {
 		r = -errno;
 		unlink(bound.sun_path);
@@ -591,12 +553,88 @@ static int api_socket_listen(const char *path, int *ret_fd, struct stat *ret_st)
 	return 0;
 }
 
+/* ---- start and stop ---- */
+
 static void api_server_free(struct api_server *s)
 {
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
+		conn_close(&s->conns[i]);
+	api_call_release(&s->job);
+	api_response_release(&s->job_resp);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
 	free(s->path);
 	free(s);
+}
+
+static struct api_server *api_server_new(const char *socket_path, const struct api_ops *ops, void *opaque)
+{
+	struct api_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->listen_fd = -1;
+	s->ops = ops;
+	s->opaque = opaque;
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
+		s->conns[i] = (struct conn){ .state = CONN_FREE, .fd = -1 };
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	atomic_init(&s->stopping, false);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->path = strdup(socket_path);
+	if (s->wake_fd < 0 || !s->path) {
+		api_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Both threads start with every signal blocked: signals are the main loop's. */
+static int api_server_spawn(struct api_server *s)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&s->op_thread, NULL, op_thread_main, s);
+	s->op_started = r == 0;
+	if (r == 0) {
+		r = -pthread_create(&s->serve_thread, NULL, serve_thread_main, s);
+		s->serve_started = r == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* Stops the serving thread, then waits for the op thread to finish what it runs. */
+static void api_server_join(struct api_server *s, bool unlink_path)
+{
+	struct stat st;
+
+	atomic_store(&s->stopping, true);
+	wake(s);
+	if (s->serve_started)
+		pthread_join(s->serve_thread, NULL);
+	/* Nobody new gets in while an op finishes. */
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
+	if (unlink_path && lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
+		conn_close(&s->conns[i]);
+	pthread_mutex_lock(&s->lock);
+	s->op_exit = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->op_started)
+		pthread_join(s->op_thread, NULL);
 }
 
 int api_server_start(const char *socket_path, const struct api_ops *ops, void *opaque,
@@ -608,15 +646,9 @@ int api_server_start(const char *socket_path, const struct api_ops *ops, void *o
 
 	if (!socket_path || !ops || !ret)
 		return -EINVAL;
-	s = calloc(1, sizeof(*s));
+	s = api_server_new(socket_path, ops, opaque);
 	if (!s)
 		return -ENOMEM;
-	*s = (struct api_server){ .listen_fd = -1, .ops = ops, .opaque = opaque };
-	s->path = strdup(socket_path);
-	if (!s->path) {
-		api_server_free(s);
-		return -ENOMEM;
-	}
 	r = api_socket_listen(socket_path, &s->listen_fd, &st);
 	if (r < 0) {
 		log_error("api: cannot listen on %s: %s", socket_path, strerror(-r));
@@ -625,19 +657,12 @@ int api_server_start(const char *socket_path, const struct api_ops *ops, void *o
 	}
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
-	s->daemon = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC,
-				     0, NULL, NULL, api_access, s,
-				     MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-				     MHD_OPTION_CONNECTION_LIMIT, API_CONNECTION_LIMIT,
-				     MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
-				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
-				     MHD_OPTION_NOTIFY_COMPLETED, api_request_completed, s,
-				     MHD_OPTION_END);
-	if (!s->daemon) {
-		log_error("api: cannot start the HTTP server on %s", socket_path);
-		unlink(socket_path);
+	r = api_server_spawn(s);
+	if (r < 0) {
+		log_error("api: cannot start the server threads: %s", strerror(-r));
+		api_server_join(s, true);
 		api_server_free(s);
-		return -EIO;
+		return r;
 	}
 	log_info("api: listening on %s", socket_path);
 	*ret = s;
@@ -646,15 +671,8 @@ int api_server_start(const char *socket_path, const struct api_ops *ops, void *o
 
 void api_server_stop(struct api_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
-	/* Quiescing hands the listening socket back, so MHD does not close it under us. */
-	if (MHD_quiesce_daemon(s->daemon) == MHD_INVALID_SOCKET)
-		s->listen_fd = -1;
-	MHD_stop_daemon(s->daemon);
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-		unlink(s->path);
+	api_server_join(s, true);
 	api_server_free(s);
 }

@@ -1,8 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The REST API, compatible with Cloud Hypervisor's /api/v1 on a Unix socket.
- * The server knows routes, bodies and status codes; what an operation does
- * is the caller's business, through struct api_ops.
+ * The REST API, compatible with Cloud Hypervisor's /api/v1 on a Unix socket,
+ * as docs/openapi.yaml describes it. The server knows routes, bodies and
+ * status codes; what an operation does is the caller's business, through
+ * struct api_ops.
+ *
+ * Threading contract. The server runs two threads of its own:
+ *   - the serving thread accepts, reads, parses and answers. It calls info
+ *     and counters itself, at any time, also while an operation runs:
+ *     those two must answer at once from what is already known (a short
+ *     lock around shared state is fine; waiting on a child or on the lock
+ *     an operation holds is not). ping never reaches the ops.
+ *   - the op thread calls every other op (create, boot, delete_vm, reboot,
+ *     power_button, pause, resume, snapshot, restore, shutdown_vm), one at
+ *     a time: two of these never run concurrently through the API. While
+ *     one runs, another such request is answered 409 by the server without
+ *     reaching the ops; ping, info and counters go on being answered.
+ *     These ops still run concurrently with info, counters, shutdown_vmm
+ *     and with the rest of the program, and serialize against those
+ *     themselves.
+ *   - shutdown_vmm is called on the serving thread once its 204 has been
+ *     written, possibly while an op runs: it must only ask the main loop
+ *     to exit.
+ * All ops get the opaque pointer given to api_server_start().
  */
 #ifndef CLOISTER_HTTP_H
 #define CLOISTER_HTTP_H
@@ -13,26 +33,78 @@
 struct json_object;
 struct api_server;
 
-#define API_BODY_MAX (64u * 1024u)		/* larger request bodies get 413 */
-#define API_CONNECTION_LIMIT 32u		/* further clients are refused */
-#define API_CONNECTION_TIMEOUT_S 10u		/* idle or slow clients are dropped */
-#define API_CONNECTION_MEMORY (32u * 1024u)	/* bounds request line + headers */
-#define API_JSON_DEPTH 8
+#define API_BODY_MAX (1024u * 1024u)	/* larger request bodies get 413 */
+/*
+ * At most this many connections at once. When the last slot is taken, a
+ * connection already answered, else the one that has spent longest reading
+ * its request, is dropped, so a slot is always free for the next client
+ * (cloister-remote gets in however many slow clients hold the others).
+ */
+#define API_CONNECTION_LIMIT 32u
+/*
+ * Deadlines that a client cannot stretch by trickling bytes: the whole
+ * request head must arrive within API_HEAD_DEADLINE_S of connecting, the
+ * whole body within API_BODY_DEADLINE_S of the end of the head, and the
+ * client must take the whole response within API_WRITE_DEADLINE_S.
+ */
+#define API_HEAD_DEADLINE_S 5u
+#define API_BODY_DEADLINE_S 10u
+#define API_WRITE_DEADLINE_S 10u
+#define API_JSON_DEPTH 10
+
+enum api_memory_restore_mode {
+	API_MEMORY_RESTORE_COPY,	/* "Copy": read the snapshot's memory in before resuming */
+	API_MEMORY_RESTORE_ON_DEMAND,	/* "OnDemand": fault pages in lazily */
+};
+
+/* A vm.restore request, checked against CH's RestoreConfig. */
+struct api_restore_request {
+	const char *source_url;		/* checked to be file:///ABSOLUTE */
+	bool resume;
+	bool prefault;			/* never true with ON_DEMAND */
+	enum api_memory_restore_mode memory_restore_mode;
+	/* The whole request body, borrowed for the call, for options added later. */
+	struct json_object *body;
+};
 
 /*
  * Each op returns 0 or a negative errno; on error it writes a human message
- * into err (which starts empty). Ops run on the server's single thread, one
- * at a time, and must serialize themselves against the rest of the program.
- * A NULL op answers 500 "not implemented".
+ * into err (which starts empty). A NULL op answers 500 with a JSON error
+ * body ("not implemented"), as CH answers a valid request it cannot serve.
  */
 struct api_ops {
 	/* -ENOENT when no VM exists; *ret_info is a JSON object the server releases */
 	int (*info)(void *opaque, struct json_object **ret_info, char *err, size_t errlen);
+	/*
+	 * vm.counters: *ret is {"device id": {"counter": integer, ...}, ...},
+	 * released by the server; -ENOENT when no VM exists.
+	 */
+	int (*counters)(void *opaque, struct json_object **ret, char *err, size_t errlen);
+	/*
+	 * vm.create with the body's VmConfig object (borrowed for the call;
+	 * the op validates it): -EINVAL answers 400, -EEXIST 409.
+	 */
+	int (*create)(void *opaque, struct json_object *vm_config, char *err, size_t errlen);
+	int (*boot)(void *opaque, char *err, size_t errlen);
+	int (*delete_vm)(void *opaque, char *err, size_t errlen);
+	int (*reboot)(void *opaque, char *err, size_t errlen);
+	/* -EOPNOTSUPP (400) when the machine has no button the guest listens to */
+	int (*power_button)(void *opaque, char *err, size_t errlen);
 	int (*pause)(void *opaque, char *err, size_t errlen);
 	int (*resume)(void *opaque, char *err, size_t errlen);
 	/* destination_url has been checked to be file:///ABSOLUTE */
 	int (*snapshot)(void *opaque, const char *destination_url, char *err, size_t errlen);
-	/* source_url has been checked to be file:///ABSOLUTE */
+	/*
+	 * vm.restore. -EEXIST answers 404 (CH: "already created"), -EOPNOTSUPP
+	 * 400 (e.g. OnDemand before it is implemented).
+	 */
+	int (*restore_request)(void *opaque, const struct api_restore_request *req, char *err,
+			       size_t errlen);
+	/*
+	 * The former vm.restore op, used only while restore_request is NULL:
+	 * requests it cannot express (OnDemand) are refused with 400. To be
+	 * removed once every caller sets restore_request.
+	 */
 	int (*restore)(void *opaque, const char *source_url, bool resume, char *err, size_t errlen);
 	int (*shutdown_vm)(void *opaque, char *err, size_t errlen);
 	/*
@@ -43,35 +115,53 @@ struct api_ops {
 };
 
 /*
- * Creates socket_path (mode 0600) and serves it on a thread of its own.
+ * Creates socket_path (mode 0600) and serves it on threads of its own.
  * A stale socket at that path is replaced; -EADDRINUSE when something still
  * listens there, -EEXIST when the path is not a socket.
  */
 int api_server_start(const char *socket_path, const struct api_ops *ops, void *opaque,
 		     struct api_server **ret);
 
-/* Stops serving, closes the socket and unlinks it if it is still ours. NULL is fine. */
+/*
+ * Stops serving, closes every connection and the socket (unlinked if it is
+ * still ours), then waits for an op still running on the op thread to
+ * return: whoever stops the server first makes long ops return. NULL is fine.
+ */
 void api_server_stop(struct api_server *s);
 
 /*
  * HTTP status for an op's negative errno, after Cloud Hypervisor's openapi:
- *   -ENOENT   404  no VM has been created
- *   -EINVAL   405  the op is not valid in the VM's current state
- *   -EEXIST   409  a VM already exists (vm.restore answers 404, as CH documents)
- *   -EBUSY    409  another operation is in progress
- *   -EBADMSG  400  the request named something unusable (e.g. a corrupt snapshot)
- *   other     500  the operation failed
- * 0 gives 204.
+ *   0            204
+ *   -ENOENT      404  no VM has been created
+ *   -EINVAL      405  the op is not valid in the VM's current state
+ *                     (vm.create: 400, the configuration is not valid)
+ *   -EEXIST      409  a VM already exists (vm.restore: 404, as CH documents)
+ *   -EBUSY       409  another operation is in progress
+ *   -EBADMSG     400  the request named something unusable (a corrupt snapshot)
+ *   -EOPNOTSUPP  400  the request asks for something this VMM cannot do
+ *   other        500  the operation failed
  */
 int http_status_for_error(int err);
 
 /*
  * Request-body decoders, exposed for tests and fuzzing. -EINVAL with a
- * message in err for anything but a JSON object with the right fields.
+ * message in err for anything but a JSON object with the right fields
+ * (unknown keys included); outputs are written only on success.
  */
 int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination_url,
 			    char *err, size_t errlen);
+/*
+ * On success *ret holds source_url (malloc'd) and body (a reference the
+ * caller drops with api_restore_request_release()).
+ */
+int api_parse_restore_request(const char *body, size_t len, struct api_restore_request *ret,
+			      char *err, size_t errlen);
+/* The same checks, keeping only source_url (malloc'd) and resume. */
 int api_parse_restore_body(const char *body, size_t len, char **ret_source_url, bool *ret_resume,
 			   char *err, size_t errlen);
+void api_restore_request_release(struct api_restore_request *req);
+/* Any JSON object (vm.create and bodies of paths Cloister does not serve). */
+int api_parse_object_body(const char *body, size_t len, struct json_object **ret,
+			  char *err, size_t errlen);
 
 #endif

@@ -24,7 +24,10 @@ struct fake {
 	int calls;
 	char last_op[32];
 	char url[256];
-	bool resume;
+	bool resume, prefault, body_is_object;
+	enum api_memory_restore_mode mode;
+	int cpus;
+	int blocked;
 };
 
 static struct fake fake;
@@ -56,11 +59,6 @@ static int fake_info(void *opaque, struct json_object **ret_info, char *err, siz
 	return 0;
 }
 
-static int fake_pause(void *opaque, char *err, size_t errlen)
-{
-	return fake_result("pause", err, errlen);
-}
-
 static int fake_resume(void *opaque, char *err, size_t errlen)
 {
 	return fake_result("resume", err, errlen);
@@ -72,12 +70,71 @@ static int fake_snapshot(void *opaque, const char *url, char *err, size_t errlen
 	return fake_result("snapshot", err, errlen);
 }
 
-static int fake_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
+static int fake_restore(void *opaque, const struct api_restore_request *req, char *err, size_t errlen)
+{
+	snprintf(fake.url, sizeof(fake.url), "%s", req->source_url);
+	fake.resume = req->resume;
+	fake.prefault = req->prefault;
+	fake.mode = req->memory_restore_mode;
+	fake.body_is_object = json_object_is_type(req->body, json_type_object);
+	return fake_result("restore", err, errlen);
+}
+
+static int fake_legacy_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
 {
 	snprintf(fake.url, sizeof(fake.url), "%s", url);
 	fake.resume = resume;
-	return fake_result("restore", err, errlen);
+	return fake_result("legacy_restore", err, errlen);
 }
+
+static int fake_create(void *opaque, struct json_object *cfg, char *err, size_t errlen)
+{
+	struct json_object *v;
+
+	fake.cpus = json_object_object_get_ex(cfg, "cpus", &v) &&
+		    json_object_object_get_ex(v, "boot_vcpus", &v) ? json_object_get_int(v) : -1;
+	return fake_result("create", err, errlen);
+}
+
+static int fake_counters(void *opaque, struct json_object **ret, char *err, size_t errlen)
+{
+	struct json_object *o, *d;
+	int r = fake_result("counters", err, errlen);
+
+	if (r < 0)
+		return r;
+	o = json_object_new_object();
+	d = json_object_new_object();
+	json_object_object_add(d, "read_bytes", json_object_new_int64(4096));
+	json_object_object_add(o, "disk0", d);
+	*ret = o;
+	return 0;
+}
+
+/* pause can be made to block until the test lets it go, to see what runs meanwhile */
+static int gate[2] = { -1, -1 };
+
+static int fake_pause(void *opaque, char *err, size_t errlen)
+{
+	char c;
+
+	if (gate[0] >= 0) {
+		__atomic_store_n(&fake.blocked, 1, __ATOMIC_RELEASE);
+		(void)!read(gate[0], &c, 1);
+	}
+	return fake_result("pause", err, errlen);
+}
+
+#define FAKE_SIMPLE(fn, name)						\
+	static int fn(void *opaque, char *err, size_t errlen)		\
+	{								\
+		return fake_result(name, err, errlen);			\
+	}
+
+FAKE_SIMPLE(fake_boot, "boot")
+FAKE_SIMPLE(fake_delete, "delete_vm")
+FAKE_SIMPLE(fake_reboot, "reboot")
+FAKE_SIMPLE(fake_power_button, "power_button")
 
 static int fake_shutdown_vm(void *opaque, char *err, size_t errlen)
 {
@@ -91,10 +148,16 @@ static int fake_shutdown_vmm(void *opaque, char *err, size_t errlen)
 
 static const struct api_ops fake_ops = {
 	.info = fake_info,
+	.counters = fake_counters,
+	.create = fake_create,
+	.boot = fake_boot,
+	.delete_vm = fake_delete,
+	.reboot = fake_reboot,
+	.power_button = fake_power_button,
 	.pause = fake_pause,
 	.resume = fake_resume,
 	.snapshot = fake_snapshot,
-	.restore = fake_restore,
+	.restore_request = fake_restore,
 	.shutdown_vm = fake_shutdown_vm,
 	.shutdown_vmm = fake_shutdown_vmm,
 };
@@ -479,7 +542,7 @@ Test(http, garbage_is_survived)
 Test(http, oversized_headers)
 {
 	int fd = raw_connect();
-	size_t n = 3 * API_CONNECTION_MEMORY;
+	size_t n = 64 * 1024;
 	char *req = malloc(n + 128), buf[2048];
 	int len = sprintf(req, "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nX-Big: ");
 
@@ -512,31 +575,501 @@ Test(http, idle_client_is_dropped, .timeout = 60)
 
 	(void)!write(fd, "GET /api/v1/vmm.ping HTTP/1.1\r\n", 31);
 	raw_read_all(fd, buf, sizeof(buf));
-	cr_expect_leq(time(NULL) - start, (time_t)API_CONNECTION_TIMEOUT_S + 5);
+	cr_expect_leq(time(NULL) - start, (time_t)API_HEAD_DEADLINE_S + 5);
 	cr_expect(strncmp(buf, "HTTP/1.1 2", 10) != 0);
 	close(fd);
 }
 
-Test(http, many_connections)
+/* What CH's client does: the status is everything between "HTTP/1.1 " and "\r". */
+static long wire_status(const char *resp)
+{
+	const char *p = strstr(resp, "HTTP/1.1 "), *cr;
+	char num[16];
+	char *end;
+	long v;
+
+	cr_assert_not_null(p, "no status line in '%.60s'", resp);
+	p += 9;
+	cr = strchr(p, '\r');
+	cr_assert_not_null(cr);
+	cr_assert_lt((size_t)(cr - p), sizeof(num));
+	memcpy(num, p, (size_t)(cr - p));
+	num[cr - p] = '\0';
+	/* Rust's str::trim then parse: surrounding blanks only */
+	v = strtol(num, &end, 10);
+	while (*end == ' ')
+		end++;
+	cr_assert(end != num && *end == '\0', "status '%s' is not a number", num);
+	return v;
+}
+
+/* Writes each part with its own write(), as CH's client does, and reads the answer. */
+static long raw_exchange(const char *const *parts, size_t n, char *buf, size_t cap)
+{
+	int fd = raw_connect();
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(parts[i]);
+
+		cr_assert_eq(send(fd, parts[i], len, MSG_NOSIGNAL), (ssize_t)len, "part %zu: %s", i, strerror(errno));
+		usleep(2000);
+	}
+	raw_read_all(fd, buf, cap);
+	close(fd);
+	return buf[0] ? wire_status(buf) : -1;
+}
+
+static long raw_request(const char *req, char *buf, size_t cap)
+{
+	return raw_exchange(&req, 1, buf, cap);
+}
+
+static const char *raw_body(const char *resp)
+{
+	const char *p = strstr(resp, "\r\n\r\n");
+
+	return p ? p + 4 : "";
+}
+
+static void expect_raw_error(const char *resp, const char *needle)
+{
+	struct reply r = { 0 };
+
+	snprintf(r.body, sizeof(r.body), "%s", raw_body(resp));
+	expect_error_body(&r, needle);
+}
+
+Test(http, many_connections_keep_a_slot)
 {
 	int fds[API_CONNECTION_LIMIT + 16];
 	size_t n = sizeof(fds) / sizeof(fds[0]);
+	char buf[2048];
 
-	for (size_t i = 0; i < n; i++)
+	/* More slow clients than slots, each holding a partial request. */
+	for (size_t i = 0; i < n; i++) {
 		fds[i] = raw_connect();
-	/* Past the limit MHD closes new connections; the held ones still work. */
-	(void)!write(fds[0], "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 62);
-	{
-		char buf[2048];
-
-		raw_read_all(fds[0], buf, sizeof(buf));
-		cr_expect(strncmp(buf, "HTTP/1.1 200", 12) == 0, "got '%.40s'", buf);
+		(void)!send(fds[i], "GET /api/v1/vmm.ping HTTP/1.1\r\n", 31, MSG_NOSIGNAL);
 	}
+	/* A newcomer still gets in and is answered. */
+	cr_expect_eq(raw_request("GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200,
+		     "got '%.40s'", buf);
+	expect_alive();
+	/* The newest slow client still holds its slot: finishing its request works. */
+	(void)!send(fds[n - 1], "Host: x\r\n\r\n", 11, MSG_NOSIGNAL);
+	raw_read_all(fds[n - 1], buf, sizeof(buf));
+	cr_expect_eq(wire_status(buf), 200);
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
-	/* Freed slots are reused. */
-	usleep(100 * 1000);
 	expect_alive();
+}
+
+Test(http, trickling_cannot_stretch_the_deadline, .timeout = 60)
+{
+	static const char req[] = "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	int fd = raw_connect();
+	time_t start = time(NULL);
+	char buf[1024] = "";
+	size_t i;
+
+	/* One byte every 300 ms: the whole head would take 22 s, the deadline is 5 s. */
+	for (i = 0; i < sizeof(req) - 1; i++) {
+		if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		usleep(300 * 1000);
+		if (recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT) > 0)
+			break;
+	}
+	cr_expect_lt(i, sizeof(req) - 1, "the whole trickled request was accepted");
+	if (!buf[0])
+		raw_read_all(fd, buf, sizeof(buf));
+	cr_expect_eq(wire_status(buf), 408);
+	expect_raw_error(buf, "did not arrive in time");
+	cr_expect_lt(time(NULL) - start, (time_t)API_HEAD_DEADLINE_S + 10);
+	close(fd);
+	expect_alive();
+}
+
+Test(http, wire_as_ch_remote_writes_it)
+{
+	static const char *const put204[] = {
+		"PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n",
+		"Content-Length: 37\r\n", "\r\n", "{\"destination_url\":\"file:///tmp/s1\"}\n",
+	};
+	static const char *const get200[] = {
+		"GET /api/v1/vm.info HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n", "\r\n",
+	};
+	char buf[4096];
+
+	cr_expect_eq(raw_exchange(put204, 4, buf, sizeof(buf)), 204);
+	cr_expect(strncmp(buf, "HTTP/1.1 204 \r\n", 15) == 0, "got '%.40s'", buf);
+	cr_expect_null(strstr(buf, "Content-Length"), "204 with a Content-Length");
+	cr_expect_str_eq(fake.url, "file:///tmp/s1");
+	cr_expect_eq(raw_exchange(get200, 2, buf, sizeof(buf)), 200);
+	cr_expect(strncmp(buf, "HTTP/1.1 200 \r\n", 15) == 0, "got '%.40s'", buf);
+	cr_expect_not_null(strstr(buf, "\r\nContent-Length: "), "CH's client needs Content-Length");
+	cr_expect_not_null(strstr(raw_body(buf), "\"state\":\"Running\""), "%s", buf);
+}
+
+Test(http, body_to_unserved_path_is_read_first)
+{
+	size_t big = 200 * 1024;
+	char *req = malloc(big + 256), buf[4096];
+	int fd = raw_connect(), len;
+	ssize_t sent = 0;
+
+	cr_assert_not_null(req);
+	len = sprintf(req, "PUT /api/v1/vm.add-disk HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", big);
+	memset(req + len, 'a', big);
+	memcpy(req + len, "{\"path\":\"", 9);
+	memcpy(req + len + big - 2, "\"}", 2);
+	/* The whole body goes through: no answer and close before it is read. */
+	while (sent < len + (ssize_t)big) {
+		ssize_t n = send(fd, req + sent, (size_t)(len + (ssize_t)big - sent), MSG_NOSIGNAL);
+
+		cr_assert_gt(n, 0, "send: %s", strerror(errno));
+		sent += n;
+	}
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	free(req);
+	cr_expect_eq(wire_status(buf), 500);
+	expect_raw_error(buf, "not implemented");
+}
+
+Test(http, strict_framing)
+{
+	static const struct { const char *req, *needle; long status; } cases[] = {
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+		  "more than one Content-Length", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "Content-Length and Transfer-Encoding", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nX-A: b\r\n  folded\r\n\r\n", "obs-fold", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+		  "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\n\r\n", "data after the end", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", "Content-Length", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: 1,1\r\n\r\nx", "Content-Length", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "chunked", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.0 and HTTP/1.1", 505 },
+		{ "GET /api/v1/vmm.ping HTTX/1.1\r\nHost: x\r\n\r\n", "HTTP version", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/1.1\nHost: x\n\n", "LF without CR", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/1.1\r\n\r\n", "Host", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "Host", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/1.1\r\nHost : x\r\n\r\n", "header name", 400 },
+		{ "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", "Expect", 417 },
+		{ "GET http://x/api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\n\r\n", "absolute path", 400 },
+		{ "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+		  "too large", 413 },
+	};
+	char buf[4096];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long st = raw_request(cases[i].req, buf, sizeof(buf));
+
+		cr_expect_eq(st, cases[i].status, "case %zu: %ld", i, st);
+		expect_raw_error(buf, cases[i].needle);
+	}
+	cr_expect_eq(fake.calls, 0);
+	expect_alive();
+}
+
+Test(http, nul_in_request_line_answers_json)
+{
+	static const char req[] = "GET /api/v1/vm\0.info HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[2048];
+	int fd = raw_connect();
+
+	cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	cr_expect_eq(wire_status(buf), 400);
+	expect_raw_error(buf, "NUL byte");
+}
+
+Test(http, chunked_body)
+{
+	static const char req[] = "PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+				  "10\r\n{\"destination_ur\r\n14;ext=1\r\nl\":\"file:///tmp/ch\"}\r\n0\r\n\r\n";
+	char buf[2048];
+
+	cr_expect_eq(raw_request(req, buf, sizeof(buf)), 204, "%s", buf);
+	cr_expect_str_eq(fake.url, "file:///tmp/ch");
+}
+
+Test(http, expect_100_continue)
+{
+	static const char head[] = "PUT /api/v1/vm.snapshot HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+				   "Content-Length: 35\r\n\r\n";
+	static const char body[] = "{\"destination_url\":\"file:///tmp/e\"}";
+	char buf[2048];
+	int fd = raw_connect();
+	ssize_t n;
+
+	cr_assert_eq(write(fd, head, sizeof(head) - 1), (ssize_t)sizeof(head) - 1);
+	n = read(fd, buf, sizeof(buf) - 1);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_expect_str_eq(buf, "HTTP/1.1 100 \r\n\r\n");
+	cr_assert_eq(write(fd, body, sizeof(body) - 1), (ssize_t)sizeof(body) - 1);
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	cr_expect_eq(wire_status(buf), 204, "%s", buf);
+	cr_expect_str_eq(fake.url, "file:///tmp/e");
+}
+
+Test(http, long_op_does_not_block_the_server)
+{
+	char buf[2048];
+	int fd;
+
+	cr_assert_eq(pipe(gate), 0);
+	fd = raw_connect();
+	cr_assert_eq(write(fd, "PUT /api/v1/vm.pause HTTP/1.1\r\nHost: x\r\n\r\n", 42), 42);
+	while (!__atomic_load_n(&fake.blocked, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* The pause is stuck in its op: the server still answers. */
+	expect_alive();
+	cr_expect_eq(get("/api/v1/vm.info").status, 200);
+	cr_expect_eq(get("/api/v1/vm.counters").status, 200);
+	{
+		struct reply r = put("/api/v1/vm.resume", NULL);
+
+		cr_expect_eq(r.status, 409);
+		expect_error_body(&r, "vm.pause is in progress");
+	}
+	cr_expect_eq(put("/api/v1/vm.snapshot", "{\"destination_url\": 1}").status, 400,
+		     "a bad body is refused at once, even during an op");
+	cr_assert_eq(write(gate[1], "x", 1), 1);
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	cr_expect_eq(wire_status(buf), 204);
+	close(gate[0]);
+	close(gate[1]);
+	gate[0] = gate[1] = -1;
+	cr_expect_eq(put("/api/v1/vm.resume", NULL).status, 204);
+}
+
+Test(http, new_lifecycle_paths)
+{
+	static const struct { const char *path, *op; } cases[] = {
+		{ "/api/v1/vm.boot", "boot" },
+		{ "/api/v1/vm.delete", "delete_vm" },
+		{ "/api/v1/vm.reboot", "reboot" },
+		{ "/api/v1/vm.power-button", "power_button" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply r = put(cases[i].path, NULL);
+
+		cr_expect_eq(r.status, 204, "%s: %ld", cases[i].path, r.status);
+		cr_expect_str_eq(fake.last_op, cases[i].op);
+	}
+	/* As CH: these take no body. */
+	cr_expect_eq(put("/api/v1/vm.boot", "{}").status, 400);
+	fake.result = -EOPNOTSUPP;
+	fake.message = "this machine has no power button";
+	{
+		struct reply r = put("/api/v1/vm.power-button", NULL);
+
+		cr_expect_eq(r.status, 400);
+		expect_error_body(&r, "no power button");
+	}
+}
+
+Test(http, create)
+{
+	struct reply r = put("/api/v1/vm.create", "{\"cpus\": {\"boot_vcpus\": 3, \"max_vcpus\": 3},"
+				 " \"payload\": {\"kernel\": \"/k\"}}");
+
+	cr_expect_eq(r.status, 204);
+	cr_expect_str_eq(fake.last_op, "create");
+	cr_expect_eq(fake.cpus, 3);
+	cr_expect_eq(put("/api/v1/vm.create", NULL).status, 400);
+	cr_expect_eq(put("/api/v1/vm.create", "[]").status, 400);
+	fake.result = -EINVAL;
+	fake.message = "a million vCPUs is too many";
+	r = put("/api/v1/vm.create", "{\"cpus\": {\"boot_vcpus\": 1000000}}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "a million vCPUs");
+	fake.result = -EEXIST;
+	cr_expect_eq(put("/api/v1/vm.create", "{}").status, 409);
+}
+
+Test(http, counters)
+{
+	struct reply r = get("/api/v1/vm.counters");
+	struct json_object *o = json_tokener_parse(r.body), *d, *v;
+
+	cr_assert_eq(r.status, 200);
+	cr_assert_not_null(o);
+	cr_expect(json_object_object_get_ex(o, "disk0", &d) && json_object_object_get_ex(d, "read_bytes", &v) &&
+		  json_object_get_int64(v) == 4096, "%s", r.body);
+	json_object_put(o);
+	fake.result = -ENOENT;
+	cr_expect_eq(get("/api/v1/vm.counters").status, 404);
+	cr_expect_eq(put("/api/v1/vm.counters", NULL).status, 405);
+}
+
+/* Every path of CH's openapi: none answers 404 while a VM exists. */
+static const char *const ch_paths[] = {
+	"vmm.ping", "vmm.shutdown", "vm.info", "vm.counters", "vm.create", "vm.delete", "vm.boot",
+	"vm.pause", "vm.resume", "vm.shutdown", "vm.reboot", "vm.power-button", "vm.resize",
+	"vm.resize-disk", "vm.resize-zone", "vm.add-device", "vm.remove-device", "vm.add-disk",
+	"vm.add-fs", "vm.add-generic-vhost-user", "vm.add-pmem", "vm.add-net", "vm.add-vsock",
+	"vm.add-vdpa", "vm.add-user-device", "vm.snapshot", "vm.coredump", "vm.nmi", "vm.restore",
+	"vm.receive-migration", "vm.send-migration",
+};
+
+Test(http, unserved_paths_answer_500_with_json)
+{
+	static const char *const unserved[] = {
+		"vm.resize", "vm.resize-disk", "vm.resize-zone", "vm.add-device", "vm.remove-device",
+		"vm.add-disk", "vm.add-fs", "vm.add-generic-vhost-user", "vm.add-pmem", "vm.add-net",
+		"vm.add-vsock", "vm.add-vdpa", "vm.add-user-device", "vm.coredump",
+		"vm.receive-migration", "vm.send-migration",
+	};
+	char path[96];
+
+	for (size_t i = 0; i < sizeof(unserved) / sizeof(unserved[0]); i++) {
+		struct reply r;
+
+		snprintf(path, sizeof(path), "/api/v1/%s", unserved[i]);
+		r = put(path, "{\"id\": \"x\"}");
+		cr_expect_eq(r.status, 500, "%s: %ld", path, r.status);
+		expect_error_body(&r, "not implemented");
+		cr_expect_eq(put(path, NULL).status, 400, "%s without a body", path);
+		cr_expect_eq(put(path, "{").status, 400, "%s with bad JSON", path);
+	}
+	{
+		struct reply r = put("/api/v1/vm.nmi", NULL);
+
+		cr_expect_eq(r.status, 500);
+		expect_error_body(&r, "not implemented");
+	}
+	cr_expect_eq(fake.calls, 0);
+}
+
+Test(http, no_ch_path_is_404_with_a_vm)
+{
+	char path[96];
+
+	for (size_t i = 0; i < sizeof(ch_paths) / sizeof(ch_paths[0]); i++) {
+		struct reply g, p;
+
+		snprintf(path, sizeof(path), "/api/v1/%s", ch_paths[i]);
+		g = get(path);
+		p = put(path, "{}");
+		cr_expect_neq(g.status, 404, "GET %s", path);
+		cr_expect_neq(p.status, 404, "PUT %s", path);
+		cr_expect_gt(g.status, 0);
+	}
+}
+
+Test(http, restore_modes)
+{
+	struct reply r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"OnDemand\"}");
+
+	cr_expect_eq(r.status, 204);
+	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_ON_DEMAND);
+	cr_expect(fake.body_is_object);
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"Copy\", \"prefault\": true}");
+	cr_expect_eq(r.status, 204);
+	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_COPY);
+	cr_expect(fake.prefault);
+
+	fake.calls = 0;
+	static const struct { const char *body, *needle; } bad[] = {
+		{ "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"copy\"}", "memory_restore_mode" },
+		{ "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"Lazy\"}", "memory_restore_mode" },
+		{ "{\"source_url\": \"file:///s\", \"memory_restore_mode\": 1}", "memory_restore_mode" },
+		{ "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"OnDemand\", \"prefault\": true}",
+		  "prefault" },
+		{ "{\"source_url\": \"file:///s\", \"surprise\": 1}", "unknown key 'surprise'" },
+		{ "{\"source_url\": \"file:///s\", \"net_fds\": []}", "unknown key" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = put("/api/v1/vm.restore", bad[i].body);
+		cr_expect_eq(r.status, 400, "%s: %ld", bad[i].body, r.status);
+		expect_error_body(&r, bad[i].needle);
+	}
+	cr_expect_eq(fake.calls, 0);
+	r = put("/api/v1/vm.snapshot", "{\"destination_url\": \"file:///s\", \"disks\": \"all\"}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "unknown key 'disks'");
+}
+
+Test(http, error_bodies_are_ascii)
+{
+	fake.result = -EIO;
+	fake.message = "caf\xc3\xa9 \xf0\x9f\x98\x80 \xff broken";
+	struct reply r = put("/api/v1/vm.pause", NULL);
+
+	cr_expect_eq(r.status, 500);
+	for (size_t i = 0; i < r.len; i++)
+		cr_assert_lt((unsigned char)r.body[i], 0x80, "byte %zu of '%s'", i, r.body);
+	cr_expect_not_null(strstr(r.body, "caf\\u00e9 \\ud83d\\ude00 \\ufffd broken"), "%s", r.body);
+	expect_error_body(&r, "caf\xc3\xa9");
+}
+
+/* ---- other ops tables ---- */
+
+static const struct api_ops legacy_ops = {
+	.restore = fake_legacy_restore,
+	.shutdown_vmm = fake_shutdown_vmm,
+};
+
+static const struct api_ops no_ops = { 0 };
+
+static void with_server(const struct api_ops *ops, void (*body)(void))
+{
+	struct api_server *s = NULL;
+
+	api_server_stop(server);
+	server = NULL;
+	cr_assert_eq(api_server_start(sock_path, ops, NULL, &s), 0);
+	body();
+	api_server_stop(s);
+}
+
+static void legacy_restore_checks(void)
+{
+	struct reply r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///old\", \"resume\": true}");
+
+	cr_expect_eq(r.status, 204);
+	cr_expect_str_eq(fake.last_op, "legacy_restore");
+	cr_expect_str_eq(fake.url, "file:///old");
+	cr_expect(fake.resume);
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///old\", \"memory_restore_mode\": \"OnDemand\"}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "OnDemand");
+}
+
+Test(http, legacy_restore_op)
+{
+	with_server(&legacy_ops, legacy_restore_checks);
+}
+
+static void no_ops_checks(void)
+{
+	char path[96];
+
+	for (size_t i = 0; i < sizeof(ch_paths) / sizeof(ch_paths[0]); i++) {
+		struct reply r;
+
+		snprintf(path, sizeof(path), "/api/v1/%s", ch_paths[i]);
+		r = strcmp(ch_paths[i], "vmm.ping") == 0 || strcmp(ch_paths[i], "vm.info") == 0 ||
+		    strcmp(ch_paths[i], "vm.counters") == 0 ? get(path) : put(path, "{\"source_url\": \"file:///x\", \"destination_url\": \"file:///x\"}");
+		if (strcmp(ch_paths[i], "vmm.ping") == 0) {
+			cr_expect_eq(r.status, 200);
+			continue;
+		}
+		cr_expect(r.status == 500 || r.status == 400, "%s: %ld", path, r.status);
+		expect_error_body(&r, "");
+	}
+}
+
+Test(http, null_ops_are_500_not_404)
+{
+	with_server(&no_ops, no_ops_checks);
 }
 
 /* ---- start/stop without the fixture ---- */
