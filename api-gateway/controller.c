@@ -523,9 +523,44 @@ static int api_restore(void *opaque, const char *url, bool resume, char *err, si
 	return r;
 }
 
+static int api_restore_request(void *opaque, const struct api_restore_request *req, char *err,
+			       size_t errlen)
+{
+	if (req->memory_restore_mode != API_MEMORY_RESTORE_COPY) {
+		err_set(err, errlen, "memory_restore_mode OnDemand is not available yet: use Copy");
+		return -EOPNOTSUPP;
+	}
+	return api_restore(opaque, req->source_url, req->resume, err, errlen);
+}
+
 static int api_shutdown_vm(void *opaque, char *err, size_t errlen)
 {
 	return run_op(opaque, VM_OP_SHUTDOWN, &(struct op_args){ 0 }, err, errlen);
+}
+
+static int api_create(void *opaque, struct json_object *vm_config, char *err, size_t errlen)
+{
+	return controller_create_json(opaque, vm_config, err, errlen);
+}
+
+static int api_boot(void *opaque, char *err, size_t errlen)
+{
+	return run_op(opaque, VM_OP_BOOT, &(struct op_args){ 0 }, err, errlen);
+}
+
+static int api_delete(void *opaque, char *err, size_t errlen)
+{
+	return run_op(opaque, VM_OP_DELETE, &(struct op_args){ 0 }, err, errlen);
+}
+
+static int api_reboot(void *opaque, char *err, size_t errlen)
+{
+	return run_op(opaque, VM_OP_REBOOT, &(struct op_args){ 0 }, err, errlen);
+}
+
+static int api_power_button(void *opaque, char *err, size_t errlen)
+{
+	return run_op(opaque, VM_OP_POWER_BUTTON, &(struct op_args){ 0 }, err, errlen);
 }
 
 static int api_shutdown_vmm(void *opaque, char *err, size_t errlen)
@@ -543,6 +578,12 @@ static int api_shutdown_vmm(void *opaque, char *err, size_t errlen)
 
 const struct api_ops controller_api_ops = {
 	.info = api_info,
+	.create = api_create,
+	.boot = api_boot,
+	.delete_vm = api_delete,
+	.reboot = api_reboot,
+	.power_button = api_power_button,
+	.restore_request = api_restore_request,
 	.pause = api_pause,
 	.resume = api_resume,
 	.snapshot = api_snapshot,

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -29,6 +31,11 @@ Test(remote_build, verbs)
 		{ "resume", "PUT", "/api/v1/vm.resume", false },
 		{ "shutdown", "PUT", "/api/v1/vm.shutdown", false },
 		{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", false },
+		{ "boot", "PUT", "/api/v1/vm.boot", false },
+		{ "delete", "PUT", "/api/v1/vm.delete", false },
+		{ "reboot", "PUT", "/api/v1/vm.reboot", false },
+		{ "power-button", "PUT", "/api/v1/vm.power-button", false },
+		{ "counters", "GET", "/api/v1/vm.counters", true },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -42,6 +49,30 @@ Test(remote_build, verbs)
 		cr_expect_null(r.body);
 		remote_request_free(&r);
 	}
+}
+
+Test(remote_build, create_sends_the_file_as_json)
+{
+	char path[] = "/tmp/cloister-remote-XXXXXX";
+	const char *argv[] = { "create", path };
+	const char *missing[] = { "create", "/nonexistent/vm.json" };
+	struct remote_request r;
+	int fd = mkstemp(path);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "{\"payload\": {\"kernel\": \"/k\"}}", 30), 30);
+	close(fd);
+	cr_assert_eq(build(2, argv, &r), 0, "%s", err);
+	cr_expect_str_eq(r.path, "/api/v1/vm.create");
+	cr_expect_str_eq(r.method, "PUT");
+	cr_expect(strstr(r.body, "\"kernel\""), "%s", r.body);
+	remote_request_free(&r);
+	cr_assert_eq(write(fd = open(path, O_WRONLY | O_TRUNC), "[1]", 3), 3);
+	close(fd);
+	cr_expect_eq(build(2, argv, &r), -EINVAL);
+	cr_expect(strstr(err, "not"), "%s", err);
+	cr_expect_eq(build(2, missing, &r), -EINVAL);
+	unlink(path);
 }
 
 Test(remote_build, snapshot_and_restore_bodies)
@@ -72,7 +103,7 @@ Test(remote_build, snapshot_and_restore_bodies)
 
 Test(remote_build, bad_usage)
 {
-	const char *unknown[] = { "reboot" };
+	const char *unknown[] = { "resize" };
 	const char *extra[] = { "pause", "now" };
 	const char *missing[] = { "snapshot" };
 	const char *bad_restore[] = { "restore", "file:///x" };
