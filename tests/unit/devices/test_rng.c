@@ -345,6 +345,8 @@ Test(rng, restore_continues_from_saved_indices)
 	cr_assert_eq(id, 7);
 	cr_assert_eq(len, 4);
 	s.id = "rng1";
+	cr_assert_eq(request(&env, NULL, 0), -EBUSY, "no restore while the device runs");
+	cr_assert_eq(empty_request(CLOISTER__ENVELOPE__MSG_DEV_PAUSE), 0);
 	cr_assert_eq(request(&env, NULL, 0), -EINVAL, "state of another device is refused");
 }
 
@@ -359,6 +361,6 @@ Test(rng, unexpected_messages_are_refused)
 	cr_assert_eq(request(&env, NULL, 0), -EPERM);
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_MEMORY;
 	env.dev_memory = &mem;
-	cr_assert_eq(request(&env, NULL, 0), -EPERM, "memory table is fixed after the handshake");
+	cr_assert_eq(request(&env, NULL, 0), -EBUSY, "memory table is fixed after the handshake");
 	cr_assert_eq(activate(1ull << VIRTIO_F_VERSION_1), 0);
 }
