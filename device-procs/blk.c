@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 /* A chain never has more buffers than its queue has entries. */
 #define BLK_MAX_SEGS BLK_QUEUE_SIZE
@@ -181,7 +182,8 @@ static int blk_transfer(int fd, struct blk_iov *iov, uint64_t offset, bool to_im
 /* Host-side failures are the host's problem to see; the guest just gets IOERR. */
 static uint8_t blk_host_failed(const char *what, int err)
 {
-	log_error("%s failed: %s", what, strerror(-err));
+	/* A guest can fail requests in a loop (a bad sector of the host disk): bounded. */
+	log_ratelimited(LOG_LVL_ERROR, "%s failed: %s", what, strerror(-err));
 	return VIRTIO_BLK_S_IOERR;
 }
 

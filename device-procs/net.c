@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 #define NET_BLOB_VERSION 1u
 #define NET_BLOB_LEN 7u
@@ -272,7 +273,8 @@ static int rx_fill(struct device *dev, struct virtqueue *vq, const struct vq_cha
 		rx_give_back(vq);
 		if (got == -EAGAIN)
 			return RX_EMPTY;
-		log_error("tap read failed (%s); no more receiving", got ? strerror((int)-got) : "EOF");
+		log_ratelimited(LOG_LVL_ERROR, "tap read failed (%s); no more receiving",
+				got ? strerror((int)-got) : "EOF");
 		return RX_CLOSED;
 	}
 	if ((size_t)got < NET_HDR_LEN) {
