@@ -34,6 +34,16 @@ enum rx_result {
 
 static const uint8_t zero_hdr[NET_HDR_LEN];
 
+/* vm.counters: Ethernet frames and their bytes (virtio-net header not counted), guest's view. */
+enum net_counter { NET_RX_BYTES, NET_RX_FRAMES, NET_TX_BYTES, NET_TX_FRAMES };
+static const char *const net_counter_names[] = {
+	[NET_RX_BYTES] = "rx_bytes",
+	[NET_RX_FRAMES] = "rx_frames",
+	[NET_TX_BYTES] = "tx_bytes",
+	[NET_TX_FRAMES] = "tx_frames",
+	NULL,
+};
+
 static struct net *net_of(const struct device *dev)
 {
 	return dev->priv;
@@ -161,6 +171,8 @@ static void tx_send(struct device *dev, const struct iovec *iov, int n_iov, size
 	while (w < 0 && errno == EINTR);
 	if (w >= 0) {
 		net->stats.tx_frames++;
+		device_count(dev, NET_TX_FRAMES, 1);
+		device_count(dev, NET_TX_BYTES, len);
 		device_account(dev, len);
 		return;
 	}
@@ -287,6 +299,8 @@ static int rx_fill(struct device *dev, struct virtqueue *vq, const struct vq_cha
 	if (virtqueue_push(vq, chain, (uint32_t)got) < 0)
 		return -EIO;
 	net_of(dev)->stats.rx_frames++;
+	device_count(dev, NET_RX_FRAMES, 1);
+	device_count(dev, NET_RX_BYTES, (uint64_t)got - NET_HDR_LEN);
 	device_account(dev, (uint64_t)got);
 	return RX_DELIVERED;
 }
@@ -376,4 +390,5 @@ const struct device_ops net_ops = {
 	.host_ready = net_host_ready,
 	.save = net_save,
 	.restore = net_restore,
+	.counter_names = net_counter_names,
 };
