@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 /* A chain never has more buffers than its queue has entries. */
 #define BLK_MAX_SEGS BLK_QUEUE_SIZE
@@ -21,6 +22,16 @@
 #define BLK_BLOB_VERSION 1u
 #define BLK_BLOB_BYTES 16u
 #define BLK_BLOB_F_READONLY 1u
+
+/* vm.counters: requests completed with VIRTIO_BLK_S_OK and the data they moved. */
+enum blk_counter { BLK_READ_BYTES, BLK_WRITE_BYTES, BLK_READ_OPS, BLK_WRITE_OPS };
+static const char *const blk_counter_names[] = {
+	[BLK_READ_BYTES] = "read_bytes",
+	[BLK_WRITE_BYTES] = "write_bytes",
+	[BLK_READ_OPS] = "read_ops",
+	[BLK_WRITE_OPS] = "write_ops",
+	NULL,
+};
 
 /* Guest bytes in order, as iovecs into guest memory. */
 struct blk_iov {
@@ -181,7 +192,8 @@ static int blk_transfer(int fd, struct blk_iov *iov, uint64_t offset, bool to_im
 /* Host-side failures are the host's problem to see; the guest just gets IOERR. */
 static uint8_t blk_host_failed(const char *what, int err)
 {
-	log_error("%s failed: %s", what, strerror(-err));
+	/* A guest can fail requests in a loop (a bad sector of the host disk): bounded. */
+	log_ratelimited(LOG_LVL_ERROR, "%s failed: %s", what, strerror(-err));
 	return VIRTIO_BLK_S_IOERR;
 }
 
@@ -363,6 +375,20 @@ static uint8_t blk_execute(struct device *dev, struct blk_req *req, uint32_t *re
 	}
 }
 
+static void blk_count(struct device *dev, const struct blk_req *req, uint8_t status,
+		      uint32_t written)
+{
+	if (status != VIRTIO_BLK_S_OK)
+		return;
+	if (req->type == VIRTIO_BLK_T_IN) {
+		device_count(dev, BLK_READ_OPS, 1);
+		device_count(dev, BLK_READ_BYTES, written);
+	} else if (req->type == VIRTIO_BLK_T_OUT) {
+		device_count(dev, BLK_WRITE_OPS, 1);
+		device_count(dev, BLK_WRITE_BYTES, req->out.len);
+	}
+}
+
 /* Serves one chain; returns the used length (data in plus the status byte). */
 static int blk_serve_chain(struct device *dev, const struct vq_chain *chain, uint32_t *ret_used)
 {
@@ -376,6 +402,7 @@ static int blk_serve_chain(struct device *dev, const struct vq_chain *chain, uin
 		return r;
 	status = blk_execute(dev, &req, &written);
 	*req.status = status;
+	blk_count(dev, &req, status, written);
 	/* Every completed request counts; only data actually moved counts as bytes. */
 	device_account(dev, status != VIRTIO_BLK_S_OK ? 0 :
 			    req.type == VIRTIO_BLK_T_OUT ? req.out.len : written);
@@ -523,6 +550,7 @@ int blk_disk_init(struct blk_disk *disk, int image_fd)
 		.process_queue = blk_process_queue,
 		.save = blk_save,
 		.restore = blk_restore,
+		.counter_names = blk_counter_names,
 	};
 	return 0;
 }

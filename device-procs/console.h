@@ -4,9 +4,11 @@
  * SIZE. What the guest writes to hvc0 goes to fd 4 (a file, /dev/null, a
  * terminal or a pty master); what arrives on the optional fd 5 goes to the
  * guest. Output the host end cannot take yet (EAGAIN) waits in a bounded
- * buffer; beyond it bytes are dropped and counted, since the Linux driver
- * spins until its transmit buffers come back. Both pending buffers are
- * part of a snapshot.
+ * buffer; once that is full the device stops taking transmit buffers, so
+ * the guest waits (the Linux driver spins until its buffers come back) and
+ * no byte is lost however slow the host end. Only a host end that is gone
+ * (EPIPE, EIO) loses output, counted. Both pending buffers are part of a
+ * snapshot.
  */
 #ifndef CLOISTER_CONSOLE_H
 #define CLOISTER_CONSOLE_H
@@ -27,6 +29,7 @@ struct console_stats {
 	uint64_t out_bytes, out_dropped;
 	uint64_t in_bytes;
 	size_t out_pending, in_pending;
+	bool tx_held;		/* a transmit chain waits for room */
 };
 
 extern const struct device_ops console_ops;

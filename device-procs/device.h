@@ -13,9 +13,22 @@
  *   core -> device  DevSave                                     -> DevSaveReply
  *   core -> device  DevRestore (fds: kick, call per ready queue
  *                   when state.status has DRIVER_OK)            -> Reply
- * A request that is not allowed now is refused with a Reply error. A device
- * that found a bad chain stops serving and answers -EIO to pause and save
- * until it is reset.
+ *   core -> device  DevCounters                                 -> DevCountersReply
+ * Every answer echoes its request's request_id. Which request is accepted
+ * in which state is one table (control_rules[] in device_control.c),
+ * checked before any handler runs:
+ *
+ *   state        Memory Activate Reset Pause Resume Save Restore Counters
+ *   CONFIGURING  yes    -        -     -     -      -    -       yes
+ *   READY        -      yes      yes   yes   no-op  -    yes     yes
+ *   ACTIVE       -      -        yes   yes   no-op  -    -       yes
+ *   BROKEN       -      -        yes   yes   no-op  -    -       yes
+ *   PAUSED       -      -        yes   no-op yes    yes  yes     yes
+ *
+ * A refused request gets an answer with -EBUSY (-EPERM for a message no
+ * device serves) and a reason, and the device goes on as it was. A
+ * device that found a bad chain is BROKEN: it serves nothing until reset,
+ * but still pauses, and its snapshot says NEEDS_RESET.
  *
  * Host input (a tap, a console's input) is polled by the same loop: when
  * the input fd is readable, ops->host_ready moves what it can to the guest.
@@ -49,6 +62,19 @@
 #define VIRTIO_STATUS_DRIVER_OK 4u
 
 struct device;
+
+/* Where a device process is in its life; see the table above. */
+enum device_state {
+	DEVICE_CONFIGURING,	/* no guest memory yet */
+	DEVICE_READY,		/* memory mapped, no queue served (before DRIVER_OK, after a reset) */
+	DEVICE_ACTIVE,		/* serving its queues and host fds */
+	DEVICE_BROKEN,		/* found a chain it cannot serve: waits for a reset */
+	DEVICE_PAUSED,		/* touches nothing; resume goes back to dev->resume_state */
+	DEVICE_STATE_COUNT,
+};
+
+/* Counters a device kind keeps (names in ops->counter_names). */
+#define DEVICE_MAX_COUNTERS 8u
 
 /* Where a device's host input comes from. */
 enum device_input {
@@ -96,6 +122,16 @@ struct device_ops {
 	/* Device-specific part of a snapshot (state->blob); required for snapshots. */
 	int (*save)(struct device *dev, Cloister__DeviceState *state);
 	int (*restore)(struct device *dev, const Cloister__DeviceState *state);
+	/*
+	 * Optional: the device is about to stop; anything it holds half done
+	 * (a chain the host end has not taken yet) is finished or handed back
+	 * now, so the queues it saves are exact. Must not wait for the host.
+	 */
+	void (*pause)(struct device *dev);
+	/* Optional: the queues are being torn down; forget what was tied to them. */
+	void (*reset)(struct device *dev);
+	/* What dev->counters[i] are called, NULL-terminated, at most DEVICE_MAX_COUNTERS. */
+	const char *const *counter_names;
 };
 
 struct device {
@@ -109,18 +145,27 @@ struct device {
 	struct guest_memory mem;
 	struct virtqueue queues[DEVICE_MAX_QUEUES];
 	uint64_t driver_features;
-	bool has_memory;
-	bool active;
-	bool paused;
-	bool needs_reset;
+	enum device_state state;
+	enum device_state resume_state;	/* where DevResume goes from DEVICE_PAUSED */
 	bool created;
 	bool input_blocked;	/* waiting for receive buffers */
 	bool input_closed;
 	bool want_output;
 	uint64_t requests_served;
 	uint64_t bytes_served;
+	/* Reported by DevCounters; not part of a snapshot (a restored process starts at 0). */
+	uint64_t counters[DEVICE_MAX_COUNTERS];
 	void *priv;
 };
+
+/* "configuring", "ready", ... for logs and refusals. */
+const char *device_state_name(enum device_state state);
+
+/*
+ * 0 when a request of kind msg may be served in state, otherwise the error
+ * it is refused with: -EBUSY (not in this state) or -EPERM (never).
+ */
+int device_state_check(enum device_state state, Cloister__Envelope__MsgCase msg);
 
 /* Prepares dev; sock and host_fd (-1 if none) become dev's. */
 void device_init(struct device *dev, const struct device_ops *ops, const char *id, int sock,
@@ -152,6 +197,13 @@ void device_cleanup(struct device *dev);
 
 /* Counts one served request of bytes bytes (for DevSave). */
 void device_account(struct device *dev, uint64_t bytes);
+
+/* Adds n to the device's counter index (an index into ops->counter_names). */
+static inline void device_count(struct device *dev, unsigned int index, uint64_t n)
+{
+	if (index < DEVICE_MAX_COUNTERS)
+		dev->counters[index] += n;
+}
 
 /*
  * Serves a queue: hands each available chain to serve(), which says how many

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 #define NET_BLOB_VERSION 1u
 #define NET_BLOB_LEN 7u
@@ -32,6 +33,16 @@ enum rx_result {
 };
 
 static const uint8_t zero_hdr[NET_HDR_LEN];
+
+/* vm.counters: Ethernet frames and their bytes (virtio-net header not counted), guest's view. */
+enum net_counter { NET_RX_BYTES, NET_RX_FRAMES, NET_TX_BYTES, NET_TX_FRAMES };
+static const char *const net_counter_names[] = {
+	[NET_RX_BYTES] = "rx_bytes",
+	[NET_RX_FRAMES] = "rx_frames",
+	[NET_TX_BYTES] = "tx_bytes",
+	[NET_TX_FRAMES] = "tx_frames",
+	NULL,
+};
 
 static struct net *net_of(const struct device *dev)
 {
@@ -160,6 +171,8 @@ static void tx_send(struct device *dev, const struct iovec *iov, int n_iov, size
 	while (w < 0 && errno == EINTR);
 	if (w >= 0) {
 		net->stats.tx_frames++;
+		device_count(dev, NET_TX_FRAMES, 1);
+		device_count(dev, NET_TX_BYTES, len);
 		device_account(dev, len);
 		return;
 	}
@@ -272,7 +285,8 @@ static int rx_fill(struct device *dev, struct virtqueue *vq, const struct vq_cha
 		rx_give_back(vq);
 		if (got == -EAGAIN)
 			return RX_EMPTY;
-		log_error("tap read failed (%s); no more receiving", got ? strerror((int)-got) : "EOF");
+		log_ratelimited(LOG_LVL_ERROR, "tap read failed (%s); no more receiving",
+				got ? strerror((int)-got) : "EOF");
 		return RX_CLOSED;
 	}
 	if ((size_t)got < NET_HDR_LEN) {
@@ -285,6 +299,8 @@ static int rx_fill(struct device *dev, struct virtqueue *vq, const struct vq_cha
 	if (virtqueue_push(vq, chain, (uint32_t)got) < 0)
 		return -EIO;
 	net_of(dev)->stats.rx_frames++;
+	device_count(dev, NET_RX_FRAMES, 1);
+	device_count(dev, NET_RX_BYTES, (uint64_t)got - NET_HDR_LEN);
 	device_account(dev, (uint64_t)got);
 	return RX_DELIVERED;
 }
@@ -374,4 +390,5 @@ const struct device_ops net_ops = {
 	.host_ready = net_host_ready,
 	.save = net_save,
 	.restore = net_restore,
+	.counter_names = net_counter_names,
 };

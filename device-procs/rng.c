@@ -5,6 +5,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* vm.counters: random bytes handed to the guest. */
+enum rng_counter { RNG_BYTES };
+static const char *const rng_counter_names[] = { [RNG_BYTES] = "bytes", NULL };
+
 static int rng_fill_buf(const struct vq_buf *buf, uint32_t len)
 {
 	uint32_t done = 0;
@@ -49,8 +53,10 @@ static int rng_serve_chain(struct device *dev, const struct vq_chain *chain, uin
 {
 	int r = rng_fill_chain(chain, ret_used);
 
-	if (r >= 0)
+	if (r >= 0) {
 		device_account(dev, *ret_used);
+		device_count(dev, RNG_BYTES, *ret_used);
+	}
 	return r;
 }
 
@@ -82,4 +88,5 @@ const struct device_ops rng_ops = {
 	.process_queue = rng_process_queue,
 	.save = rng_save,
 	.restore = rng_restore,
+	.counter_names = rng_counter_names,
 };

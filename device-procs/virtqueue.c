@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 /* Walk state shared by the direct and the indirect part of one chain. */
 struct chain_walk {
@@ -197,7 +198,8 @@ static uint16_t load_le16_acquire(const uint8_t *p)
 static int queue_fail(struct virtqueue *vq, int err, const char *why)
 {
 	vq->broken = true;
-	log_error("queue %u: %s (%s)", vq->index, why, strerror(-err));
+	/* The guest writes these chains, and may break one after every reset. */
+	log_ratelimited(LOG_LVL_ERROR, "queue %u: %s (%s)", vq->index, why, strerror(-err));
 	return err;
 }
 

@@ -10,7 +10,7 @@ seconds=${FUZZ_SECONDS:-20}
 ninja -C build-fuzz | grep -E "error|FAILED" -A5 && exit 1 || true
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in vmjson frame virtqueue api_body gateway jit; do
+for target in vmjson frame virtqueue devctl api_body gateway jit; do
 	mkdir -p "$scratch/$target"
 	echo "fuzz: $target for ${seconds}s"
 	build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$seconds" -close_fd_mask=3 \

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "blk_harness.h"
+#include "ratelimit.h"
 
 #define GUARD 4096ull
 #define ROUNDS 4000
@@ -230,4 +231,31 @@ Test(blk_hostile, used_length_never_exceeds_the_writable_bytes)
 		guest_used_elem(&f.g, before % QSIZE, &id, &len);
 		cr_assert_leq(len, writable, "used %u > %u writable bytes", len, writable);
 	}
+}
+
+/* A guest looping over a request the host fails: the host log gets a bounded number of lines. */
+Test(blk_hostile, failing_host_requests_log_a_bounded_number_of_lines)
+{
+	char path[] = "/tmp/cloister-blk-log-XXXXXX";
+	int log_fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	char text[16384];
+	ssize_t got;
+	int lines = 0;
+
+	cr_assert(log_fd >= 0 && saved >= 0);
+	unlink(path);
+	/* The image shrank under the device: every read of it fails on the host side. */
+	cr_assert_eq(ftruncate(f.image_fd, 0), 0);
+	cr_assert(dup2(log_fd, STDERR_FILENO) >= 0);
+	for (int i = 0; i < 500; i++)
+		cr_assert_eq(blk_request(&f, VIRTIO_BLK_T_IN, 0, 512, true, NULL), VIRTIO_BLK_S_IOERR);
+	cr_assert(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	got = pread(log_fd, text, sizeof(text) - 1, 0);
+	close(log_fd);
+	cr_assert_gt(got, 0, "the first failures are logged");
+	text[got] = '\0';
+	for (char *p = text; *p; p++)
+		lines += *p == '\n';
+	cr_assert_eq(lines, RATELIMIT_BURST, "%s", text);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Requests one at a time against a temporary image: what the guest gets, what the host sees. */
 #include "blk_harness.h"
+#include "counters.h"
 
 static struct blk_fixture f;
 
@@ -96,6 +97,21 @@ Test(blk, write_then_read_round_trip)
 	cr_assert_arr_eq(guest_ptr(&f.g, DATA_GPA), expect, sizeof(expect));
 	cr_assert_eq(f.dev.requests_served, 2);
 	cr_assert_eq(f.dev.bytes_served, 2 * sizeof(expect));
+	cr_assert_eq(device_counter(&f.dev, "read_ops"), 1);
+	cr_assert_eq(device_counter(&f.dev, "read_bytes"), sizeof(expect));
+	cr_assert_eq(device_counter(&f.dev, "write_ops"), 1);
+	cr_assert_eq(device_counter(&f.dev, "write_bytes"), sizeof(expect));
+}
+
+Test(blk, failed_and_other_requests_are_not_counted_as_reads_or_writes)
+{
+	cr_assert_eq(blk_request(&f, VIRTIO_BLK_T_IN, 1ull << 40, 512, true, NULL),
+		     VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_request(&f, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(device_counter(&f.dev, "read_ops"), 0);
+	cr_assert_eq(device_counter(&f.dev, "read_bytes"), 0);
+	cr_assert_eq(device_counter(&f.dev, "write_ops"), 0);
+	cr_assert_eq(device_counter(&f.dev, "write_bytes"), 0);
 }
 
 Test(blk, any_framing_is_accepted)

@@ -98,15 +98,30 @@ static void *h_thread(void *arg)
 	return NULL;
 }
 
-static inline int h_request(Cloister__Envelope *env, const int *fds, size_t n_fds)
+/* Sends env with a fresh request id; returns the answer, which must echo that id. */
+static inline Cloister__Envelope *h_exchange(Cloister__Envelope *env, const int *fds, size_t n_fds,
+					     Cloister__Envelope__MsgCase answer)
 {
+	static uint64_t next_id = 1000;
 	Cloister__Envelope *reply = NULL;
-	int r;
 
+	env->request_id = ++next_id;
 	cr_assert_eq(frame_send(h.core, env, fds, n_fds), 0);
 	cr_assert_eq(frame_recv_timeout(h.core, 2000, &reply, NULL, 0, NULL), 0);
-	cr_assert_eq(reply->msg_case, CLOISTER__ENVELOPE__MSG_REPLY);
-	r = reply->reply->error;
+	if (answer != CLOISTER__ENVELOPE__MSG__NOT_SET)
+		cr_assert_eq(reply->msg_case, answer, "answered %s", frame_msg_name(reply));
+	cr_assert_eq(reply->request_id, env->request_id, "the answer echoes the request id");
+	return reply;
+}
+
+static inline int h_request(Cloister__Envelope *env, const int *fds, size_t n_fds)
+{
+	Cloister__Envelope *reply = h_exchange(env, fds, n_fds, CLOISTER__ENVELOPE__MSG_REPLY);
+	int r = reply->reply->error;
+
+	if (r < 0)
+		cr_assert(reply->reply->message && reply->reply->message[0],
+			  "a refusal says why");
 	frame_free(reply);
 	return r;
 }
@@ -127,9 +142,9 @@ static inline void h_send_memory(void)
 	cr_assert_eq(h_request(&env, &h.memfd, 1), 0);
 }
 
-/* Starts ops on a thread with host_fd (fd 4) and input_fd (fd 5, or -1), through DevMemory. */
-static inline void h_start(const struct device_ops *ops, const char *id, int host_fd, int input_fd,
-			   const char *const *options)
+/* Starts ops on a thread with host_fd (fd 4) and input_fd (fd 5, or -1), up to DevInfo. */
+static inline void h_start_configuring(const struct device_ops *ops, const char *id, int host_fd,
+				       int input_fd, const char *const *options)
 {
 	int sv[2];
 
@@ -152,6 +167,13 @@ static inline void h_start(const struct device_ops *ops, const char *id, int hos
 	cr_assert_eq(frame_recv_timeout(h.core, 2000, &h.info_env, NULL, 0, NULL), 0);
 	cr_assert_eq(h.info_env->msg_case, CLOISTER__ENVELOPE__MSG_DEV_INFO);
 	h.info = h.info_env->dev_info;
+}
+
+/* As h_start_configuring(), then DevMemory. */
+static inline void h_start(const struct device_ops *ops, const char *id, int host_fd, int input_fd,
+			   const char *const *options)
+{
+	h_start_configuring(ops, id, host_fd, input_fd, options);
 	h_send_memory();
 }
 
@@ -244,14 +266,40 @@ static inline Cloister__Envelope *h_save(void)
 
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_SAVE;
 	env.dev_save = &req;
-	cr_assert_eq(frame_send(h.core, &env, NULL, 0), 0);
-	cr_assert_eq(frame_recv_timeout(h.core, 2000, &reply, NULL, 0, NULL), 0);
-	cr_assert_eq(reply->msg_case, CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY);
+	reply = h_exchange(&env, NULL, 0, CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY);
 	return reply;
 }
 
-/* DevRestore of a DRIVER_OK device with both queues at their start and blob. */
-static inline int h_restore(const char *kind, const char *id, uint8_t *blob, size_t blob_len)
+/* DevCounters; the value of the counter called name (which must be there). */
+static inline uint64_t h_counter(const char *name)
+{
+	Cloister__DevCounters req = CLOISTER__DEV_COUNTERS__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__Envelope *reply;
+	uint64_t value = 0;
+	bool found = false;
+
+	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_COUNTERS;
+	env.dev_counters = &req;
+	reply = h_exchange(&env, NULL, 0, CLOISTER__ENVELOPE__MSG_DEV_COUNTERS_REPLY);
+	cr_assert_eq(reply->dev_counters_reply->error, 0);
+	for (size_t i = 0; i < reply->dev_counters_reply->n_counters; i++) {
+		if (strcmp(reply->dev_counters_reply->counters[i]->name, name) == 0) {
+			value = reply->dev_counters_reply->counters[i]->value;
+			found = true;
+		}
+	}
+	frame_free(reply);
+	cr_assert(found, "no counter %s", name);
+	return value;
+}
+
+/*
+ * DevRestore of a DRIVER_OK device with blob, queue q's ring indices both
+ * at idx[q] (idx NULL: every queue at its start).
+ */
+static inline int h_restore_at(const char *kind, const char *id, uint8_t *blob, size_t blob_len,
+			       const uint16_t *idx)
 {
 	Cloister__VirtqueueState q[NQ], *qs[NQ];
 	Cloister__DeviceState s = CLOISTER__DEVICE_STATE__INIT;
@@ -260,6 +308,8 @@ static inline int h_restore(const char *kind, const char *id, uint8_t *blob, siz
 	int fds[2 * NQ];
 
 	h_queue_states(q, qs);
+	for (uint32_t i = 0; idx && i < NQ; i++)
+		q[i].last_avail_idx = q[i].used_idx = idx[i];
 	h_new_eventfds(fds);
 	s.kind = (char *)kind;
 	s.id = (char *)id;
@@ -272,6 +322,11 @@ static inline int h_restore(const char *kind, const char *id, uint8_t *blob, siz
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_RESTORE;
 	env.dev_restore = &msg;
 	return h_request(&env, fds, 2 * NQ);
+}
+
+static inline int h_restore(const char *kind, const char *id, uint8_t *blob, size_t blob_len)
+{
+	return h_restore_at(kind, id, blob, blob_len, NULL);
 }
 
 /* Polls cond every millisecond for up to two seconds. */

@@ -101,30 +101,46 @@ Test(console, input_waits_for_buffers_then_arrives)
 	cr_assert_eq(*gp(GM_BUFS), 'w');
 }
 
-/* Prints total bytes of a known pattern through chains of 32 KiB. */
-static void print_pattern(size_t total)
+/* Lays total bytes of a known pattern out as chains of the given sizes, and kicks. */
+static uint16_t print_chains(const size_t *sizes, size_t n_chains)
 {
 	uint8_t *p = gp(GM_BUFS);
-	uint16_t head = 0;
+	size_t off = 0;
+	uint16_t head;
 
-	for (size_t i = 0; i < total; i++)
-		p[i] = (uint8_t)(i % 251);
-	for (size_t off = 0; off < total; off += 32768, head++) {
-		size_t len = total - off < 32768 ? total - off : 32768;
-
-		g_desc(TXQ, head, GM_BUFS + off, (uint32_t)len, 0, 0);
+	for (head = 0; head < n_chains; head++) {
+		for (size_t i = 0; i < sizes[head]; i++)
+			p[off + i] = (uint8_t)((off + i) % 251);
+		g_desc(TXQ, head, GM_BUFS + off, (uint32_t)sizes[head], 0, 0);
 		g_avail(TXQ, head);
+		off += sizes[head];
 	}
 	h_kick(TXQ);
-	cr_assert(h_wait_for(g_used_idx(TXQ) == head));
+	return head;
 }
 
+/* Makes fd 4 a 4 KiB pipe that is already full; returns how many filler bytes it holds. */
+static size_t host_end_full(void)
+{
+	static const uint8_t filler[4096] = { [0 ... 4095] = 'F' };
+	size_t n = 0;
+	ssize_t w;
+
+	cr_assert_geq(fcntl(h.dev.host_fd, F_SETPIPE_SZ, 4096), 4096);
+	cr_assert_eq(fcntl(h.dev.host_fd, F_SETFL, O_NONBLOCK), 0);
+	while ((w = write(h.dev.host_fd, filler, sizeof(filler))) > 0)
+		n += (size_t)w;
+	cr_assert_eq(errno, EAGAIN);
+	return n;
+}
+
+/* Reads the pipe until len bytes came or it stays empty for a while. */
 static size_t read_all(uint8_t *buf, size_t max)
 {
 	size_t got = 0;
 	struct pollfd p = { .fd = out_rd, .events = POLLIN };
 
-	while (got < max && poll(&p, 1, 300) == 1) {
+	while (got < max && poll(&p, 1, 1000) == 1) {
 		ssize_t n = read(out_rd, buf + got, max - got);
 
 		if (n <= 0)
@@ -134,68 +150,123 @@ static size_t read_all(uint8_t *buf, size_t max)
 	return got;
 }
 
-Test(console, pending_output_is_bounded_then_flushed_in_order)
+/* Reads the filler, then checks that exactly total pattern bytes follow, in order. */
+static void expect_output(size_t filler, size_t total)
 {
-	const size_t total = 4 * CONSOLE_PENDING_OUT_MAX;
-	struct console_stats st;
-	uint8_t *got = malloc(total);
-	size_t n;
+	uint8_t *got = malloc(filler + total + 1);
+	size_t n = read_all(got, filler + total + 1);
 
-	/* A slow host end: a small pipe nobody reads, which a pty without a reader resembles. */
-	cr_assert_geq(fcntl(h.dev.host_fd, F_SETPIPE_SZ, 4096), 4096);
-	cr_assert_eq(fcntl(h.dev.host_fd, F_SETFL, O_NONBLOCK), 0);
-	print_pattern(total);
-	st = console_stats(&h.dev);
-	cr_assert_eq(st.out_pending, CONSOLE_PENDING_OUT_MAX);
-	cr_assert_gt(st.out_dropped, 0);
-	cr_assert_eq(st.out_bytes + st.out_pending + st.out_dropped, total);
-	n = read_all(got, total);
-	cr_assert(h_wait_for(console_stats(&h.dev).out_pending == 0));
-	n += read_all(got + n, total - n);
-	cr_assert_eq(n, total - st.out_dropped, "everything kept is written");
-	for (size_t i = 0; i < n; i++)
-		cr_assert_eq(got[i], (uint8_t)(i % 251), "byte %zu out of order", i);
+	cr_assert_eq(n, filler + total, "every byte arrives once: got %zu of %zu", n,
+		     filler + total);
+	for (size_t i = 0; i < filler; i++)
+		cr_assert_eq(got[i], 'F');
+	for (size_t i = 0; i < total; i++)
+		cr_assert_eq(got[filler + i], (uint8_t)(i % 251), "byte %zu out of order", i);
 	free(got);
 }
 
-Test(console, pending_bytes_survive_save_and_restore)
+Test(console, full_host_end_holds_the_queue_and_loses_nothing)
 {
+	const size_t sizes[] = { 32768, 32768, 32768, 32768, 32768, 32768, 32768, 32768 };
+	size_t filler = host_end_full();
+	struct console_stats st;
+	uint16_t chains = print_chains(sizes, 8);
+
+	/* Two chains fill the 64 KiB buffer; the third is held, the rest stay queued. */
+	cr_assert(h_wait_for(console_stats(&h.dev).tx_held));
+	st = console_stats(&h.dev);
+	cr_assert_eq(st.out_pending, CONSOLE_PENDING_OUT_MAX);
+	cr_assert_eq(st.out_dropped, 0);
+	cr_assert_eq(g_used_idx(TXQ), 2, "buffers the device has no room for stay the guest's");
+	usleep(50 * 1000);
+	cr_assert_eq(g_used_idx(TXQ), 2);
+	expect_output(filler, 8 * 32768);
+	cr_assert(h_wait_for(g_used_idx(TXQ) == chains), "every chain comes back once written");
+	st = console_stats(&h.dev);
+	cr_assert_eq(st.out_dropped, 0);
+	cr_assert_eq(st.out_pending, 0);
+}
+
+Test(console, held_output_survives_pause_save_and_restore)
+{
+	/* 65468 bytes fit the buffer with the first two; 68 of the third are taken, 100 wait. */
+	const size_t sizes[] = { 32768, 32700, 168 };
+	const size_t total = 32768 + 32700 + 168;
+	size_t filler = host_end_full();
 	Cloister__Envelope *reply;
 	struct console_stats st;
+	uint64_t skip;
 	uint8_t *blob;
 	size_t len;
 
-	cr_assert_eq(fcntl(h.dev.host_fd, F_SETPIPE_SZ, 4096), 4096);
-	cr_assert_eq(fcntl(h.dev.host_fd, F_SETFL, O_NONBLOCK), 0);
-	print_pattern(4096 + 100);
+	print_chains(sizes, 3);
 	cr_assert_eq(write(in_wr, "abc", 3), 3);
+	cr_assert(h_wait_for(console_stats(&h.dev).tx_held));
 	cr_assert(h_wait_for(console_stats(&h.dev).in_pending == 3));
 	cr_assert_eq(h_pause(), 0);
+	cr_assert_not(console_stats(&h.dev).tx_held, "pause hands the chain back");
 	reply = h_save();
 	cr_assert_eq(reply->dev_save_reply->error, 0);
+	cr_assert_eq(reply->dev_save_reply->state->queues[1]->last_avail_idx, 2,
+		     "the held chain is still the guest's in the saved queue");
 	len = reply->dev_save_reply->state->blob.len;
 	blob = malloc(len);
 	memcpy(blob, reply->dev_save_reply->state->blob.data, len);
 	frame_free(reply);
-	cr_assert_eq(len, 9 + 100 + 3);
-	cr_assert_arr_eq(blob + 9 + 100, "abc", 3);
-	cr_assert_eq(blob[9], (uint8_t)(4096 % 251));
+	cr_assert_eq(blob[0], 2);
+	cr_assert_eq(len, 17 + CONSOLE_PENDING_OUT_MAX + 3);
+	memcpy(&skip, blob + 9, 8);
+	cr_assert_eq(le64toh(skip), 68);
+	cr_assert_arr_eq(blob + 17 + CONSOLE_PENDING_OUT_MAX, "abc", 3);
+	cr_assert_eq(blob[17], 0, "the buffer starts with the first byte printed");
 	/* Lengths that disagree with the blob are refused. */
 	blob[5] = 4;
 	cr_assert_eq(h_restore("console", "con0", blob, len), -EINVAL);
 	blob[5] = 3;
 	cr_assert_eq(h_restore("console", "con0", blob, len - 1), -EINVAL);
-	cr_assert_eq(h_restore("console", "con0", blob, len), 0);
+	/* The restored queues start where the snapshot's were: chains 0 and 1 done. */
+	cr_assert_eq(h_restore_at("console", "con0", blob, len, (const uint16_t[NQ]){ 0, 2 }), 0);
 	st = console_stats(&h.dev);
-	cr_assert_eq(st.out_pending, 100);
+	cr_assert_eq(st.out_pending, CONSOLE_PENDING_OUT_MAX);
 	cr_assert_eq(st.in_pending, 3);
 	cr_assert_eq(h_resume(), 0);
+	expect_output(filler, total);
+	cr_assert(h_wait_for(g_used_idx(TXQ) == 3));
 	g_desc(RXQ, 0, GM_BUFS, 64, VIRTQ_DESC_F_WRITE, 0);
 	g_avail(RXQ, 0);
 	h_kick(RXQ);
 	cr_assert(h_called(RXQ, 2000));
 	cr_assert_arr_eq(gp(GM_BUFS), "abc", 3);
 	free(blob);
+}
+
+Test(console, version_1_blob_is_still_restored)
+{
+	uint8_t blob[9 + 3] = { 1, 3, 0, 0, 0, 0, 0, 0, 0, 'x', 'y', 'z' };
+	char got[4] = { 0 };
+
+	cr_assert_eq(h_pause(), 0);
+	cr_assert_eq(h_restore("console", "con0", blob, sizeof(blob)), 0);
+	cr_assert_eq(h_resume(), 0);
+	cr_assert_eq(read_all((uint8_t *)got, 3), 3);
+	cr_assert_str_eq(got, "xyz");
+}
+
+Test(console, counts_bytes_each_way)
+{
+	char got[8] = { 0 };
+
+	guest_print(0, GM_BUFS, "hello", 5);
+	h_kick(TXQ);
+	cr_assert(h_called(TXQ, 2000));
+	cr_assert_eq(read_all((uint8_t *)got, 5), 5);
+	cr_assert_eq(write(in_wr, "ab", 2), 2);
+	g_desc(RXQ, 1, GM_BUFS + 0x100, 16, VIRTQ_DESC_F_WRITE, 0);
+	g_avail(RXQ, 1);
+	h_kick(RXQ);
+	cr_assert(h_wait_for(g_used_idx(RXQ) == 1));
+	cr_assert_eq(h_counter("tx_bytes"), 5);
+	cr_assert_eq(h_counter("rx_bytes"), 2);
 }
 
 Test(console, closed_input_is_not_polled_again)

@@ -110,6 +110,28 @@ Test(net, tx_frame_reaches_the_tap_with_a_clean_header)
 	cr_assert_eq(net_stats(&h.dev)->tx_frames, 1);
 }
 
+Test(net, counters_count_frames_and_their_bytes_each_way)
+{
+	uint8_t got[256];
+
+	memset(gp(GM_BUFS), 0, NET_HDR_LEN);
+	fill_pattern(gp(GM_BUFS + NET_HDR_LEN), 100, 1);
+	g_desc(TXQ, 0, GM_BUFS, NET_HDR_LEN + 100, 0, 0);
+	g_avail(TXQ, 0);
+	h_kick(TXQ);
+	cr_assert(h_called(TXQ, 2000));
+	cr_assert_eq(recv(tap, got, sizeof(got), MSG_DONTWAIT), NET_HDR_LEN + 100);
+	g_desc(RXQ, 0, GM_BUFS + 0x1000, 2048, VIRTQ_DESC_F_WRITE, 0);
+	g_avail(RXQ, 0);
+	h_kick(RXQ);
+	host_send(300, 2);
+	cr_assert(h_called(RXQ, 2000));
+	cr_assert_eq(h_counter("tx_frames"), 1);
+	cr_assert_eq(h_counter("tx_bytes"), 100, "the virtio-net header is not counted");
+	cr_assert_eq(h_counter("rx_frames"), 1);
+	cr_assert_eq(h_counter("rx_bytes"), 300);
+}
+
 Test(net, hostile_tx_chains_are_dropped_not_fatal)
 {
 	uint8_t got[64];
@@ -124,6 +146,7 @@ Test(net, hostile_tx_chains_are_dropped_not_fatal)
 	h_kick(TXQ);
 	cr_assert(h_wait_for(g_used_idx(TXQ) == 4));
 	cr_assert_eq(net_stats(&h.dev)->tx_bad, 3);
+	cr_assert_eq(h_counter("tx_frames"), 1, "dropped chains are not frames sent");
 	cr_assert_eq(recv(tap, got, sizeof(got), MSG_DONTWAIT), NET_HDR_LEN + 20,
 		     "only the good frame goes out");
 	cr_assert_eq(recv(tap, got, sizeof(got), MSG_DONTWAIT), -1);
