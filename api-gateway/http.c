@@ -42,6 +42,8 @@
 #define LINGER_MS 2000u
 #define LINGER_BYTES (4u * API_BODY_MAX)
 #define ACCEPTS_PER_ROUND 8
+/* Out of file descriptors: accepting pauses this long rather than spinning. */
+#define ACCEPT_BACKOFF_MS 200u
 #define NO_DEADLINE UINT64_MAX
 
 enum conn_state {
@@ -75,6 +77,7 @@ struct api_server {
 	atomic_bool stopping;
 	struct conn conns[API_CONNECTION_LIMIT];
 	uint64_t accepts;
+	uint64_t accept_resume_ms;	/* accepting pauses until then */
 
 	/* The serving thread's view: an op was handed over and has not been answered. */
 	bool op_busy;
@@ -110,6 +113,7 @@ static void *op_thread_main(void *opaque)
 {
 	struct api_server *s = opaque;
 
+	pthread_setname_np(pthread_self(), "api-op");
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct api_call call;
@@ -372,8 +376,11 @@ static void accept_clients(struct api_server *s)
 			return;
 		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_error("api: accept: %m");
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Logged once per pause, so a full fd table cannot flood the log. */
+			log_error("api: accept: %m; accepting again in %u ms", ACCEPT_BACKOFF_MS);
+			s->accept_resume_ms = now_ms() + ACCEPT_BACKOFF_MS;
 			return;
 		}
 		*c = (struct conn){ .state = CONN_READING, .fd = fd, .accepted_seq = ++s->accepts };
@@ -426,7 +433,7 @@ static short conn_events(const struct conn *c)
 
 static int poll_timeout(const struct api_server *s, uint64_t now)
 {
-	uint64_t next = NO_DEADLINE;
+	uint64_t next = s->accept_resume_ms > now ? s->accept_resume_ms : NO_DEADLINE;
 
 	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++)
 		if (s->conns[i].state != CONN_FREE && s->conns[i].deadline_ms < next)
@@ -443,7 +450,8 @@ static void serve_round(struct api_server *s)
 	int n;
 
 	pfd[0] = (struct pollfd){ .fd = s->wake_fd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = conn_free_slot(s) ? s->listen_fd : -1, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .events = POLLIN,
+		.fd = conn_free_slot(s) && s->accept_resume_ms <= now ? s->listen_fd : -1 };
 	for (size_t i = 0; i < API_CONNECTION_LIMIT; i++) {
 		const struct conn *c = &s->conns[i];
 		short ev = conn_events(c);
@@ -477,6 +485,7 @@ static void *serve_thread_main(void *opaque)
 {
 	struct api_server *s = opaque;
 
+	pthread_setname_np(pthread_self(), "api-serve");
 	while (!atomic_load(&s->stopping))
 		serve_round(s);
 	return NULL;

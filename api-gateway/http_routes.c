@@ -119,7 +119,8 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret)
 
 static char *json_ascii(const char *in, size_t len, size_t *ret_len)
 {
-	char *out = malloc(len * 12 + 1), *p = out;	/* 4 bytes may become two \uXXXX */
+	/* At most 6 bytes out per byte in: a stray byte becomes one \uXXXX. */
+	char *out = malloc(len * 6 + 1), *p = out;
 
 	if (!out)
 		return NULL;

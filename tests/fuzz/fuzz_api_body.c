@@ -152,6 +152,22 @@ static void fuzz_bodies(const char *body, size_t size)
 	}
 }
 
+/* Any bytes in an error message still give an ASCII-only response. */
+static void fuzz_message(const uint8_t *data, size_t size)
+{
+	struct api_response resp;
+	char *msg = malloc(size + 1);
+
+	if (!msg)
+		return;
+	memcpy(msg, data, size);
+	msg[size] = '\0';
+	api_response_error(&resp, 500, "fuzz", msg);
+	check_response(&resp);
+	api_response_release(&resp);
+	free(msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* An exact-size copy, so reading one byte too far is caught by ASan. */
@@ -162,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(bytes, data, size);
 	fuzz_bodies(bytes, size);
 	fuzz_request(bytes, size);
+	fuzz_message(data, size);
 	free(bytes);
 	return 0;
 }

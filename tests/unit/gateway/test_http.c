@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1008,6 +1009,37 @@ Test(http, error_bodies_are_ascii)
 		cr_assert_lt((unsigned char)r.body[i], 0x80, "byte %zu of '%s'", i, r.body);
 	cr_expect_not_null(strstr(r.body, "caf\\u00e9 \\ud83d\\ude00 \\ufffd broken"), "%s", r.body);
 	expect_error_body(&r, "caf\xc3\xa9");
+}
+
+Test(http, out_of_fds_then_recovers)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct rlimit old, tight;
+	char buf[2048];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), lowest;
+
+	cr_assert_geq(fd, 0);
+	lowest = dup(0);
+	cr_assert_geq(lowest, 0);
+	close(lowest);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/* No new descriptor can be made in this process: the server cannot accept. */
+	tight = (struct rlimit){ .rlim_cur = (rlim_t)lowest, .rlim_max = old.rlim_max };
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+	usleep(300 * 1000);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* Once descriptors are there again, the waiting client is served. */
+	{
+		struct timeval tv = { .tv_sec = 20 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	cr_assert_eq(write(fd, "GET /api/v1/vmm.ping HTTP/1.1\r\nHost: x\r\n\r\n", 42), 42);
+	raw_read_all(fd, buf, sizeof(buf));
+	close(fd);
+	cr_expect_eq(wire_status(buf), 200, "%s", buf);
 }
 
 /* ---- other ops tables ---- */
