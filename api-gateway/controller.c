@@ -587,7 +587,6 @@ const struct api_ops controller_api_ops = {
 	.pause = api_pause,
 	.resume = api_resume,
 	.snapshot = api_snapshot,
-	.restore = api_restore,
 	.shutdown_vm = api_shutdown_vm,
 	.shutdown_vmm = api_shutdown_vmm,
 };

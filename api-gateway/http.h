@@ -100,12 +100,6 @@ struct api_ops {
 	 */
 	int (*restore_request)(void *opaque, const struct api_restore_request *req, char *err,
 			       size_t errlen);
-	/*
-	 * The former vm.restore op, used only while restore_request is NULL:
-	 * requests it cannot express (OnDemand) are refused with 400. To be
-	 * removed once every caller sets restore_request.
-	 */
-	int (*restore)(void *opaque, const char *source_url, bool resume, char *err, size_t errlen);
 	int (*shutdown_vm)(void *opaque, char *err, size_t errlen);
 	/*
 	 * Called once the 204 has been sent. Must only ask the main loop to

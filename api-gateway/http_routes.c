@@ -433,8 +433,6 @@ static bool op_present(const struct api_route *route, const struct api_ops *ops)
 {
 	if (route->op == NO_OP)
 		return false;
-	if (route->op == offsetof(struct api_ops, restore_request))
-		return ops->restore_request || ops->restore;
 	return op_at(ops, route->op) != NULL;
 }
 
@@ -472,10 +470,7 @@ static void run_restore(const struct api_ops *ops, void *opaque, struct api_call
 	char err[API_ERR_MAX] = "";
 	int r;
 
-	if (ops->restore_request)
-		r = ops->restore_request(opaque, req, err, sizeof(err));
-	else
-		r = ops->restore(opaque, req->source_url, req->resume, err, sizeof(err));
+	r = ops->restore_request(opaque, req, err, sizeof(err));
 	if (r == -EEXIST) {
 		/* CH's openapi: 404 "could not be restored because it is already created". */
 		err[API_ERR_MAX - 1] = '\0';

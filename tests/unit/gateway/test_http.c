@@ -81,13 +81,6 @@ static int fake_restore(void *opaque, const struct api_restore_request *req, cha
 	return fake_result("restore", err, errlen);
 }
 
-static int fake_legacy_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
-{
-	snprintf(fake.url, sizeof(fake.url), "%s", url);
-	fake.resume = resume;
-	return fake_result("legacy_restore", err, errlen);
-}
-
 static int fake_create(void *opaque, struct json_object *cfg, char *err, size_t errlen)
 {
 	struct json_object *v;
@@ -1044,11 +1037,6 @@ Test(http, out_of_fds_then_recovers)
 
 /* ---- other ops tables ---- */
 
-static const struct api_ops legacy_ops = {
-	.restore = fake_legacy_restore,
-	.shutdown_vmm = fake_shutdown_vmm,
-};
-
 static const struct api_ops no_ops = { 0 };
 
 static void with_server(const struct api_ops *ops, void (*body)(void))
@@ -1060,24 +1048,6 @@ static void with_server(const struct api_ops *ops, void (*body)(void))
 	cr_assert_eq(api_server_start(sock_path, ops, NULL, &s), 0);
 	body();
 	api_server_stop(s);
-}
-
-static void legacy_restore_checks(void)
-{
-	struct reply r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///old\", \"resume\": true}");
-
-	cr_expect_eq(r.status, 204);
-	cr_expect_str_eq(fake.last_op, "legacy_restore");
-	cr_expect_str_eq(fake.url, "file:///old");
-	cr_expect(fake.resume);
-	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///old\", \"memory_restore_mode\": \"OnDemand\"}");
-	cr_expect_eq(r.status, 400);
-	expect_error_body(&r, "OnDemand");
-}
-
-Test(http, legacy_restore_op)
-{
-	with_server(&legacy_ops, legacy_restore_checks);
 }
 
 static void no_ops_checks(void)
