@@ -66,7 +66,9 @@ static int mac_generate(Cloister__DeviceConfig *d)
 		return -EIO;
 	if (asprintf(&mac, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]) < 0)
 		return -ENOMEM;
-	free(d->mac);
+	/* Unset, the field holds protobuf-c's own empty string, which is not ours to free. */
+	if (d->mac != protobuf_c_empty_string)
+		free(d->mac);
 	d->mac = mac;
 	return 0;
 }
