@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,8 +231,30 @@ static int sandbox_root_steps(const struct sandbox_config *cfg)
 	return r;
 }
 
+/*
+ * The kernel forgets the parent-death signal when the uid changes, so it is
+ * set again once every id and capability change is done. A parent that died
+ * meanwhile left us with another parent: then we go at once.
+ */
+static int sandbox_rearm_parent_death(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		int r = -errno;
+
+		log_error("sandbox: PR_SET_PDEATHSIG failed: %s", strerror(-r));
+		return r;
+	}
+	if (getppid() != parent) {
+		log_error("sandbox: the parent is gone");
+		return -ESRCH;
+	}
+	return 0;
+}
+
 int sandbox_enter(const struct sandbox_config *cfg)
 {
+	/* Until the uid changes, the signal set at spawn still kills us with the parent. */
+	pid_t parent = getppid();
 	int r;
 
 	if (!cfg || (unsigned int)cfg->role >= ARRAY_SIZE(role_names))
@@ -248,6 +271,8 @@ int sandbox_enter(const struct sandbox_config *cfg)
 			 (unsigned)geteuid());
 	}
 	r = sandbox_drop_caps();
+	if (r == 0)
+		r = sandbox_rearm_parent_death(parent);
 	if (r < 0)
 		return r;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
