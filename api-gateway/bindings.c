@@ -361,11 +361,8 @@ static int bind_device(Cloister__DeviceConfig *d, const struct restore_bind *b, 
 		return bind_sink(&d->console, b, true, err, errlen);
 	if (strcmp(d->kind, "blk") == 0 && b->path)
 		return set_field(&d->path, b->path);
-	if (strcmp(d->kind, "net") == 0 && b->tap) {
-		if (b->mac && set_field(&d->mac, b->mac) < 0)
-			return -ENOMEM;
+	if (strcmp(d->kind, "net") == 0 && b->tap)
 		return set_field(&d->tap, b->tap);
-	}
 	err_set(err, errlen, "restore binding %s: a %s device takes %s", b->id, d->kind,
 		strcmp(d->kind, "blk") == 0 ? "path=" : strcmp(d->kind, "net") == 0 ? "tap=" :
 		"no binding");

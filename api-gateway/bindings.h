@@ -46,8 +46,7 @@ bool bindings_verify(int dirfd, const Cloister__VmConfig *config);
 
 /*
  * vm.restore's "devices": [{"id": "disk0", "path": "/img"}, {"id": "net0",
- * "tap": "tap1", "mac": "52:54:00:12:34:56"}, {"id": "serial", "file":
- * "/log"}, {"id": "console0", "mode": "pty"}] into ret (the same keys as
+ * "tap": "tap1"}, {"id": "serial", "file": "/log"}, {"id": "console0", "mode": "pty"}] into ret (the same keys as
  * --restore-bind). -EINVAL with err set; ret is freed with restore_binds_free().
  */
 int bindings_from_json(struct json_object *devices, struct restore_binds *ret, char *err,

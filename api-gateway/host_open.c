@@ -66,19 +66,23 @@ static int open_no_links(const char *path, int flags)
 
 int host_open_strict(const char *path, int flags)
 {
-	/* Non-blocking, so that opening a FIFO neither waits nor succeeds unseen. */
-	int fd = open_no_links(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	struct stat st;
+	/* A path handle first: what it names is looked at before anything opens it. */
+	_cleanup_close_ int handle = open_no_links(path, O_PATH | O_CLOEXEC);
+	struct stat st, again;
+	char proc[64];
+	int fd;
 
+	if (handle < 0)
+		return handle;
+	if (fstat(handle, &st) < 0 || !S_ISREG(st.st_mode))
+		return -EINVAL;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", handle);
+	fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		return -errno;
+	if (fstat(fd, &again) < 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
 		close(fd);
 		return -EINVAL;
-	}
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		close(fd);
-		return -errno;
 	}
 	return fd;
 }

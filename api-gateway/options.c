@@ -547,11 +547,6 @@ int restore_bind_set(struct restore_bind *b, const char *key, const char *value,
 		if (!*value || strlen(value) >= 16 || strchr(value, '/'))
 			return bind_fail(err, errlen, "restore binding tap=: a name under 16 characters");
 		r = bind_string(&b->tap, value);
-	} else if (strcmp(key, "mac") == 0) {
-		if (!mac_ok(value))
-			return bind_fail(err, errlen, "restore binding mac=: expected a unicast "
-					 "XX:XX:XX:XX:XX:XX");
-		r = bind_string(&b->mac, value);
 	} else if (strcmp(key, "file") == 0 || strcmp(key, "socket") == 0) {
 		bool sock = key[0] == 's';
 
@@ -566,7 +561,7 @@ int restore_bind_set(struct restore_bind *b, const char *key, const char *value,
 			return bind_fail(err, errlen, "restore binding mode=%.16s: expected off, null, tty "
 					 "or pty", value);
 	} else {
-		return bind_fail(err, errlen, "restore binding: unknown key %.32s (id, path, tap, mac, "
+		return bind_fail(err, errlen, "restore binding: unknown key %.32s (id, path, tap, "
 				 "file, socket or mode)", key);
 	}
 	if (r == -EEXIST)
@@ -576,15 +571,13 @@ int restore_bind_set(struct restore_bind *b, const char *key, const char *value,
 
 int restore_bind_check(const struct restore_bind *b, char *err, size_t errlen)
 {
-	int kinds = !!b->path + !!(b->tap || b->mac) + !!b->has_sink;
+	int kinds = !!b->path + !!b->tap + !!b->has_sink;
 
 	if (!b->id)
 		return bind_fail(err, errlen, "a restore binding needs id=DEVICE (or id=serial)");
 	if (kinds != 1)
 		return bind_fail(err, errlen, "restore binding %s: give path= (a disk), tap= (a NIC) "
 				 "or file=, socket=, mode= (serial, console), one kind only", b->id);
-	if (b->mac && !b->tap)
-		return bind_fail(err, errlen, "restore binding %s: mac= goes with tap=", b->id);
 	return 0;
 }
 
@@ -593,7 +586,6 @@ static void restore_bind_free(struct restore_bind *b)
 	free(b->id);
 	free(b->path);
 	free(b->tap);
-	free(b->mac);
 	free(b->sink_path);
 	*b = (struct restore_bind){ 0 };
 }
@@ -727,7 +719,7 @@ static void print_usage(FILE *f)
 	      "  --disk path=FILE[,readonly=on][,id=NAME]  add a virtio-blk disk (repeatable)\n"
 	      "  --net tap=NAME[,mac=MAC][,id=NAME]        add a virtio-net NIC on a tap (repeatable)\n"
 	      "  --restore source_url=file:///DIR[,resume=true|false]\n"
-	      "  --restore-bind id=DEVICE,path=IMAGE|tap=NAME[,mac=MAC]|file=PATH|socket=PATH|mode=M\n"
+	      "  --restore-bind id=DEVICE,path=IMAGE|tap=NAME|file=PATH|socket=PATH|mode=M\n"
 	      "                               the host resource of one device of the restored VM\n"
 	      "                               (id=serial for the serial port; repeatable)\n"
 	      "  --host-key PATH              key that seals snapshots' host bindings\n"

@@ -44,14 +44,13 @@ struct net_option {
  * What the person restoring names for one device of a snapshot, instead of
  * the host resource the snapshot names: `--restore-bind id=ID,KEY=VALUE`
  * on the command line, an object of "devices" in vm.restore. Keys: path
- * (a disk image), tap and mac (a NIC), file, socket or mode (where the
+ * (a disk image), tap (a NIC: the guest keeps its MAC), file, socket or mode (where the
  * serial port, id "serial", or a console sends its output).
  */
 struct restore_bind {
 	char *id;
 	char *path;
 	char *tap;
-	char *mac;
 	bool has_sink;
 	Cloister__SerialMode sink_mode;
 	char *sink_path;	/* with SERIAL_FILE and SERIAL_SOCKET */
