@@ -606,9 +606,17 @@ int controller_new(const struct vm_options *opts, struct event_monitor *events,
 {
 	struct controller *c = calloc(1, sizeof(*c));
 	struct tree_hooks hooks = { .event = on_event, .sink_path = on_sink_path };
+	uid_t child_uid;
+	gid_t child_gid;
+	int r;
 
 	if (!c)
 		return -ENOMEM;
+	r = spawn_setup(opts, &child_uid, &child_gid);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
 	pthread_mutex_init(&c->op_lock, NULL);
 	pthread_mutex_init(&c->info_lock, NULL);
 	c->state = VM_STATE_NOT_CREATED;
@@ -627,7 +635,7 @@ int controller_new(const struct vm_options *opts, struct event_monitor *events,
 	}
 	hooks.opaque = c;
 	bindings_set_key_path(opts->host_key);
-	tree_init(&c->tree, opts->child_uid, opts->child_gid, c->cancel_efd, &hooks);
+	tree_init(&c->tree, child_uid, child_gid, c->cancel_efd, &hooks);
 	*ret = c;
 	return 0;
 }

@@ -71,6 +71,7 @@ static int match_id_option(int argc, char **argv, int i, const char *name, unsig
 int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *ret_optind)
 {
 	unsigned int uid = SANDBOX_NOBODY, gid = SANDBOX_NOBODY;
+	bool trap = false;
 	_cleanup_free_ char **opts = NULL;
 	_cleanup_free_ char **rest = NULL;
 	int n_opts = 0, n_rest = 0;
@@ -94,7 +95,12 @@ int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *r
 			rest[n_rest++] = argv[i];
 			continue;
 		}
-		used = match_id_option(argc, argv, i, "--uid", &uid);
+		if (strcmp(argv[i], "--seccomp-trap") == 0) {
+			trap = true;
+			used = 1;
+		}
+		if (used == 0)
+			used = match_id_option(argc, argv, i, "--uid", &uid);
 		if (used == 0)
 			used = match_id_option(argc, argv, i, "--gid", &gid);
 		if (used <= 0) {
@@ -110,6 +116,7 @@ int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *r
 	memcpy(argv + 1 + n_opts, rest, (size_t)n_rest * sizeof(char *));
 	cfg->uid = uid;
 	cfg->gid = gid;
+	cfg->seccomp_trap = trap;
 	*ret_optind = 1 + n_opts;
 	return 0;
 }
@@ -280,6 +287,8 @@ int sandbox_enter(const struct sandbox_config *cfg)
 		log_error("sandbox: PR_SET_NO_NEW_PRIVS failed: %s", strerror(-r));
 		return r;
 	}
+	if (cfg->seccomp_trap)
+		seccomp_policy_trap();
 	r = seccomp_policy_load(cfg->role);
 	if (r < 0)
 		return r;

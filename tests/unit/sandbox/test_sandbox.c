@@ -317,20 +317,26 @@ Test(sandbox, rng_forbidden)
 
 Test(sandbox, trap_mode_names_the_syscall)
 {
-	struct sandbox_config cfg = { .role = SANDBOX_ROLE_DEVICE_RNG, .uid = NOBODY, .gid = NOBODY };
+	char *argv[] = { "rng", "--uid", "65534", "--seccomp-trap", "--gid", "65534", NULL };
+	struct sandbox_config cfg = { .role = SANDBOX_ROLE_DEVICE_RNG };
 	char out[4096] = { 0 };
+	int optind_;
 	size_t len = 0;
 	int pipefd[2];
 	int status;
 	ssize_t n;
 	pid_t pid;
 
+	/* The flag, as the gateway's --seccomp-trap passes it to every child. */
+	cr_assert_eq(sandbox_parse_args(6, argv, &cfg, &optind_), 0);
+	cr_assert(cfg.seccomp_trap);
+	cr_assert_eq(optind_, 6);
 	cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		dup2(pipefd[1], STDERR_FILENO);
-		setenv("CLOISTER_SECCOMP_TRAP", "1", 1);
+		unsetenv("CLOISTER_SECCOMP_TRAP");
 		if (sandbox_enter(&cfg) < 0)
 			_exit(100);
 		socket(AF_INET, SOCK_DGRAM, 0);
