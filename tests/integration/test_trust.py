@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import children_of, cmdline, hart_counts
+from conftest import GUEST, cmdline, hart_counts, proc_status
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="the attacks are on a gateway that runs as root")
@@ -56,6 +56,14 @@ def digest(d):
         with open(os.path.join(d, n), "rb") as f:
             out[n] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def wait_log(vm, text):
+    """The children's lines come through the gateway's relay: wait for one."""
+    deadline = time.time() + 10
+    while text not in vm.log() and time.time() < deadline:
+        time.sleep(0.05)
+    return text in vm.log()
 
 
 def restore_refused(vm, snapdir, status=400):
@@ -368,3 +376,47 @@ def test_duplicate_key_hard_link_and_foreign_region_are_refused(vms, workdir):
     r.start()
     text = restore_refused(r, foreign)
     assert "memory-region-0" in text and "another user" in text, text
+
+
+@needs_root
+def test_each_vm_has_its_own_uid_and_no_terminal(vms, workdir):
+    a = vms("a")
+    a.boot(cpus=1, memory="256M")
+    b = vms("b")
+    b.boot(cpus=1, memory="256M")
+    ids = []
+    for vm in (a, b):
+        kids = vm.children()
+        assert kids
+        uids = {tuple(proc_status(p)["Uid"].split()) for p in kids}
+        gids = {tuple(proc_status(p)["Gid"].split()) for p in kids}
+        assert len(uids) == 1 and len(gids) == 1, (uids, gids)
+        uid = next(iter(uids))[0]
+        assert uid not in ("0", "65534") and next(iter(gids))[0] == uid, (uids, gids)
+        ids.append(uid)
+        for p in kids:
+            assert os.readlink(f"/proc/{p}/fd/1") == "/dev/null", cmdline(p)
+            assert os.readlink(f"/proc/{p}/fd/2").startswith("pipe:"), cmdline(p)
+        # The children's own lines still reach the operator, through the gateway.
+        assert wait_log(vm, "vmm confined")
+    assert ids[0] != ids[1], "two VMs share a uid"
+    # One VM's process cannot signal the other's.
+    probe = subprocess.run(["setpriv", f"--reuid={ids[0]}", f"--regid={ids[0]}", "--clear-groups",
+                            "kill", "-0", str(b.child("cloister-vmm"))], capture_output=True)
+    assert probe.returncode != 0
+
+
+@needs_root
+def test_seccomp_trap_is_a_flag_not_an_inherited_variable(vms, workdir):
+    env = dict(os.environ, CLOISTER_SECCOMP_TRAP="1")
+    vm = vms("env")
+    vm.start("--cpus", "boot=1", "--memory", "size=256M", "--kernel", GUEST,
+             "--serial", f"file={vm.serial}", env=env)
+    assert all("--seccomp-trap" not in cmdline(p) for p in vm.children())
+    assert wait_log(vm, "vmm confined")
+    assert "trap mode" not in vm.log()
+    flag = vms("flag")
+    flag.start("--cpus", "boot=1", "--memory", "size=256M", "--kernel", GUEST,
+               "--serial", f"file={flag.serial}", "--seccomp-trap")
+    assert all("--seccomp-trap" in cmdline(p) for p in flag.children())
+    assert wait_log(flag, "trap mode")
