@@ -228,6 +228,11 @@ int devices_check_restorable(const Cloister__VmConfig *config, char *err, size_t
 			r = sink_check_restorable(d->console, d->id, err, errlen);
 			continue;
 		}
+		/* The device's saved state carries the MAC: a restore cannot make up another. */
+		if (strcmp(d->kind, "net") == 0 && (!d->mac || strlen(d->mac) != 17)) {
+			snprintf(err, errlen, "net %s: the snapshot names no MAC address for it", d->id);
+			return -EBADMSG;
+		}
 		if (strcmp(d->kind, "blk") != 0)
 			continue;
 		if (!d->path || d->path[0] != '/') {
