@@ -252,7 +252,10 @@ def test_children_die_with_a_killed_gateway(vms, workdir):
 def test_enospc_keeps_the_older_snapshot(vms, workdir):
     small = os.path.join(workdir, "small")
     os.mkdir(small)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "cloister-test", small], check=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "cloister-test", small],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     vm = vms("full")
     try:
         vm.boot(cpus=1, memory="256M")
