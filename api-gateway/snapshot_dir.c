@@ -197,7 +197,10 @@ static int commit_write(int dirfd, size_t n_regions)
 		return errno ? -errno : -ENOSPC;
 	if (fsync(fd) < 0 || renameat(dirfd, COMMIT_NAME PARTIAL_SUFFIX, dirfd, COMMIT_NAME) < 0)
 		return -errno;
-	return dir_sync(dirfd);
+	/* Renamed is committed: the partial files must stay for whoever rolls forward. */
+	if (dir_sync(dirfd) < 0)
+		log_warn("snapshot directory: cannot sync the commit: %m");
+	return 0;
 }
 
 int snapdir_publish(int dirfd, size_t n_regions, char *err, size_t errlen)
