@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindings.h"
 #include "cleanup.h"
 #include "devices.h"
 #include "errmsg.h"
@@ -59,6 +60,7 @@ struct controller {
 /* What one operation needs beyond the controller. */
 struct op_args {
 	const char *url;
+	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -287,7 +289,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = vm_restore_open(&c->tree, &rs, a->url, err, errlen);
 	if (r == 0)
-		r = devices_check_restorable(rs.config, err, errlen);
+		r = devices_prepare_restore(rs.config, a->url, a->binds, err, errlen);
 	if (r < 0)
 		goto out;
 	/* The snapshot is sound: from here on its VM exists. */
@@ -505,9 +507,9 @@ static int api_snapshot(void *opaque, const char *url, char *err, size_t errlen)
 	return run_op(opaque, VM_OP_SNAPSHOT, &(struct op_args){ .url = url }, err, errlen);
 }
 
-static int api_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
+static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
+		       bool resume, char *err, size_t errlen)
 {
-	struct controller *c = opaque;
 	int r;
 
 	if (atomic_exchange(&c->op_busy, true)) {
@@ -515,12 +517,17 @@ static int api_restore(void *opaque, const char *url, bool resume, char *err, si
 		return -EBUSY;
 	}
 	pthread_mutex_lock(&c->op_lock);
-	r = run_op_locked(c, VM_OP_RESTORE, &(struct op_args){ .url = url }, err, errlen);
+	r = run_op_locked(c, VM_OP_RESTORE, &(struct op_args){ .url = url, .binds = binds }, err, errlen);
 	if (r == 0 && resume)
 		r = run_op_locked(c, VM_OP_RESUME, &(struct op_args){ 0 }, err, errlen);
 	pthread_mutex_unlock(&c->op_lock);
 	atomic_store(&c->op_busy, false);
 	return r;
+}
+
+static int api_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
+{
+	return restore_run(opaque, url, NULL, resume, err, errlen);
 }
 
 static int api_restore_request(void *opaque, const struct api_restore_request *req, char *err,
@@ -598,9 +605,17 @@ int controller_new(const struct vm_options *opts, struct event_monitor *events,
 {
 	struct controller *c = calloc(1, sizeof(*c));
 	struct tree_hooks hooks = { .event = on_event, .sink_path = on_sink_path };
+	uid_t child_uid;
+	gid_t child_gid;
+	int r;
 
 	if (!c)
 		return -ENOMEM;
+	r = spawn_setup(opts, &child_uid, &child_gid);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
 	pthread_mutex_init(&c->op_lock, NULL);
 	pthread_mutex_init(&c->info_lock, NULL);
 	c->state = VM_STATE_NOT_CREATED;
@@ -618,7 +633,8 @@ int controller_new(const struct vm_options *opts, struct event_monitor *events,
 		return e;
 	}
 	hooks.opaque = c;
-	tree_init(&c->tree, opts->child_uid, opts->child_gid, c->cancel_efd, &hooks);
+	bindings_set_key_path(opts->host_key);
+	tree_init(&c->tree, child_uid, child_gid, c->cancel_efd, &hooks);
 	*ret = c;
 	return 0;
 }
@@ -685,7 +701,7 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen)
 {
-	return api_restore(c, source_url, resume, err, errlen);
+	return restore_run(c, source_url, &c->opts->restore_binds, resume, err, errlen);
 }
 
 int controller_quit_fd(const struct controller *c)

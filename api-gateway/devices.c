@@ -14,12 +14,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bindings.h"
 #include "cleanup.h"
+#include "host_open.h"
+#include "log.h"
 #include "options.h"
+#include "snapshot_dir.h"
 
 /* The virtio-net header with VIRTIO_F_VERSION_1 (virtio_net_hdr_v1). */
 #define VNET_HDR_LEN 12
 
+
+/* A snapshot's image: opened as a setuid program would, and it must not have changed size. */
+static int disk_open_restore(Cloister__DeviceConfig *d, char *err, size_t errlen)
+{
+	int fd = host_open_strict(d->path, d->readonly ? O_RDONLY : O_RDWR);
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "disk %s: cannot open its image %s: %s", d->id, d->path,
+			 fd == -ELOOP ? "a symbolic link is on the way" :
+			 fd == -EINVAL ? "not a regular file" : strerror(-fd));
+		return fd == -ELOOP || fd == -EINVAL ? -EBADMSG : fd;
+	}
+	/* Sizes stay out of the message: the image may be a file the restorer cannot read. */
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != d->disk_size) {
+		close(fd);
+		snprintf(err, errlen, "disk %s: the image's size in bytes is not the one the snapshot "
+			 "was taken with", d->id);
+		return -EBADMSG;
+	}
+	return fd;
+}
 
 static int disk_open(Cloister__DeviceConfig *d, bool restore, struct device_host *h, char *err,
 		     size_t errlen)
@@ -30,6 +56,14 @@ static int disk_open(Cloister__DeviceConfig *d, bool restore, struct device_host
 	if (!d->path || d->path[0] != '/') {
 		snprintf(err, errlen, "disk %s: the image path must be absolute", d->id);
 		return -EINVAL;
+	}
+	if (restore) {
+		fd = disk_open_restore(d, err, errlen);
+		if (fd < 0)
+			return fd;
+		h->program = "cloister-blk";
+		h->fds[h->n_fds++] = fd;
+		return 0;
 	}
 	fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -42,12 +76,6 @@ static int disk_open(Cloister__DeviceConfig *d, bool restore, struct device_host
 		close(fd);
 		snprintf(err, errlen, "disk %s: %s is not a regular file of whole 512-byte sectors",
 			 d->id, d->path);
-		return -EINVAL;
-	}
-	if (restore && (uint64_t)st.st_size != d->disk_size) {
-		close(fd);
-		snprintf(err, errlen, "disk %s: %s is %" PRIu64 " bytes, the snapshot was taken with %"
-			 PRIu64, d->id, d->path, (uint64_t)st.st_size, d->disk_size);
 		return -EINVAL;
 	}
 	d->disk_size = (uint64_t)st.st_size;
@@ -66,7 +94,9 @@ static int mac_generate(Cloister__DeviceConfig *d)
 		return -EIO;
 	if (asprintf(&mac, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]) < 0)
 		return -ENOMEM;
-	free(d->mac);
+	/* Unset, the field holds protobuf-c's own empty string, which is not ours to free. */
+	if (d->mac != protobuf_c_empty_string)
+		free(d->mac);
 	d->mac = mac;
 	return 0;
 }
@@ -161,23 +191,77 @@ void device_host_close(struct device_host *h)
 	sink_close(&h->sink);
 }
 
+/* A restored sink's file or socket must be reachable without links, before anything starts. */
+static int sink_check_restorable(const Cloister__SerialConfig *s, const char *what, char *err,
+				 size_t errlen)
+{
+	int fd;
+
+	if (!s || (s->mode != CLOISTER__SERIAL_MODE__SERIAL_FILE &&
+		   s->mode != CLOISTER__SERIAL_MODE__SERIAL_SOCKET))
+		return 0;
+	if (s->mode == CLOISTER__SERIAL_MODE__SERIAL_SOCKET)
+		fd = host_parent_strict(s->path);
+	else
+		fd = host_open_strict(s->path, O_WRONLY | O_APPEND);
+	if (fd >= 0) {
+		if (s->mode == CLOISTER__SERIAL_MODE__SERIAL_FILE)
+			close(fd);
+		return 0;
+	}
+	snprintf(err, errlen, "%s: its output %s cannot be used: %s (give --restore-bind id=%s,"
+		 "file=PATH or mode=null)", what, s->path, fd == -ELOOP ? "a symbolic link is on the "
+		 "way" : fd == -EINVAL ? "not a regular file" : fd == -ENOENT ? "it does not exist, "
+		 "and a restore makes no file the snapshot names" : strerror(-fd), what);
+	return -EBADMSG;
+}
+
 int devices_check_restorable(const Cloister__VmConfig *config, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < config->n_devices; i++) {
-		const Cloister__DeviceConfig *d = config->devices[i];
-		struct stat st;
+	int r = sink_check_restorable(config->serial, "serial", err, errlen);
 
+	for (size_t i = 0; i < config->n_devices && r == 0; i++) {
+		Cloister__DeviceConfig *d = config->devices[i];
+		int fd;
+
+		if (strcmp(d->kind, "console") == 0) {
+			r = sink_check_restorable(d->console, d->id, err, errlen);
+			continue;
+		}
+		/* The device's saved state carries the MAC: a restore cannot make up another. */
+		if (strcmp(d->kind, "net") == 0 && (!d->mac || strlen(d->mac) != 17)) {
+			snprintf(err, errlen, "net %s: the snapshot names no MAC address for it", d->id);
+			return -EBADMSG;
+		}
 		if (strcmp(d->kind, "blk") != 0)
 			continue;
-		if (!d->path || stat(d->path, &st) < 0) {
-			snprintf(err, errlen, "disk %s: cannot find its image %s", d->id, d->path ? d->path : "");
+		if (!d->path || d->path[0] != '/') {
+			snprintf(err, errlen, "disk %s: the snapshot names no absolute image path", d->id);
 			return -EBADMSG;
 		}
-		if ((uint64_t)st.st_size != d->disk_size) {
-			snprintf(err, errlen, "disk %s: %s is %" PRIu64 " bytes, the snapshot was taken with %"
-				 PRIu64, d->id, d->path, (uint64_t)st.st_size, d->disk_size);
-			return -EBADMSG;
-		}
+		fd = disk_open_restore(d, err, errlen);
+		if (fd < 0)
+			return fd == -EBADMSG ? fd : -EBADMSG;
+		close(fd);
 	}
-	return 0;
+	return r;
+}
+
+int devices_prepare_restore(Cloister__VmConfig *config, const char *url,
+			    const struct restore_binds *binds, char *err, size_t errlen)
+{
+	_cleanup_close_ int dirfd = snapdir_open(url, err, errlen);
+	bool verified;
+	int r;
+
+	if (dirfd < 0)
+		return dirfd;
+	verified = bindings_verify(dirfd, config);
+	if (!verified)
+		log_info("the snapshot's host bindings are not sealed by this host: only bound devices "
+			 "reach host resources");
+	r = bindings_apply(config, binds, verified, err, errlen);
+	if (r == 0)
+		r = devices_check_restorable(config, err, errlen);
+	return r;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "cloister.pb-c.h"
+#include "options.h"
 #include "sink.h"
 
 struct device_host {
@@ -30,10 +31,22 @@ int device_host_open(Cloister__DeviceConfig *d, bool restore, struct device_host
 void device_host_close(struct device_host *h);
 
 /*
- * Before a restore creates anything: every disk image is where the snapshot
- * says and has the size it had. -EBADMSG with err set otherwise. The images
- * are checked again when opened.
+ * Before a restore creates anything: every disk image opens as a setuid
+ * program would open it (no link on the way, a regular file) and has the
+ * size it had; every serial or console output file exists and opens the
+ * same way, every socket's directory is reached without a link. -EBADMSG
+ * with err set otherwise. The images are checked again when opened.
  */
 int devices_check_restorable(const Cloister__VmConfig *config, char *err, size_t errlen);
+
+/*
+ * What a restore calls once snapshotd has loaded config from the snapshot
+ * at url: checks the seal of its host bindings (bindings.h), puts the restorer's binds in (NULL: none), then
+ * devices_check_restorable(). Unsealed bindings reach no host resource:
+ * every disk and NIC must be bound, unbound file and socket outputs go to
+ * /dev/null. -EBADMSG with err set for every refusal (the API's 400).
+ */
+int devices_prepare_restore(Cloister__VmConfig *config, const char *url,
+			    const struct restore_binds *binds, char *err, size_t errlen);
 
 #endif

@@ -464,6 +464,214 @@ static int apply_net(struct parse_ctx *c, const char *value)
 	return 0;
 }
 
+/* ---- restore bindings ---- */
+
+static int bind_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bind_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool abs_path_ok(const char *path, size_t max)
+{
+	if (path[0] != '/' || strnlen(path, max) >= max)
+		return false;
+	for (const char *p = path; *p; p++)
+		if (iscntrl((unsigned char)*p))
+			return false;
+	return true;
+}
+
+static int bind_sink(struct restore_bind *b, Cloister__SerialMode mode, const char *path)
+{
+	if (b->has_sink)
+		return -EEXIST;
+	b->has_sink = true;
+	b->sink_mode = mode;
+	if (path && !(b->sink_path = strdup(path)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int bind_mode(struct restore_bind *b, const char *value)
+{
+	static const struct {
+		const char *name;
+		Cloister__SerialMode mode;
+	} modes[] = {
+		{ "off", CLOISTER__SERIAL_MODE__SERIAL_OFF },
+		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
+		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
+		{ "pty", CLOISTER__SERIAL_MODE__SERIAL_PTY },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+		if (strcmp(value, modes[i].name) == 0)
+			return bind_sink(b, modes[i].mode, NULL);
+	return -EINVAL;
+}
+
+static int bind_string(char **slot, const char *value)
+{
+	if (*slot)
+		return -EEXIST;
+	*slot = strdup(value);
+	return *slot ? 0 : -ENOMEM;
+}
+
+int restore_bind_set(struct restore_bind *b, const char *key, const char *value, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	if (!key || !value)
+		return bind_fail(err, errlen, "a restore binding needs KEY=VALUE");
+	if (strcmp(key, "id") == 0) {
+		if (!options_device_id_ok(value))
+			return bind_fail(err, errlen, "restore binding id=%.40s: 1..32 letters, digits, "
+					 "'-' or '_'", value);
+		r = bind_string(&b->id, value);
+	} else if (strcmp(key, "path") == 0) {
+		if (!abs_path_ok(value, PATH_MAX))
+			return bind_fail(err, errlen, "restore binding path=: an absolute path is needed");
+		r = bind_string(&b->path, value);
+	} else if (strcmp(key, "tap") == 0) {
+		if (!*value || strlen(value) >= 16 || strchr(value, '/'))
+			return bind_fail(err, errlen, "restore binding tap=: a name under 16 characters");
+		r = bind_string(&b->tap, value);
+	} else if (strcmp(key, "file") == 0 || strcmp(key, "socket") == 0) {
+		bool sock = key[0] == 's';
+
+		if (!abs_path_ok(value, sock ? OPTIONS_SOCKET_PATH_MAX : PATH_MAX))
+			return bind_fail(err, errlen, "restore binding %s=: an absolute path%s is needed",
+					 key, sock ? " under 108 bytes" : "");
+		r = bind_sink(b, sock ? CLOISTER__SERIAL_MODE__SERIAL_SOCKET :
+			      CLOISTER__SERIAL_MODE__SERIAL_FILE, value);
+	} else if (strcmp(key, "mode") == 0) {
+		r = bind_mode(b, value);
+		if (r == -EINVAL)
+			return bind_fail(err, errlen, "restore binding mode=%.16s: expected off, null, tty "
+					 "or pty", value);
+	} else {
+		return bind_fail(err, errlen, "restore binding: unknown key %.32s (id, path, tap, "
+				 "file, socket or mode)", key);
+	}
+	if (r == -EEXIST)
+		return bind_fail(err, errlen, "restore binding: %s given twice", key);
+	return r;
+}
+
+int restore_bind_check(const struct restore_bind *b, char *err, size_t errlen)
+{
+	int kinds = !!b->path + !!b->tap + !!b->has_sink;
+
+	if (!b->id)
+		return bind_fail(err, errlen, "a restore binding needs id=DEVICE (or id=serial)");
+	if (kinds != 1)
+		return bind_fail(err, errlen, "restore binding %s: give path= (a disk), tap= (a NIC) "
+				 "or file=, socket=, mode= (serial, console), one kind only", b->id);
+	return 0;
+}
+
+static void restore_bind_free(struct restore_bind *b)
+{
+	free(b->id);
+	free(b->path);
+	free(b->tap);
+	free(b->sink_path);
+	*b = (struct restore_bind){ 0 };
+}
+
+void restore_binds_free(struct restore_binds *binds)
+{
+	for (size_t i = 0; i < binds->n; i++)
+		restore_bind_free(&binds->b[i]);
+	binds->n = 0;
+}
+
+int parse_restore_bind(const char *spec, struct restore_binds *binds, char *err, size_t errlen)
+{
+	struct restore_bind b = { 0 };
+	_cleanup_free_ char *copy = NULL;
+	char *save = NULL, *item;
+	int r = 0;
+
+	if (!spec || !*spec || strnlen(spec, OPTIONS_VALUE_MAX) >= OPTIONS_VALUE_MAX)
+		return bind_fail(err, errlen, "--restore-bind needs id=DEVICE,KEY=VALUE");
+	if (binds->n >= OPTIONS_MAX_RESTORE_BINDS)
+		return bind_fail(err, errlen, "--restore-bind: at most %d", OPTIONS_MAX_RESTORE_BINDS);
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	for (item = strtok_r(copy, ",", &save); item && r == 0; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+
+		if (!eq || eq == item || !eq[1]) {
+			r = bind_fail(err, errlen, "--restore-bind: expected KEY=VALUE, got '%.64s'", item);
+			break;
+		}
+		*eq = '\0';
+		r = restore_bind_set(&b, item, eq + 1, err, errlen);
+	}
+	if (r == 0)
+		r = restore_bind_check(&b, err, errlen);
+	for (size_t i = 0; r == 0 && i < binds->n; i++)
+		if (strcmp(binds->b[i].id, b.id) == 0)
+			r = bind_fail(err, errlen, "--restore-bind: %s is bound twice", b.id);
+	if (r < 0) {
+		restore_bind_free(&b);
+		return r;
+	}
+	binds->b[binds->n++] = b;
+	return 0;
+}
+
+static int apply_restore_bind(struct parse_ctx *c, const char *value)
+{
+	int r = parse_restore_bind(value, &c->o.restore_binds, c->err, c->errlen);
+
+	return r == -ENOMEM ? r : (r < 0 ? -EINVAL : 0);
+}
+
+static int apply_host_key(struct parse_ctx *c, const char *value)
+{
+	if (!abs_path_ok(value, PATH_MAX))
+		return fail(c, "--host-key needs an absolute path");
+	return set_string(c, &c->o.host_key, value, "--host-key", false);
+}
+
+/* FIRST-LAST, inclusive; neither end may be root's or the overflow id. */
+static int apply_uid_range(struct parse_ctx *c, const char *value)
+{
+	unsigned long first, last;
+	char *end;
+
+	errno = 0;
+	first = strtoul(value, &end, 10);
+	if (errno || end == value || *end != '-' || !isdigit((unsigned char)end[1]))
+		return fail(c, "--sandbox-uid-range %s: expected FIRST-LAST", value);
+	last = strtoul(end + 1, &end, 10);
+	if (errno || *end || first == 0 || last < first || last >= 0xfffffffeul)
+		return fail(c, "--sandbox-uid-range %s: expected FIRST-LAST, 0 < FIRST <= LAST", value);
+	c->o.uid_range_first = (uid_t)first;
+	c->o.uid_range_count = (uint32_t)(last - first + 1);
+	return 0;
+}
+
+static int apply_seccomp_trap(struct parse_ctx *c, const char *value)
+{
+	c->o.seccomp_trap = true;
+	return 0;
+}
+
 static int apply_restore(struct parse_ctx *c, const char *value)
 {
 	int r = parse_restore_spec(value, &c->o.restore_source_url, &c->o.restore_resume);
@@ -480,6 +688,7 @@ static int apply_sandbox_user(struct parse_ctx *c, const char *value)
 	if (!*value)
 		return fail(c, "--sandbox-user needs USER[:GROUP]");
 	c->sandbox_user = value;
+	c->o.sandbox_user_given = true;
 	return 0;
 }
 
@@ -510,7 +719,15 @@ static void print_usage(FILE *f)
 	      "  --disk path=FILE[,readonly=on][,id=NAME]  add a virtio-blk disk (repeatable)\n"
 	      "  --net tap=NAME[,mac=MAC][,id=NAME]        add a virtio-net NIC on a tap (repeatable)\n"
 	      "  --restore source_url=file:///DIR[,resume=true|false]\n"
-	      "  --sandbox-user USER[:GROUP]  identity of the sandboxed children (default nobody)\n"
+	      "  --restore-bind id=DEVICE,path=IMAGE|tap=NAME|file=PATH|socket=PATH|mode=M\n"
+	      "                               the host resource of one device of the restored VM\n"
+	      "                               (id=serial for the serial port; repeatable)\n"
+	      "  --host-key PATH              key that seals snapshots' host bindings\n"
+	      "  --sandbox-user USER[:GROUP]  one identity for every VM's children\n"
+	      "  --sandbox-uid-range FIRST-LAST  uids (and gids) to give each VM its own\n"
+	      "                               (default 4000000-4099999)\n"
+	      "  --seccomp-trap               report a child's forbidden syscall instead of\n"
+	      "                               killing it silently (development)\n"
 	      "  -v, --verbose                more logging\n"
 	      "  -h, --help                   this text\n"
 	      "  -V, --version                print the version\n", f);
@@ -546,6 +763,10 @@ static const struct opt_def opt_defs[] = {
 	{ "net", 0, ARG_OPTIONAL, apply_net },
 	{ "restore", 0, ARG_REQUIRED, apply_restore },
 	{ "sandbox-user", 0, ARG_REQUIRED, apply_sandbox_user },
+	{ "restore-bind", 0, ARG_REQUIRED, apply_restore_bind },
+	{ "host-key", 0, ARG_REQUIRED, apply_host_key },
+	{ "sandbox-uid-range", 0, ARG_REQUIRED, apply_uid_range },
+	{ "seccomp-trap", 0, ARG_NONE, apply_seccomp_trap },
 	{ "verbose", 'v', ARG_NONE, apply_verbose },
 	{ "help", 'h', ARG_NONE, apply_help },
 	{ "version", 'V', ARG_NONE, apply_version },
@@ -685,6 +906,10 @@ static int validate(struct parse_ctx *c)
 		return fail(c, "--initramfs needs --kernel");
 	if (!c->o.kernel && c->o.cmdline)
 		return fail(c, "--cmdline needs --kernel");
+	if (c->o.restore_binds.n && !c->o.restore_source_url)
+		return fail(c, "--restore-bind needs --restore");
+	if (c->o.sandbox_user_given && c->o.uid_range_count)
+		return fail(c, "--sandbox-user and --sandbox-uid-range are mutually exclusive");
 	if (!c->o.kernel && (c->o.n_disks || c->o.n_nets || c->o.rng ||
 			     c->o.console_mode != CLOISTER__SERIAL_MODE__SERIAL_OFF))
 		return fail(c, "devices need --kernel (a restored VM brings its own)");
@@ -719,7 +944,7 @@ static int parse_all(struct parse_ctx *c, int argc, char **argv)
 			return r;
 		bit = 1u << (def - opt_defs);
 		if ((c->seen & bit) && def->apply != apply_verbose && def->apply != apply_disk &&
-		    def->apply != apply_net)
+		    def->apply != apply_net && def->apply != apply_restore_bind)
 			return fail(c, "--%s given more than once", def->name);
 		c->seen |= bit;
 		r = def->apply(c, value);
@@ -748,6 +973,10 @@ int options_parse(int argc, char **argv, struct vm_options *ret, char *err, size
 	if (err && errlen)
 		err[0] = '\0';
 	r = parse_all(&c, argc, argv);
+	if (r == 0 && !c.o.sandbox_user_given && !c.o.uid_range_count) {
+		c.o.uid_range_first = OPTIONS_UID_RANGE_FIRST;
+		c.o.uid_range_count = OPTIONS_UID_RANGE_COUNT;
+	}
 	if (r == -ENOMEM)
 		fail(&c, "out of memory");
 	if (r != 0) {
@@ -771,6 +1000,8 @@ void options_free(struct vm_options *o)
 	free(o->serial_path);
 	free(o->restore_source_url);
 	free(o->console_path);
+	free(o->host_key);
+	restore_binds_free(&o->restore_binds);
 	for (size_t i = 0; i < o->n_disks; i++) {
 		free(o->disks[i].path);
 		free(o->disks[i].id);

@@ -35,6 +35,32 @@ struct net_option {
 	char *id;		/* "net<N>" when not given */
 };
 
+#define OPTIONS_MAX_RESTORE_BINDS 8
+/* Far above any distribution's system and user ids, and below the 32-bit overflow id. */
+#define OPTIONS_UID_RANGE_FIRST 4000000u
+#define OPTIONS_UID_RANGE_COUNT 100000u
+
+/*
+ * What the person restoring names for one device of a snapshot, instead of
+ * the host resource the snapshot names: `--restore-bind id=ID,KEY=VALUE`
+ * on the command line, an object of "devices" in vm.restore. Keys: path
+ * (a disk image), tap (a NIC: the guest keeps its MAC), file, socket or mode (where the
+ * serial port, id "serial", or a console sends its output).
+ */
+struct restore_bind {
+	char *id;
+	char *path;
+	char *tap;
+	bool has_sink;
+	Cloister__SerialMode sink_mode;
+	char *sink_path;	/* with SERIAL_FILE and SERIAL_SOCKET */
+};
+
+struct restore_binds {
+	struct restore_bind b[OPTIONS_MAX_RESTORE_BINDS];
+	size_t n;
+};
+
 struct vm_options {
 	char *api_socket;
 	unsigned cpus;			/* default 1 */
@@ -56,6 +82,12 @@ struct vm_options {
 	uid_t child_uid;
 	gid_t child_gid;
 	bool verbose;
+	struct restore_binds restore_binds;	/* --restore-bind, for --restore */
+	char *host_key;		/* --host-key: the key that seals snapshots' host bindings */
+	bool sandbox_user_given;	/* --sandbox-user: every VM's children run as that user */
+	uid_t uid_range_first;	/* --sandbox-uid-range: one uid (and gid) per VM from it */
+	uint32_t uid_range_count;
+	bool seccomp_trap;	/* --seccomp-trap: report forbidden syscalls instead of killing */
 };
 
 /*
@@ -71,6 +103,19 @@ int parse_file_url(const char *url, char **ret_path);
 
 /* "source_url=file:///dir[,resume=true|false][,prefault=on|off]"; prefault is ignored. */
 int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume);
+
+/*
+ * One KEY=VALUE of a restore binding (also what vm.restore's "devices"
+ * objects hold). -EINVAL with err set for an unknown or repeated key or a
+ * bad value.
+ */
+int restore_bind_set(struct restore_bind *b, const char *key, const char *value, char *err,
+		     size_t errlen);
+/* A complete binding: an id and what it binds, of one kind only. */
+int restore_bind_check(const struct restore_bind *b, char *err, size_t errlen);
+/* "id=disk0,path=/img" added to binds; -EINVAL with err set. */
+int parse_restore_bind(const char *spec, struct restore_binds *binds, char *err, size_t errlen);
+void restore_binds_free(struct restore_binds *binds);
 
 /* "512M", "1G", "16777216": bytes, with K/M/G (binary) suffixes. -ERANGE on overflow. */
 int parse_size(const char *s, uint64_t *ret);

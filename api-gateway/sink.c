@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "host_open.h"
 #include "options.h"
 
 /* What one direction of the relay holds back while the other side is slow. */
@@ -313,9 +314,24 @@ static int file_open(const char *path, bool restore, int *ret_fd, char *err, siz
 		snprintf(err, errlen, "output file path must be absolute");
 		return -EINVAL;
 	}
-	/* A restored VM goes on writing where the snapshotted one stopped. */
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC |
-		  (restore ? 0 : O_TRUNC), 0600);
+	/*
+	 * A restored VM goes on writing where the snapshotted one stopped, to a
+	 * file that exists (a named one was made when the binding was taken),
+	 * reached without links: the path may come from the snapshot.
+	 */
+	if (restore) {
+		fd = host_open_strict(path, O_WRONLY | O_APPEND);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot open the output %s: %s", path, fd == -ELOOP ?
+				 "a symbolic link is on the way" : fd == -EINVAL ?
+				 "not a regular file" : strerror(-fd));
+			return fd == -ELOOP || fd == -EINVAL ? -EBADMSG : fd;
+		}
+		*ret_fd = fd;
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC | O_TRUNC,
+		  0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open the output %s: %m", path);
 		return -errno;
@@ -370,6 +386,11 @@ int sink_open(const Cloister__SerialConfig *s, bool restore, struct sink *ret, c
 		r = pty_open(&k, err, errlen);
 		break;
 	case CLOISTER__SERIAL_MODE__SERIAL_SOCKET:
+		if (restore && (r = host_parent_strict(s->path)) < 0) {
+			snprintf(err, errlen, "serial socket %s: its directory is not reached without "
+				 "links", s->path);
+			return -EBADMSG;
+		}
 		r = socket_open(s->path, &k, err, errlen);
 		break;
 	default:

@@ -6,19 +6,141 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "errmsg.h"
 #include "layout.h"
+#include "log.h"
 #include "options.h"
 
 #define PARTIAL_SUFFIX ".partial"
+#define COMMIT_NAME "commit"
+#define COMMIT_MAX_TEXT 32
+
+/* The name of file i of a snapshot: 0 vm.json, 1 host-bindings, 2 + n memory-region-n. */
+#define SNAPDIR_FIXED_FILES 2
+#define SNAPDIR_ALL_FILES (SNAPDIR_FIXED_FILES + LAYOUT_MAX_REGIONS)
+
+static void file_name(size_t i, bool partial, char *buf, size_t len)
+{
+	const char *tail = partial ? PARTIAL_SUFFIX : "";
+
+	if (i == 0)
+		snprintf(buf, len, "vm.json%s", tail);
+	else if (i == 1)
+		snprintf(buf, len, SNAPDIR_BINDINGS_NAME "%s", tail);
+	else
+		snprintf(buf, len, SNAPDIR_REGION_FMT "%s", i - SNAPDIR_FIXED_FILES, tail);
+}
+
+static bool name_exists(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Removes name if it is there; a directory we may not write is left alone quietly. */
+static void remove_if_there(int dirfd, const char *name)
+{
+	if (name_exists(dirfd, name) && unlinkat(dirfd, name, 0) < 0)
+		log_warn("snapshot directory: cannot remove %s: %m", name);
+}
+
+/* What an interrupted write left behind before its commit point. */
+static void remove_partials(int dirfd)
+{
+	char name[64];
+
+	for (size_t i = 0; i < SNAPDIR_ALL_FILES; i++) {
+		file_name(i, true, name, sizeof(name));
+		remove_if_there(dirfd, name);
+	}
+	remove_if_there(dirfd, COMMIT_NAME PARTIAL_SUFFIX);
+}
+
+static int dir_sync(int dirfd)
+{
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+/*
+ * Past the commit point: every partial file takes its final name (one
+ * already moved by an earlier, interrupted attempt is simply not there),
+ * regions beyond the new count go, vm.json comes last, then the marker.
+ */
+static int roll_forward(int dirfd, size_t n_regions)
+{
+	char from[64], to[64];
+
+	for (size_t i = SNAPDIR_ALL_FILES; i-- > 0;) {
+		file_name(i, true, from, sizeof(from));
+		file_name(i, false, to, sizeof(to));
+		if (i >= SNAPDIR_FIXED_FILES + n_regions) {
+			remove_if_there(dirfd, from);
+			if (name_exists(dirfd, to) && unlinkat(dirfd, to, 0) < 0)
+				return -errno;
+			continue;
+		}
+		if (renameat(dirfd, from, dirfd, to) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	if (dir_sync(dirfd) < 0 || unlinkat(dirfd, COMMIT_NAME, 0) < 0 || dir_sync(dirfd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The region count a commit marker holds; -EBADMSG when it is not one of ours. */
+static int commit_read(int dirfd, size_t *ret_n)
+{
+	_cleanup_close_ int fd = openat(dirfd, COMMIT_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	char text[COMMIT_MAX_TEXT + 1];
+	unsigned n;
+	char nl;
+	ssize_t len;
+
+	if (fd < 0)
+		return -errno;
+	len = read(fd, text, COMMIT_MAX_TEXT);
+	if (len <= 0)
+		return -EBADMSG;
+	text[len] = '\0';
+	if (sscanf(text, "regions %u%c", &n, &nl) != 2 || nl != '\n' || n < 1 || n > LAYOUT_MAX_REGIONS)
+		return -EBADMSG;
+	*ret_n = n;
+	return 0;
+}
+
+/* Finishes a publish a killed gateway left half done, or clears what it left unfinished. */
+static int recover(int dirfd, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int r;
+
+	if (!name_exists(dirfd, COMMIT_NAME)) {
+		remove_partials(dirfd);
+		return 0;
+	}
+	r = commit_read(dirfd, &n);
+	if (r == 0)
+		r = roll_forward(dirfd, n);
+	if (r < 0) {
+		err_set(err, errlen, "the snapshot directory holds an interrupted snapshot that cannot "
+			"be completed: %s", strerror(-r));
+		return r == -EBADMSG ? r : -EIO;
+	}
+	log_info("completed a snapshot an earlier cloister had committed but not put in place");
+	return 0;
+}
 
 int snapdir_open(const char *url, char *err, size_t errlen)
 {
 	_cleanup_free_ char *path = NULL;
-	int fd;
+	_cleanup_close_ int fd = -1;
+	int r;
 
 	if (parse_file_url(url, &path) < 0) {
 		err_set(err, errlen, "%s is not a file:/// URL of an absolute directory", url);
@@ -32,58 +154,144 @@ int snapdir_open(const char *url, char *err, size_t errlen)
 			e == ENOENT ? "does not exist" : strerror(e));
 		return e == ENOENT || e == ENOTDIR ? -EBADMSG : -e;
 	}
-	return fd;
+	/* One writer or reader at a time; the lock goes with the fd. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		err_set(err, errlen, "snapshot directory %s: %s", path, r == -EBUSY ?
+			"another cloister is using it" : strerror(-r));
+		return r;
+	}
+	r = recover(fd, err, errlen);
+	if (r < 0)
+		return r;
+	return TAKE_FD(fd);
 }
 
 void snapdir_unlink_partials(int dirfd, size_t n_regions)
 {
-	char name[64];
+	(void)n_regions;
+	remove_partials(dirfd);
+}
 
-	unlinkat(dirfd, "vm.json" PARTIAL_SUFFIX, 0);
-	for (size_t i = 0; i < n_regions; i++) {
-		snprintf(name, sizeof(name), SNAPDIR_REGION_FMT PARTIAL_SUFFIX, i);
-		unlinkat(dirfd, name, 0);
-	}
+static int sync_name(int dirfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* The commit point: a marker that exists under its final name only once complete. */
+static int commit_write(int dirfd, size_t n_regions)
+{
+	_cleanup_close_ int fd = -1;
+	char text[COMMIT_MAX_TEXT];
+	int len = snprintf(text, sizeof(text), "regions %zu\n", n_regions);
+
+	fd = openat(dirfd, COMMIT_NAME PARTIAL_SUFFIX, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)len) != len)
+		return errno ? -errno : -ENOSPC;
+	if (fsync(fd) < 0 || renameat(dirfd, COMMIT_NAME PARTIAL_SUFFIX, dirfd, COMMIT_NAME) < 0)
+		return -errno;
+	/* Renamed is committed: the partial files must stay for whoever rolls forward. */
+	if (dir_sync(dirfd) < 0)
+		log_warn("snapshot directory: cannot sync the commit: %m");
+	return 0;
 }
 
 int snapdir_publish(int dirfd, size_t n_regions, char *err, size_t errlen)
 {
-	char from[64], to[64];
+	char name[64];
+	int r = 0;
 
-	for (size_t i = 0; i < n_regions; i++) {
-		snprintf(from, sizeof(from), SNAPDIR_REGION_FMT PARTIAL_SUFFIX, i);
-		snprintf(to, sizeof(to), SNAPDIR_REGION_FMT, i);
-		if (renameat(dirfd, from, dirfd, to) < 0)
-			goto fail;
+	if (n_regions < 1 || n_regions > LAYOUT_MAX_REGIONS) {
+		err_set(err, errlen, "a snapshot of %zu memory regions", n_regions);
+		return -EINVAL;
 	}
-	if (fsync(dirfd) < 0 || renameat(dirfd, "vm.json" PARTIAL_SUFFIX, dirfd, "vm.json") < 0 ||
-	    fsync(dirfd) < 0)
-		goto fail;
+	for (size_t i = 0; i < SNAPDIR_FIXED_FILES + n_regions && r == 0; i++) {
+		file_name(i, true, name, sizeof(name));
+		r = sync_name(dirfd, name);
+	}
+	if (r == 0)
+		r = commit_write(dirfd, n_regions);
+	if (r < 0) {
+		err_set(err, errlen, "cannot write the snapshot: %s", strerror(-r));
+		return r;
+	}
+	/* Committed: a failure from here on is finished by the next open of the directory. */
+	r = roll_forward(dirfd, n_regions);
+	if (r < 0)
+		log_warn("snapshot committed; putting its files in place is left to the next use of "
+			 "the directory: %s", strerror(-r));
 	return 0;
-fail:
-	err_set(err, errlen, "cannot put the snapshot files in place: %m");
-	return -errno;
 }
 
 int snapdir_create_partials(int dirfd, size_t n_regions, int *fds, char *err, size_t errlen)
 {
 	char name[64];
 
-	/* An older snapshot here stops being one before any of its files change. */
-	if (unlinkat(dirfd, "vm.json", 0) < 0 && errno != ENOENT) {
-		err_set(err, errlen, "cannot replace the snapshot in place: %m");
-		return -errno;
-	}
 	for (size_t i = 0; i <= n_regions; i++) {
-		if (i == 0)
-			snprintf(name, sizeof(name), "vm.json" PARTIAL_SUFFIX);
-		else
-			snprintf(name, sizeof(name), SNAPDIR_REGION_FMT PARTIAL_SUFFIX, i - 1);
+		/* fds[0] is vm.json's, fds[1 + n] region n's; host-bindings is written apart. */
+		file_name(i == 0 ? 0 : SNAPDIR_FIXED_FILES + i - 1, true, name, sizeof(name));
 		fds[i] = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fds[i] < 0) {
 			err_set(err, errlen, "cannot create %s in the snapshot directory: %m", name);
 			return -errno;
 		}
+	}
+	return 0;
+}
+
+int snapdir_write_partial(int dirfd, const char *name, const void *data, size_t len, char *err,
+			  size_t errlen)
+{
+	_cleanup_close_ int fd = -1;
+	char partial[64];
+	const char *p = data;
+
+	snprintf(partial, sizeof(partial), "%s" PARTIAL_SUFFIX, name);
+	fd = openat(dirfd, partial, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	while (fd >= 0 && len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0)
+				errno = ENOSPC;
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fd < 0 || len) {
+		err_set(err, errlen, "cannot write %s in the snapshot directory: %m", partial);
+		return -errno;
+	}
+	return 0;
+}
+
+/* A file of the snapshot: regular, one link, so it is not another file seen twice. */
+static int check_file(int fd, const char *name, bool owned, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err_set(err, errlen, "%s is not a regular file", name);
+		return -EBADMSG;
+	}
+	if (st.st_nlink != 1) {
+		err_set(err, errlen, "%s has more than one name (a hard link): refused", name);
+		return -EBADMSG;
+	}
+	if (owned && st.st_uid != geteuid() && st.st_uid != 0) {
+		err_set(err, errlen, "%s belongs to another user (uid %u): refused", name,
+			(unsigned)st.st_uid);
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -99,6 +307,8 @@ int snapdir_open_files(int dirfd, int *fds, size_t *ret_n, char *err, size_t err
 			"complete snapshot" : "cannot open vm.json: %m");
 		return -EBADMSG;
 	}
+	if (check_file(fds[0], "vm.json", false, err, errlen) < 0)
+		return -EBADMSG;
 	for (n = 0; n < LAYOUT_MAX_REGIONS; n++) {
 		snprintf(name, sizeof(name), SNAPDIR_REGION_FMT, n);
 		fds[1 + n] = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -108,7 +318,27 @@ int snapdir_open_files(int dirfd, int *fds, size_t *ret_n, char *err, size_t err
 			err_set(err, errlen, "cannot open %s: %m", name);
 			return -EBADMSG;
 		}
+		if (check_file(fds[1 + n], name, true, err, errlen) < 0)
+			return -EBADMSG;
 	}
 	*ret_n = n;
+	return 0;
+}
+
+int snapdir_read_small(int dirfd, const char *name, char *buf, size_t len, size_t *ret_len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size >= len)
+		return -EBADMSG;
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	*ret_len = (size_t)n;
 	return 0;
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "options.h"
+
 #define SPAWN_MAX_FDS 16
 
 struct child {
@@ -19,10 +21,21 @@ struct child {
 };
 
 /*
+ * Once, before the first child: remembers --seccomp-trap (then every child
+ * gets the flag), starts the thread that copies the children's stderr to
+ * ours line by line, and picks the identity of the VM's processes: as root
+ * and without --sandbox-user, a uid (= gid) from --sandbox-uid-range that
+ * no other running cloister holds (a lock under /run/cloister/uids) and no
+ * account has; else the --sandbox-user one. 0 or -errno (logged).
+ */
+int spawn_setup(const struct vm_options *o, uid_t *ret_uid, gid_t *ret_gid);
+
+/*
  * fork+exec of path with argv; fds[i] lands on fd 3 + i in the child and
- * every other fd above 2 is closed. stdin is /dev/null, stdout and stderr
- * are the gateway's. The child is killed if the gateway dies.
- * The environment is empty but for CLOISTER_LOG and CLOISTER_SECCOMP_TRAP.
+ * every other fd above 2 is closed. stdin and stdout are /dev/null, stderr
+ * a pipe the gateway relays to its own (once spawn_setup() ran). The child
+ * is killed if the gateway dies. The environment is empty but for
+ * CLOISTER_LOG and CLOISTER_JIT.
  */
 int spawn_child(const char *name, const char *path, char *const argv[], const int *fds, size_t n_fds,
 		struct child *ret);

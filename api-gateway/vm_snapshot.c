@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindings.h"
 #include "cleanup.h"
 #include "errmsg.h"
 #include "frame.h"
@@ -139,6 +140,8 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 	r = snapdir_create_partials(dirfd, n_regions, files, err, errlen);
 	if (r == 0)
 		r = snapshot_stream(t, config, files, n_regions, err, errlen);
+	if (r == 0)
+		r = bindings_seal(dirfd, config, err, errlen);
 	if (r == 0)
 		r = snapdir_publish(dirfd, n_regions, err, errlen);
 	if (r < 0)

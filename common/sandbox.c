@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@ static int match_id_option(int argc, char **argv, int i, const char *name, unsig
 int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *ret_optind)
 {
 	unsigned int uid = SANDBOX_NOBODY, gid = SANDBOX_NOBODY;
+	bool trap = false;
 	_cleanup_free_ char **opts = NULL;
 	_cleanup_free_ char **rest = NULL;
 	int n_opts = 0, n_rest = 0;
@@ -93,7 +95,12 @@ int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *r
 			rest[n_rest++] = argv[i];
 			continue;
 		}
-		used = match_id_option(argc, argv, i, "--uid", &uid);
+		if (strcmp(argv[i], "--seccomp-trap") == 0) {
+			trap = true;
+			used = 1;
+		}
+		if (used == 0)
+			used = match_id_option(argc, argv, i, "--uid", &uid);
 		if (used == 0)
 			used = match_id_option(argc, argv, i, "--gid", &gid);
 		if (used <= 0) {
@@ -109,6 +116,7 @@ int sandbox_parse_args(int argc, char **argv, struct sandbox_config *cfg, int *r
 	memcpy(argv + 1 + n_opts, rest, (size_t)n_rest * sizeof(char *));
 	cfg->uid = uid;
 	cfg->gid = gid;
+	cfg->seccomp_trap = trap;
 	*ret_optind = 1 + n_opts;
 	return 0;
 }
@@ -230,8 +238,30 @@ static int sandbox_root_steps(const struct sandbox_config *cfg)
 	return r;
 }
 
+/*
+ * The kernel forgets the parent-death signal when the uid changes, so it is
+ * set again once every id and capability change is done. A parent that died
+ * meanwhile left us with another parent: then we go at once.
+ */
+static int sandbox_rearm_parent_death(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		int r = -errno;
+
+		log_error("sandbox: PR_SET_PDEATHSIG failed: %s", strerror(-r));
+		return r;
+	}
+	if (getppid() != parent) {
+		log_error("sandbox: the parent is gone");
+		return -ESRCH;
+	}
+	return 0;
+}
+
 int sandbox_enter(const struct sandbox_config *cfg)
 {
+	/* Until the uid changes, the signal set at spawn still kills us with the parent. */
+	pid_t parent = getppid();
 	int r;
 
 	if (!cfg || (unsigned int)cfg->role >= ARRAY_SIZE(role_names))
@@ -248,6 +278,8 @@ int sandbox_enter(const struct sandbox_config *cfg)
 			 (unsigned)geteuid());
 	}
 	r = sandbox_drop_caps();
+	if (r == 0)
+		r = sandbox_rearm_parent_death(parent);
 	if (r < 0)
 		return r;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -255,6 +287,8 @@ int sandbox_enter(const struct sandbox_config *cfg)
 		log_error("sandbox: PR_SET_NO_NEW_PRIVS failed: %s", strerror(-r));
 		return r;
 	}
+	if (cfg->seccomp_trap)
+		seccomp_policy_trap();
 	r = seccomp_policy_load(cfg->role);
 	if (r < 0)
 		return r;

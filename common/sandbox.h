@@ -8,6 +8,7 @@
 #ifndef CLOISTER_SANDBOX_H
 #define CLOISTER_SANDBOX_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 enum sandbox_role {
@@ -23,10 +24,12 @@ struct sandbox_config {
 	enum sandbox_role role;
 	uid_t uid; /* uid/gid used only when running as root */
 	gid_t gid;
+	bool seccomp_trap; /* --seccomp-trap: report a forbidden syscall, do not kill silently */
 };
 
 /*
- * Parses the common child options --uid N --gid N (also --uid=N; anywhere in
+ * Parses the common child options --uid N --gid N (also --uid=N) and
+ * --seccomp-trap (anywhere in
  * argv; "--" ends options) and, like GNU getopt, permutes argv so that the
  * operands come last, in order: *ret_optind = index of the first of them.
  * cfg->uid/gid default to 65534 (nobody) when absent; cfg->role is untouched.

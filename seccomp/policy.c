@@ -216,11 +216,23 @@ static int trap_install(void)
 	return 0;
 }
 
+static bool trap_flag;
+
+void seccomp_policy_trap(void)
+{
+	trap_flag = true;
+}
+
+/*
+ * The flag comes from the command line (the gateway's --seccomp-trap). The
+ * variable serves tests that start a child themselves: the gateway hands
+ * its children an environment without it.
+ */
 static bool trap_requested(void)
 {
 	const char *env = getenv("CLOISTER_SECCOMP_TRAP");
 
-	return env && strcmp(env, "1") == 0;
+	return trap_flag || (env && strcmp(env, "1") == 0);
 }
 
 static int policy_build(scmp_filter_ctx ctx, const struct role_policy *policy)
@@ -253,7 +265,7 @@ int seccomp_policy_load(enum sandbox_role role)
 	if ((unsigned int)role >= ARRAY_SIZE(role_policies))
 		return -EINVAL;
 	if (trap) {
-		log_warn("seccomp: CLOISTER_SECCOMP_TRAP=1, forbidden syscalls are reported, not killed");
+		log_warn("seccomp: trap mode, forbidden syscalls are reported, not killed");
 		r = trap_install();
 		if (r < 0)
 			return r;

@@ -913,6 +913,111 @@ static int check_number_literals(const char *text, size_t len, char *err, size_t
 	return 0;
 }
 
+/* Key counts of every object in the text, in the order their '{' appear. */
+struct key_counts {
+	uint32_t *n;
+	size_t len, cap;
+};
+
+static int key_counts_push(struct key_counts *kc)
+{
+	if (kc->len == kc->cap) {
+		size_t cap = kc->cap ? 2 * kc->cap : 64;
+		uint32_t *n = realloc(kc->n, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		kc->n = n;
+		kc->cap = cap;
+	}
+	kc->n[kc->len] = 0;
+	return (int)(kc->len++ & INT32_MAX);
+}
+
+/*
+ * Counts the keys of each object as written. Runs on text json-c has
+ * accepted, so strings are closed and nesting is within its depth limit.
+ */
+static int count_keys(const char *text, size_t len, struct key_counts *kc)
+{
+	size_t stack[2 * VMJSON_MAX_DEPTH + 8];
+	bool is_object[ARRAY_SIZE(stack)];
+	size_t depth = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = text[i];
+
+		if (in_string) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_string = false;
+			continue;
+		}
+		if (ch == '"') {
+			in_string = true;
+		} else if (ch == '{' || ch == '[') {
+			if (depth == ARRAY_SIZE(stack))
+				return -E2BIG;
+			is_object[depth] = ch == '{';
+			if (ch == '{') {
+				int k = key_counts_push(kc);
+
+				if (k < 0)
+					return k;
+				stack[depth] = (size_t)k;
+			}
+			depth++;
+		} else if ((ch == '}' || ch == ']') && depth) {
+			depth--;
+		} else if (ch == ':' && depth && is_object[depth - 1]) {
+			kc->n[stack[depth - 1]]++;
+		}
+	}
+	return 0;
+}
+
+/* Walks doc in the text's order; false when an object lost keys to a repeated one. */
+static bool keys_all_kept(struct json_object *o, const struct key_counts *kc, size_t *next)
+{
+	if (json_object_is_type(o, json_type_array)) {
+		size_t n = json_object_array_length(o);
+
+		for (size_t i = 0; i < n; i++)
+			if (!keys_all_kept(json_object_array_get_idx(o, i), kc, next))
+				return false;
+		return true;
+	}
+	if (!json_object_is_type(o, json_type_object))
+		return true;
+	if (*next >= kc->len || kc->n[*next] != (uint32_t)json_object_object_length(o))
+		return false;
+	(*next)++;
+	json_object_object_foreach(o, key, val) {
+		(void)key;
+		if (!keys_all_kept(val, kc, next))
+			return false;
+	}
+	return true;
+}
+
+/* json-c keeps the last of repeated keys; a document that repeats one is refused instead. */
+static int check_duplicate_keys(const char *text, size_t len, struct json_object *doc, char *err,
+				size_t errlen)
+{
+	struct key_counts kc = { 0 };
+	size_t next = 0;
+	int r = count_keys(text, len, &kc);
+
+	if (r == 0 && (!keys_all_kept(doc, &kc, &next) || next != kc.len)) {
+		set_err(err, errlen, "vm.json repeats a key in an object");
+		r = -EINVAL;
+	}
+	free(kc.n);
+	return r;
+}
+
 static int parse_text(const char *text, size_t len, struct json_object **ret_doc,
 		      char *err, size_t errlen)
 {
@@ -953,6 +1058,10 @@ static int parse_text(const char *text, size_t len, struct json_object **ret_doc
 			set_err(err, errlen, "vm.json has trailing data at byte %zu", end);
 			return -EINVAL;
 		}
+	}
+	if (check_duplicate_keys(text, len, doc, err, errlen) < 0) {
+		json_object_put(doc);
+		return -EINVAL;
 	}
 	*ret_doc = doc;
 	return 0;

@@ -31,7 +31,7 @@ def pause_and_snapshot(vm, snapdir):
 
 def check_snapshot_files(snapdir):
     names = sorted(os.listdir(snapdir))
-    assert names == ["memory-region-0", "memory-region-1", "vm.json"], names
+    assert names == ["host-bindings", "memory-region-0", "memory-region-1", "vm.json"], names
     st0 = os.stat(os.path.join(snapdir, "memory-region-0"))
     st1 = os.stat(os.path.join(snapdir, "memory-region-1"))
     assert st0.st_size == 3 * GiB

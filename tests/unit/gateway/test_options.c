@@ -625,3 +625,87 @@ Test(sink, modes_without_a_path)
 	sink_close(&s);
 	cr_expect_eq(sink_open(&bad, false, &s, err, sizeof(err)), -EINVAL);
 }
+
+/* ---- restore bindings and the other trust options ---- */
+
+Test(options, restore_binds)
+{
+	const char *argv[] = { "cloister", "--restore", "source_url=file:///s",
+			       "--restore-bind", "id=disk0,path=/img/a.raw",
+			       "--restore-bind=id=net0,tap=tap7",
+			       "--restore-bind", "id=serial,file=/var/log/a.serial",
+			       "--restore-bind", "mode=pty,id=console0",
+			       "--host-key", "/etc/cloister.key" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(argv), argv, &o), 0, "%s", err);
+	cr_assert_eq(o.restore_binds.n, 4);
+	cr_expect_str_eq(o.restore_binds.b[0].id, "disk0");
+	cr_expect_str_eq(o.restore_binds.b[0].path, "/img/a.raw");
+	cr_expect_str_eq(o.restore_binds.b[1].tap, "tap7");
+	cr_expect(o.restore_binds.b[2].has_sink);
+	cr_expect_eq(o.restore_binds.b[2].sink_mode, CLOISTER__SERIAL_MODE__SERIAL_FILE);
+	cr_expect_str_eq(o.restore_binds.b[2].sink_path, "/var/log/a.serial");
+	cr_expect_eq(o.restore_binds.b[3].sink_mode, CLOISTER__SERIAL_MODE__SERIAL_PTY);
+	cr_expect_null(o.restore_binds.b[3].sink_path);
+	cr_expect_str_eq(o.host_key, "/etc/cloister.key");
+	options_free(&o);
+}
+
+Test(options, hostile_restore_binds)
+{
+	const char *no_restore[] = { "cloister", "--restore-bind", "id=disk0,path=/a" };
+	const char *twice[] = { "cloister", "--restore", "source_url=file:///s", "--restore-bind",
+				"id=disk0,path=/a", "--restore-bind", "id=disk0,path=/b" };
+	const char *two_kinds[] = { "cloister", "--restore", "source_url=file:///s",
+				    "--restore-bind", "id=disk0,path=/a,tap=t0" };
+	const char *no_id[] = { "cloister", "--restore", "source_url=file:///s",
+				"--restore-bind", "path=/a" };
+	const char *relative[] = { "cloister", "--restore", "source_url=file:///s",
+				   "--restore-bind", "id=disk0,path=a.img" };
+	const char *bad_mode[] = { "cloister", "--restore", "source_url=file:///s",
+				   "--restore-bind", "id=serial,mode=file" };
+	const char *unknown[] = { "cloister", "--restore", "source_url=file:///s",
+				  "--restore-bind", "id=net0,tap=t0,mac=52:54:00:00:00:01" };
+	const char *repeated[] = { "cloister", "--restore", "source_url=file:///s",
+				   "--restore-bind", "id=serial,file=/a,mode=null" };
+	const char *ctl[] = { "cloister", "--restore", "source_url=file:///s",
+			      "--restore-bind", "id=disk0,path=/a\nb" };
+
+	expect_refused(ARGC(no_restore), no_restore, "needs --restore");
+	expect_refused(ARGC(twice), twice, "bound twice");
+	expect_refused(ARGC(two_kinds), two_kinds, "one kind only");
+	expect_refused(ARGC(no_id), no_id, "needs id=");
+	expect_refused(ARGC(relative), relative, "absolute");
+	expect_refused(ARGC(bad_mode), bad_mode, "mode=file");
+	expect_refused(ARGC(unknown), unknown, "unknown key mac");
+	expect_refused(ARGC(repeated), repeated, "given twice");
+	expect_refused(ARGC(ctl), ctl, "absolute");
+}
+
+Test(options, uid_range_and_trap)
+{
+	const char *dflt[] = { "cloister" };
+	const char *range[] = { "cloister", "--sandbox-uid-range", "500000-500009", "--seccomp-trap" };
+	const char *both[] = { "cloister", "--sandbox-uid-range", "500000-500009",
+			       "--sandbox-user", "nobody" };
+	const char *backwards[] = { "cloister", "--sandbox-uid-range", "9-1" };
+	const char *root[] = { "cloister", "--sandbox-uid-range", "0-10" };
+	const char *junk[] = { "cloister", "--sandbox-uid-range", "10" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(dflt), dflt, &o), 0, "%s", err);
+	cr_expect_eq(o.uid_range_first, OPTIONS_UID_RANGE_FIRST);
+	cr_expect_eq(o.uid_range_count, OPTIONS_UID_RANGE_COUNT);
+	cr_expect(!o.seccomp_trap);
+	options_free(&o);
+	cr_assert_eq(parse(ARGC(range), range, &o), 0, "%s", err);
+	cr_expect_eq(o.uid_range_first, 500000);
+	cr_expect_eq(o.uid_range_count, 10);
+	cr_expect(o.seccomp_trap);
+	options_free(&o);
+	expect_refused(ARGC(both), both, "mutually exclusive");
+	expect_refused(ARGC(backwards), backwards, "FIRST-LAST");
+	expect_refused(ARGC(root), root, "FIRST-LAST");
+	expect_refused(ARGC(junk), junk, "FIRST-LAST");
+}

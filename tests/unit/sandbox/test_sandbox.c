@@ -317,20 +317,26 @@ Test(sandbox, rng_forbidden)
 
 Test(sandbox, trap_mode_names_the_syscall)
 {
-	struct sandbox_config cfg = { .role = SANDBOX_ROLE_DEVICE_RNG, .uid = NOBODY, .gid = NOBODY };
+	char *argv[] = { "rng", "--uid", "65534", "--seccomp-trap", "--gid", "65534", NULL };
+	struct sandbox_config cfg = { .role = SANDBOX_ROLE_DEVICE_RNG };
 	char out[4096] = { 0 };
+	int optind_;
 	size_t len = 0;
 	int pipefd[2];
 	int status;
 	ssize_t n;
 	pid_t pid;
 
+	/* The flag, as the gateway's --seccomp-trap passes it to every child. */
+	cr_assert_eq(sandbox_parse_args(6, argv, &cfg, &optind_), 0);
+	cr_assert(cfg.seccomp_trap);
+	cr_assert_eq(optind_, 6);
 	cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		dup2(pipefd[1], STDERR_FILENO);
-		setenv("CLOISTER_SECCOMP_TRAP", "1", 1);
+		unsetenv("CLOISTER_SECCOMP_TRAP");
 		if (sandbox_enter(&cfg) < 0)
 			_exit(100);
 		socket(AF_INET, SOCK_DGRAM, 0);
@@ -605,4 +611,56 @@ Test(sandbox_args, junk_refused)
 		cr_assert_eq(optind, -1);
 		cr_assert_eq(cfg.uid, 7);
 	}
+}
+
+/* ---- the parent-death signal survives the uid change ---- */
+
+/* B of parent A: confines itself, says so, then waits on block until killed. */
+static void orphan_to_be(int ready, int block)
+{
+	struct sandbox_config cfg = { .role = SANDBOX_ROLE_DEVICE_RNG, .uid = NOBODY, .gid = NOBODY };
+	char c;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || sandbox_enter(&cfg) < 0)
+		_exit(100);
+	if (write(ready, "r", 1) != 1)
+		_exit(101);
+	(void)!read(block, &c, 1);
+	_exit(0);
+}
+
+Test(sandbox, confined_child_dies_with_its_parent)
+{
+	int ready[2], block[2];
+	struct pollfd p;
+	char c;
+	pid_t a;
+
+	skip_unless_root();
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(block), 0);
+	a = fork();
+	cr_assert_geq(a, 0);
+	if (a == 0) {
+		pid_t b = fork();
+
+		if (b == 0) {
+			close(ready[0]);
+			close(block[1]);
+			orphan_to_be(ready[1], block[0]);
+		}
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	close(block[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the child did not confine itself");
+	kill(a, SIGKILL);
+	cr_assert_eq(waitpid(a, NULL, 0), a);
+	/* Once B is gone nobody holds the write end: EOF. */
+	p = (struct pollfd){ .fd = ready[0], .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, 5000), 1, "the confined child outlived its parent");
+	cr_assert_eq(read(ready[0], &c, 1), 0);
+	close(ready[0]);
+	close(block[1]);
 }

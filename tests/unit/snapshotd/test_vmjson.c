@@ -255,6 +255,13 @@ Test(vmjson, refuses_bad_text)
 	bad = replace(text, "\"version\":1", "\"version\":1,");
 	expect_refused(decode_text(bad, strlen(bad)), "");
 	free(bad);
+	/* A repeated key, at the top and deep in the state, where json-c keeps the last. */
+	bad = replace(text, "\"version\":1", "\"version\":1,\"version\":1");
+	expect_refused(decode_text(bad, strlen(bad)), "repeats a key");
+	free(bad);
+	bad = replace(text, "\"pc\":2149580800", "\"pc\":2149580800,\"pc\":4096");
+	expect_refused(decode_text(bad, strlen(bad)), "repeats a key");
+	free(bad);
 	bad = malloc(strlen(text) + 8);
 	strcpy(bad, text);
 	strcat(bad, " {}");
