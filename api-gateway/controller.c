@@ -525,19 +525,27 @@ static int restore_run(struct controller *c, const char *url, const struct resto
 	return r;
 }
 
-static int api_restore(void *opaque, const char *url, bool resume, char *err, size_t errlen)
-{
-	return restore_run(opaque, url, NULL, resume, err, errlen);
-}
-
 static int api_restore_request(void *opaque, const struct api_restore_request *req, char *err,
 			       size_t errlen)
 {
+	struct json_object *devices = NULL;
+	struct restore_binds binds;
+	bool have_binds = false;
+	int r;
+
 	if (req->memory_restore_mode != API_MEMORY_RESTORE_COPY) {
 		err_set(err, errlen, "memory_restore_mode OnDemand is not available yet: use Copy");
 		return -EOPNOTSUPP;
 	}
-	return api_restore(opaque, req->source_url, req->resume, err, errlen);
+	if (req->body && json_object_object_get_ex(req->body, "devices", &devices)) {
+		if (bindings_from_json(devices, &binds, err, errlen) < 0)
+			return -EBADMSG;
+		have_binds = true;
+	}
+	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL, req->resume, err, errlen);
+	if (have_binds)
+		restore_binds_free(&binds);
+	return r;
 }
 
 static int api_shutdown_vm(void *opaque, char *err, size_t errlen)

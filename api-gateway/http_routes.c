@@ -361,9 +361,10 @@ int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination
 /*
  * CH's RestoreConfig keys that Cloister understands. (net_fds, vfio_fds and
  * zone_updates name things a Cloister VM does not have: refused as unknown.)
+ * "devices", Cloister's own, binds host resources per device id (bindings.h).
  */
 static const char *const restore_keys[] = {
-	"source_url", "resume", "prefault", "memory_restore_mode", NULL,
+	"source_url", "resume", "prefault", "memory_restore_mode", "devices", NULL,
 };
 
 int api_parse_restore_request(const char *body, size_t len, struct api_restore_request *ret,

@@ -175,6 +175,37 @@ def test_one_snapshot_restores_twice_side_by_side(vms, workdir):
         assert "count" in open(out).read(), f"clone {i} wrote nothing to its own serial file"
 
 
+@needs_root
+def test_vm_restore_takes_bindings_over_the_api(vms, workdir):
+    snapdir, disk = sealed_snapshot(vms, workdir)
+    evil = os.path.join(workdir, "copied")
+    shutil.copytree(snapdir, evil)
+    edit_vm_json(evil, lambda doc: doc["config"]["devices"][-1].update(path="/etc/shadow"))
+    vm = vms("api")
+    vm.start()
+    # The copy is unsealed: without a binding its disk is refused, naming it.
+    text = restore_refused(vm, evil)
+    assert "disk0" in text, text
+    # A malformed binding is a 400 too, and creates nothing.
+    code, body = vm.api("PUT", "vm.restore", {"source_url": f"file://{evil}",
+                                              "devices": [{"id": "disk0", "bogus": "x"}]})
+    assert code == 400, (code, body)
+    assert vm.api("GET", "vm.info")[0] == 404
+    mine = os.path.join(workdir, "api.img")
+    shutil.copy(disk, mine)
+    out = os.path.join(workdir, "api.serial")
+    code, body = vm.api("PUT", "vm.restore", {
+        "source_url": f"file://{evil}", "resume": True,
+        "devices": [{"id": "disk0", "path": mine}, {"id": "serial", "file": out}]})
+    assert code == 204, (code, body)
+    info = vm.info()
+    assert info["state"] == "Running" and info["config"]["disks"][0]["path"] == mine, info
+    deadline = time.time() + 30
+    while time.time() < deadline and "count" not in open(out).read():
+        time.sleep(0.05)
+    assert "count" in open(out).read()
+
+
 def test_restore_bind_needs_a_known_device(vms, workdir):
     snapdir, disk = sealed_snapshot(vms, workdir)
     vm = vms("restorer")
