@@ -2,15 +2,19 @@
 #include "mmio.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "component.h"
 #include "frame.h"
 #include "layout.h"
 #include "log.h"
@@ -47,6 +51,10 @@ struct virtio_mmio_dev {
 	int sock;
 	/* The control stream is unusable (device died, timed out, or spoke nonsense). */
 	bool broken;
+	/* The id of the last request sent; replies carrying another are late. */
+	uint64_t request_id;
+	/* Requests that timed out but may still be answered: their replies are dropped. */
+	unsigned owed;
 	char *id, *kind;
 	uint32_t device_id, num_queues, max_queue_size;
 	uint64_t device_features;
@@ -68,6 +76,14 @@ struct virtio_mmio_dev {
 	pthread_t thread;
 	bool thread_started;
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- interrupts ---- */
 
@@ -183,32 +199,125 @@ static int irq_thread_start(struct virtio_mmio_dev *d)
 
 /* ---- requests to the device process ---- */
 
-/* Sends env and waits for its answer; any failure here leaves the stream unusable. */
-static int device_exchange(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
-			   size_t n_fds, Cloister__Envelope **ret_reply)
+/* -ETIMEDOUT when nothing at all arrived before deadline_ms (monotonic). */
+static int wait_readable(int sock, int64_t deadline_ms)
 {
-	const char *what = frame_msg_name(env);
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int64_t left = deadline_ms - now_ms();
+		int n = poll(&p, 1, left > 0 ? (int)left : 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		return n == 0 ? -ETIMEDOUT : 0;
+	}
+}
+
+/*
+ * A device that does not echo request ids answers with 0: then the first
+ * replies after a timeout are the late ones.
+ */
+static bool reply_is_late(struct virtio_mmio_dev *d, const Cloister__Envelope *reply)
+{
+	if (reply->request_id == d->request_id) {
+		d->owed = 0;
+		return false;
+	}
+	if (reply->request_id == 0 && d->owed == 0)
+		return false;
+	if (d->owed)
+		d->owed--;
+	log_info("device %s: late %s (request %llu) dropped", d->id, frame_msg_name(reply),
+		 (unsigned long long)reply->request_id);
+	return true;
+}
+
+/*
+ * Waits for the reply to the request just sent, dropping late ones. A
+ * deadline passed with nothing arrived is -ETIMEDOUT and leaves the stream
+ * usable; a frame cut short or malformed does not.
+ */
+static int receive_reply(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply)
+{
+	int64_t deadline = now_ms() + VIRTIO_MMIO_TIMEOUT_MS;
+
+	for (;;) {
+		Cloister__Envelope *reply = NULL;
+		int r = wait_readable(d->sock, deadline);
+
+		if (r < 0)
+			return r == -ETIMEDOUT ? -EAGAIN : r;
+		r = frame_recv_timeout(d->sock, VIRTIO_MMIO_TIMEOUT_MS, &reply, NULL, 0, NULL);
+		if (r < 0)
+			return r;
+		if (!reply_is_late(d, reply)) {
+			*ret_reply = reply;
+			return 0;
+		}
+		frame_free(reply);
+	}
+}
+
+/* Sends env with a fresh request id; the stream stays usable on return. */
+static int device_send(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+		       size_t n_fds)
+{
 	int r;
 
 	if (d->broken)
 		return -EIO;
+	env->request_id = ++d->request_id;
 	r = frame_send(d->sock, env, fds, n_fds);
-	if (r >= 0)
-		r = frame_recv_timeout(d->sock, VIRTIO_MMIO_TIMEOUT_MS, ret_reply, NULL, 0, NULL);
+	if (r < 0)
+		device_mark_broken(d, r, frame_msg_name(env));
+	return r;
+}
+
+/*
+ * Sends env and waits for its answer. With may_time_out, a device that
+ * answers nothing in time gives -ETIMEDOUT and its reply is dropped when it
+ * comes; any other failure (and a timeout without it) leaves the stream
+ * unusable.
+ */
+static int device_exchange_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			      size_t n_fds, bool may_time_out, Cloister__Envelope **ret_reply)
+{
+	const char *what = frame_msg_name(env);
+	int r = device_send(d, env, fds, n_fds);
+
+	if (r < 0)
+		return r;
+	r = receive_reply(d, ret_reply);
+	if (r == -EAGAIN && may_time_out) {
+		d->owed++;
+		log_error("device %s: no answer to %s within %d ms", d->id, what,
+			  VIRTIO_MMIO_TIMEOUT_MS);
+		return -ETIMEDOUT;
+	}
+	if (r == -EAGAIN)
+		r = -ETIMEDOUT;
 	if (r < 0)
 		device_mark_broken(d, r, what);
 	return r;
 }
 
+static int device_exchange(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			   size_t n_fds, Cloister__Envelope **ret_reply)
+{
+	return device_exchange_ex(d, env, fds, n_fds, false, ret_reply);
+}
+
 /* A request answered by a plain Reply: returns its error. */
-static int device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
-			  size_t n_fds)
+static int device_request_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			     size_t n_fds, bool may_time_out)
 {
 	const char *what = frame_msg_name(env);
 	Cloister__Envelope *reply = NULL;
 	int r;
 
-	r = device_exchange(d, env, fds, n_fds, &reply);
+	r = device_exchange_ex(d, env, fds, n_fds, may_time_out, &reply);
 	if (r < 0)
 		return r;
 	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_REPLY || reply->reply->error > 0) {
@@ -223,13 +332,21 @@ static int device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, co
 	return r;
 }
 
-static int device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which)
+static int device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			  size_t n_fds)
+{
+	return device_request_ex(d, env, fds, n_fds, false);
+}
+
+/* A request whose message carries only its kind; pause and resume may time out. */
+static int device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which,
+				bool may_time_out)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	ProtobufCMessage body;
 	int r = frame_envelope_empty(&env, which, &body);
 
-	return r < 0 ? r : device_request(d, &env, NULL, 0);
+	return r < 0 ? r : device_request_ex(d, &env, NULL, 0, may_time_out);
 }
 
 /* ---- validation of what the guest (or a snapshot) set up ---- */
@@ -491,7 +608,7 @@ static void queue_notify(struct virtio_mmio_dev *d, uint32_t index)
 
 static void reset_device(struct virtio_mmio_dev *d)
 {
-	int r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESET);
+	int r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESET, false);
 
 	transport_reset(d);
 	/* A device that cannot even reset stays flagged, so the driver does not bring it up again. */
@@ -806,24 +923,43 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *d)
 
 /* ---- pause, resume, save, restore ---- */
 
-int virtio_mmio_pause(struct virtio_mmio_dev *d)
+/*
+ * A request that timed out still reaches the device when it wakes: follow it
+ * with its opposite, unanswered, so the device ends where the transport is.
+ */
+static void device_undo_late(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase opposite)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	ProtobufCMessage body;
+
+	if (frame_envelope_empty(&env, opposite, &body) < 0 || device_send(d, &env, NULL, 0) < 0)
+		return;
+	d->owed++;
+}
+
+static int pause_or_resume(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which,
+			   Cloister__Envelope__MsgCase opposite)
 {
 	int r;
 
 	pthread_mutex_lock(&d->lock);
-	r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_PAUSE);
+	r = device_request_empty(d, which, true);
+	if (r == -ETIMEDOUT)
+		device_undo_late(d, opposite);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
 
+int virtio_mmio_pause(struct virtio_mmio_dev *d)
+{
+	return pause_or_resume(d, CLOISTER__ENVELOPE__MSG_DEV_PAUSE,
+			       CLOISTER__ENVELOPE__MSG_DEV_RESUME);
+}
+
 int virtio_mmio_resume(struct virtio_mmio_dev *d)
 {
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESUME);
-	pthread_mutex_unlock(&d->lock);
-	return r;
+	return pause_or_resume(d, CLOISTER__ENVELOPE__MSG_DEV_RESUME,
+			       CLOISTER__ENVELOPE__MSG_DEV_PAUSE);
 }
 
 /* Takes the device's ring positions from its saved state. */
@@ -1036,3 +1172,84 @@ int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
+
+/* ---- the transport as one of the machine's components ---- */
+
+static void component_error(int r, const char *what, char *err, size_t errlen)
+{
+	if (r == -ETIMEDOUT)
+		snprintf(err, errlen, "the device process did not answer the %s within %d ms", what,
+			 VIRTIO_MMIO_TIMEOUT_MS);
+	else
+		snprintf(err, errlen, "%s failed: %s", what, strerror(-r));
+}
+
+static int component_pause(void *obj, char *err, size_t errlen)
+{
+	int r = virtio_mmio_pause(obj);
+
+	if (r < 0)
+		component_error(r, "pause", err, errlen);
+	return r;
+}
+
+static int component_resume(void *obj, char *err, size_t errlen)
+{
+	int r = virtio_mmio_resume(obj);
+
+	if (r < 0)
+		component_error(r, "resume", err, errlen);
+	return r;
+}
+
+static int component_save(void *obj, Cloister__VmState *state, char *err, size_t errlen)
+{
+	Cloister__DeviceState **grown, *ds = NULL;
+	int r;
+
+	grown = realloc(state->devices, (state->n_devices + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	state->devices = grown;
+	r = virtio_mmio_save(obj, &ds);
+	if (r < 0) {
+		component_error(r, "save", err, errlen);
+		return r;
+	}
+	state->devices[state->n_devices++] = ds;
+	return 0;
+}
+
+static int component_restore(void *obj, const Cloister__VmState *state, char *err, size_t errlen)
+{
+	struct virtio_mmio_dev *d = obj;
+	const Cloister__DeviceState *ds = NULL;
+	int r;
+
+	for (size_t i = 0; i < state->n_devices; i++) {
+		if (state->devices[i]->id && strcmp(state->devices[i]->id, d->id) == 0) {
+			if (ds) {
+				snprintf(err, errlen, "the snapshot has two states for it");
+				return -EINVAL;
+			}
+			ds = state->devices[i];
+		}
+	}
+	if (!ds) {
+		snprintf(err, errlen, "no state for this device in the snapshot");
+		return -EINVAL;
+	}
+	r = virtio_mmio_restore(d, ds);
+	if (r == -EINVAL)
+		snprintf(err, errlen, "saved transport state refused (kind, features, status or queues)");
+	else if (r < 0)
+		component_error(r, "restore", err, errlen);
+	return r;
+}
+
+const struct component_ops virtio_mmio_component_ops = {
+	.pause = component_pause,
+	.resume = component_resume,
+	.save = component_save,
+	.restore = component_restore,
+};
