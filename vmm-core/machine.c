@@ -18,6 +18,7 @@
 #include "mmio.h"
 #include "plic.h"
 #include "sbi.h"
+#include "serial_output.h"
 #include "uart.h"
 
 #define NS_PER_TICK (1000000000ull / LAYOUT_TIMEBASE_HZ)
@@ -130,25 +131,70 @@ static const struct mmio_ops bus_ops = {
 
 /* ---- SBI host callbacks ---- */
 
-static void sbi_console_write(void *opaque, const void *buf, size_t len)
+/* The UART's sink: takes what the host side has room for. */
+static size_t uart_tx(void *opaque, const void *buf, size_t len, bool forced)
 {
 	struct machine *m = opaque;
-	const char *p = buf;
 
-	if (m->serial_fd < 0)
-		return;
-	pthread_mutex_lock(&m->serial_lock);
-	while (len > 0) {
-		ssize_t n = write(m->serial_fd, p, len);
+	return m->serial_out ? serial_output_write(m->serial_out, buf, len, forced) : len;
+}
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;	/* a sink that fails loses output, never the guest */
-		p += n;
-		len -= (size_t)n;
+/* The console has room again: the UART's FIFO moves on, harts waiting in SBI wake. */
+static void console_room(void *opaque)
+{
+	struct machine *m = opaque;
+
+	uart_tx_ready(m->uart);
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->n_harts; i++)
+		pthread_cond_signal(&m->harts[i].cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool hart_may_run(struct machine *m, struct hart *h);
+
+/* Sleeps until the console has room or the hart must stop; true when it has room. */
+static bool console_wait_room(struct machine *m, struct hart *h)
+{
+	struct timespec abs;
+	int64_t ns;
+	bool room;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		room = serial_output_has_room(m->serial_out);
+		if (room || !hart_may_run(m, h))
+			break;
+		/* The console's thread signals; the timeout only guards against a lost wake-up. */
+		ns = monotonic_ns() + 100000000;
+		abs.tv_sec = ns / 1000000000;
+		abs.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&h->cond, &m->lock, &abs);
 	}
-	pthread_mutex_unlock(&m->serial_lock);
+	pthread_mutex_unlock(&m->lock);
+	return room;
+}
+
+static size_t sbi_console_write(void *opaque, unsigned self, const void *buf, size_t len,
+				bool whole)
+{
+	struct machine *m = opaque;
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	if (!m->serial_out)
+		return len;
+	for (;;) {
+		done += serial_output_write(m->serial_out, p + done, len - done, false);
+		if (done == len || (done && !whole))
+			return done;
+		if (!console_wait_room(m, &m->harts[self]))
+			break;
+	}
+	/* The hart must park now: a call that cannot say "busy" still loses nothing. */
+	if (whole)
+		done += serial_output_write(m->serial_out, p + done, len - done, true);
+	return done;
 }
 
 static int sbi_console_read(void *opaque)
@@ -306,7 +352,7 @@ void machine_set_irq(void *opaque, uint32_t irq, bool level)
 static int machine_devices_init(struct machine *m)
 {
 	struct uart_params up = {
-		.tx = sbi_console_write,
+		.tx = uart_tx,
 		.set_irq = machine_set_irq,
 		.irq = LAYOUT_UART_IRQ,
 		.opaque = m,
@@ -323,7 +369,12 @@ static int machine_devices_init(struct machine *m)
 		log_error("cannot create the UART: %s", strerror(-r));
 		return r;
 	}
-	return 0;
+	if (m->serial_fd < 0)
+		return 0;
+	r = serial_output_create(m->serial_fd, console_room, m, &m->serial_out);
+	if (r < 0)
+		log_error("cannot start the console output: %s", strerror(-r));
+	return r;
 }
 
 /* ---- the hart thread ---- */
@@ -611,7 +662,6 @@ int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 	atomic_store(&m->frozen_ticks, 0);
 	atomic_store(&m->time_frozen, true);
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_mutex_init(&m->serial_lock, NULL);
 	pthread_cond_init(&m->parked_cond, NULL);
 	m->locks_ready = true;
 	r = machine_devices_init(m);
@@ -680,6 +730,9 @@ void machine_stop_harts(struct machine *m)
 void machine_destroy(struct machine *m)
 {
 	machine_stop_harts(m);
+	/* Its thread calls into the UART: it goes first. */
+	serial_output_destroy(m->serial_out);
+	m->serial_out = NULL;
 	uart_destroy(m->uart);
 	plic_destroy(m->plic);
 	m->uart = NULL;

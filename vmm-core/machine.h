@@ -22,6 +22,7 @@
 
 struct machine;
 struct plic;
+struct serial_output;
 struct uart;
 struct virtio_mmio_dev;
 
@@ -63,7 +64,7 @@ struct machine {
 	atomic_bool time_frozen;
 
 	int serial_fd;
-	pthread_mutex_t serial_lock;
+	struct serial_output *serial_out;	/* NULL without a serial fd */
 
 	struct plic *plic;
 	struct uart *uart;

@@ -252,7 +252,26 @@ static int uart_component_restore(void *obj, const Cloister__VmState *state, cha
 	return 0;
 }
 
+/* The UART is driven by the harts, and by the console when its sink has room again. */
+static int uart_component_pause(void *obj, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+
+	uart_pause(m->uart);
+	return 0;
+}
+
+static int uart_component_resume(void *obj, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+
+	uart_resume(m->uart);
+	return 0;
+}
+
 static const struct component_ops uart_component_ops = {
+	.pause = uart_component_pause,
+	.resume = uart_component_resume,
 	.save = uart_component_save,
 	.restore = uart_component_restore,
 };
