@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "component.h"
 #include "frame.h"
 #include "mmio.h"
 
@@ -547,6 +549,37 @@ Test(mmio, restore_refuses_bad_state)
 	cr_assert_eq(virtio_mmio_restore(d, s), 0);
 	virtio_mmio_state_free(s);
 	finish(d, &f);
+}
+
+/* The transport as a machine component: its part of a VmState, found by id, or refused. */
+Test(mmio, component_round_trip_and_refusals)
+{
+	struct fake_dev f, f2;
+	struct virtio_mmio_dev *d = attach(&f, FAKE_ANSWER), *d2;
+	Cloister__VmState st = CLOISTER__VM_STATE__INIT, none = CLOISTER__VM_STATE__INIT;
+	char err[COMPONENT_ERR_MAX] = "";
+
+	bring_up(d);
+	cr_assert_eq(virtio_mmio_component_ops.pause(d, err, sizeof(err)), 0);
+	cr_assert_eq(virtio_mmio_component_ops.save(d, &st, err, sizeof(err)), 0);
+	cr_assert_eq(st.n_devices, 1);
+	cr_assert_str_eq(st.devices[0]->id, "dev0");
+	finish(d, &f);
+
+	d2 = attach(&f2, FAKE_ANSWER);
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &none, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "no state") != NULL, "%s", err);
+	st.devices[0]->status |= 0x100;
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &st, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "refused") != NULL, "%s", err);
+	cr_assert_eq(fake_count(&f2, CLOISTER__ENVELOPE__MSG_DEV_RESTORE), 0,
+		     "a refused state never reaches the device");
+	st.devices[0]->status &= ~0x100u;
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rd(d2, VIRTIO_MMIO_STATUS), STATUS_UP | VIRTIO_STATUS_DRIVER_OK);
+	virtio_mmio_state_free(st.devices[0]);
+	free(st.devices);
+	finish(d2, &f2);
 }
 
 Test(mmio, device_that_hangs_up_fails_pause)
