@@ -191,9 +191,11 @@ static size_t sbi_console_write(void *opaque, unsigned self, const void *buf, si
 		if (!console_wait_room(m, &m->harts[self]))
 			break;
 	}
-	/* The hart must park now: a call that cannot say "busy" still loses nothing. */
-	if (whole)
-		done += serial_output_write(m->serial_out, p + done, len - done, true);
+	/*
+	 * The hart must park now: the call completes rather than be cut short
+	 * (a guest may take 0 bytes written for an error), and loses nothing.
+	 */
+	done += serial_output_write(m->serial_out, p + done, len - done, true);
 	return done;
 }
 

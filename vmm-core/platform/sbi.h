@@ -42,8 +42,7 @@ struct sbi_host_ops {
 	 * console with flow control) until there is room for at least one
 	 * byte. With whole (legacy putchar, DBCN write_byte: calls that cannot
 	 * report "busy"), it takes all of buf; without (DBCN write, which
-	 * returns a count), it may take less, and nothing when the hart must
-	 * stop (pause) meanwhile: the guest then writes again.
+	 * returns a count), it may take less, never nothing.
 	 */
 	size_t (*console_write)(void *opaque, unsigned self, const void *buf, size_t len,
 				bool whole);
