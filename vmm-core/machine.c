@@ -502,15 +502,26 @@ static void *hart_thread(void *arg)
 
 /* ---- components: each hart and guest time ---- */
 
+/*
+ * Asks this hart and every later one to park, so that they all stop at once
+ * rather than one after the other, then waits for this one. The harts lead
+ * the list and their pause cannot fail: the walk reaches every hart asked.
+ */
 static int hart_pause(void *obj, char *err, size_t errlen)
 {
 	struct hart *h = obj;
 	struct machine *m = h->m;
 
 	pthread_mutex_lock(&m->lock);
-	h->pause_req = true;
-	m->accel->vcpu_kick(h->vcpu);
-	pthread_cond_signal(&h->cond);
+	for (unsigned i = h->id; i < m->n_harts; i++) {
+		struct hart *other = &m->harts[i];
+
+		if (other->pause_req && i != h->id)
+			continue;
+		other->pause_req = true;
+		m->accel->vcpu_kick(other->vcpu);
+		pthread_cond_signal(&other->cond);
+	}
 	while (!h->parked)
 		pthread_cond_wait(&m->parked_cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
