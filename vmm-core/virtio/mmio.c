@@ -290,10 +290,9 @@ static int device_exchange_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env
 	if (r < 0)
 		return r;
 	r = receive_reply(d, ret_reply);
+	/* The caller decides what a missed answer costs, and says so. */
 	if (r == -EAGAIN && may_time_out) {
 		d->owed++;
-		log_error("device %s: no answer to %s within %d ms", d->id, what,
-			  VIRTIO_MMIO_TIMEOUT_MS);
 		return -ETIMEDOUT;
 	}
 	if (r == -EAGAIN)
