@@ -61,8 +61,9 @@ struct component_list {
 
 /*
  * Appends a component, paused or running as it is now (harts are held until
- * the first resume, a device process runs from its start). -EINVAL for ops without save/restore that do not say stateless, -EEXIST
- * for an id already present, -ENOSPC when full.
+ * the first resume, a device process runs from its start). -EINVAL for ops
+ * without save/restore that do not say stateless, -EEXIST for an id already
+ * present, -ENOSPC when full.
  */
 int component_add(struct component_list *l, const char *id, const struct component_ops *ops,
 		  void *obj, bool paused);

@@ -743,7 +743,12 @@ void machine_stop_harts(struct machine *m)
 void machine_destroy(struct machine *m)
 {
 	machine_stop_harts(m);
-	/* Its thread calls into the UART: it goes first. */
+	/*
+	 * What the guest handed the UART still goes out; then the output goes,
+	 * whose thread calls into the UART.
+	 */
+	if (m->uart && m->serial_out)
+		uart_tx_drain(m->uart);
 	serial_output_destroy(m->serial_out);
 	m->serial_out = NULL;
 	uart_destroy(m->uart);

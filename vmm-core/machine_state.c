@@ -123,7 +123,8 @@ int machine_hart_save(struct machine *m, struct hart *h, Cloister__VmState *stat
 	return vcpu_state_to_proto(&st, h, v);
 }
 
-static const Cloister__VcpuState *hart_find_state(const struct hart *h, const Cloister__VmState *state)
+static const Cloister__VcpuState *hart_find_state(const struct hart *h,
+						   const Cloister__VmState *state)
 {
 	for (size_t i = 0; i < state->n_vcpus; i++)
 		if (state->vcpus[i] && state->vcpus[i]->hartid == h->id)

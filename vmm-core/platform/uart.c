@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The 16550A's registers over a transmit FIFO that the sink drains as fast
- * as it takes bytes, and a host-fed receive queue. The receive FIFO's character timeout is taken to be zero:
- * data below the trigger level is reported as a timeout interrupt at once,
- * which a driver serves exactly like a full FIFO.
+ * as it takes bytes, and a host-fed receive queue. The receive FIFO's
+ * character timeout is taken to be zero: data below the trigger level is
+ * reported as a timeout interrupt at once, which a driver serves exactly
+ * like a full FIFO.
  */
 #include "uart.h"
 
@@ -326,6 +327,13 @@ void uart_resume(struct uart *u)
 	u->tx_paused = false;
 	uart_tx_flush(u, false);
 	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_tx_drain(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uart_tx_flush(u, true);
 	pthread_mutex_unlock(&u->lock);
 }
 

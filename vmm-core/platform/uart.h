@@ -105,6 +105,8 @@ void uart_tx_ready(struct uart *u);
 /* While paused the transmitter holds its FIFO, whatever the sink says. */
 void uart_pause(struct uart *u);
 void uart_resume(struct uart *u);
+/* The VM goes away: whatever the FIFO holds goes to the sink (forced), paused or not. */
+void uart_tx_drain(struct uart *u);
 
 /*
  * Only while the harts are paused; free with uart_state_free(). Bytes still

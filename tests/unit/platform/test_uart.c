@@ -419,3 +419,14 @@ Test(uart, paused_transmitter_holds_its_fifo)
 	cr_assert_eq(host.n_out, 1);
 	cr_assert_eq(host.out[0], 'p');
 }
+
+Test(uart, teardown_drains_a_paused_fifo)
+{
+	host.full = true;
+	wr(UART_RBR_THR_DLL, 'z');
+	uart_pause(uart);
+	uart_tx_drain(uart);
+	cr_assert_eq(host.n_out, 1, "the VM going away still hands its last byte over");
+	cr_assert_eq(host.out[0], 'z');
+	cr_assert_eq(rd(UART_LSR) & LSR_TX_IDLE, LSR_TX_IDLE);
+}
