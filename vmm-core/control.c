@@ -76,12 +76,14 @@ static void core_event(void *opaque, Cloister__EventKind kind, const char *messa
 	pthread_mutex_unlock(&c->send_lock);
 }
 
-static int core_reply(struct core *c, int error, const char *message)
+/* Every reply echoes its request's id, so the gateway can tell a late one. */
+static int core_reply(struct core *c, const Cloister__Envelope *request, int error,
+		      const char *message)
 {
 	int r;
 
 	pthread_mutex_lock(&c->send_lock);
-	r = frame_reply_send(c->gw, error, message);
+	r = frame_reply_to(c->gw, request, error, message);
 	pthread_mutex_unlock(&c->send_lock);
 	return r;
 }
@@ -123,11 +125,76 @@ static int fd_at(int *fds, size_t n_fds, int32_t index)
 	return TAKE_FD(fds[index]);
 }
 
+/* The console input, when the gateway handed one over. */
+static int configure_serial_input(struct core *c, const Cloister__CoreConfigure *req, int *fds,
+				  size_t n_fds)
+{
+	bool tty = req->config->serial &&
+		   req->config->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_TTY;
+	int in_fd, r;
+
+	if (req->serial_in_fd < 0)
+		return 0;
+	in_fd = fd_at(fds, n_fds, req->serial_in_fd);
+	r = in_fd < 0 ? -EBADF : serial_input_start(&c->m, in_fd, tty, &c->serial_in);
+	if (r < 0)
+		snprintf(c->err, sizeof(c->err), "cannot read the console input: %s", strerror(-r));
+	return r;
+}
+
+static int configure_build(struct core *c, const Cloister__CoreConfigure *req, int *fds,
+			   size_t n_fds, const struct layout_region *regions, size_t n)
+{
+	int r;
+
+	c->config = (Cloister__VmConfig *)proto_message_dup(&req->config->base);
+	if (!c->config)
+		return -ENOMEM;
+	r = memory_setup(c->mem, regions, n);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot set up guest memory: %s", strerror(-r));
+		return r;
+	}
+	c->m.mem = *c->mem;
+	/* The machine owns the serial fd from here, even if it fails to start. */
+	c->m.serial_fd = fd_at(fds, n_fds, req->serial_fd);
+	c->kernel_fd = fd_at(fds, n_fds, req->kernel_fd);
+	c->initramfs_fd = fd_at(fds, n_fds, req->initramfs_fd);
+	r = machine_init(&c->m, req->config->boot_vcpus, c->m.serial_fd, core_event, c);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot create the vCPUs: %s", strerror(-r));
+		return r;
+	}
+	return configure_serial_input(c, req, fds, n_fds);
+}
+
+/*
+ * Takes back everything a failed configure made. Guest memory is sealed at
+ * its size once set up, so this core cannot be configured again: it only
+ * waits to be shut down.
+ */
+static void configure_undo(struct core *c)
+{
+	serial_input_stop(c->serial_in);
+	c->serial_in = NULL;
+	machine_destroy(&c->m);
+	if (c->m.serial_fd >= 0)
+		close(c->m.serial_fd);
+	c->m = (struct machine){ .serial_fd = -1 };
+	cleanup_closep(&c->kernel_fd);
+	cleanup_closep(&c->initramfs_fd);
+	c->kernel_fd = c->initramfs_fd = -1;
+	if (c->config)
+		cloister__vm_config__free_unpacked(c->config, NULL);
+	c->config = NULL;
+	memory_release(c->mem);
+	c->state = CORE_HALTED;
+}
+
 static int handle_configure(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
 {
 	const Cloister__CoreConfigure *req = env->core_configure;
 	struct layout_region regions[LAYOUT_MAX_REGIONS];
-	_cleanup_close_ int serial_fd = -1;
 	size_t n;
 	int r;
 
@@ -142,35 +209,10 @@ static int handle_configure(struct core *c, const Cloister__Envelope *env, int *
 		snprintf(c->err, sizeof(c->err), "boot needs a kernel");
 		return -EINVAL;
 	}
-	c->config = (Cloister__VmConfig *)proto_message_dup(&req->config->base);
-	if (!c->config)
-		return -ENOMEM;
-	r = memory_setup(c->mem, regions, n);
+	r = configure_build(c, req, fds, n_fds, regions, n);
 	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "cannot set up guest memory: %s", strerror(-r));
+		configure_undo(c);
 		return r;
-	}
-	c->m.mem = *c->mem;
-	serial_fd = fd_at(fds, n_fds, req->serial_fd);
-	c->kernel_fd = fd_at(fds, n_fds, req->kernel_fd);
-	c->initramfs_fd = fd_at(fds, n_fds, req->initramfs_fd);
-	r = machine_init(&c->m, req->config->boot_vcpus, serial_fd, core_event, c);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "cannot create the vCPUs: %s", strerror(-r));
-		return r;
-	}
-	TAKE_FD(serial_fd);
-	if (req->serial_in_fd >= 0) {
-		int in_fd = fd_at(fds, n_fds, req->serial_in_fd);
-
-		bool tty = req->config->serial &&
-			   req->config->serial->mode == CLOISTER__SERIAL_MODE__SERIAL_TTY;
-
-		r = in_fd < 0 ? -EBADF : serial_input_start(&c->m, in_fd, tty, &c->serial_in);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "cannot read the console input: %s", strerror(-r));
-			return r;
-		}
 	}
 	c->machine_up = true;
 	c->restore_mode = req->restore;
@@ -186,6 +228,7 @@ static int handle_attach_device(struct core *c, const Cloister__Envelope *env, i
 	struct virtio_mem_region mem[LAYOUT_MAX_REGIONS];
 	size_t slot = c->m.n_virtio;
 	struct virtio_mmio_params p;
+	char cid[COMPONENT_ID_MAX];
 	int r;
 
 	if (!dev || !dev->id || !dev->id[0]) {
@@ -214,6 +257,16 @@ static int handle_attach_device(struct core *c, const Cloister__Envelope *env, i
 	fds[0] = -1;	/* the transport owns it now, even on failure */
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "device %s did not attach: %s", dev->id, strerror(-r));
+		return r;
+	}
+	snprintf(cid, sizeof(cid), "device %s", dev->id);
+	/* A device process runs from its start: the transport joins as running. */
+	r = machine_add_component(&c->m, cid, &virtio_mmio_component_ops, c->m.virtio[slot], false);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "device %s cannot join the machine: %s", dev->id,
+			 strerror(-r));
+		virtio_mmio_destroy(c->m.virtio[slot]);
+		c->m.virtio[slot] = NULL;
 		return r;
 	}
 	c->m.n_virtio++;
@@ -331,7 +384,7 @@ static int handle_start(struct core *c, const Cloister__Envelope *env, int *fds,
 	cleanup_closep(&c->initramfs_fd);
 	c->kernel_fd = c->initramfs_fd = -1;
 	machine_set_boot_hart(&c->m, entry, fdt);
-	r = machine_run(&c->m);
+	r = machine_resume(&c->m, c->err, sizeof(c->err));
 	if (r < 0)
 		return r;
 	c->state = CORE_RUNNING;
@@ -350,45 +403,25 @@ static double elapsed_ms(const struct timespec *from)
 static int handle_pause(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
 {
 	struct timespec start;
-	double harts_ms;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	machine_pause(&c->m);
-	harts_ms = elapsed_ms(&start);
-	for (size_t i = 0; i < c->m.n_virtio; i++) {
-		r = virtio_mmio_pause(c->m.virtio[i]);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "device %s did not pause: %s",
-				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
-			machine_run(&c->m);
-			return r;
-		}
-	}
+	r = machine_pause(&c->m, c->err, sizeof(c->err));
+	if (r < 0)
+		return r;
 	c->state = CORE_PAUSED;
 	/* The figure pause benchmarks read: from the request to everything stopped. */
-	log_info("paused in %.2f ms (%u harts stopped in %.2f ms, then %zu devices)",
-		 elapsed_ms(&start), c->m.n_harts, harts_ms, c->m.n_virtio);
+	log_info("paused in %.2f ms (%u harts, %zu devices)", elapsed_ms(&start), c->m.n_harts,
+		 c->m.n_virtio);
 	return 0;
 }
 
 static int handle_resume(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
 {
-	int r;
+	int r = machine_resume(&c->m, c->err, sizeof(c->err));
 
-	for (size_t i = 0; i < c->m.n_virtio; i++) {
-		r = virtio_mmio_resume(c->m.virtio[i]);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "device %s did not resume: %s",
-				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
-			return r;
-		}
-	}
-	r = machine_run(&c->m);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "the guest has stopped for good");
+	if (r < 0)
 		return r;
-	}
 	c->state = CORE_RUNNING;
 	return 0;
 }
@@ -404,15 +437,6 @@ static Cloister__MemoryRegion **regions_proto(struct core *c, Cloister__MemoryRe
 		ptrs[i] = &storage[i];
 	}
 	return ptrs;
-}
-
-static void free_device_states(Cloister__VmState *state)
-{
-	for (size_t i = 0; i < state->n_devices; i++)
-		virtio_mmio_state_free(state->devices[i]);
-	free(state->devices);
-	state->devices = NULL;
-	state->n_devices = 0;
 }
 
 static int snapd_handshake(struct core *c, int sock)
@@ -461,25 +485,9 @@ static int handle_snapshot(struct core *c, const Cloister__Envelope *env, int *f
 	r = snapd_handshake(c, sock);
 	if (r < 0)
 		return r;
-	r = machine_save_vcpus(&c->m, &state);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "cannot save the vCPUs: %s", strerror(-r));
+	r = machine_save(&c->m, &state, c->err, sizeof(c->err));
+	if (r < 0)
 		goto out;
-	}
-	state.devices = calloc(c->m.n_virtio + 1, sizeof(*state.devices));
-	if (!state.devices) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < c->m.n_virtio; i++) {
-		r = virtio_mmio_save(c->m.virtio[i], &state.devices[i]);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "device %s cannot be saved: %s",
-				 virtio_mmio_id(c->m.virtio[i]), strerror(-r));
-			goto out;
-		}
-		state.n_devices = i + 1;
-	}
 	save.state = &state;
 	save.regions = regions_proto(c, regions);
 	save.n_regions = c->mem->n_regions;
@@ -498,37 +506,8 @@ static int handle_snapshot(struct core *c, const Cloister__Envelope *env, int *f
 		snprintf(c->err, sizeof(c->err), "%s", reply->reply->message ? reply->reply->message : "snapshot failed");
 	frame_free(reply);
 out:
-	free_device_states(&state);
-	machine_free_saved_vcpus(&state);
+	machine_state_free(&state);
 	return r;
-}
-
-static int restore_devices(struct core *c, const Cloister__VmState *state)
-{
-	if (state->n_devices != c->m.n_virtio) {
-		snprintf(c->err, sizeof(c->err), "snapshot has %zu devices, the VM %zu", state->n_devices,
-			 c->m.n_virtio);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < c->m.n_virtio; i++) {
-		const char *id = virtio_mmio_id(c->m.virtio[i]);
-		const Cloister__DeviceState *ds = NULL;
-		int r;
-
-		for (size_t j = 0; j < state->n_devices; j++)
-			if (state->devices[j]->id && strcmp(state->devices[j]->id, id) == 0)
-				ds = state->devices[j];
-		if (!ds) {
-			snprintf(c->err, sizeof(c->err), "snapshot has no state for device %s", id);
-			return -EINVAL;
-		}
-		r = virtio_mmio_restore(c->m.virtio[i], ds);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "device %s cannot be restored: %s", id, strerror(-r));
-			return r;
-		}
-	}
-	return 0;
 }
 
 static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
@@ -567,10 +546,8 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 		r = fr->error < 0 ? fr->error : -EPROTO;
 		goto out;
 	}
-	r = machine_restore_vcpus(&c->m, fr->state, c->err, sizeof(c->err));
-	if (r < 0)
-		goto out;
-	r = restore_devices(c, fr->state);
+	/* A refusal leaves the core ready and nothing running: the gateway tears it down. */
+	r = machine_restore(&c->m, fr->state, c->err, sizeof(c->err));
 	if (r < 0)
 		goto out;
 	c->state = CORE_PAUSED;
@@ -624,11 +601,11 @@ static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *
 	if (!(h->states & IN(c->state))) {
 		snprintf(c->err, sizeof(c->err), "%s is not allowed while the VM is %s",
 			 frame_msg_name(env), core_state_names[c->state]);
-		return core_reply(c, -EPERM, c->err);
+		return core_reply(c, env, -EPERM, c->err);
 	}
 	if ((h->n_fds == SIZE_MAX && n_fds > 4) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
 		snprintf(c->err, sizeof(c->err), "%s came with %zu fds", frame_msg_name(env), n_fds);
-		return core_reply(c, -EPROTO, c->err);
+		return core_reply(c, env, -EPROTO, c->err);
 	}
 	r = h->handle(c, env, fds, n_fds);
 	if (r < 0) {
@@ -636,7 +613,7 @@ static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *
 			snprintf(c->err, sizeof(c->err), "%s", strerror(-r));
 		log_error("%s failed: %s", frame_msg_name(env), c->err);
 	}
-	return core_reply(c, r, r < 0 ? c->err : NULL);
+	return core_reply(c, env, r, r < 0 ? c->err : NULL);
 }
 
 int control_serve(int sock, struct guest_memory *mem)
@@ -648,6 +625,7 @@ int control_serve(int sock, struct guest_memory *mem)
 		.mem = mem,
 		.kernel_fd = -1,
 		.initramfs_fd = -1,
+		.m = { .serial_fd = -1 },
 	};
 	int r = 0;
 
@@ -670,9 +648,10 @@ int control_serve(int sock, struct guest_memory *mem)
 		if (r < 0)
 			break;
 	}
-	serial_input_stop(c.serial_in);
 	if (c.machine_up) {
-		machine_pause(&c.m);
+		/* The harts reach the devices and the serial input the UART: they go first. */
+		machine_stop_harts(&c.m);
+		serial_input_stop(c.serial_in);
 		for (size_t i = 0; i < c.m.n_virtio; i++)
 			virtio_mmio_destroy(c.m.virtio[i]);
 		machine_destroy(&c.m);

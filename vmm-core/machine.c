@@ -14,9 +14,11 @@
 
 #include "log.h"
 #include "machine.h"
+#include "machine_state.h"
 #include "mmio.h"
 #include "plic.h"
 #include "sbi.h"
+#include "serial_output.h"
 #include "uart.h"
 
 #define NS_PER_TICK (1000000000ull / LAYOUT_TIMEBASE_HZ)
@@ -129,25 +131,72 @@ static const struct mmio_ops bus_ops = {
 
 /* ---- SBI host callbacks ---- */
 
-static void sbi_console_write(void *opaque, const void *buf, size_t len)
+/* The UART's sink: takes what the host side has room for. */
+static size_t uart_tx(void *opaque, const void *buf, size_t len, bool forced)
 {
 	struct machine *m = opaque;
-	const char *p = buf;
 
-	if (m->serial_fd < 0)
-		return;
-	pthread_mutex_lock(&m->serial_lock);
-	while (len > 0) {
-		ssize_t n = write(m->serial_fd, p, len);
+	return m->serial_out ? serial_output_write(m->serial_out, buf, len, forced) : len;
+}
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;	/* a sink that fails loses output, never the guest */
-		p += n;
-		len -= (size_t)n;
+/* The console has room again: the UART's FIFO moves on, harts waiting in SBI wake. */
+static void console_room(void *opaque)
+{
+	struct machine *m = opaque;
+
+	uart_tx_ready(m->uart);
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->n_harts; i++)
+		pthread_cond_signal(&m->harts[i].cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static bool hart_may_run(struct machine *m, struct hart *h);
+
+/* Sleeps until the console has room or the hart must stop; true when it has room. */
+static bool console_wait_room(struct machine *m, struct hart *h)
+{
+	struct timespec abs;
+	int64_t ns;
+	bool room;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		room = serial_output_has_room(m->serial_out);
+		if (room || !hart_may_run(m, h))
+			break;
+		/* The console's thread signals; the timeout only guards against a lost wake-up. */
+		ns = monotonic_ns() + 100000000;
+		abs.tv_sec = ns / 1000000000;
+		abs.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&h->cond, &m->lock, &abs);
 	}
-	pthread_mutex_unlock(&m->serial_lock);
+	pthread_mutex_unlock(&m->lock);
+	return room;
+}
+
+static size_t sbi_console_write(void *opaque, unsigned self, const void *buf, size_t len,
+				bool whole)
+{
+	struct machine *m = opaque;
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	if (!m->serial_out)
+		return len;
+	for (;;) {
+		done += serial_output_write(m->serial_out, p + done, len - done, false);
+		if (done == len || (done && !whole))
+			return done;
+		if (!console_wait_room(m, &m->harts[self]))
+			break;
+	}
+	/*
+	 * The hart must park now: the call completes rather than be cut short
+	 * (a guest may take 0 bytes written for an error), and loses nothing.
+	 */
+	done += serial_output_write(m->serial_out, p + done, len - done, true);
+	return done;
 }
 
 static int sbi_console_read(void *opaque)
@@ -259,7 +308,6 @@ static void sbi_system_reset(void *opaque, uint32_t type, uint32_t reason)
 
 	pthread_mutex_lock(&m->lock);
 	m->halted = true;
-	m->pause_req = true;
 	pthread_mutex_unlock(&m->lock);
 	snprintf(msg, sizeof(msg), "guest requested system reset (type %u, reason %u)", type, reason);
 	log_info("%s", msg);
@@ -306,7 +354,7 @@ void machine_set_irq(void *opaque, uint32_t irq, bool level)
 static int machine_devices_init(struct machine *m)
 {
 	struct uart_params up = {
-		.tx = sbi_console_write,
+		.tx = uart_tx,
 		.set_irq = machine_set_irq,
 		.irq = LAYOUT_UART_IRQ,
 		.opaque = m,
@@ -323,7 +371,12 @@ static int machine_devices_init(struct machine *m)
 		log_error("cannot create the UART: %s", strerror(-r));
 		return r;
 	}
-	return 0;
+	if (m->serial_fd < 0)
+		return 0;
+	r = serial_output_create(m->serial_fd, console_room, m, &m->serial_out);
+	if (r < 0)
+		log_error("cannot start the console output: %s", strerror(-r));
+	return r;
 }
 
 /* ---- the hart thread ---- */
@@ -352,7 +405,7 @@ static void hart_enter(struct hart *h)
 
 static bool hart_may_run(struct machine *m, struct hart *h)
 {
-	return !m->pause_req && !m->quit &&
+	return !h->pause_req && !m->halted && !m->quit &&
 	       (h->hsm == SBI_HSM_STARTED || h->hsm == SBI_HSM_START_PENDING);
 }
 
@@ -401,7 +454,6 @@ static void hart_fail(struct machine *m, struct hart *h, const char *why)
 	log_error("%s", msg);
 	pthread_mutex_lock(&m->lock);
 	m->halted = true;
-	m->pause_req = true;
 	pthread_mutex_unlock(&m->lock);
 	if (m->event)
 		m->event(m->event_opaque, CLOISTER__EVENT_KIND__EVENT_GUEST_FAILED, msg);
@@ -448,6 +500,162 @@ static void *hart_thread(void *arg)
 	return NULL;
 }
 
+/* ---- components: each hart and guest time ---- */
+
+/*
+ * Asks this hart and every later one to park, so that they all stop at once
+ * rather than one after the other, then waits for this one. The harts lead
+ * the list and their pause cannot fail: the walk reaches every hart asked.
+ */
+static int hart_pause(void *obj, char *err, size_t errlen)
+{
+	struct hart *h = obj;
+	struct machine *m = h->m;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = h->id; i < m->n_harts; i++) {
+		struct hart *other = &m->harts[i];
+
+		if (other->pause_req && i != h->id)
+			continue;
+		other->pause_req = true;
+		m->accel->vcpu_kick(other->vcpu);
+		pthread_cond_signal(&other->cond);
+	}
+	while (!h->parked)
+		pthread_cond_wait(&m->parked_cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int hart_resume(void *obj, char *err, size_t errlen)
+{
+	struct hart *h = obj;
+	struct machine *m = h->m;
+	int r = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->halted) {
+		snprintf(err, errlen, "the guest has stopped for good");
+		r = -ESHUTDOWN;
+	} else {
+		h->pause_req = false;
+		pthread_cond_signal(&h->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static int hart_save(void *obj, Cloister__VmState *state, char *err, size_t errlen)
+{
+	struct hart *h = obj;
+	struct machine *m = h->m;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	r = machine_hart_save(m, h, state, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static int hart_restore(void *obj, const Cloister__VmState *state, char *err, size_t errlen)
+{
+	struct hart *h = obj;
+	struct machine *m = h->m;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	r = machine_hart_restore(m, h, state, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static const struct component_ops hart_ops = {
+	.pause = hart_pause,
+	.resume = hart_resume,
+	.save = hart_save,
+	.restore = hart_restore,
+};
+
+static int time_pause(void *obj, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+
+	pthread_mutex_lock(&m->lock);
+	time_freeze(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int time_resume(void *obj, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+
+	pthread_mutex_lock(&m->lock);
+	time_thaw(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int time_save(void *obj, Cloister__VmState *state, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+	Cloister__MachineState *ms = machine_state_get(state);
+
+	if (!ms)
+		return -ENOMEM;
+	ms->timebase_hz = LAYOUT_TIMEBASE_HZ;
+	ms->guest_time = machine_guest_time(m);
+	ms->fdt_addr = m->fdt_addr;
+	return 0;
+}
+
+static int time_restore(void *obj, const Cloister__VmState *state, char *err, size_t errlen)
+{
+	struct machine *m = obj;
+	const Cloister__MachineState *ms = state->machine;
+
+	if (!ms) {
+		snprintf(err, errlen, "no machine state in the snapshot");
+		return -EINVAL;
+	}
+	if (ms->timebase_hz != LAYOUT_TIMEBASE_HZ) {
+		snprintf(err, errlen, "timebase %llu Hz, this machine's is %u Hz",
+			 (unsigned long long)ms->timebase_hz, (unsigned)LAYOUT_TIMEBASE_HZ);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&m->lock);
+	atomic_store(&m->frozen_ticks, ms->guest_time);
+	atomic_store(&m->time_frozen, true);
+	m->fdt_addr = ms->fdt_addr;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static const struct component_ops time_ops = {
+	.pause = time_pause,
+	.resume = time_resume,
+	.save = time_save,
+	.restore = time_restore,
+};
+
+/* In walking order: the harts stop first (they drive everything else), then time. */
+static int machine_components_init(struct machine *m)
+{
+	char id[COMPONENT_ID_MAX];
+	int r = 0;
+
+	for (unsigned i = 0; i < m->n_harts && r >= 0; i++) {
+		snprintf(id, sizeof(id), "hart %u", i);
+		r = component_add(&m->components, id, &hart_ops, &m->harts[i], true);
+	}
+	if (r >= 0)
+		r = component_add(&m->components, "guest time", &time_ops, m, true);
+	if (r >= 0)
+		r = machine_platform_components_add(m);
+	return r;
+}
+
 /* ---- machine life ---- */
 
 int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
@@ -463,13 +671,12 @@ int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 	m->serial_fd = serial_fd;
 	m->event = event;
 	m->event_opaque = event_opaque;
-	m->pause_req = true;
 	atomic_store(&m->time_base_ns, monotonic_ns());
 	atomic_store(&m->frozen_ticks, 0);
 	atomic_store(&m->time_frozen, true);
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_mutex_init(&m->serial_lock, NULL);
 	pthread_cond_init(&m->parked_cond, NULL);
+	m->locks_ready = true;
 	r = machine_devices_init(m);
 	if (r < 0)
 		return r;
@@ -489,11 +696,12 @@ int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 		struct hart *h = &m->harts[i];
 
 		*h = (struct hart){ .m = m, .id = i, .hsm = SBI_HSM_STOPPED,
-				    .timer_deadline = UINT64_MAX };
+				    .timer_deadline = UINT64_MAX, .pause_req = true };
 		pthread_cond_init(&h->cond, &ca);
 		r = m->accel->vcpu_create(&m->map, i, &h->vcpu);
 		if (r < 0) {
 			log_error("cannot create vCPU %u: %s", i, strerror(-r));
+			pthread_condattr_destroy(&ca);
 			return r;
 		}
 	}
@@ -507,11 +715,13 @@ int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 		}
 		m->harts[i].thread_started = true;
 	}
-	return 0;
+	return machine_components_init(m);
 }
 
-void machine_destroy(struct machine *m)
+void machine_stop_harts(struct machine *m)
 {
+	if (!m->locks_ready)
+		return;
 	pthread_mutex_lock(&m->lock);
 	m->quit = true;
 	for (unsigned i = 0; i < m->n_harts; i++) {
@@ -525,11 +735,27 @@ void machine_destroy(struct machine *m)
 			pthread_join(m->harts[i].thread, NULL);
 		if (m->harts[i].vcpu)
 			m->accel->vcpu_destroy(m->harts[i].vcpu);
+		m->harts[i].thread_started = false;
+		m->harts[i].vcpu = NULL;
 	}
+}
+
+void machine_destroy(struct machine *m)
+{
+	machine_stop_harts(m);
+	/*
+	 * What the guest handed the UART still goes out; then the output goes,
+	 * whose thread calls into the UART.
+	 */
+	if (m->uart && m->serial_out)
+		uart_tx_drain(m->uart);
+	serial_output_destroy(m->serial_out);
+	m->serial_out = NULL;
 	uart_destroy(m->uart);
 	plic_destroy(m->plic);
 	m->uart = NULL;
 	m->plic = NULL;
+	m->components.n = 0;
 }
 
 void machine_set_boot_hart(struct machine *m, uint64_t entry, uint64_t fdt)
@@ -542,216 +768,30 @@ void machine_set_boot_hart(struct machine *m, uint64_t entry, uint64_t fdt)
 	pthread_mutex_unlock(&m->lock);
 }
 
-int machine_run(struct machine *m)
+int machine_add_component(struct machine *m, const char *id, const struct component_ops *ops,
+			  void *obj, bool paused)
 {
-	pthread_mutex_lock(&m->lock);
-	if (m->halted) {
-		pthread_mutex_unlock(&m->lock);
-		return -ESHUTDOWN;
-	}
-	time_thaw(m);
-	m->pause_req = false;
-	for (unsigned i = 0; i < m->n_harts; i++)
-		pthread_cond_signal(&m->harts[i].cond);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return component_add(&m->components, id, ops, obj, paused);
 }
 
-static bool all_parked(struct machine *m)
+int machine_resume(struct machine *m, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < m->n_harts; i++)
-		if (!m->harts[i].parked)
-			return false;
-	return true;
+	return component_resume_all(&m->components, err, errlen);
 }
 
-int machine_pause(struct machine *m)
+int machine_pause(struct machine *m, char *err, size_t errlen)
 {
-	pthread_mutex_lock(&m->lock);
-	m->pause_req = true;
-	for (unsigned i = 0; i < m->n_harts; i++) {
-		m->accel->vcpu_kick(m->harts[i].vcpu);
-		pthread_cond_signal(&m->harts[i].cond);
-	}
-	while (!all_parked(m))
-		pthread_cond_wait(&m->parked_cond, &m->lock);
-	time_freeze(m);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return component_pause_all(&m->components, err, errlen);
 }
 
-/* ---- state ---- */
-
-static int vcpu_state_to_proto(const struct vcpu_state *st, const struct hart *h,
-			       Cloister__VcpuState *out)
+int machine_save(struct machine *m, Cloister__VmState *state, char *err, size_t errlen)
 {
-	cloister__vcpu_state__init(out);
-	out->x = calloc(32, sizeof(uint64_t));
-	out->f = calloc(32, sizeof(uint64_t));
-	if (!out->x || !out->f)
-		return -ENOMEM;
-	out->n_x = out->n_f = 32;
-	memcpy(out->x, st->x, sizeof(st->x));
-	memcpy(out->f, st->f, sizeof(st->f));
-	out->hartid = h->id;
-	out->hsm_state = (uint32_t)h->hsm;
-	out->hsm_start_addr = h->start_addr;
-	out->hsm_start_opaque = h->start_arg;
-	out->priv = st->priv;
-	out->pc = st->pc;
-	out->fcsr = st->fcsr;
-	out->sstatus = st->sstatus;
-	out->sie = st->sie;
-	out->sip = st->sip;
-	out->stvec = st->stvec;
-	out->sepc = st->sepc;
-	out->scause = st->scause;
-	out->stval = st->stval;
-	out->sscratch = st->sscratch;
-	out->satp = st->satp;
-	out->scounteren = st->scounteren;
-	out->senvcfg = st->senvcfg;
-	out->timer_deadline = st->timer_deadline;
-	out->cycle = st->cycle;
-	out->instret = st->instret;
-	return 0;
+	return component_save_all(&m->components, state, err, errlen);
 }
 
-static void vcpu_state_from_proto(const Cloister__VcpuState *in, struct vcpu_state *st)
+int machine_restore(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen)
 {
-	*st = (struct vcpu_state){
-		.pc = in->pc, .priv = in->priv, .fcsr = in->fcsr,
-		.sstatus = in->sstatus, .sie = in->sie, .sip = in->sip, .stvec = in->stvec,
-		.sepc = in->sepc, .scause = in->scause, .stval = in->stval,
-		.sscratch = in->sscratch, .satp = in->satp, .scounteren = in->scounteren,
-		.senvcfg = in->senvcfg, .cycle = in->cycle, .instret = in->instret,
-		.timer_deadline = in->timer_deadline,
-	};
-	memcpy(st->x, in->x, sizeof(st->x));
-	if (in->n_f == 32)
-		memcpy(st->f, in->f, sizeof(st->f));
-	st->x[0] = 0;
-}
+	int r = machine_state_claimed(m, state, err, errlen);
 
-void machine_free_saved_vcpus(Cloister__VmState *state)
-{
-	for (size_t i = 0; i < state->n_vcpus; i++) {
-		if (!state->vcpus[i])
-			continue;
-		free(state->vcpus[i]->x);
-		free(state->vcpus[i]->f);
-		free(state->vcpus[i]);
-	}
-	free(state->vcpus);
-	state->vcpus = NULL;
-	state->n_vcpus = 0;
-	if (state->machine) {
-		plic_state_free(state->machine->plic);
-		uart_state_free(state->machine->uart);
-	}
-	free(state->machine);
-	state->machine = NULL;
-}
-
-int machine_save_vcpus(struct machine *m, Cloister__VmState *state)
-{
-	Cloister__MachineState *ms = calloc(1, sizeof(*ms));
-	int r;
-
-	state->vcpus = calloc(m->n_harts, sizeof(*state->vcpus));
-	if (!ms || !state->vcpus) {
-		free(ms);
-		return -ENOMEM;
-	}
-	cloister__machine_state__init(ms);
-	ms->timebase_hz = LAYOUT_TIMEBASE_HZ;
-	ms->guest_time = machine_guest_time(m);
-	ms->fdt_addr = m->fdt_addr;
-	state->machine = ms;
-
-	pthread_mutex_lock(&m->lock);
-	for (unsigned i = 0; i < m->n_harts; i++) {
-		struct vcpu_state st;
-
-		state->vcpus[i] = calloc(1, sizeof(Cloister__VcpuState));
-		if (!state->vcpus[i]) {
-			r = -ENOMEM;
-			goto out;
-		}
-		state->n_vcpus = i + 1;
-		r = m->accel->vcpu_get_state(m->harts[i].vcpu, &st);
-		if (r < 0)
-			goto out;
-		r = vcpu_state_to_proto(&st, &m->harts[i], state->vcpus[i]);
-		if (r < 0)
-			goto out;
-	}
-	r = 0;
-out:
-	pthread_mutex_unlock(&m->lock);
-	if (r == 0)
-		r = plic_save(m->plic, &ms->plic);
-	if (r == 0)
-		r = uart_save(m->uart, &ms->uart);
-	return r;
-}
-
-/* Snapshots from before the PLIC and the UART existed leave them as they came out of reset. */
-static int machine_restore_devices(struct machine *m, const Cloister__MachineState *ms,
-				   char *err, size_t errlen)
-{
-	if (ms->plic && plic_restore(m->plic, ms->plic) < 0) {
-		snprintf(err, errlen, "snapshot PLIC state is malformed");
-		return -EINVAL;
-	}
-	if (ms->uart && uart_restore(m->uart, ms->uart) < 0) {
-		snprintf(err, errlen, "snapshot UART state is malformed");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen)
-{
-	const Cloister__MachineState *ms = state->machine;
-
-	if (!ms || ms->timebase_hz != LAYOUT_TIMEBASE_HZ) {
-		snprintf(err, errlen, "snapshot machine state missing or with another timebase");
-		return -EINVAL;
-	}
-	if (state->n_vcpus != m->n_harts) {
-		snprintf(err, errlen, "snapshot has %zu vCPUs, the VM %u", state->n_vcpus, m->n_harts);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < state->n_vcpus; i++) {
-		const Cloister__VcpuState *v = state->vcpus[i];
-
-		if (v->hartid >= m->n_harts || v->n_x != 32 || (v->n_f != 0 && v->n_f != 32) ||
-		    v->priv > PRIV_S || v->hsm_state > SBI_HSM_STOP_PENDING) {
-			snprintf(err, errlen, "snapshot vCPU %zu state is malformed", i);
-			return -EINVAL;
-		}
-	}
-
-	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < state->n_vcpus; i++) {
-		const Cloister__VcpuState *v = state->vcpus[i];
-		struct hart *h = &m->harts[v->hartid];
-		struct vcpu_state st;
-
-		vcpu_state_from_proto(v, &st);
-		m->accel->vcpu_set_state(h->vcpu, &st);
-		m->accel->vcpu_set_timer(h->vcpu, st.timer_deadline);
-		h->timer_deadline = st.timer_deadline;
-		/* A hart caught mid stop or start settles on the side it was heading to. */
-		h->hsm = v->hsm_state == SBI_HSM_STOP_PENDING ? SBI_HSM_STOPPED : (int)v->hsm_state;
-		h->start_addr = v->hsm_start_addr;
-		h->start_arg = v->hsm_start_opaque;
-	}
-	atomic_store(&m->frozen_ticks, ms->guest_time);
-	atomic_store(&m->time_frozen, true);
-	m->fdt_addr = ms->fdt_addr;
-	pthread_mutex_unlock(&m->lock);
-	/* After the harts: the PLIC re-drives every hart's external interrupt line. */
-	return machine_restore_devices(m, ms, err, errlen);
+	return r < 0 ? r : component_restore_all(&m->components, state, err, errlen);
 }

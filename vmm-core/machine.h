@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "accel.h"
+#include "component.h"
 #include "cloister.pb-c.h"
 #include "layout.h"
 #include "memory.h"
@@ -21,6 +22,7 @@
 
 struct machine;
 struct plic;
+struct serial_output;
 struct uart;
 struct virtio_mmio_dev;
 
@@ -35,6 +37,7 @@ struct hart {
 	int hsm;			/* SBI_HSM_* */
 	uint64_t start_addr, start_arg;
 	uint64_t timer_deadline;
+	bool pause_req;			/* park at the next instruction boundary */
 	bool parked;
 	bool wake;
 };
@@ -51,9 +54,9 @@ struct machine {
 
 	pthread_mutex_t lock;
 	pthread_cond_t parked_cond;
-	bool pause_req;			/* harts park at the next instruction boundary */
+	bool locks_ready;
 	bool quit;
-	bool halted;			/* the guest shut down or failed: never resume */
+	bool halted;			/* the guest shut down or failed: harts park, never resume */
 
 	/* Guest time: ticks = (now - time_base_ns) / ns_per_tick, frozen while paused. */
 	_Atomic int64_t time_base_ns;
@@ -61,7 +64,7 @@ struct machine {
 	atomic_bool time_frozen;
 
 	int serial_fd;
-	pthread_mutex_t serial_lock;
+	struct serial_output *serial_out;	/* NULL without a serial fd */
 
 	struct plic *plic;
 	struct uart *uart;
@@ -69,22 +72,42 @@ struct machine {
 	struct virtio_mmio_dev *virtio[LAYOUT_VIRTIO_SLOTS];
 	size_t n_virtio;
 
+	/* Everything pause, resume, save and restore walk, in order. */
+	struct component_list components;
+
 	machine_event_fn event;
 	void *event_opaque;
 	uint64_t fdt_addr;
 };
 
-/* Sets up the harts (all STOPPED and parked) over already set-up memory. */
+/*
+ * Sets up the harts (all STOPPED and parked) over already set-up memory, and
+ * the component list: each hart, guest time, the PLIC, the UART, all paused.
+ * m must be zeroed first; on failure machine_destroy() takes back what was made.
+ */
 int machine_init(struct machine *m, unsigned n_harts, int serial_fd,
 		 machine_event_fn event, void *event_opaque);
+/* Stops and joins the hart threads for good (before the devices they reach go). */
+void machine_stop_harts(struct machine *m);
 void machine_destroy(struct machine *m);
 
 /* Hart 0 enters at entry with a0 = 0, a1 = fdt. */
 void machine_set_boot_hart(struct machine *m, uint64_t entry, uint64_t fdt);
-/* Lets the harts run; resumes guest time. */
-int machine_run(struct machine *m);
-/* Stops every hart at an instruction boundary and freezes guest time. */
-int machine_pause(struct machine *m);
+
+/* Appends a component after the machine's own (serial input, virtio transports). */
+int machine_add_component(struct machine *m, const char *id, const struct component_ops *ops,
+			  void *obj, bool paused);
+
+/*
+ * Walk the component list (see component.h): on failure nothing is left
+ * half done and err names the component.
+ */
+int machine_pause(struct machine *m, char *err, size_t errlen);
+int machine_resume(struct machine *m, char *err, size_t errlen);
+/* Only while paused. Free what save added with machine_state_free(), even on failure. */
+int machine_save(struct machine *m, Cloister__VmState *state, char *err, size_t errlen);
+int machine_restore(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen);
+void machine_state_free(Cloister__VmState *state);
 
 uint64_t machine_guest_time(struct machine *m);
 
@@ -93,10 +116,5 @@ uint64_t machine_guest_time(struct machine *m);
  * callbacks: takes only the PLIC's and the machine's locks.
  */
 void machine_set_irq(void *opaque, uint32_t irq, bool level);
-
-/* Only while paused. The machine state includes the PLIC and the UART. */
-int machine_save_vcpus(struct machine *m, Cloister__VmState *state);
-int machine_restore_vcpus(struct machine *m, const Cloister__VmState *state, char *err, size_t errlen);
-void machine_free_saved_vcpus(Cloister__VmState *state);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "component.h"
 #include "machine.h"
 #include "uart.h"
 
@@ -21,6 +22,10 @@ struct serial_input {
 	int fd;
 	pthread_t thread;
 	atomic_bool stop;
+	/* Held by the thread while it hands bytes to the UART. */
+	pthread_mutex_t lock;
+	/* A paused VM takes no input: it stays with the host until resume. */
+	bool paused;
 	/* Read but not yet taken by the UART: held back, never dropped. */
 	char pending[256];
 	size_t n_pending;
@@ -58,24 +63,28 @@ static ssize_t input_escapes(struct serial_input *in, char *buf, size_t len)
 	return (ssize_t)out;
 }
 
-static bool machine_paused(struct machine *m)
-{
-	bool paused;
-
-	pthread_mutex_lock(&m->lock);
-	paused = m->pause_req;
-	pthread_mutex_unlock(&m->lock);
-	return paused;
-}
-
-/* Hands what is pending to the UART; true when all of it went. */
+/* Hands what is pending to the UART unless paused; true when all of it went. */
 static bool input_flush(struct serial_input *in)
 {
-	size_t n = uart_push_input(in->m->uart, in->pending, in->n_pending);
+	size_t n = 0;
 
+	pthread_mutex_lock(&in->lock);
+	if (!in->paused)
+		n = uart_push_input(in->m->uart, in->pending, in->n_pending);
+	pthread_mutex_unlock(&in->lock);
 	memmove(in->pending, in->pending + n, in->n_pending - n);
 	in->n_pending -= n;
 	return in->n_pending == 0;
+}
+
+static bool input_paused(struct serial_input *in)
+{
+	bool paused;
+
+	pthread_mutex_lock(&in->lock);
+	paused = in->paused;
+	pthread_mutex_unlock(&in->lock);
+	return paused;
 }
 
 static void *input_thread(void *arg)
@@ -86,8 +95,7 @@ static void *input_thread(void *arg)
 		struct pollfd p = { .fd = in->fd, .events = POLLIN };
 		ssize_t n;
 
-		/* A paused VM takes no input: it stays with the host until resume. */
-		if (machine_paused(in->m) || (in->n_pending && !input_flush(in))) {
+		if (input_paused(in) || (in->n_pending && !input_flush(in))) {
 			usleep(INPUT_POLL_MS * 1000);
 			continue;
 		}
@@ -115,6 +123,34 @@ static void *input_thread(void *arg)
 	return NULL;
 }
 
+/* Once this returns, no byte reaches the UART until resume. */
+static int input_pause(void *obj, char *err, size_t errlen)
+{
+	struct serial_input *in = obj;
+
+	pthread_mutex_lock(&in->lock);
+	in->paused = true;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+static int input_resume(void *obj, char *err, size_t errlen)
+{
+	struct serial_input *in = obj;
+
+	pthread_mutex_lock(&in->lock);
+	in->paused = false;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+/* Bytes not yet taken by the UART are the host's, not the guest's: nothing to save. */
+const struct component_ops serial_input_component_ops = {
+	.pause = input_pause,
+	.resume = input_resume,
+	.stateless = true,
+};
+
 int serial_input_start(struct machine *m, int fd, bool escapes, struct serial_input **ret)
 {
 	struct serial_input *in = calloc(1, sizeof(*in));
@@ -127,10 +163,18 @@ int serial_input_start(struct machine *m, int fd, bool escapes, struct serial_in
 	in->m = m;
 	in->fd = fd;
 	in->escapes = escapes;
+	in->paused = true;
+	pthread_mutex_init(&in->lock, NULL);
 	r = -pthread_create(&in->thread, NULL, input_thread, in);
 	if (r < 0) {
+		pthread_mutex_destroy(&in->lock);
 		close(fd);
 		free(in);
+		return r;
+	}
+	r = machine_add_component(m, "serial input", &serial_input_component_ops, in, true);
+	if (r < 0) {
+		serial_input_stop(in);
 		return r;
 	}
 	*ret = in;
@@ -143,6 +187,7 @@ void serial_input_stop(struct serial_input *in)
 		return;
 	atomic_store(&in->stop, true);
 	pthread_join(in->thread, NULL);
+	pthread_mutex_destroy(&in->lock);
 	close(in->fd);
 	free(in);
 }

@@ -80,7 +80,7 @@ static void sbi_legacy_putchar(const struct sbi_call *c, struct sbi_result *ret)
 {
 	uint8_t byte = (uint8_t)c->args[0];
 
-	c->ops->console_write(c->opaque, &byte, 1);
+	c->ops->console_write(c->opaque, c->self, &byte, 1, true);
 	sbi_set(ret, 0, 0);
 }
 
@@ -334,8 +334,9 @@ static void sbi_dbcn_write(const struct sbi_call *c, struct sbi_result *ret)
 		sbi_set(ret, err, 0);
 		return;
 	}
+	/* A partial write is the DBCN's way of saying "busy": the guest writes the rest again. */
 	if (len)
-		c->ops->console_write(c->opaque, buf, len);
+		len = c->ops->console_write(c->opaque, c->self, buf, len, false);
 	sbi_set(ret, SBI_SUCCESS, (int64_t)len);
 }
 
@@ -380,7 +381,7 @@ static void sbi_dbcn(const struct sbi_call *c, struct sbi_result *ret)
 		break;
 	case SBI_DBCN_WRITE_BYTE:
 		byte = (uint8_t)c->args[0];
-		c->ops->console_write(c->opaque, &byte, 1);
+		c->ops->console_write(c->opaque, c->self, &byte, 1, true);
 		sbi_set(ret, SBI_SUCCESS, 0);
 		break;
 	default:

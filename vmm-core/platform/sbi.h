@@ -36,8 +36,16 @@ enum {
 
 /* What the SBI layer needs from the machine. All may be called from any vCPU thread. */
 struct sbi_host_ops {
-	/* Console output (legacy putchar and DBCN write). */
-	void (*console_write)(void *opaque, const void *buf, size_t len);
+	/*
+	 * Console output for hart self: returns how many bytes of buf it took.
+	 * While the host side is full it waits (the hart stalls, as on a
+	 * console with flow control) until there is room for at least one
+	 * byte. With whole (legacy putchar, DBCN write_byte: calls that cannot
+	 * report "busy"), it takes all of buf; without (DBCN write, which
+	 * returns a count), it may take less, never nothing.
+	 */
+	size_t (*console_write)(void *opaque, unsigned self, const void *buf, size_t len,
+				bool whole);
 	/* One byte of console input, or -1 when there is none. */
 	int (*console_read)(void *opaque);
 	/* Copies guest physical memory (DBCN); 0 or -EFAULT when not all RAM. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The 16550A's registers over an immediate transmitter and a host-fed
- * receive queue. The receive FIFO's character timeout is taken to be zero:
- * data below the trigger level is reported as a timeout interrupt at once,
- * which a driver serves exactly like a full FIFO.
+ * The 16550A's registers over a transmit FIFO that the sink drains as fast
+ * as it takes bytes, and a host-fed receive queue. The receive FIFO's
+ * character timeout is taken to be zero: data below the trigger level is
+ * reported as a timeout interrupt at once, which a driver serves exactly
+ * like a full FIFO.
  */
 #include "uart.h"
 
@@ -19,6 +20,9 @@ struct uart {
 	bool thr_interrupt;
 	uint8_t rx[UART_RX_MAX];
 	size_t rx_head, rx_count;
+	uint8_t tx[UART_TX_FIFO];
+	size_t tx_count;
+	bool tx_paused;
 };
 
 /* Without a modem, the lines a terminal would raise read as raised. */
@@ -108,6 +112,7 @@ static void uart_reset(struct uart *u)
 	u->ier = u->lcr = u->mcr = u->fcr = u->scr = u->dll = u->dlm = 0;
 	u->msr = UART_MSR_IDLE;
 	u->thr_interrupt = false;
+	u->tx_count = 0;
 	uart_rx_clear(u);
 }
 
@@ -153,7 +158,8 @@ static uint8_t uart_read_locked(struct uart *u, uint64_t off)
 	case UART_MCR:
 		return u->mcr;
 	case UART_LSR:
-		return UART_LSR_THRE | UART_LSR_TEMT | (u->rx_count ? UART_LSR_DR : 0);
+		return (u->tx_count ? 0 : UART_LSR_THRE | UART_LSR_TEMT) |
+		       (u->rx_count ? UART_LSR_DR : 0);
 	case UART_MSR:
 		v = u->msr;
 		u->msr &= ~UART_MSR_DELTAS;
@@ -165,20 +171,57 @@ static uint8_t uart_read_locked(struct uart *u, uint64_t off)
 	}
 }
 
+/* Hands the FIFO to the sink; once it is empty, THR-empty is due. */
+static void uart_tx_flush(struct uart *u, bool forced)
+{
+	size_t n;
+
+	if (!u->tx_count || (u->tx_paused && !forced))
+		return;
+	n = u->params.tx ? u->params.tx(u->params.opaque, u->tx, u->tx_count, forced) : u->tx_count;
+	if (n > u->tx_count)
+		n = u->tx_count;
+	memmove(u->tx, u->tx + n, u->tx_count - n);
+	u->tx_count -= n;
+	if (!u->tx_count)
+		u->thr_interrupt = true;
+}
+
+static size_t uart_tx_capacity(const struct uart *u)
+{
+	return (u->fcr & UART_FCR_ENABLE) ? UART_TX_FIFO : 1;
+}
+
 static void uart_transmit(struct uart *u, uint8_t c)
 {
-	if (u->mcr & UART_MCR_LOOP)
+	if (u->mcr & UART_MCR_LOOP) {
 		uart_rx_put(u, c);	/* a full queue drops it, as an overrun would */
-	else if (u->params.tx)
-		u->params.tx(u->params.opaque, &c, 1);
-	u->thr_interrupt = true;
+		u->thr_interrupt = true;
+		return;
+	}
+	/* Writing THR acknowledges THR-empty. */
+	u->thr_interrupt = false;
+	/*
+	 * A driver that writes to a full FIFO (a console giving up on THRE
+	 * after a timeout) would overrun real hardware; the sink keeps those
+	 * bytes rather than lose them, in order.
+	 */
+	if (u->tx_count == uart_tx_capacity(u))
+		uart_tx_flush(u, true);
+	u->tx[u->tx_count++] = c;
+	uart_tx_flush(u, false);
 }
 
 static void uart_write_fcr(struct uart *u, uint8_t val)
 {
-	/* Turning the FIFOs on or off empties them, as does the clear bit. */
+	/*
+	 * Turning the FIFOs on or off empties them, as do the clear bits; what
+	 * was waiting to go out goes to the sink first, never lost.
+	 */
 	if (((val ^ u->fcr) & UART_FCR_ENABLE) || (val & UART_FCR_CLEAR_RX))
 		uart_rx_clear(u);
+	if (((val ^ u->fcr) & UART_FCR_ENABLE) || (val & UART_FCR_CLEAR_TX))
+		uart_tx_flush(u, true);
 	u->fcr = (val & UART_FCR_ENABLE) ? val & (UART_FCR_ENABLE | UART_FCR_TRIGGER) : 0;
 }
 
@@ -199,7 +242,7 @@ static void uart_write_locked(struct uart *u, uint64_t off, uint8_t val)
 			break;
 		}
 		/* Enabling the THR-empty interrupt while THR is empty raises it at once. */
-		if ((val & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
+		if ((val & UART_IER_THRI) && !(u->ier & UART_IER_THRI) && !u->tx_count)
 			u->thr_interrupt = true;
 		u->ier = val & 0x0f;
 		break;
@@ -263,6 +306,37 @@ size_t uart_push_input(struct uart *u, const void *buf, size_t len)
 	return n;
 }
 
+void uart_tx_ready(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uart_tx_flush(u, false);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_pause(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->tx_paused = true;
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_resume(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->tx_paused = false;
+	uart_tx_flush(u, false);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_tx_drain(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uart_tx_flush(u, true);
+	pthread_mutex_unlock(&u->lock);
+}
+
 /* ---- state ---- */
 
 void uart_state_free(Cloister__UartState *s)
@@ -298,7 +372,8 @@ int uart_save(struct uart *u, Cloister__UartState **ret_state)
 	s->dll = u->dll;
 	s->dlm = u->dlm;
 	s->msr = u->msr;
-	s->thr_interrupt = u->thr_interrupt;
+	/* The FIFO's bytes go to this VM's sink; a restored VM finds the transmitter done. */
+	s->thr_interrupt = u->thr_interrupt || u->tx_count;
 	pthread_mutex_unlock(&u->lock);
 	*ret_state = s;
 	return 0;
@@ -326,6 +401,7 @@ int uart_restore(struct uart *u, const Cloister__UartState *s)
 	u->dlm = (uint8_t)s->dlm;
 	u->msr = (uint8_t)s->msr;
 	u->thr_interrupt = s->thr_interrupt;
+	u->tx_count = 0;
 	uart_rx_clear(u);
 	if (s->rx.len)
 		memcpy(u->rx, s->rx.data, s->rx.len);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * An ns16550a UART (registers one byte apart, reg-shift 0). Output is
- * immediate: a THR write reaches the sink before the store retires, so the
- * transmitter is always empty. Input waits in a bounded queue that the
- * host fills with uart_push_input(). Every entry point is thread-safe.
+ * An ns16550a UART (registers one byte apart, reg-shift 0). Output goes to
+ * the sink as soon as it takes it; while the sink is full the bytes wait in
+ * the transmit FIFO (16 bytes, 1 with FIFOs off) and LSR shows the
+ * transmitter busy, as a real UART held back by flow control would, until
+ * uart_tx_ready() says the sink has room. Input waits in a bounded queue
+ * that the host fills with uart_push_input(). Every entry point is
+ * thread-safe.
  */
 #ifndef CLOISTER_UART_H
 #define CLOISTER_UART_H
@@ -16,6 +19,8 @@
 
 /* Input the guest has not read yet, FIFO included: pushing beyond it is refused. */
 #define UART_RX_MAX 1024u
+/* The 16550A's transmit FIFO. */
+#define UART_TX_FIFO 16u
 
 enum {
 	UART_RBR_THR_DLL = 0,
@@ -68,8 +73,12 @@ enum {
 #define UART_MSR_DCD 0x80u
 
 struct uart_params {
-	/* Where transmitted bytes go; may be NULL (output is dropped). */
-	void (*tx)(void *opaque, const void *buf, size_t len);
+	/*
+	 * Where transmitted bytes go; may be NULL (output is dropped). Returns
+	 * how many it took; with forced, all of them (a driver that wrote to a
+	 * full FIFO: the sink keeps what it can rather than lose it).
+	 */
+	size_t (*tx)(void *opaque, const void *buf, size_t len, bool forced);
 	/*
 	 * The interrupt line; may be NULL. Called with the UART's lock held
 	 * on every register change: it must not call back into the UART.
@@ -91,7 +100,19 @@ int uart_write(struct uart *u, uint64_t offset, unsigned size, uint64_t val);
 /* Queues input for the guest; returns how many bytes fit (the rest stay with the caller). */
 size_t uart_push_input(struct uart *u, const void *buf, size_t len);
 
-/* Only while the harts are paused; free with uart_state_free(). */
+/* The sink has room again: the transmit FIFO moves on (unless paused). */
+void uart_tx_ready(struct uart *u);
+/* While paused the transmitter holds its FIFO, whatever the sink says. */
+void uart_pause(struct uart *u);
+void uart_resume(struct uart *u);
+/* The VM goes away: whatever the FIFO holds goes to the sink (forced), paused or not. */
+void uart_tx_drain(struct uart *u);
+
+/*
+ * Only while the harts are paused; free with uart_state_free(). Bytes still
+ * in the transmit FIFO belong to this VM's sink, not to the state: the
+ * state says the transmitter has finished (THR empty, its interrupt due).
+ */
 int uart_save(struct uart *u, Cloister__UartState **ret_state);
 void uart_state_free(Cloister__UartState *s);
 /* Validates all of state before taking any of it, then re-drives the interrupt line. */

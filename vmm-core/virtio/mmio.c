@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "mmio.h"
+#include "mmio_priv.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,63 +15,9 @@
 #include "layout.h"
 #include "log.h"
 
-#define VIRTIO_F_VERSION_1 32
-/* Transport features this transport does not implement: packed rings, notification data, queue reset, ... */
-#define TRANSPORT_UNSUPPORTED                                                                  \
-	((1ull << 33) | (1ull << 34) | (1ull << 36) | (1ull << 37) | (1ull << 38) |           \
-	 (1ull << 39) | (1ull << 40) | (1ull << 41))
-#define VQ_MAX_SIZE 32768u
-#define STATUS_KNOWN_BITS                                                                      \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |          \
-	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
-
-/* epoll tags besides queue indices. */
-#define TAG_STOP 0xffffffffu
-#define TAG_SOCK 0xfffffffeu
-
-struct mmio_queue {
-	uint32_t num;
-	bool ready;
-	uint64_t desc, driver, device;
-	/* Device-side ring positions, only carried from a save or into a restore. */
-	uint32_t last_avail_idx, used_idx;
-	int kick_fd, call_fd;
-};
-
-struct mmio_region {
-	uint64_t gpa, size;
-};
-
-struct virtio_mmio_dev {
-	pthread_mutex_t lock;
-	int sock;
-	/* The control stream is unusable (device died, timed out, or spoke nonsense). */
-	bool broken;
-	char *id, *kind;
-	uint32_t device_id, num_queues, max_queue_size;
-	uint64_t device_features;
-	uint8_t *config;
-	size_t config_len;
-	struct mmio_region mem[VIRTIO_MMIO_MAX_REGIONS];
-	size_t n_mem;
-
-	uint64_t driver_features;
-	uint32_t device_features_sel, driver_features_sel, queue_sel;
-	uint32_t status, interrupt_status, config_generation;
-	struct mmio_queue queues[VIRTIO_MMIO_MAX_QUEUES];
-
-	uint32_t irq;
-	void (*set_irq)(void *opaque, uint32_t irq, bool level);
-	void *irq_opaque;
-
-	int epfd, stop_fd;
-	pthread_t thread;
-	bool thread_started;
-};
-
 /* ---- interrupts ---- */
 
-static void irq_update(struct virtio_mmio_dev *d)
+void mmio_irq_update(struct virtio_mmio_dev *d)
 {
 	if (d->set_irq && d->irq)
 		d->set_irq(d->irq_opaque, d->irq, d->interrupt_status != 0);
@@ -80,11 +26,11 @@ static void irq_update(struct virtio_mmio_dev *d)
 static void irq_raise(struct virtio_mmio_dev *d, uint32_t bits)
 {
 	d->interrupt_status |= bits;
-	irq_update(d);
+	mmio_irq_update(d);
 }
 
 /* The device can no longer be trusted to answer: tell the driver (virtio 1.2, 2.1.2). */
-static void device_mark_broken(struct virtio_mmio_dev *d, int err, const char *what)
+void mmio_mark_broken(struct virtio_mmio_dev *d, int err, const char *what)
 {
 	if (!d->broken)
 		log_error("device %s: %s failed (%s), needs reset", d->id, what, strerror(-err));
@@ -143,7 +89,7 @@ static void *irq_thread(void *arg)
 			}
 			if (ev[i].data.u32 == TAG_SOCK) {
 				epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->sock, NULL);
-				device_mark_broken(d, -EPIPE, "control socket");
+				mmio_mark_broken(d, -EPIPE, "control socket");
 				continue;
 			}
 			queue_signalled(d, ev[i].data.u32);
@@ -181,57 +127,6 @@ static int irq_thread_start(struct virtio_mmio_dev *d)
 	return 0;
 }
 
-/* ---- requests to the device process ---- */
-
-/* Sends env and waits for its answer; any failure here leaves the stream unusable. */
-static int device_exchange(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
-			   size_t n_fds, Cloister__Envelope **ret_reply)
-{
-	const char *what = frame_msg_name(env);
-	int r;
-
-	if (d->broken)
-		return -EIO;
-	r = frame_send(d->sock, env, fds, n_fds);
-	if (r >= 0)
-		r = frame_recv_timeout(d->sock, VIRTIO_MMIO_TIMEOUT_MS, ret_reply, NULL, 0, NULL);
-	if (r < 0)
-		device_mark_broken(d, r, what);
-	return r;
-}
-
-/* A request answered by a plain Reply: returns its error. */
-static int device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
-			  size_t n_fds)
-{
-	const char *what = frame_msg_name(env);
-	Cloister__Envelope *reply = NULL;
-	int r;
-
-	r = device_exchange(d, env, fds, n_fds, &reply);
-	if (r < 0)
-		return r;
-	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_REPLY || reply->reply->error > 0) {
-		frame_free(reply);
-		device_mark_broken(d, -EPROTO, what);
-		return -EPROTO;
-	}
-	r = reply->reply->error;
-	if (r < 0)
-		log_error("device %s refused %s: %s", d->id, what, reply->reply->message);
-	frame_free(reply);
-	return r;
-}
-
-static int device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which)
-{
-	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
-	ProtobufCMessage body;
-	int r = frame_envelope_empty(&env, which, &body);
-
-	return r < 0 ? r : device_request(d, &env, NULL, 0);
-}
-
 /* ---- validation of what the guest (or a snapshot) set up ---- */
 
 static bool range_in_ram(const struct virtio_mmio_dev *d, uint64_t gpa, uint64_t len)
@@ -245,7 +140,7 @@ static bool range_in_ram(const struct virtio_mmio_dev *d, uint64_t gpa, uint64_t
 	return false;
 }
 
-static bool queue_layout_valid(const struct virtio_mmio_dev *d, uint32_t num, uint64_t desc,
+bool mmio_queue_layout_valid(const struct virtio_mmio_dev *d, uint32_t num, uint64_t desc,
 			       uint64_t driver, uint64_t device)
 {
 	if (num == 0 || num > d->max_queue_size || (num & (num - 1)))
@@ -256,7 +151,7 @@ static bool queue_layout_valid(const struct virtio_mmio_dev *d, uint32_t num, ui
 	       range_in_ram(d, device, 6ull + 8ull * num);
 }
 
-static bool features_valid(const struct virtio_mmio_dev *d, uint64_t driver_features)
+bool mmio_features_valid(const struct virtio_mmio_dev *d, uint64_t driver_features)
 {
 	return (driver_features & ~d->device_features) == 0 &&
 	       (driver_features & (1ull << VIRTIO_F_VERSION_1));
@@ -264,25 +159,25 @@ static bool features_valid(const struct virtio_mmio_dev *d, uint64_t driver_feat
 
 /* ---- transport state ---- */
 
-static void queues_close(struct virtio_mmio_dev *d)
+void mmio_queues_close(struct virtio_mmio_dev *d)
 {
 	for (uint32_t i = 0; i < d->num_queues; i++)
 		queue_close_fds(d, &d->queues[i]);
 }
 
-static void transport_reset(struct virtio_mmio_dev *d)
+void mmio_transport_reset(struct virtio_mmio_dev *d)
 {
-	queues_close(d);
+	mmio_queues_close(d);
 	for (uint32_t i = 0; i < d->num_queues; i++)
 		d->queues[i] = (struct mmio_queue){ .kick_fd = -1, .call_fd = -1 };
 	d->driver_features = 0;
 	d->device_features_sel = d->driver_features_sel = d->queue_sel = 0;
 	d->status = 0;
 	d->interrupt_status = 0;
-	irq_update(d);
+	mmio_irq_update(d);
 }
 
-static int make_queue_eventfds(struct virtio_mmio_dev *d, struct mmio_queue *q, uint32_t index)
+int mmio_queue_eventfds(struct virtio_mmio_dev *d, struct mmio_queue *q, uint32_t index)
 {
 	q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -299,7 +194,7 @@ static int make_queue_eventfds(struct virtio_mmio_dev *d, struct mmio_queue *q, 
  * Fills state with the transport's view; queue entries go in qs[] (one per
  * queue), and each ready queue's kick and call fds in order in fds[].
  */
-static size_t build_state(const struct virtio_mmio_dev *d, Cloister__DeviceState *s,
+size_t mmio_build_state(const struct virtio_mmio_dev *d, Cloister__DeviceState *s,
 			  Cloister__VirtqueueState *qs, Cloister__VirtqueueState **qptrs, int *fds)
 {
 	size_t n_fds = 0;
@@ -346,7 +241,7 @@ static int send_activate(struct virtio_mmio_dev *d)
 	Cloister__DevActivate act = CLOISTER__DEV_ACTIVATE__INIT;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	int fds[2 * VIRTIO_MMIO_MAX_QUEUES];
-	size_t n_fds = build_state(d, &s, qs, qptrs, fds);
+	size_t n_fds = mmio_build_state(d, &s, qs, qptrs, fds);
 
 	act.driver_features = d->driver_features;
 	act.queues = ready;
@@ -355,7 +250,7 @@ static int send_activate(struct virtio_mmio_dev *d)
 			ready[act.n_queues++] = &qs[i];
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_ACTIVATE;
 	env.dev_activate = &act;
-	return device_request(d, &env, fds, n_fds);
+	return mmio_device_request(d, &env, fds, n_fds);
 }
 
 static int activate(struct virtio_mmio_dev *d)
@@ -365,12 +260,12 @@ static int activate(struct virtio_mmio_dev *d)
 	for (uint32_t i = 0; i < d->num_queues && r >= 0; i++) {
 		d->queues[i].last_avail_idx = d->queues[i].used_idx = 0;
 		if (d->queues[i].ready)
-			r = make_queue_eventfds(d, &d->queues[i], i);
+			r = mmio_queue_eventfds(d, &d->queues[i], i);
 	}
 	if (r >= 0)
 		r = send_activate(d);
 	if (r < 0)
-		queues_close(d);
+		mmio_queues_close(d);
 	return r;
 }
 
@@ -431,7 +326,7 @@ static void write_queue_ready(struct virtio_mmio_dev *d, struct mmio_queue *q, u
 		q->ready = false;
 		return;
 	}
-	if (!queue_layout_valid(d, q->num, q->desc, q->driver, q->device)) {
+	if (!mmio_queue_layout_valid(d, q->num, q->desc, q->driver, q->device)) {
 		log_debug("device %s: queue %u refused (size %u)", d->id, d->queue_sel, q->num);
 		return;
 	}
@@ -491,9 +386,9 @@ static void queue_notify(struct virtio_mmio_dev *d, uint32_t index)
 
 static void reset_device(struct virtio_mmio_dev *d)
 {
-	int r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESET);
+	int r = mmio_device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESET, false);
 
-	transport_reset(d);
+	mmio_transport_reset(d);
 	/* A device that cannot even reset stays flagged, so the driver does not bring it up again. */
 	if (r < 0)
 		d->status = VIRTIO_STATUS_NEEDS_RESET;
@@ -513,7 +408,7 @@ static void write_status(struct virtio_mmio_dev *d, uint32_t val)
 	if (d->status & ~val & ~VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	added = val & ~d->status;
-	if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_valid(d, d->driver_features)) {
+	if ((added & VIRTIO_STATUS_FEATURES_OK) && !mmio_features_valid(d, d->driver_features)) {
 		log_debug("device %s: feature set %#llx refused", d->id,
 			  (unsigned long long)d->driver_features);
 		val &= ~VIRTIO_STATUS_FEATURES_OK;
@@ -559,7 +454,7 @@ static void reg_write(struct virtio_mmio_dev *d, uint64_t offset, uint32_t val)
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		d->interrupt_status &= ~val;
-		irq_update(d);
+		mmio_irq_update(d);
 		break;
 	case VIRTIO_MMIO_STATUS:
 		write_status(d, val);
@@ -708,7 +603,7 @@ static int send_memory(struct virtio_mmio_dev *d, const struct virtio_mmio_param
 	msg.regions = rptrs;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_MEMORY;
 	env.dev_memory = &msg;
-	return device_request(d, &env, fds, p->n_mem);
+	return mmio_device_request(d, &env, fds, p->n_mem);
 }
 
 static int handshake(struct virtio_mmio_dev *d, const struct virtio_mmio_params *p)
@@ -790,7 +685,7 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *d)
 		(void)!write(d->stop_fd, &one, sizeof(one));
 		pthread_join(d->thread, NULL);
 	}
-	queues_close(d);
+	mmio_queues_close(d);
 	if (d->epfd >= 0)
 		close(d->epfd);
 	if (d->stop_fd >= 0)
@@ -802,237 +697,4 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *d)
 	free(d->kind);
 	free(d->id);
 	free(d);
-}
-
-/* ---- pause, resume, save, restore ---- */
-
-int virtio_mmio_pause(struct virtio_mmio_dev *d)
-{
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_PAUSE);
-	pthread_mutex_unlock(&d->lock);
-	return r;
-}
-
-int virtio_mmio_resume(struct virtio_mmio_dev *d)
-{
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = device_request_empty(d, CLOISTER__ENVELOPE__MSG_DEV_RESUME);
-	pthread_mutex_unlock(&d->lock);
-	return r;
-}
-
-/* Takes the device's ring positions from its saved state. */
-static int take_device_queues(struct virtio_mmio_dev *d, const Cloister__DeviceState *s)
-{
-	for (size_t i = 0; i < s->n_queues; i++) {
-		const Cloister__VirtqueueState *qs = s->queues[i];
-
-		if (qs->index >= d->num_queues || qs->last_avail_idx > UINT16_MAX ||
-		    qs->used_idx > UINT16_MAX)
-			return -EPROTO;
-		d->queues[qs->index].last_avail_idx = qs->last_avail_idx;
-		d->queues[qs->index].used_idx = qs->used_idx;
-	}
-	return 0;
-}
-
-/* Packs and unpacks, so the caller gets one message that owns all its memory. */
-static int state_clone(const Cloister__DeviceState *s, Cloister__DeviceState **ret)
-{
-	size_t len = cloister__device_state__get_packed_size(s);
-	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
-	Cloister__DeviceState *copy;
-
-	if (!buf)
-		return -ENOMEM;
-	cloister__device_state__pack(s, buf);
-	copy = cloister__device_state__unpack(NULL, len, buf);
-	if (!copy)
-		return -ENOMEM;
-	*ret = copy;
-	return 0;
-}
-
-static int save_locked(struct virtio_mmio_dev *d, Cloister__DeviceState **ret_state)
-{
-	Cloister__DevSave req = CLOISTER__DEV_SAVE__INIT;
-	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
-	Cloister__Envelope *reply = NULL;
-	Cloister__DeviceState s = CLOISTER__DEVICE_STATE__INIT;
-	Cloister__VirtqueueState qs[VIRTIO_MMIO_MAX_QUEUES];
-	Cloister__VirtqueueState *qptrs[VIRTIO_MMIO_MAX_QUEUES];
-	const Cloister__DeviceState *ds;
-	int fds[2 * VIRTIO_MMIO_MAX_QUEUES];
-	int r;
-
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_SAVE;
-	env.dev_save = &req;
-	r = device_exchange(d, &env, NULL, 0, &reply);
-	if (r < 0)
-		return r;
-	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY ||
-	    reply->dev_save_reply->error > 0 ||
-	    (reply->dev_save_reply->error == 0 && !reply->dev_save_reply->state)) {
-		frame_free(reply);
-		device_mark_broken(d, -EPROTO, "dev_save");
-		return -EPROTO;
-	}
-	r = reply->dev_save_reply->error;
-	ds = reply->dev_save_reply->state;
-	if (r >= 0)
-		r = take_device_queues(d, ds);
-	if (r >= 0) {
-		d->status |= ds->status & VIRTIO_STATUS_NEEDS_RESET;
-		build_state(d, &s, qs, qptrs, fds);
-		s.requests_served = ds->requests_served;
-		s.bytes_served = ds->bytes_served;
-		s.blob = ds->blob;
-		r = state_clone(&s, ret_state);
-	} else {
-		log_error("device %s: save failed: %s", d->id, strerror(-r));
-	}
-	frame_free(reply);
-	return r;
-}
-
-int virtio_mmio_save(struct virtio_mmio_dev *d, Cloister__DeviceState **ret_state)
-{
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = save_locked(d, ret_state);
-	pthread_mutex_unlock(&d->lock);
-	return r;
-}
-
-void virtio_mmio_state_free(Cloister__DeviceState *s)
-{
-	if (s)
-		cloister__device_state__free_unpacked(s, NULL);
-}
-
-static int restore_validate_queues(const struct virtio_mmio_dev *d, const Cloister__DeviceState *s)
-{
-	uint32_t seen = 0;
-
-	if (s->n_queues > d->num_queues)
-		return -EINVAL;
-	for (size_t i = 0; i < s->n_queues; i++) {
-		const Cloister__VirtqueueState *q = s->queues[i];
-
-		if (q->index >= d->num_queues || (seen & (1u << q->index)))
-			return -EINVAL;
-		seen |= 1u << q->index;
-		if (q->last_avail_idx > UINT16_MAX || q->used_idx > UINT16_MAX)
-			return -EINVAL;
-		if (q->ready &&
-		    !queue_layout_valid(d, q->size, q->desc_addr, q->avail_addr, q->used_addr))
-			return -EINVAL;
-	}
-	return 0;
-}
-
-static int restore_validate(const struct virtio_mmio_dev *d, const Cloister__DeviceState *s)
-{
-	if (strcmp(s->kind, d->kind) != 0 || strcmp(s->id, d->id) != 0)
-		return -EINVAL;
-	/* The device process must offer what the saved driver negotiated with. */
-	if (s->device_features != d->device_features)
-		return -EINVAL;
-	if (s->status & ~STATUS_KNOWN_BITS)
-		return -EINVAL;
-	if ((s->status & VIRTIO_STATUS_FEATURES_OK) && !features_valid(d, s->driver_features))
-		return -EINVAL;
-	if ((s->status & VIRTIO_STATUS_DRIVER_OK) && !(s->status & VIRTIO_STATUS_FEATURES_OK))
-		return -EINVAL;
-	if (s->interrupt_status & ~(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
-		return -EINVAL;
-	return restore_validate_queues(d, s);
-}
-
-static void restore_transport(struct virtio_mmio_dev *d, const Cloister__DeviceState *s)
-{
-	d->driver_features = s->driver_features;
-	d->device_features_sel = s->device_features_sel;
-	d->driver_features_sel = s->driver_features_sel;
-	d->queue_sel = s->queue_sel;
-	d->config_generation = s->config_generation;
-	for (size_t i = 0; i < s->n_queues; i++) {
-		const Cloister__VirtqueueState *q = s->queues[i];
-
-		d->queues[q->index] = (struct mmio_queue){
-			.num = q->size,
-			.ready = q->ready,
-			.desc = q->desc_addr,
-			.driver = q->avail_addr,
-			.device = q->used_addr,
-			.last_avail_idx = q->last_avail_idx,
-			.used_idx = q->used_idx,
-			.kick_fd = -1,
-			.call_fd = -1,
-		};
-	}
-}
-
-static int send_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *saved)
-{
-	Cloister__DeviceState s = CLOISTER__DEVICE_STATE__INIT;
-	Cloister__VirtqueueState qs[VIRTIO_MMIO_MAX_QUEUES];
-	Cloister__VirtqueueState *qptrs[VIRTIO_MMIO_MAX_QUEUES];
-	Cloister__DevRestore msg = CLOISTER__DEV_RESTORE__INIT;
-	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
-	int fds[2 * VIRTIO_MMIO_MAX_QUEUES];
-	size_t n_fds = build_state(d, &s, qs, qptrs, fds);
-
-	s.requests_served = saved->requests_served;
-	s.bytes_served = saved->bytes_served;
-	s.blob = saved->blob;
-	msg.state = &s;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_RESTORE;
-	env.dev_restore = &msg;
-	return device_request(d, &env, fds, n_fds);
-}
-
-static int restore_locked(struct virtio_mmio_dev *d, const Cloister__DeviceState *s)
-{
-	int r;
-
-	r = restore_validate(d, s);
-	if (r < 0) {
-		log_error("device %s: saved state refused", d->id);
-		return r;
-	}
-	transport_reset(d);
-	restore_transport(d, s);
-	d->status = s->status;
-	if (s->status & VIRTIO_STATUS_DRIVER_OK) {
-		for (uint32_t i = 0; i < d->num_queues && r >= 0; i++)
-			if (d->queues[i].ready)
-				r = make_queue_eventfds(d, &d->queues[i], i);
-	}
-	if (r >= 0)
-		r = send_restore(d, s);
-	if (r < 0) {
-		queues_close(d);
-		d->status |= VIRTIO_STATUS_NEEDS_RESET;
-		return r;
-	}
-	d->interrupt_status = s->interrupt_status;
-	irq_update(d);
-	return 0;
-}
-
-int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *state)
-{
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = restore_locked(d, state);
-	pthread_mutex_unlock(&d->lock);
-	return r;
 }

@@ -104,7 +104,13 @@ int virtio_mmio_write(struct virtio_mmio_dev *d, uint64_t offset, unsigned size,
 /* A slot with no device: magic, version 2, device ID 0, the rest 0. */
 int virtio_mmio_empty_read(uint64_t offset, unsigned size, uint64_t *ret_val);
 
-/* The device finishes in-flight requests and stops; an error means it is broken. */
+/*
+ * The device finishes in-flight requests and stops (or starts again).
+ * -ETIMEDOUT when it does not answer within VIRTIO_MMIO_TIMEOUT_MS: the
+ * transport then sends the opposite request after it, so the device ends
+ * as it was once it wakes, and drops the late replies; any other error
+ * means the device is broken.
+ */
 int virtio_mmio_pause(struct virtio_mmio_dev *d);
 int virtio_mmio_resume(struct virtio_mmio_dev *d);
 
@@ -116,6 +122,13 @@ void virtio_mmio_state_free(Cloister__DeviceState *s);
 int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *state);
 
 const char *virtio_mmio_id(const struct virtio_mmio_dev *d);
+
+/*
+ * The transport as a machine component (obj is the virtio_mmio_dev): its
+ * save appends to VmState.devices, its restore takes the entry with its id.
+ */
+struct component_ops;
+extern const struct component_ops virtio_mmio_component_ops;
 
 /* Stops the interrupt thread, closes every fd (the device sees EOF and exits). */
 void virtio_mmio_destroy(struct virtio_mmio_dev *d);

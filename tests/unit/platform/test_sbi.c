@@ -22,6 +22,9 @@ struct fake {
 	char out[8192];
 	size_t out_len;
 	size_t n_writes;
+	/* The console takes at most this much of a partial write (0: no limit). */
+	size_t console_room;
+	bool last_whole;
 	const char *in;
 	uint8_t ram[FAKE_RAM_SIZE];
 	unsigned ipis[FAKE_HARTS];
@@ -38,14 +41,19 @@ struct fake {
 
 static struct fake fk;
 
-static void fake_console_write(void *opaque, const void *buf, size_t len)
+static size_t fake_console_write(void *opaque, unsigned self, const void *buf, size_t len,
+				 bool whole)
 {
 	struct fake *f = opaque;
 
+	f->last_whole = whole;
+	if (!whole && f->console_room && len > f->console_room)
+		len = f->console_room;
 	cr_assert_leq(f->out_len + len, sizeof(f->out));
 	memcpy(f->out + f->out_len, buf, len);
 	f->out_len += len;
 	f->n_writes++;
+	return len;
 }
 
 static int fake_console_read(void *opaque)
@@ -391,6 +399,25 @@ Test(sbi, dbcn_write)
 	r = call(1, EXT_DBCN, 0, 0, 0, 0);
 	cr_assert_eq(r.error, SBI_SUCCESS);
 	cr_assert_eq(r.value, 0);
+}
+
+/* A console with little room: DBCN write says how much went, byte calls take it all. */
+Test(sbi, dbcn_write_partial_when_console_busy)
+{
+	const char msg[] = "0123456789";
+	struct sbi_result r;
+
+	fk.console_room = 4;
+	memcpy(fk.ram + 0x300, msg, sizeof(msg) - 1);
+	r = call(0, EXT_DBCN, 0, sizeof(msg) - 1, FAKE_RAM_BASE + 0x300, 0);
+	cr_assert_eq(r.error, SBI_SUCCESS);
+	cr_assert_eq(r.value, 4);
+	cr_assert_not(fk.last_whole);
+	cr_assert_arr_eq(fk.out, "0123", 4);
+	r = call(0, EXT_DBCN, 2, 'q', 0, 0);
+	cr_assert_eq(r.error, SBI_SUCCESS);
+	cr_assert(fk.last_whole, "write_byte cannot report busy: the byte must be taken");
+	cr_assert_eq(fk.out[fk.out_len - 1], 'q');
 }
 
 Test(sbi, dbcn_write_is_bounded)

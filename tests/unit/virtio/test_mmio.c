@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "component.h"
 #include "frame.h"
 #include "mmio.h"
 
@@ -22,12 +24,23 @@
 #define F_VERSION_1 (1ull << 32)
 #define F_DEVICE_BIT (1ull << 3)
 
-enum fake_behaviour { FAKE_ANSWER, FAKE_HANG_UP_ON_PAUSE, FAKE_SILENT_ON_PAUSE };
+enum fake_behaviour {
+	FAKE_ANSWER,
+	FAKE_HANG_UP_ON_PAUSE,
+	FAKE_SILENT_ON_PAUSE,	/* the first pause is never answered */
+	FAKE_LATE_ON_PAUSE,	/* the first pause is answered after the transport gave up */
+};
+
+/* Longer than VIRTIO_MMIO_TIMEOUT_MS: the answer comes after the transport gave up. */
+#define FAKE_LATE_MS (VIRTIO_MMIO_TIMEOUT_MS + 500)
 
 struct fake_dev {
 	int sock;
 	pthread_t thread;
 	enum fake_behaviour behaviour;
+	/* Replies carry request id 0, as from a device that does not echo ids. */
+	bool legacy_ids;
+	unsigned pauses;
 	pthread_mutex_t lock;
 	unsigned count[128];
 	uint64_t driver_features;
@@ -74,7 +87,7 @@ static void fake_send_info(struct fake_dev *f)
 	frame_send(f->sock, &env, NULL, 0);
 }
 
-static void fake_save_reply(struct fake_dev *f)
+static void fake_save_reply(struct fake_dev *f, const Cloister__Envelope *req)
 {
 	Cloister__VirtqueueState q = CLOISTER__VIRTQUEUE_STATE__INIT;
 	Cloister__VirtqueueState *qs[] = { &q };
@@ -93,6 +106,7 @@ static void fake_save_reply(struct fake_dev *f)
 	reply.state = &s;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY;
 	env.dev_save_reply = &reply;
+	env.request_id = f->legacy_ids ? 0 : req->request_id;
 	frame_send(f->sock, &env, NULL, 0);
 }
 
@@ -134,23 +148,27 @@ static void *fake_thread(void *arg)
 		if (frame_recv(f->sock, &env, fds, CL_FRAME_MAX_FDS, &n) < 0)
 			return NULL;
 		fake_record(f, env, fds, n);
-		pause = env->msg_case == CLOISTER__ENVELOPE__MSG_DEV_PAUSE;
-		if (pause && f->behaviour == FAKE_HANG_UP_ON_PAUSE) {
+		pause = env->msg_case == CLOISTER__ENVELOPE__MSG_DEV_PAUSE && f->pauses++ == 0;
+		if (env->msg_case == CLOISTER__ENVELOPE__MSG_DEV_PAUSE &&
+		    f->behaviour == FAKE_HANG_UP_ON_PAUSE) {
 			frame_free(env);
 			close(f->sock);
 			return NULL;
 		}
+		if (pause && f->behaviour == FAKE_LATE_ON_PAUSE)
+			usleep(FAKE_LATE_MS * 1000);
 		if (!(pause && f->behaviour == FAKE_SILENT_ON_PAUSE)) {
 			if (env->msg_case == CLOISTER__ENVELOPE__MSG_DEV_SAVE)
-				fake_save_reply(f);
+				fake_save_reply(f, env);
 			else
-				frame_reply_send(f->sock, 0, NULL);
+				frame_reply_to(f->sock, f->legacy_ids ? NULL : env, 0, NULL);
 		}
 		frame_free(env);
 	}
 }
 
-static struct virtio_mmio_dev *attach(struct fake_dev *f, enum fake_behaviour behaviour)
+static struct virtio_mmio_dev *attach_ids(struct fake_dev *f, enum fake_behaviour behaviour,
+					  bool legacy_ids)
 {
 	struct virtio_mmio_dev *d = NULL;
 	int sv[2];
@@ -158,7 +176,7 @@ static struct virtio_mmio_dev *attach(struct fake_dev *f, enum fake_behaviour be
 		.id = "dev0", .mem = &ram, .n_mem = 1, .irq = 5, .set_irq = set_irq,
 	};
 
-	*f = (struct fake_dev){ .behaviour = behaviour };
+	*f = (struct fake_dev){ .behaviour = behaviour, .legacy_ids = legacy_ids };
 	pthread_mutex_init(&f->lock, NULL);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	f->sock = sv[1];
@@ -166,6 +184,11 @@ static struct virtio_mmio_dev *attach(struct fake_dev *f, enum fake_behaviour be
 	cr_assert_eq(pthread_create(&f->thread, NULL, fake_thread, f), 0);
 	cr_assert_eq(virtio_mmio_attach(&p, &d), 0);
 	return d;
+}
+
+static struct virtio_mmio_dev *attach(struct fake_dev *f, enum fake_behaviour behaviour)
+{
+	return attach_ids(f, behaviour, false);
 }
 
 static void setup(void)
@@ -528,6 +551,37 @@ Test(mmio, restore_refuses_bad_state)
 	finish(d, &f);
 }
 
+/* The transport as a machine component: its part of a VmState, found by id, or refused. */
+Test(mmio, component_round_trip_and_refusals)
+{
+	struct fake_dev f, f2;
+	struct virtio_mmio_dev *d = attach(&f, FAKE_ANSWER), *d2;
+	Cloister__VmState st = CLOISTER__VM_STATE__INIT, none = CLOISTER__VM_STATE__INIT;
+	char err[COMPONENT_ERR_MAX] = "";
+
+	bring_up(d);
+	cr_assert_eq(virtio_mmio_component_ops.pause(d, err, sizeof(err)), 0);
+	cr_assert_eq(virtio_mmio_component_ops.save(d, &st, err, sizeof(err)), 0);
+	cr_assert_eq(st.n_devices, 1);
+	cr_assert_str_eq(st.devices[0]->id, "dev0");
+	finish(d, &f);
+
+	d2 = attach(&f2, FAKE_ANSWER);
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &none, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "no state") != NULL, "%s", err);
+	st.devices[0]->status |= 0x100;
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &st, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "refused") != NULL, "%s", err);
+	cr_assert_eq(fake_count(&f2, CLOISTER__ENVELOPE__MSG_DEV_RESTORE), 0,
+		     "a refused state never reaches the device");
+	st.devices[0]->status &= ~0x100u;
+	cr_assert_eq(virtio_mmio_component_ops.restore(d2, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rd(d2, VIRTIO_MMIO_STATUS), STATUS_UP | VIRTIO_STATUS_DRIVER_OK);
+	virtio_mmio_state_free(st.devices[0]);
+	free(st.devices);
+	finish(d2, &f2);
+}
+
 Test(mmio, device_that_hangs_up_fails_pause)
 {
 	struct fake_dev f;
@@ -547,6 +601,7 @@ Test(mmio, device_that_hangs_up_fails_pause)
 	pthread_join(f.thread, NULL);
 }
 
+/* A pause that times out leaves the device usable and sends the resume that undoes it. */
 Test(mmio, silent_device_times_out)
 {
 	struct fake_dev f;
@@ -558,8 +613,45 @@ Test(mmio, silent_device_times_out)
 	cr_assert_eq(virtio_mmio_pause(d), -ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	cr_assert_lt(b.tv_sec - a.tv_sec, 4);
-	cr_assert(rd(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_not(rd(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	/* The undoing resume's answer is late too: the next pause is answered by its own. */
+	cr_assert_eq(virtio_mmio_pause(d), 0);
+	cr_assert_eq(fake_count(&f, CLOISTER__ENVELOPE__MSG_DEV_RESUME), 1);
+	cr_assert_eq(fake_count(&f, CLOISTER__ENVELOPE__MSG_DEV_PAUSE), 2);
 	finish(d, &f);
+}
+
+/*
+ * The answer to a pause that timed out comes later: it is dropped, not taken
+ * for the answer to the next request (here a save, whose reply has another type).
+ */
+static void late_reply_dropped(bool legacy_ids)
+{
+	struct fake_dev f;
+	struct virtio_mmio_dev *d = attach_ids(&f, FAKE_LATE_ON_PAUSE, legacy_ids);
+	Cloister__DeviceState *s = NULL;
+
+	bring_up(d);
+	cr_assert_eq(virtio_mmio_pause(d), -ETIMEDOUT);
+	usleep((FAKE_LATE_MS - VIRTIO_MMIO_TIMEOUT_MS + 200) * 1000);
+	cr_assert_eq(virtio_mmio_pause(d), 0);
+	cr_assert_eq(virtio_mmio_save(d, &s), 0);
+	cr_assert_not_null(s);
+	cr_assert_eq(s->requests_served, 7);
+	cr_assert_not(rd(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	virtio_mmio_state_free(s);
+	cr_assert_eq(virtio_mmio_resume(d), 0);
+	finish(d, &f);
+}
+
+Test(mmio, late_reply_with_request_id_dropped)
+{
+	late_reply_dropped(false);
+}
+
+Test(mmio, late_reply_without_request_id_dropped)
+{
+	late_reply_dropped(true);
 }
 
 Test(mmio, attach_refuses_wrong_peer)
