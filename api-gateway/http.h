@@ -7,18 +7,18 @@
  *
  * Threading contract. The server runs two threads of its own:
  *   - the serving thread accepts, reads, parses and answers. It calls info
- *     and counters itself, at any time, also while an operation runs:
- *     those two must answer at once from what is already known (a short
- *     lock around shared state is fine; waiting on a child or on the lock
- *     an operation holds is not). ping never reaches the ops.
- *   - the op thread calls every other op (create, boot, delete_vm, reboot,
- *     power_button, pause, resume, snapshot, restore, shutdown_vm), one at
- *     a time: two of these never run concurrently through the API. While
- *     one runs, another such request is answered 409 by the server without
- *     reaching the ops; ping, info and counters go on being answered.
- *     These ops still run concurrently with info, counters, shutdown_vmm
- *     and with the rest of the program, and serialize against those
- *     themselves.
+ *     itself, at any time, also while an operation runs: info must answer
+ *     at once from what is already known (a short lock around shared state
+ *     is fine; waiting on a child or on the lock an operation holds is
+ *     not). ping never reaches the ops.
+ *   - the op thread calls every other op (counters, which asks every
+ *     device process, create, boot, delete_vm, reboot, power_button,
+ *     pause, resume, snapshot, restore, shutdown_vm), one at a time: two
+ *     of these never run concurrently through the API. While one runs,
+ *     another such request is answered 409 by the server without reaching
+ *     the ops; ping and info go on being answered. These ops still run
+ *     concurrently with info, shutdown_vmm and with the rest of the
+ *     program, and serialize against those themselves.
  *   - shutdown_vmm is called on the serving thread once its 204 has been
  *     written, possibly while an op runs: it must only ask the main loop
  *     to exit.

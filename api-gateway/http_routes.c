@@ -558,7 +558,8 @@ static const struct api_route routes[] = {
 	{ "vmm.ping", "GET", BODY_IGNORED, ROUTE_INLINE, run_ping, NO_OP_NEEDED },
 	{ "vmm.shutdown", "PUT", BODY_NONE, ROUTE_INLINE, run_shutdown_vmm, OP(shutdown_vmm) },
 	{ "vm.info", "GET", BODY_IGNORED, ROUTE_INLINE, run_info, OP(info) },
-	{ "vm.counters", "GET", BODY_IGNORED, ROUTE_INLINE, run_counters, OP(counters) },
+	/* Counters ask every device process: not on the serving thread. */
+	{ "vm.counters", "GET", BODY_IGNORED, ROUTE_OP_THREAD, run_counters, OP(counters) },
 	{ "vm.create", "PUT", BODY_OBJECT, ROUTE_OP_THREAD, run_create, OP(create) },
 	PUT_SIMPLE("vm.delete", delete_vm),
 	PUT_SIMPLE("vm.boot", boot),

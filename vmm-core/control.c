@@ -5,6 +5,7 @@
  * anything else is refused with an error reply and changes nothing.
  */
 #include "control.h"
+#include "counters.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -416,6 +417,16 @@ static int handle_pause(struct core *c, const Cloister__Envelope *env, int *fds,
 	return 0;
 }
 
+/* Answered here with its own reply type: control_dispatch() sends no Reply after it. */
+#define CORE_REPLIED 1
+
+static int handle_counters(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	int r = counters_answer(c->gw, &c->send_lock, env, &c->m);
+
+	return r < 0 ? r : CORE_REPLIED;
+}
+
 static int handle_resume(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
 {
 	int r = machine_resume(&c->m, c->err, sizeof(c->err));
@@ -572,6 +583,7 @@ static const struct core_handler core_handlers[] = {
 	{ CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, IN(CORE_PAUSED), 1, handle_snapshot },
 	{ CLOISTER__ENVELOPE__MSG_CORE_RESTORE, IN(CORE_READY), 1, handle_restore },
 	{ CLOISTER__ENVELOPE__MSG_CORE_SHUTDOWN, ~0u, 0, handle_shutdown },
+	{ CLOISTER__ENVELOPE__MSG_CORE_COUNTERS, IN(CORE_RUNNING) | IN(CORE_PAUSED), 0, handle_counters },
 };
 
 static const struct core_handler *handler_for(Cloister__Envelope__MsgCase msg)
@@ -608,6 +620,8 @@ static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *
 		return core_reply(c, env, -EPROTO, c->err);
 	}
 	r = h->handle(c, env, fds, n_fds);
+	if (r == CORE_REPLIED)
+		return 0;
 	if (r < 0) {
 		if (!c->err[0])
 			snprintf(c->err, sizeof(c->err), "%s", strerror(-r));

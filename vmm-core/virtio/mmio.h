@@ -121,6 +121,13 @@ void virtio_mmio_state_free(Cloister__DeviceState *s);
 /* Validates state, rebuilds the transport and restores the device from it. */
 int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *state);
 
+/*
+ * Asks the device process for its counters: *ret_reply is its
+ * DevCountersReply envelope (free with frame_free()). -ETIMEDOUT leaves the
+ * device usable; its late answer is dropped.
+ */
+int virtio_mmio_counters(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply);
+
 const char *virtio_mmio_id(const struct virtio_mmio_dev *d);
 
 /*

@@ -170,3 +170,27 @@ int mmio_device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__Msg
 
 	return r < 0 ? r : device_request_ex(d, &env, NULL, 0, may_time_out);
 }
+
+int virtio_mmio_counters(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__Envelope *reply = NULL;
+	ProtobufCMessage body;
+	int r = frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG_DEV_COUNTERS, &body);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	/* A device that does not answer in time is left out, not marked broken. */
+	r = device_exchange_ex(d, &env, NULL, 0, true, &reply);
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0)
+		return r;
+	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_DEV_COUNTERS_REPLY ||
+	    reply->dev_counters_reply->error < 0) {
+		frame_free(reply);
+		return -EPROTO;
+	}
+	*ret_reply = reply;
+	return 0;
+}
