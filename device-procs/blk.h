@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #include "device.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_ID_BLOCK 2u
 
 #define BLK_SECTOR_SIZE 512u
 #define BLK_SECTOR_SHIFT 9

@@ -14,8 +14,8 @@
 #define CLOISTER_CONSOLE_H
 
 #include "device.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_ID_CONSOLE 3u
 #define CONSOLE_RX_QUEUE 0u
 #define CONSOLE_TX_QUEUE 1u
 #define CONSOLE_QUEUE_SIZE 256u

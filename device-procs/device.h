@@ -47,6 +47,7 @@
 #include "cloister.pb-c.h"
 #include "sandbox.h"
 #include "virtqueue.h"
+#include "virtio_spec.h"
 
 /* Fixed fd numbers a device program is started with. */
 #define DEVICE_CORE_FD 3
@@ -59,7 +60,6 @@
 /* Two eventfds per queue must fit one frame. */
 #define DEVICE_MAX_QUEUES 8u
 
-#define VIRTIO_STATUS_DRIVER_OK 4u
 
 struct device;
 

@@ -7,8 +7,8 @@
 #define CLOISTER_DEVICE_INTERNAL_H
 
 #include "device.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_STATUS_NEEDS_RESET 0x40u
 
 /* Feature bits the transport offers: the kind's own plus VERSION_1 and INDIRECT_DESC. */
 uint64_t device_offered_features(const struct device *dev);

@@ -10,8 +10,8 @@
 #define CLOISTER_NET_H
 
 #include "device.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_ID_NET 1u
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_NET_S_LINK_UP 1u

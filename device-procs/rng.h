@@ -4,8 +4,8 @@
 #define CLOISTER_RNG_H
 
 #include "device.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_ID_RNG 4u
 /* At most this many bytes per request, so one guest buffer cannot stall the loop. */
 #define RNG_MAX_REQUEST_BYTES 65536u
 

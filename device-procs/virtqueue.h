@@ -11,17 +11,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "virtio_spec.h"
 
 #define GUEST_MEM_MAX_REGIONS 4u
 /* The largest split queue the spec allows. */
 #define VQ_MAX_SIZE 32768u
 
-#define VIRTQ_DESC_F_NEXT 1u
-#define VIRTQ_DESC_F_WRITE 2u
-#define VIRTQ_DESC_F_INDIRECT 4u
 
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_VERSION_1 32
 
 /* Ring sizes for a queue of n entries, event fields included. */
 #define VQ_DESC_BYTES(n) (16ull * (n))

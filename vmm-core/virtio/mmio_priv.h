@@ -14,8 +14,8 @@
 
 #include "cloister.pb-c.h"
 #include "mmio.h"
+#include "virtio_spec.h"
 
-#define VIRTIO_F_VERSION_1 32
 /* Transport features this transport does not implement: packed rings, notification data, queue reset, ... */
 #define TRANSPORT_UNSUPPORTED                                                                  \
 	((1ull << 33) | (1ull << 34) | (1ull << 36) | (1ull << 37) | (1ull << 38) |           \

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Numbers from the virtio 1.2 specification that both sides of a virtio
+ * device use: the transport (vmm-core), the device processes and the
+ * bare-metal test guests. Plain macros and an enum only, so a freestanding
+ * guest can include it too. Device-specific request layouts stay with
+ * their device.
+ */
+#ifndef CLOISTER_VIRTIO_SPEC_H
+#define CLOISTER_VIRTIO_SPEC_H
+
+/* Device IDs (5 Device Types). */
+#define VIRTIO_ID_NET 1u
+#define VIRTIO_ID_BLOCK 2u
+#define VIRTIO_ID_CONSOLE 3u
+#define VIRTIO_ID_RNG 4u
+
+/* Device status field (2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1u
+#define VIRTIO_STATUS_DRIVER 2u
+#define VIRTIO_STATUS_DRIVER_OK 4u
+#define VIRTIO_STATUS_FEATURES_OK 8u
+#define VIRTIO_STATUS_NEEDS_RESET 0x40u
+#define VIRTIO_STATUS_FAILED 0x80u
+
+/* Reserved feature bits (6). */
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_VERSION_1 32
+
+/* Split virtqueue descriptor flags (2.7.5). */
+#define VIRTQ_DESC_F_NEXT 1u
+#define VIRTQ_DESC_F_WRITE 2u
+#define VIRTQ_DESC_F_INDIRECT 4u
+
+/* The virtio-mmio transport (4.2.2). */
+#define VIRTIO_MMIO_MAGIC 0x74726976u /* "virt" */
+#define VIRTIO_MMIO_VERSION 2u
+#define VIRTIO_MMIO_INT_VRING 1u
+#define VIRTIO_MMIO_INT_CONFIG 2u
+
+enum {
+	VIRTIO_MMIO_MAGIC_VALUE = 0x000,
+	VIRTIO_MMIO_VERSION_REG = 0x004,
+	VIRTIO_MMIO_DEVICE_ID = 0x008,
+	VIRTIO_MMIO_VENDOR_ID_REG = 0x00c,
+	VIRTIO_MMIO_DEVICE_FEATURES = 0x010,
+	VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014,
+	VIRTIO_MMIO_DRIVER_FEATURES = 0x020,
+	VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024,
+	VIRTIO_MMIO_QUEUE_SEL = 0x030,
+	VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034,
+	VIRTIO_MMIO_QUEUE_NUM = 0x038,
+	VIRTIO_MMIO_QUEUE_READY = 0x044,
+	VIRTIO_MMIO_QUEUE_NOTIFY = 0x050,
+	VIRTIO_MMIO_INTERRUPT_STATUS = 0x060,
+	VIRTIO_MMIO_INTERRUPT_ACK = 0x064,
+	VIRTIO_MMIO_STATUS = 0x070,
+	VIRTIO_MMIO_QUEUE_DESC_LOW = 0x080,
+	VIRTIO_MMIO_QUEUE_DESC_HIGH = 0x084,
+	VIRTIO_MMIO_QUEUE_DRIVER_LOW = 0x090,
+	VIRTIO_MMIO_QUEUE_DRIVER_HIGH = 0x094,
+	VIRTIO_MMIO_QUEUE_DEVICE_LOW = 0x0a0,
+	VIRTIO_MMIO_QUEUE_DEVICE_HIGH = 0x0a4,
+	VIRTIO_MMIO_SHM_SEL = 0x0ac,
+	VIRTIO_MMIO_SHM_LEN_LOW = 0x0b0,
+	VIRTIO_MMIO_SHM_LEN_HIGH = 0x0b4,
+	VIRTIO_MMIO_SHM_BASE_LOW = 0x0b8,
+	VIRTIO_MMIO_SHM_BASE_HIGH = 0x0bc,
+	VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc,
+	VIRTIO_MMIO_CONFIG = 0x100,
+};
+
+#endif
