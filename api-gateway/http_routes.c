@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "options.h"
+#include "errmsg.h"
 
 #define API_ERR_MAX 512
 #define API_PREFIX "/api/v1/"
@@ -56,19 +56,6 @@ static void json_put(struct json_object **o)
 }
 
 #define _cleanup_json_ __attribute__((cleanup(json_put)))
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int http_status_for_error(int err)
 {
@@ -223,11 +210,11 @@ int api_parse_object_body(const char *body, size_t len, struct json_object **ret
 	size_t end;
 
 	if (!body || len == 0) {
-		set_err(err, errlen, "the request needs a JSON body");
+		err_set(err, errlen, "the request needs a JSON body");
 		return -EINVAL;
 	}
 	if (len > API_BODY_MAX || memchr(body, '\0', len)) {
-		set_err(err, errlen, "the request body is not JSON text");
+		err_set(err, errlen, "the request body is not JSON text");
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(API_JSON_DEPTH);
@@ -240,19 +227,19 @@ int api_parse_object_body(const char *body, size_t len, struct json_object **ret
 	json_tokener_free(tok);
 	if (!obj || jerr != json_tokener_success) {
 		json_object_put(obj);
-		set_err(err, errlen, "malformed JSON: %s",
+		err_set(err, errlen, "malformed JSON: %s",
 			jerr == json_tokener_continue ? "truncated" : json_tokener_error_desc(jerr));
 		return -EINVAL;
 	}
 	for (; end < len; end++)
 		if (!strchr(" \t\r\n", body[end])) {
 			json_object_put(obj);
-			set_err(err, errlen, "malformed JSON: trailing data after the object");
+			err_set(err, errlen, "malformed JSON: trailing data after the object");
 			return -EINVAL;
 		}
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
-		set_err(err, errlen, "the request body must be a JSON object");
+		err_set(err, errlen, "the request body must be a JSON object");
 		return -EINVAL;
 	}
 	*ret = obj;
@@ -268,7 +255,7 @@ static int check_keys(struct json_object *obj, const char *const *known, char *e
 		while (known[i] && strcmp(known[i], key) != 0)
 			i++;
 		if (!known[i]) {
-			set_err(err, errlen, "unknown key '%.64s'", key);
+			err_set(err, errlen, "unknown key '%.64s'", key);
 			return -EINVAL;
 		}
 	}
@@ -285,19 +272,19 @@ static int get_file_url(struct json_object *obj, const char *key, char **ret, ch
 	int r;
 
 	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string)) {
-		set_err(err, errlen, "'%s' is missing or not a string", key);
+		err_set(err, errlen, "'%s' is missing or not a string", key);
 		return -EINVAL;
 	}
 	url = json_object_get_string(v);
 	if ((size_t)json_object_get_string_len(v) != strlen(url)) {
-		set_err(err, errlen, "'%s' contains a NUL byte", key);
+		err_set(err, errlen, "'%s' contains a NUL byte", key);
 		return -EINVAL;
 	}
 	r = parse_file_url(url, &path);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		set_err(err, errlen, "'%s' must be a file:/// URL with an absolute path", key);
+		err_set(err, errlen, "'%s' must be a file:/// URL with an absolute path", key);
 		return -EINVAL;
 	}
 	copy = strdup(url);
@@ -315,7 +302,7 @@ static int get_optional_bool(struct json_object *obj, const char *key, bool *ret
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean)) {
-		set_err(err, errlen, "'%s' must be true or false", key);
+		err_set(err, errlen, "'%s' must be true or false", key);
 		return -EINVAL;
 	}
 	*ret = json_object_get_boolean(v);
@@ -336,7 +323,7 @@ static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mod
 	} else if (strcmp(s, "OnDemand") == 0) {
 		*ret = API_MEMORY_RESTORE_ON_DEMAND;
 	} else {
-		set_err(err, errlen, "'memory_restore_mode' must be \"Copy\" or \"OnDemand\"");
+		err_set(err, errlen, "'memory_restore_mode' must be \"Copy\" or \"OnDemand\"");
 		return -EINVAL;
 	}
 	return 0;
@@ -389,7 +376,7 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0)
 		return -EINVAL;
 	if (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
-		set_err(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");
+		err_set(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");
 		return -EINVAL;
 	}
 	req.source_url = TAKE_PTR(url);
@@ -506,7 +493,7 @@ static void run_object_op(object_op op, void *opaque, const char *what, struct a
 	int r = op(opaque, &o, err, sizeof(err));
 
 	if (r >= 0 && !json_object_is_type(o, json_type_object)) {
-		set_err(err, sizeof(err), "the op did not give a JSON object");
+		err_set(err, sizeof(err), "the op did not give a JSON object");
 		r = -EIO;
 	}
 	if (r < 0) {

@@ -4,12 +4,12 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "options.h"
+#include "errmsg.h"
 
 #define REMOTE_TIMEOUT_S 600L
 #define REMOTE_CONNECT_TIMEOUT_S 5L
@@ -28,19 +28,6 @@ struct response {
 	size_t len;
 	bool overflow;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int json_to_string(struct json_object *o, char **ret)
 {
@@ -80,7 +67,7 @@ static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		set_err(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false], got '%s'",
+		err_set(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false], got '%s'",
 			spec);
 		return -EINVAL;
 	}
@@ -101,7 +88,7 @@ static int create_body(const char *path, char **ret, char *err, size_t errlen)
 	int r;
 
 	if (!o || !json_object_is_type(o, json_type_object)) {
-		set_err(err, errlen, "create: %s is not a readable JSON object (%s)", path,
+		err_set(err, errlen, "create: %s is not a readable JSON object (%s)", path,
 			o ? "not an object" : json_util_get_last_err());
 		json_object_put(o);
 		return -EINVAL;
@@ -135,18 +122,18 @@ int remote_build_request(int argc, char **argv, struct remote_request *ret, char
 	int r;
 
 	if (argc < 1 || !argv[0]) {
-		set_err(err, errlen, "no command given");
+		err_set(err, errlen, "no command given");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		if (strcmp(verbs[i].name, argv[0]) == 0)
 			v = &verbs[i];
 	if (!v) {
-		set_err(err, errlen, "unknown command '%s'", argv[0]);
+		err_set(err, errlen, "unknown command '%s'", argv[0]);
 		return -EINVAL;
 	}
 	if (argc - 1 != v->nargs) {
-		set_err(err, errlen, "'%s' takes %d argument%s", v->name, v->nargs, v->nargs == 1 ? "" : "s");
+		err_set(err, errlen, "'%s' takes %d argument%s", v->name, v->nargs, v->nargs == 1 ? "" : "s");
 		return -EINVAL;
 	}
 	if (v->make_body) {
@@ -185,12 +172,12 @@ int remote_parse_command_line(int argc, char **argv, const char **ret_socket,
 			socket_path = argv[i] + 13;
 			i++;
 		} else {
-			set_err(err, errlen, "unknown or incomplete option '%s'", argv[i]);
+			err_set(err, errlen, "unknown or incomplete option '%s'", argv[i]);
 			return -EINVAL;
 		}
 	}
 	if (!socket_path || !*socket_path) {
-		set_err(err, errlen, "--api-socket PATH is required");
+		err_set(err, errlen, "--api-socket PATH is required");
 		return -EINVAL;
 	}
 	if (remote_build_request(argc - i, argv + i, ret, err, errlen) < 0)
