@@ -6,8 +6,8 @@
  * and stores, branches and jumps) and of floating-point instructions inside
  * one guest page, ending at the first branch or jump, at the first
  * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
- * Division and floating point call the interpreter's own C functions from
- * the block. Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET,
+ * Division, floating point and a few bit-manipulation instructions call the
+ * interpreter's own C functions from the block. Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET,
  * WFI) ends the block and is interpreted one instruction at a time, so the
  * two always agree on semantics.
  *
@@ -582,6 +582,129 @@ static bool emit_alu(struct block *b, const struct dc_entry *d)
 	}
 }
 
+/* x[rd] = rv64_bitmanip(op, x[rs1], b) through a call, for the rarer Zb operations. */
+static void emit_zb_call(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	EMIT(e, 0xbf);				/* mov edi, op */
+	b4(e, d->op);
+	load_x(e, RSI, d->rs1);
+	if (d->op >= DC_ZB_FIRST_IMM) {
+		EMIT(e, 0x48, 0xc7, 0xc2);	/* mov rdx, simm32 */
+		b4(e, (uint32_t)d->imm);
+	} else {
+		load_x(e, RDX, d->rs2);
+	}
+	call_abs(e, (const void *)rv64_bitmanip);
+	store_x(e, d->rd, RAX);
+}
+
+/* Zb operations on rax = x[rs1] and rcx = x[rs2]; false for those left to a call. */
+static bool emit_zb_rr(struct emit *e, unsigned op)
+{
+	switch (op) {
+	case DC_SH1ADD: EMIT(e, 0x48, 0x8d, 0x04, 0x41); break;	/* lea rax, [rcx + rax*2] */
+	case DC_SH2ADD: EMIT(e, 0x48, 0x8d, 0x04, 0x81); break;	/* lea rax, [rcx + rax*4] */
+	case DC_SH3ADD: EMIT(e, 0x48, 0x8d, 0x04, 0xc1); break;	/* lea rax, [rcx + rax*8] */
+	case DC_ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x01, 0xc8); break;	/* mov eax, eax; add */
+	case DC_SH1ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0x41); break;
+	case DC_SH2ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0x81); break;
+	case DC_SH3ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0xc1); break;
+	/* not rcx; and / or rax, rcx */
+	case DC_ANDN: EMIT(e, 0x48, 0xf7, 0xd1, 0x48, 0x21, 0xc8); break;
+	case DC_ORN: EMIT(e, 0x48, 0xf7, 0xd1, 0x48, 0x09, 0xc8); break;
+	case DC_XNOR: EMIT(e, 0x48, 0x31, 0xc8, 0x48, 0xf7, 0xd0); break;	/* xor; not rax */
+	/* cmp rax, rcx; cmovcc rax, rcx */
+	case DC_MIN: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x4f, 0xc1); break;	/* cmovg */
+	case DC_MINU: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x47, 0xc1); break;	/* cmova */
+	case DC_MAX: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x4c, 0xc1); break;	/* cmovl */
+	case DC_MAXU: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x42, 0xc1); break;	/* cmovb */
+	/* x86 takes a rotate count mod 64 (32 for the 32-bit forms), as RISC-V does. */
+	case DC_ROL: EMIT(e, 0x48, 0xd3, 0xc0); break;
+	case DC_ROR: EMIT(e, 0x48, 0xd3, 0xc8); break;
+	case DC_ROLW: EMIT(e, 0xd3, 0xc0); movsxd_rax(e); break;
+	case DC_RORW: EMIT(e, 0xd3, 0xc8); movsxd_rax(e); break;
+	/* bt* with a register bit offset takes it mod 64 too. */
+	case DC_BCLR: EMIT(e, 0x48, 0x0f, 0xb3, 0xc8); break;	/* btr rax, rcx */
+	case DC_BINV: EMIT(e, 0x48, 0x0f, 0xbb, 0xc8); break;	/* btc rax, rcx */
+	case DC_BSET: EMIT(e, 0x48, 0x0f, 0xab, 0xc8); break;	/* bts rax, rcx */
+	case DC_BEXT: EMIT(e, 0x48, 0x0f, 0xa3, 0xc8); setcc_rax(e, 0x92); break;	/* bt; setc */
+	default: return false;
+	}
+	return true;
+}
+
+/* Zb operations on rax = x[rs1] and an immediate (or none); false for those left to a call. */
+static bool emit_zb_ri(struct emit *e, unsigned op, uint8_t imm)
+{
+	switch (op) {
+	case DC_SEXTB: EMIT(e, 0x48, 0x0f, 0xbe, 0xc0); break;	/* movsx rax, al */
+	case DC_SEXTH: EMIT(e, 0x48, 0x0f, 0xbf, 0xc0); break;	/* movsx rax, ax */
+	case DC_ZEXTH: EMIT(e, 0x0f, 0xb7, 0xc0); break;	/* movzx eax, ax */
+	case DC_REV8: EMIT(e, 0x48, 0x0f, 0xc8); break;		/* bswap rax */
+	case DC_SLLIUW: EMIT(e, 0x89, 0xc0, 0x48, 0xc1, 0xe0, imm); break;	/* mov eax, eax; shl */
+	case DC_RORI: EMIT(e, 0x48, 0xc1, 0xc8, imm); break;
+	case DC_RORIW: EMIT(e, 0xc1, 0xc8, imm); movsxd_rax(e); break;
+	case DC_BCLRI: EMIT(e, 0x48, 0x0f, 0xba, 0xf0, imm); break;	/* btr rax, imm8 */
+	case DC_BINVI: EMIT(e, 0x48, 0x0f, 0xba, 0xf8, imm); break;	/* btc rax, imm8 */
+	case DC_BSETI: EMIT(e, 0x48, 0x0f, 0xba, 0xe8, imm); break;	/* bts rax, imm8 */
+	case DC_BEXTI: EMIT(e, 0x48, 0x0f, 0xba, 0xe0, imm); setcc_rax(e, 0x92); break;
+	case DC_CTZ:
+		/* bsf leaves its result undefined for 0: 64 then, through cmovz. */
+		EMIT(e, 0xba, 64, 0, 0, 0);		/* mov edx, 64 */
+		EMIT(e, 0x48, 0x0f, 0xbc, 0xc0);	/* bsf rax, rax */
+		EMIT(e, 0x48, 0x0f, 0x44, 0xc2);	/* cmovz rax, rdx */
+		break;
+	case DC_CTZW:
+		EMIT(e, 0x48, 0x0f, 0xba, 0xe8, 32);	/* bts rax, 32: never 0, at most 32 */
+		EMIT(e, 0x48, 0x0f, 0xbc, 0xc0);	/* bsf rax, rax */
+		break;
+	case DC_CLZ:
+		/* 63 - bsr, with bsr of 0 taken as -1. */
+		EMIT(e, 0x48, 0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff);	/* mov rdx, -1 */
+		EMIT(e, 0x48, 0x0f, 0xbd, 0xc0);	/* bsr rax, rax */
+		EMIT(e, 0x48, 0x0f, 0x44, 0xc2);	/* cmovz rax, rdx */
+		EMIT(e, 0x48, 0xf7, 0xd8, 0x48, 0x83, 0xc0, 63);	/* neg rax; add rax, 63 */
+		break;
+	case DC_CLZW:
+		/* The word in the high half, bit 31 set under it: bsr is 31 for a 0 word. */
+		EMIT(e, 0x48, 0xc1, 0xe0, 32);		/* shl rax, 32 */
+		EMIT(e, 0x48, 0x0f, 0xba, 0xe8, 31);	/* bts rax, 31 */
+		EMIT(e, 0x48, 0x0f, 0xbd, 0xc0);	/* bsr rax, rax */
+		EMIT(e, 0x48, 0xf7, 0xd8, 0x48, 0x83, 0xc0, 63);	/* neg rax; add rax, 63 */
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A Zba/Zbb/Zbs instruction: inline x86 for most, a call to the
+ * interpreter's own function for the population counts and ORC.B.
+ */
+static void emit_zb(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+	size_t mark = e->pos;
+	bool done;
+
+	load_x(e, RAX, d->rs1);
+	if (d->op < DC_ZB_FIRST_IMM) {
+		load_x(e, RCX, d->rs2);
+		done = emit_zb_rr(e, d->op);
+	} else {
+		done = emit_zb_ri(e, d->op, (uint8_t)d->imm);
+	}
+	if (!done) {
+		e->pos = mark;
+		emit_zb_call(b, d);
+		return;
+	}
+	store_x(e, d->rd, RAX);
+}
+
 /* Charges the block; back to C with rax as pc when the budget is spent. */
 static void charge_block(struct block *b)
 {
@@ -797,6 +920,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_control(b, d);
 		} else if (d->op == JIT_OP_FP)
 			emit_fp(b, d);
+		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
+			emit_zb(b, d);
 		else if (!emit_alu(b, d))
 			emit_muldiv(b, d);
 		b->pc += d->len;

@@ -313,6 +313,15 @@ static const struct rop rops[] = {
 	{ "srlw", 0x3b, 5, 0 }, { "sraw", 0x3b, 5, 0x20 }, { "mulw", 0x3b, 0, 1 },
 	{ "divw", 0x3b, 4, 1 }, { "divuw", 0x3b, 5, 1 }, { "remw", 0x3b, 6, 1 },
 	{ "remuw", 0x3b, 7, 1 },
+	/* Zba, Zbb, Zbs */
+	{ "sh1add", 0x33, 2, 0x10 }, { "sh2add", 0x33, 4, 0x10 }, { "sh3add", 0x33, 6, 0x10 },
+	{ "add.uw", 0x3b, 0, 0x04 }, { "sh1add.uw", 0x3b, 2, 0x10 },
+	{ "sh2add.uw", 0x3b, 4, 0x10 }, { "sh3add.uw", 0x3b, 6, 0x10 },
+	{ "andn", 0x33, 7, 0x20 }, { "orn", 0x33, 6, 0x20 }, { "xnor", 0x33, 4, 0x20 },
+	{ "min", 0x33, 4, 0x05 }, { "minu", 0x33, 5, 0x05 }, { "max", 0x33, 6, 0x05 },
+	{ "maxu", 0x33, 7, 0x05 }, { "rol", 0x33, 1, 0x30 }, { "ror", 0x33, 5, 0x30 },
+	{ "rolw", 0x3b, 1, 0x30 }, { "rorw", 0x3b, 5, 0x30 }, { "bclr", 0x33, 1, 0x24 },
+	{ "bext", 0x33, 5, 0x24 }, { "binv", 0x33, 1, 0x34 }, { "bset", 0x33, 1, 0x14 },
 };
 
 static void gen_rtype(struct prog *p)
@@ -349,6 +358,40 @@ static void gen_itype(struct prog *p)
 	default: imm &= 31; bits = SRAIW(rd, rs1, imm); break;
 	}
 	add(p, bits, 4, "%s x%u, x%u, %d", names[k], rd, rs1, imm);
+}
+
+/* The one-operand and immediate Zbb/Zba/Zbs instructions. */
+static void gen_zb_imm(struct prog *p)
+{
+	static const char *const names[] = { "clz", "ctz", "cpop", "clzw", "ctzw", "cpopw",
+					     "sext.b", "sext.h", "zext.h", "orc.b", "rev8",
+					     "slli.uw", "rori", "roriw", "bclri", "bexti",
+					     "binvi", "bseti" };
+	unsigned k = below(N_ELEMS(names)), rd = wreg(), rs1 = chance(10) ? 0 : rreg();
+	unsigned sh = below(64);
+	uint32_t bits;
+
+	switch (k) {
+	case 0: bits = CLZ(rd, rs1); break;
+	case 1: bits = CTZ(rd, rs1); break;
+	case 2: bits = CPOP(rd, rs1); break;
+	case 3: bits = CLZW(rd, rs1); break;
+	case 4: bits = CTZW(rd, rs1); break;
+	case 5: bits = CPOPW(rd, rs1); break;
+	case 6: bits = SEXT_B(rd, rs1); break;
+	case 7: bits = SEXT_H(rd, rs1); break;
+	case 8: bits = ZEXT_H(rd, rs1); break;
+	case 9: bits = ORC_B(rd, rs1); break;
+	case 10: bits = REV8(rd, rs1); break;
+	case 11: bits = SLLI_UW(rd, rs1, sh); break;
+	case 12: bits = RORI(rd, rs1, sh); break;
+	case 13: sh &= 31; bits = RORIW(rd, rs1, sh); break;
+	case 14: bits = BCLRI(rd, rs1, sh); break;
+	case 15: bits = BEXTI(rd, rs1, sh); break;
+	case 16: bits = BINVI(rd, rs1, sh); break;
+	default: bits = BSETI(rd, rs1, sh); break;
+	}
+	add(p, bits, 4, "%s x%u, x%u, %u", names[k], rd, rs1, sh);
 }
 
 static void gen_upper(struct prog *p)
@@ -625,8 +668,10 @@ static void gen_straight(struct prog *p)
 
 	if (k < 28)
 		gen_rtype(p);
-	else if (k < 50)
+	else if (k < 43)
 		gen_itype(p);
+	else if (k < 50)
+		gen_zb_imm(p);
 	else if (k < 55)
 		gen_upper(p);
 	else if (k < 68)
