@@ -2,14 +2,15 @@
 /*
  * The translator: guest code into x86-64 host code, one block at a time.
  *
- * A block is a run of the instructions decode.h knows (integer ALU, loads
- * and stores, branches and jumps) and of floating-point instructions inside
- * one guest page, ending at the first branch or jump, at the first
- * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
- * Division, floating point and a few bit-manipulation instructions call the
- * interpreter's own C functions from the block. Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET,
- * WFI) ends the block and is interpreted one instruction at a time, so the
- * two always agree on semantics.
+ * A block is a run of the instructions decode.h knows (integer ALU, Zba,
+ * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
+ * instructions inside one guest page, ending at the first branch or jump, at
+ * the first instruction it does not know, at the page's end or at
+ * BLOCK_MAX_INSNS. Division, floating point and a few bit-manipulation
+ * instructions call the interpreter's own C functions from the block.
+ * Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
+ * block and is interpreted one instruction at a time, so the two always
+ * agree on semantics.
  *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
  * starts by comparing the guest's code bytes, as mapped now, with the bytes
