@@ -55,6 +55,9 @@
 #define CODE_SIZE (32u << 20)		/* per hart */
 #define MAX_POOL 256			/* harts rv64_jit_prepare() may map for */
 #define TABLE_SIZE 32768u		/* entries; a power of two */
+#define MAP_BITS 17			/* every block of the buffer, by pc: 2^MAP_BITS entries */
+#define MAP_SIZE (1u << MAP_BITS)
+#define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 160 + 1024)
@@ -87,7 +90,15 @@ struct rv64_jit {
 	size_t fixed;		/* bytes of the stubs that survive a flush */
 	jit_enter_fn enter;
 	size_t epilogue, lookup, exit_pc;	/* stub offsets */
-	struct jit_entry table[TABLE_SIZE];
+	struct jit_entry table[TABLE_SIZE];	/* what the lookup stub sees */
+	/*
+	 * Behind the table, every block translated since the last flush, so
+	 * two hot blocks that share a table entry are not translated again
+	 * each time they take turns. Open addressing; code is NULL once a
+	 * block is retired.
+	 */
+	struct jit_entry map[MAP_SIZE];
+	unsigned map_used;
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
@@ -827,11 +838,24 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 	}
 }
 
+/* The map's entry for pc, or the empty one where it would go. */
+static struct jit_entry *map_slot(struct rv64_jit *j, uint64_t pc)
+{
+	size_t i = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> (64 - MAP_BITS));
+
+	while (j->map[i].pc != pc && j->map[i].pc != 1)
+		i = (i + 1) & (MAP_SIZE - 1);
+	return &j->map[i];
+}
+
 static void flush_all(struct rv64_jit *j)
 {
 	j->generation++;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
+	for (size_t i = 0; i < MAP_SIZE; i++)
+		j->map[i] = (struct jit_entry){ .pc = 1, .code = NULL };
+	j->map_used = 0;
 	j->used = j->fixed;
 }
 
@@ -895,12 +919,12 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
-	struct jit_entry *te;
+	struct jit_entry *te, *me;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
 		return NULL;
-	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE)
+	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL)
 		flush_all(j);
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
@@ -972,6 +996,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 	te->pc = pc;
 	te->code = j->rx + start;
+	me = map_slot(j, pc);
+	j->map_used += me->pc == 1;
+	*me = *te;
 	return te->code;
 }
 
@@ -985,13 +1012,27 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
  */
 static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 {
-	struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
+	struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)], *me = map_slot(j, pc);
 	int32_t rel = (int32_t)((int64_t)j->lookup - (int64_t)(off + GUARD_PATCH_AT + 5));
 
 	if (te->pc == pc && te->code == j->rx + off)
 		te->pc = 1;
+	if (me->pc == pc && me->code == j->rx + off)
+		me->code = NULL;
 	j->rw[off + GUARD_PATCH_AT] = 0xe9;
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
+}
+
+/* The block at pc: from the map into the table, else translated now. */
+static const uint8_t *find(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+{
+	const struct jit_entry *me = map_slot(j, pc);
+
+	if (me->pc == pc && me->code) {
+		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
+		return me->code;
+	}
+	return translate(j, pc, code);
 }
 
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
@@ -1011,7 +1052,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 
 			code = te->pc == pc ? te->code
-					    : translate(j, pc, (const uint8_t *)(fe->addend + pc));
+					    : find(j, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
 			/* Same page as the jump's block (emit_goto()), so the same r13. */

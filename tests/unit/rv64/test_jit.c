@@ -1485,6 +1485,64 @@ Test(rv64_jit, code_rewritten_every_round_and_cache_refilled)
 	rewrite_every_round(false, 300000);
 }
 
+/*
+ * Two subroutines 64 KiB apart share an entry of the translator's lookup
+ * table and evict each other from it every round; one of them is rewritten
+ * every other round. A block brought back from behind the table must still
+ * be checked against the code as it is now.
+ */
+static void table_sharers(bool jit, unsigned rounds)
+{
+	uint64_t sub_a = CODE + 0x200, sub_b = CODE + 0x10200, want = 0, imm = 0, odd = 0;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, sub_a);
+	emit(&tm, ADDI(A0, A0, 0));		/* the immediate changes */
+	emit(&tm, XOR(A2, A2, A0));
+	emit(&tm, JALR(ZERO, RA, 0));
+	start_at(&tm, sub_b);
+	emit(&tm, ADDI(A3, A3, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	start_at(&tm, CODE);
+	emit(&tm, ANDI(T2, A1, 1));		/* L */
+	emit(&tm, BEQ(T2, ZERO, 20));
+	emit(&tm, ANDI(T1, A1, 0x7ff));
+	emit(&tm, SLLI(T1, T1, 20));
+	emit(&tm, OR(T1, T1, S4));
+	emit(&tm, SW(S5, T1, 0));
+	emit(&tm, JAL(RA, 0x200 - 24));
+	emit(&tm, JAL(RA, 0x10200 - 28));
+	emit(&tm, ADDI(A1, A1, -1));
+	emit(&tm, BNE(A1, ZERO, -36));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A1, rounds);
+	set_reg(&tm, S4, ADDI(A0, A0, 0));
+	set_reg(&tm, S5, sub_a);
+	for (uint64_t i = rounds; i; i--) {
+		if (i & 1) {
+			imm = i & 0x7ff;
+			odd++;
+		}
+		want += imm;
+	}
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0], (unsigned long long)want);
+	cr_expect_eq(s.x[A3], rounds, "%s: the other one ran %llu times", engine_name(jit),
+		     (unsigned long long)s.x[A3]);
+	cr_expect_eq(s.instret, 11ull * rounds + 4 * odd + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, blocks_sharing_a_table_entry_and_one_rewritten)
+{
+	table_sharers(true, 5000);
+	table_sharers(false, 5000);
+}
+
 struct spinner {
 	struct tmachine *tm;
 	struct vcpu_exit exit;
