@@ -60,7 +60,9 @@
 #define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 160 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 224 + 1024)
+/* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
+#define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
 enum jit_exit {
 	JIT_EXIT_NORMAL = 0,	/* h->pc is where to go on */
@@ -107,6 +109,8 @@ _Static_assert(TLB_SIZE == 256, "translated code indexes the TLB with a byte");
 _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
 
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
+#define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
+#define OFF_SSTATUS ((int32_t)offsetof(struct accel_vcpu, sstatus))
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
@@ -389,7 +393,7 @@ struct block {
 	uint64_t start_pc;
 	uint64_t pc;		/* of the instruction being translated */
 	unsigned n;		/* instructions translated so far */
-	struct cold_site cold[BLOCK_MAX_INSNS];
+	struct cold_site cold[BLOCK_MAX_COLD];
 	unsigned n_cold;
 	size_t chain[2];	/* jmps (E9 rel32) to a block on the same page, to link */
 	unsigned n_chain;
@@ -513,6 +517,60 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	b->cold[b->n_cold++] = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
 	};
+}
+
+/* FLW, FLD, FSW, FSD (compressed ones expanded): what the translator does itself. */
+static bool is_fp_mem(uint32_t insn)
+{
+	unsigned f3 = (insn >> 12) & 7;
+
+	return ((insn & 0x7f) == 0x07 || (insn & 0x7f) == 0x27) && (f3 == 2 || f3 == 3);
+}
+
+/*
+ * An FP load or store in place, as an integer one: with the FPU off
+ * (sstatus.FS 0) or a TLB miss, the interpreter runs it (and traps).
+ * FLW NaN-boxes what it loads; a load makes FS dirty, as fpu.c does.
+ */
+static void emit_fp_mem(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	bool store = (insn & 0x7f) == 0x27, dbl = ((insn >> 12) & 7) == 3;
+	unsigned reg = store ? (insn >> 20) & 31 : (insn >> 7) & 31;
+	struct dc_entry m = { .rs1 = (uint8_t)((insn >> 15) & 31) };
+	struct emit *e = &b->e;
+
+	m.imm = store ? ((int32_t)insn >> 25) * 32 + (int32_t)((insn >> 7) & 31)
+		      : (int32_t)insn >> 20;
+	EMIT(e, 0xf7, 0x83);			/* test dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_E, 0), .pc = b->pc, .done = b->n,
+	};
+	address(b, &m, dbl ? 8 : 4, store);
+	if (store) {
+		EMIT(e, 0x48, 0x8b);		/* mov rsi, f[reg] */
+		modrm_rbx(e, RSI, OFF_F + 8 * (int32_t)reg);
+		if (dbl)
+			EMIT(e, 0x48, 0x89, 0x34, 0x01);	/* mov [rcx + rax], rsi */
+		else
+			EMIT(e, 0x89, 0x34, 0x01);		/* mov [rcx + rax], esi */
+		return;
+	}
+	if (dbl) {
+		EMIT(e, 0x48, 0x8b, 0x04, 0x01);	/* mov rax, [rcx + rax] */
+	} else {
+		EMIT(e, 0x8b, 0x04, 0x01);		/* mov eax, [rcx + rax] */
+		EMIT(e, 0x48, 0xba);			/* movabs rdx, box */
+		b8(e, 0xffffffff00000000ull);
+		EMIT(e, 0x48, 0x09, 0xd0);		/* or rax, rdx */
+	}
+	EMIT(e, 0x48, 0x89);				/* mov f[reg], rax */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)reg);
+	EMIT(e, 0x81, 0x8b);			/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
 }
 
 /* Straight-line ALU instructions; false for one it does not translate. */
@@ -943,7 +1001,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		else if (is_control(d->op)) {
 			b->n = i + 1;
 			emit_control(b, d);
-		} else if (d->op == JIT_OP_FP)
+		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
+			emit_fp_mem(b, d);
+		else if (d->op == JIT_OP_FP)
 			emit_fp(b, d);
 		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
 			emit_zb(b, d);

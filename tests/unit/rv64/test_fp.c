@@ -844,3 +844,64 @@ Test(rv64_fp, sticky_inexact_changes_no_result_nor_other_flag)
 	cr_expect_eq(run1(FMADD(D, 4, 1, 2, 3, RNE), (struct fp_in){ .f1 = f64(2.0), .f2 = f64(3.0),
 						.f3 = one, .fcsr = NX }).f[4], f64(7.0));
 }
+
+/*
+ * An FP load or store between integer instructions, run three times so
+ * the translator (where it runs) has the block cached: the value, NaN
+ * boxing, FS made dirty by a load, and FS off trapping at that instruction.
+ */
+#define FP_DATA (RAM_BASE + 0x3000)
+
+static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
+{
+	struct vcpu_state s;
+
+	tm.cursor = RAM_BASE;
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, fp_insn);
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, ECALL);
+	for (int round = 0; round < 3; round++) {
+		s = tm_state(&tm);
+		s.pc = RAM_BASE;
+		s.sstatus = sstatus;
+		s.x[A1] = FP_DATA;
+		s.x[A2] = 0;
+		s.f[1] = 0xcafef00d12345678ull;
+		s.f[4] = 0;
+		s.scause = 0;
+		s.instret = 0;
+		cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+		tm_poke64(&tm, FP_DATA, 0x1122334455667788ull);
+		tm_poke64(&tm, FP_DATA + 8, 0);
+		tm_run_to_ecall(&tm);
+	}
+	return tm_state(&tm);
+}
+
+Test(rv64_fp, loads_and_stores_inside_a_block)
+{
+	struct vcpu_state s = run_in_block(FLD(4, A1, 0), FS_INITIAL);
+
+	cr_expect_eq(s.f[4], 0x1122334455667788ull);
+	cr_expect_eq(s.sstatus & FS_DIRTY, FS_DIRTY, "a load makes FS dirty");
+	cr_expect_eq(s.x[A2], 3);
+	cr_expect_eq(s.instret, 5, "four instructions and the ecall");
+
+	s = run_in_block(FLW(4, A1, 4), FS_INITIAL);
+	cr_expect_eq(s.f[4], 0xffffffff11223344ull, "FLW NaN-boxes");
+
+	s = run_in_block(FSD(A1, 1, 8), FS_INITIAL);
+	cr_expect_eq(tm_peek64(&tm, FP_DATA + 8), 0xcafef00d12345678ull);
+	cr_expect_eq(s.sstatus & FS_DIRTY, FS_INITIAL, "a store leaves FS as it was");
+
+	s = run_in_block(FSW(A1, 1, 8), FS_INITIAL);
+	cr_expect_eq(tm_peek64(&tm, FP_DATA + 8), 0x12345678ull, "FSW stores the low word");
+
+	s = run_in_block(FLD(4, A1, 0), 0);
+	cr_expect_eq(s.scause, 2, "FS off: illegal");
+	cr_expect_eq(s.sepc, RAM_BASE + 8);
+	cr_expect_eq(s.x[A2], 2, "the instructions before it ran, not those after");
+	cr_expect_eq(s.f[4], 0);
+}
