@@ -60,7 +60,7 @@
 #define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 224 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
 /* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
@@ -111,6 +111,7 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
 #define OFF_SSTATUS ((int32_t)offsetof(struct accel_vcpu, sstatus))
+#define OFF_FCSR ((int32_t)offsetof(struct accel_vcpu, fcsr))
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
@@ -517,6 +518,113 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	b->cold[b->n_cold++] = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
 	};
+}
+
+/*
+ * FADD.D, FSUB.D, FMUL.D and FDIV.D in round-to-nearest (static, or DYN):
+ * their SSE opcode, for emit_fp_quick_d(); false for anything else.
+ */
+static bool fp_quick_d_op(uint32_t insn, uint8_t *ret_sse)
+{
+	unsigned rm = (insn >> 12) & 7;
+
+	if ((insn & 0x7f) != 0x53 || (rm != 0 && rm != 7))
+		return false;
+	switch (insn >> 25) {
+	case 0x01: *ret_sse = 0x58; return true;	/* addsd */
+	case 0x05: *ret_sse = 0x5c; return true;	/* subsd */
+	case 0x09: *ret_sse = 0x59; return true;	/* mulsd */
+	case 0x0d: *ret_sse = 0x5e; return true;	/* divsd */
+	default: return false;
+	}
+}
+
+/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx, rsi, rdi = 2^53. */
+static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow, unsigned *n_slow)
+{
+	size_t zero_at;
+
+	EMIT(e, 0x48, 0x8d, 0x14, (uint8_t)(reg << 3 | reg));	/* lea rdx, [reg + reg]: no sign */
+	EMIT(e, 0x48, 0x85, 0xd2);				/* test rdx, rdx */
+	if (zero_ok) {
+		zero_at = jcc(e, CC_E, 0);
+	} else {
+		slow[(*n_slow)++] = jcc(e, CC_E, 0);
+		zero_at = 0;
+	}
+	EMIT(e, 0x48, 0x29, 0xfa);				/* sub rdx, rdi */
+	EMIT(e, 0x48, 0xbe);					/* movabs rsi, 0x7fe << 53 */
+	b8(e, 0x7feull << 53);
+	EMIT(e, 0x48, 0x39, 0xf2);				/* cmp rdx, rsi */
+	slow[(*n_slow)++] = jcc(e, CC_AE, 0);			/* exponent 0 or all ones */
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/*
+ * fpu.c's quick way in place for the four double operations: the FPU on,
+ * NX already in fcsr, round to nearest (the host's mode in translated
+ * code), zero or normal operands (a non-zero divisor), and a normal result
+ * above the smallest one (or an exactly zero sum): then nothing but the
+ * result changes. Anything else goes to jit_fp() as before.
+ */
+static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+{
+	uint32_t insn = d->raw;
+	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
+	bool is_sum = sse == 0x58 || sse == 0x5c, dyn = ((insn >> 12) & 7) == 7;
+	struct emit *e = &b->e;
+	size_t slow[8], done, zero_at = 0;
+	unsigned n_slow = 0;
+
+	EMIT(e, 0xf7, 0x83);				/* test dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	EMIT(e, 0x48, 0x8b);				/* mov rax, fcsr */
+	modrm_rbx(e, RAX, OFF_FCSR);
+	if (dyn) {
+		EMIT(e, 0xa9, 0xe0, 0, 0, 0);		/* test eax, frm */
+		slow[n_slow++] = jcc(e, CC_NE, 0);
+	}
+	EMIT(e, 0xa8, 0x01);				/* test al, NX */
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	EMIT(e, 0x48, 0x8b);				/* mov rax, f[rs1] */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rs1);
+	EMIT(e, 0x48, 0x8b);				/* mov rcx, f[rs2] */
+	modrm_rbx(e, RCX, OFF_F + 8 * (int32_t)rs2);
+	EMIT(e, 0x48, 0xbf);				/* movabs rdi, 2^53 */
+	b8(e, 1ull << 53);
+	check_plain(e, RAX, true, slow, &n_slow);
+	check_plain(e, RCX, sse != 0x5e, slow, &n_slow);
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);		/* movq xmm0, rax */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc9);		/* movq xmm1, rcx */
+	EMIT(e, 0xf2, 0x0f, sse, 0xc1);			/* op xmm0, xmm1 */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xc0);		/* movq rax, xmm0 */
+	EMIT(e, 0x48, 0x8d, 0x14, 0x00);		/* lea rdx, [rax + rax] */
+	if (is_sum) {
+		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx: an exact zero */
+		zero_at = jcc(e, CC_E, 0);
+	}
+	/* 2^53 < rdx < 0x7ff << 53: normal, and above the smallest normal. */
+	EMIT(e, 0x48, 0x29, 0xfa);			/* sub rdx, rdi */
+	EMIT(e, 0x48, 0x83, 0xea, 0x01);		/* sub rdx, 1 */
+	EMIT(e, 0x48, 0xbe);				/* movabs rsi, (0x7fe << 53) - 1 */
+	b8(e, (0x7feull << 53) - 1);
+	EMIT(e, 0x48, 0x39, 0xf2);			/* cmp rdx, rsi */
+	slow[n_slow++] = jcc(e, CC_AE, 0);
+	if (is_sum)
+		patch(e, zero_at, e->pos);
+	EMIT(e, 0x48, 0x89);				/* mov f[rd], rax */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rd);
+	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	done = jmp(e, 0);
+	for (unsigned i = 0; i < n_slow; i++)
+		patch(e, slow[i], e->pos);
+	emit_fp(b, d);
+	patch(e, done, e->pos);
 }
 
 /* FLW, FLD, FSW, FSD (compressed ones expanded): what the translator does itself. */
@@ -978,6 +1086,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	unsigned n;
 	bool unknown_next;
 	struct jit_entry *te, *me;
+	uint8_t sse;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
@@ -1003,6 +1112,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_control(b, d);
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
 			emit_fp_mem(b, d);
+		else if (d->op == JIT_OP_FP && fp_quick_d_op(d->raw, &sse))
+			emit_fp_quick_d(b, d, sse);
 		else if (d->op == JIT_OP_FP)
 			emit_fp(b, d);
 		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */

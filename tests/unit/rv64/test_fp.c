@@ -778,6 +778,23 @@ struct sticky_case {
 	uint64_t f[3];
 };
 
+static struct vcpu_state run_in_block_with(uint32_t fp_insn, uint64_t sstatus, struct fp_in in);
+
+/* The same inside a block run until cached, where the translator does the quick way itself. */
+static void check_sticky_nx_in_block(const struct sticky_case *c)
+{
+	struct fp_in in = { .f1 = c->f[0], .f2 = c->f[1], .f3 = c->f[2] };
+	struct vcpu_state clear = run_in_block_with(c->insn, FS_INITIAL, in), sticky;
+
+	in.fcsr = NX;
+	sticky = run_in_block_with(c->insn, FS_INITIAL, in);
+	cr_expect_eq(sticky.f[4], clear.f[4], "%s in a block: %#lx with NX set, %#lx without",
+		     c->what, (unsigned long)sticky.f[4], (unsigned long)clear.f[4]);
+	cr_expect_eq(sticky.fcsr & 0x1f, (clear.fcsr & 0x1f) | NX, "%s in a block: flags %#lx, then %#lx",
+		     c->what, (unsigned long)clear.fcsr & 0x1f, (unsigned long)sticky.fcsr & 0x1f);
+	cr_expect_eq(sticky.sstatus & FS_DIRTY, FS_DIRTY, "%s in a block: FS dirty", c->what);
+}
+
 static void check_sticky_nx(const struct sticky_case *c)
 {
 	struct fp_in in = { .f1 = c->f[0], .f2 = c->f[1], .f3 = c->f[2] };
@@ -834,8 +851,10 @@ Test(rv64_fp, sticky_inexact_changes_no_result_nor_other_flag)
 		{ "single, fused", FMADD(S, 4, 1, 2, 3, RNE), { f32(0.1f), f32(0.1f), f32(1.0f) } },
 	};
 
-	for (size_t i = 0; i < N_ELEMS(cases); i++)
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		check_sticky_nx(&cases[i]);
+		check_sticky_nx_in_block(&cases[i]);
+	}
 	/* And the quick way computes what it should. */
 	cr_expect_eq(run1(FADD(D, 4, 1, 2, RNE), (struct fp_in){ .f1 = one, .f2 = f64(0x1p-60),
 						.fcsr = NX }).f[4], one);
@@ -852,7 +871,7 @@ Test(rv64_fp, sticky_inexact_changes_no_result_nor_other_flag)
  */
 #define FP_DATA (RAM_BASE + 0x3000)
 
-static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
+static struct vcpu_state run_in_block_with(uint32_t fp_insn, uint64_t sstatus, struct fp_in in)
 {
 	struct vcpu_state s;
 
@@ -868,8 +887,11 @@ static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
 		s.sstatus = sstatus;
 		s.x[A1] = FP_DATA;
 		s.x[A2] = 0;
-		s.f[1] = 0xcafef00d12345678ull;
+		s.f[1] = in.f1;
+		s.f[2] = in.f2;
+		s.f[3] = in.f3;
 		s.f[4] = 0;
+		s.fcsr = in.fcsr;
 		s.scause = 0;
 		s.instret = 0;
 		cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
@@ -878,6 +900,11 @@ static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
 		tm_run_to_ecall(&tm);
 	}
 	return tm_state(&tm);
+}
+
+static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
+{
+	return run_in_block_with(fp_insn, sstatus, (struct fp_in){ .f1 = 0xcafef00d12345678ull });
 }
 
 Test(rv64_fp, loads_and_stores_inside_a_block)
