@@ -124,7 +124,7 @@ closure()
 
 download()
 {
-	local list
+	local list pkgs
 
 	note "updating private package lists for $suite/riscv64"
 	apt_private apt-get update >/dev/null
@@ -132,8 +132,8 @@ download()
 	[ -n "$list" ] || die "empty dependency closure"
 	note "downloading $(echo "$list" | wc -l) packages"
 	rm -f "$work"/debs/*.deb
-	# shellcheck disable=SC2086
-	(cd "$work/debs" && apt_private apt-get download $(echo "$list" | sed 's/$/:riscv64/') >/dev/null)
+	mapfile -t pkgs <<<"$list"
+	(cd "$work/debs" && apt_private apt-get download "${pkgs[@]/%/:riscv64}" >/dev/null)
 }
 
 # Merged /usr as Debian has it, busybox for what coreutils does not provide.
@@ -178,7 +178,9 @@ main()
 		note "up to date: $outdir/initramfs.cpio.gz (--force to rebuild)"
 		return 0
 	fi
-	command -v dpkg-deb >/dev/null && command -v cpio >/dev/null || die "needs dpkg-deb and cpio"
+	if ! command -v dpkg-deb >/dev/null || ! command -v cpio >/dev/null; then
+		die "needs dpkg-deb and cpio"
+	fi
 	setup_apt
 	if [ "$force" -eq 1 ] || ! ls "$work"/debs/python3*-minimal_*.deb >/dev/null 2>&1; then
 		download
