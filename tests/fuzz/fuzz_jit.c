@@ -2,9 +2,9 @@
 /*
  * libFuzzer target for the RV64 translator (vmm-core/rv64/jit_x86.c): the
  * input becomes a program of the instructions it translates or hands to
- * helpers (integer, M, loads and stores, branches and jumps, compressed
- * forms, F and D) plus a few it leaves to the interpreter (CSR reads,
- * FENCE), which runs on a hart with the translator and on one created with
+ * helpers (integer, M, Zba/Zbb/Zbs, loads and stores, branches and jumps,
+ * compressed forms, F and D) plus a few it leaves to the interpreter (CSR
+ * reads, FENCE), which runs on a hart with the translator and on one created with
  * CLOISTER_JIT=0. Any difference in x and f registers, fcsr, pc, cycle,
  * instret, trap CSRs, data memory or device writes aborts.
  *
@@ -164,6 +164,24 @@ static const struct { unsigned opcode, f3, f7; } rops[] = {
 	{ 0x33, 5, 1 }, { 0x33, 6, 1 }, { 0x33, 7, 1 }, { 0x3b, 0, 0 }, { 0x3b, 0, 0x20 },
 	{ 0x3b, 1, 0 }, { 0x3b, 5, 0 }, { 0x3b, 5, 0x20 }, { 0x3b, 0, 1 }, { 0x3b, 4, 1 },
 	{ 0x3b, 5, 1 }, { 0x3b, 6, 1 }, { 0x3b, 7, 1 },
+	/* Zba, Zbb, Zbs */
+	{ 0x33, 2, 0x10 }, { 0x33, 4, 0x10 }, { 0x33, 6, 0x10 }, { 0x3b, 0, 0x04 },
+	{ 0x3b, 2, 0x10 }, { 0x3b, 4, 0x10 }, { 0x3b, 6, 0x10 }, { 0x33, 7, 0x20 },
+	{ 0x33, 6, 0x20 }, { 0x33, 4, 0x20 }, { 0x33, 4, 0x05 }, { 0x33, 5, 0x05 },
+	{ 0x33, 6, 0x05 }, { 0x33, 7, 0x05 }, { 0x33, 1, 0x30 }, { 0x33, 5, 0x30 },
+	{ 0x3b, 1, 0x30 }, { 0x3b, 5, 0x30 }, { 0x33, 1, 0x24 }, { 0x33, 5, 0x24 },
+	{ 0x33, 1, 0x34 }, { 0x33, 1, 0x14 },
+};
+
+/* Zbb/Zbs one-operand and immediate forms: opcode, funct3, imm[11:0] (| shamt). */
+static const struct { unsigned opcode, f3, imm12, shamt_mask; } zb_iops[] = {
+	{ 0x13, 1, 0x600, 0 }, { 0x13, 1, 0x601, 0 }, { 0x13, 1, 0x602, 0 },
+	{ 0x13, 1, 0x604, 0 }, { 0x13, 1, 0x605, 0 }, { 0x13, 5, 0x287, 0 },
+	{ 0x13, 5, 0x6b8, 0 }, { 0x1b, 1, 0x600, 0 }, { 0x1b, 1, 0x601, 0 },
+	{ 0x1b, 1, 0x602, 0 }, { 0x3b, 4, 0x080, 0 },	/* zext.h: funct7 4, rs2 0 */
+	{ 0x1b, 1, 0x080, 63 }, { 0x13, 5, 0x600, 63 }, { 0x1b, 5, 0x600, 31 },
+	{ 0x13, 1, 0x480, 63 }, { 0x13, 5, 0x480, 63 }, { 0x13, 1, 0x680, 63 },
+	{ 0x13, 1, 0x280, 63 },
 };
 
 static void gen_alu(struct prog *p, struct input *in, unsigned kind)
@@ -180,8 +198,8 @@ static void gen_alu(struct prog *p, struct input *in, unsigned kind)
 		add(p, enc_r(rops[o].opcode, rd, rops[o].f3, rs1, u8(in) & 31, rops[o].f7), 4);
 		return;
 	}
-	case 1:		/* OP-IMM, OP-IMM-32 */
-		k = u8(in) % 13;
+	case 1:		/* OP-IMM, OP-IMM-32, and Zb's forms of them */
+		k = u8(in) % 14;
 		rd = dst(u8(in));
 		rs1 = u8(in) & 31;
 		imm = s12(in);
@@ -195,6 +213,12 @@ static void gen_alu(struct prog *p, struct input *in, unsigned kind)
 			add(p, enc_i(0x13, rd, f3[k - 6], rs1, (imm & 63) | (int32_t)hi[k - 6]), 4);
 		} else if (k == 9) {
 			add(p, enc_i(0x1b, rd, 0, rs1, imm), 4);
+		} else if (k == 13) {
+			unsigned z = (unsigned)imm % N_ELEMS(zb_iops);
+			unsigned sh = ((unsigned)imm >> 5) & zb_iops[z].shamt_mask;
+
+			add(p, enc_i(zb_iops[z].opcode, rd, zb_iops[z].f3, rs1,
+				     (int32_t)(zb_iops[z].imm12 | sh)), 4);
 		} else {
 			static const unsigned f3[] = { 1, 5, 5 }, hi[] = { 0, 0, 0x400 };
 

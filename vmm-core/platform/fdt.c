@@ -11,6 +11,7 @@
 #include <libfdt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Returns from the calling builder with libfdt's error code. */
 #define FDT_TRY(expr)				\
@@ -83,6 +84,49 @@ static int fdt_property_reg(void *fdt, const uint64_t *pairs, size_t n_pairs)
 	return fdt_property(fdt, "reg", cells, (int)(2 * n_pairs * sizeof(cells[0])));
 }
 
+/* Extensions the rv64 engine offers on top of those the ISA string names. */
+static const char *const fdt_engine_isa_exts[] = { "zba", "zbb", "zbs" };
+
+/* Appends name and its NUL to the string list in buf, unless it is there already. */
+static int fdt_isa_ext_add(char *buf, size_t size, size_t *len, const char *name, size_t n)
+{
+	for (size_t at = 0; at < *len; at += strlen(buf + at) + 1)
+		if (strlen(buf + at) == n && memcmp(buf + at, name, n) == 0)
+			return 0;
+	if (n == 0 || *len + n + 1 > size)
+		return n == 0 ? 0 : -FDT_ERR_NOSPACE;
+	memcpy(buf + *len, name, n);
+	buf[*len + n] = '\0';
+	*len += n + 1;
+	return 0;
+}
+
+/*
+ * riscv,isa-extensions, which Linux prefers to riscv,isa: the ISA string's
+ * single-letter extensions and its underscore-separated ones, then the
+ * engine's own.
+ */
+static int fdt_property_isa_extensions(void *fdt, const char *isa)
+{
+	char buf[512];
+	size_t len = 0, i = 0;
+
+	if (strncmp(isa, "rv64", 4) == 0 || strncmp(isa, "rv32", 4) == 0)
+		i = 4;
+	for (; isa[i] && isa[i] != '_'; i++)
+		FDT_TRY(fdt_isa_ext_add(buf, sizeof(buf), &len, isa + i, 1));
+	while (isa[i] == '_') {
+		size_t n = strcspn(isa + i + 1, "_");
+
+		FDT_TRY(fdt_isa_ext_add(buf, sizeof(buf), &len, isa + i + 1, n));
+		i += n + 1;
+	}
+	for (size_t k = 0; k < sizeof(fdt_engine_isa_exts) / sizeof(fdt_engine_isa_exts[0]); k++)
+		FDT_TRY(fdt_isa_ext_add(buf, sizeof(buf), &len, fdt_engine_isa_exts[k],
+					strlen(fdt_engine_isa_exts[k])));
+	return fdt_property(fdt, "riscv,isa-extensions", buf, (int)len);
+}
+
 static int fdt_add_cpu(void *fdt, const struct fdt_params *p, unsigned hartid)
 {
 	char name[32];
@@ -94,6 +138,7 @@ static int fdt_add_cpu(void *fdt, const struct fdt_params *p, unsigned hartid)
 	FDT_TRY(fdt_property_string(fdt, "status", "okay"));
 	FDT_TRY(fdt_property_string(fdt, "compatible", "riscv"));
 	FDT_TRY(fdt_property_string(fdt, "riscv,isa", p->isa));
+	FDT_TRY(fdt_property_isa_extensions(fdt, p->isa));
 	if (p->mmu_type)
 		FDT_TRY(fdt_property_string(fdt, "mmu-type", p->mmu_type));
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Decode and execute, the generic way: RV64IMA, Zicsr, Zifencei, and C
- * (expanded to 32-bit first); F and D live in fpu.c. One switch on the
- * major opcode; each group has its own function. Instructions write x[rd]
- * unconditionally; rv64_step() zeroes x0 afterwards. The common integer
- * instructions normally run from the decode cache in run.c instead.
+ * Decode and execute, the generic way: RV64IMA, Zicsr, Zifencei, Zba, Zbb
+ * and Zbs (zb.c), and C (expanded to 32-bit first); F and D live in
+ * fpu.c. One switch on the major opcode; each group has its own function.
+ * Instructions write x[rd] unconditionally; rv64_step() zeroes x0
+ * afterwards. The common integer instructions normally run from the decode
+ * cache in run.c instead.
  */
+#include "decode.h"
 #include "hart.h"
 
 #define RD(i) (((i) >> 7) & 31)
@@ -107,6 +109,21 @@ static hot_inline int exec_branch(struct accel_vcpu *h, uint32_t insn, unsigned 
 	return EXEC_OK;
 }
 
+/* An OP, OP-32, OP-IMM or OP-IMM-32 encoding the base ISA leaves out: Zba, Zbb, Zbs. */
+static __attribute__((noinline)) int exec_zb(struct accel_vcpu *h, uint32_t insn, unsigned len)
+{
+	int32_t imm;
+	enum dc_op op = rv64_decode_zb(insn, &imm);
+	uint64_t b;
+
+	if (op == DC_SLOW)
+		return rv64_illegal(h, insn);
+	b = op >= DC_ZB_FIRST_IMM ? (uint64_t)(int64_t)imm : h->x[RS2(insn)];
+	h->x[RD(insn)] = rv64_bitmanip(op, h->x[RS1(insn)], b);
+	h->pc += len;
+	return EXEC_OK;
+}
+
 static hot_inline int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	uint64_t a = h->x[RS1(insn)], imm = imm_i(insn), v;
@@ -116,7 +133,7 @@ static hot_inline int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned 
 	case 0: v = a + imm; break;
 	case 1:
 		if (hi6)
-			return rv64_illegal(h, insn);
+			return exec_zb(h, insn, len);
 		v = a << shamt;
 		break;
 	case 2: v = (int64_t)a < (int64_t)imm; break;
@@ -128,7 +145,7 @@ static hot_inline int exec_op_imm(struct accel_vcpu *h, uint32_t insn, unsigned 
 		else if (hi6 == 0x10)
 			v = (uint64_t)((int64_t)a >> shamt);
 		else
-			return rv64_illegal(h, insn);
+			return exec_zb(h, insn, len);
 		break;
 	case 6: v = a | imm; break;
 	default: v = a & imm; break;
@@ -149,7 +166,7 @@ static hot_inline int exec_op_imm_32(struct accel_vcpu *h, uint32_t insn, unsign
 		break;
 	case 1:
 		if (f7)
-			return rv64_illegal(h, insn);
+			return exec_zb(h, insn, len);
 		v = sext32(a << shamt);
 		break;
 	case 5:
@@ -158,10 +175,10 @@ static hot_inline int exec_op_imm_32(struct accel_vcpu *h, uint32_t insn, unsign
 		else if (f7 == 0x20)
 			v = sext32((uint32_t)((int32_t)a >> shamt));
 		else
-			return rv64_illegal(h, insn);
+			return exec_zb(h, insn, len);
 		break;
 	default:
-		return rv64_illegal(h, insn);
+		return exec_zb(h, insn, len);
 	}
 	h->x[RD(insn)] = v;
 	h->pc += len;
@@ -233,7 +250,7 @@ static hot_inline int exec_op(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	else if (f7 == 0x20 && f3 == 5)
 		v = (uint64_t)((int64_t)a >> (b & 63));
 	else if (f7 != 0)
-		return rv64_illegal(h, insn);
+		return exec_zb(h, insn, len);
 	else switch (f3) {
 	case 0: v = a + b; break;
 	case 1: v = a << (b & 63); break;
@@ -294,7 +311,7 @@ static hot_inline int exec_op_32(struct accel_vcpu *h, uint32_t insn, unsigned l
 	else
 		ok = false;
 	if (!ok)
-		return rv64_illegal(h, insn);
+		return exec_zb(h, insn, len);
 	h->x[RD(insn)] = v;
 	h->pc += len;
 	return EXEC_OK;

@@ -364,10 +364,91 @@ static bool fma_inf_times_zero(double a, double b)
 	return (isinf(a) && b == 0) || (a == 0 && isinf(b));
 }
 
+/*
+ * The quick way, without touching the host's flags or rounding mode, for
+ * when the operation cannot raise a flag the guest has not raised already:
+ * round to nearest (the host's mode outside fp_begin()), NX already in
+ * fcsr (flags are sticky), operands zero or normal, no division by zero nor
+ * square root of a negative (so no NV or DZ), and a normal result (so no
+ * OF or UF) or an exactly zero one. Anything else, or false here, takes the
+ * full path.
+ */
+static bool f64_plain(uint64_t v)
+{
+	uint64_t exp = (v >> 52) & 0x7ff;
+
+	return exp != 0x7ff && (exp != 0 || (v & ~F64_SIGN) == 0);
+}
+
+static bool f32_plain(uint32_t v)
+{
+	uint32_t exp = (v >> 23) & 0xff;
+
+	return exp != 0xff && (exp != 0 || (v & ~F32_SIGN) == 0);
+}
+
+/* A zero result the operation gives exactly: a sum, or from a zero operand. */
+static bool zero_is_exact(enum fop op, bool a_zero, bool b_zero)
+{
+	switch (op) {
+	case FOP_ADD: case FOP_SUB: return true;
+	case FOP_MUL: return a_zero || b_zero;
+	case FOP_DIV: case FOP_SQRT: return a_zero;
+	default: return false;
+	}
+}
+
+static bool f64_quick(enum fop op, uint64_t a, uint64_t b, uint64_t c, double *ret)
+{
+	double fa = f64_from_bits(a), fb = f64_from_bits(b), r;
+
+	if (!f64_plain(a) || !f64_plain(b) || (op == FOP_FMA && !f64_plain(c)) ||
+	    (op == FOP_DIV && fb == 0) || (op == FOP_SQRT && fa < 0))
+		return false;
+	switch (op) {
+	case FOP_ADD: r = fa + fb; break;
+	case FOP_SUB: r = fa - fb; break;
+	case FOP_MUL: r = fa * fb; break;
+	case FOP_DIV: r = fa / fb; break;
+	case FOP_SQRT: r = sqrt(fa); break;
+	default: r = fma(fa, fb, f64_from_bits(c)); break;
+	}
+	if (r == 0 ? !zero_is_exact(op, fa == 0, fb == 0) : !(fabs(r) > DBL_MIN && fabs(r) <= DBL_MAX))
+		return false;
+	*ret = r;
+	return true;
+}
+
+static bool f32_quick(enum fop op, uint32_t a, uint32_t b, uint32_t c, float *ret)
+{
+	float fa = f32_from_bits(a), fb = f32_from_bits(b), r;
+
+	if (!f32_plain(a) || !f32_plain(b) || (op == FOP_FMA && !f32_plain(c)) ||
+	    (op == FOP_DIV && fb == 0) || (op == FOP_SQRT && fa < 0))
+		return false;
+	switch (op) {
+	case FOP_ADD: r = fa + fb; break;
+	case FOP_SUB: r = fa - fb; break;
+	case FOP_MUL: r = fa * fb; break;
+	case FOP_DIV: r = fa / fb; break;
+	case FOP_SQRT: r = sqrtf(fa); break;
+	default: r = fmaf(fa, fb, f32_from_bits(c)); break;
+	}
+	if (r == 0 ? !zero_is_exact(op, fa == 0, fb == 0) : !(fabsf(r) > FLT_MIN && fabsf(r) <= FLT_MAX))
+		return false;
+	*ret = r;
+	return true;
+}
+
+/* *flags: the guest's fcsr flags on entry (for the quick way), the raised ones on return. */
 static uint32_t f32_arith(enum fop op, uint32_t a, uint32_t b, uint32_t c, int rm, unsigned *flags)
 {
 	float fa = f32_from_bits(a), fb = f32_from_bits(b), fc = f32_from_bits(c), r;
+	bool sticky_nx = *flags & FFLAG_NX;
 
+	*flags = 0;
+	if (rm == RM_RNE && sticky_nx && f32_quick(op, a, b, c, &r))
+		return f32_bits(r);
 	if (rm == RM_RMM) {
 		/* Widening quiets a signalling NaN before the flags are watched: say NV here. */
 		if (f32_is_snan(a) || f32_is_snan(b) || (op == FOP_FMA && f32_is_snan(c)))
@@ -386,7 +467,11 @@ static uint32_t f32_arith(enum fop op, uint32_t a, uint32_t b, uint32_t c, int r
 static uint64_t f64_arith(enum fop op, uint64_t a, uint64_t b, uint64_t c, int rm, unsigned *flags)
 {
 	double fa = f64_from_bits(a), fb = f64_from_bits(b), fc = f64_from_bits(c), r;
+	bool sticky_nx = *flags & FFLAG_NX;
 
+	*flags = 0;
+	if (rm == RM_RNE && sticky_nx && f64_quick(op, a, b, c, &r))
+		return f64_bits(r);
 	if (rm == RM_RMM) {
 		/* Widening quiets a signalling NaN before the flags are watched: say NV here. */
 		if (f64_is_snan(a) || f64_is_snan(b) || (op == FOP_FMA && f64_is_snan(c)))
@@ -638,7 +723,7 @@ static int exec_fp_store(struct accel_vcpu *h, uint32_t insn, unsigned len)
 /* FMADD, FMSUB, FNMSUB, FNMADD: signs folded into the operands (op 0x43..0x4f). */
 static int exec_fp_fused(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
-	unsigned which = ((insn & 0x7f) - 0x43) >> 2, flags = 0;
+	unsigned which = ((insn & 0x7f) - 0x43) >> 2, flags = h->fcsr & 0x1f;
 	bool neg_product = which >= 2, neg_addend = which == 1 || which == 3;
 	int rm = insn_rm(h, insn);
 
@@ -665,7 +750,7 @@ static int exec_fp_fused(struct accel_vcpu *h, uint32_t insn, unsigned len)
 /* FADD, FSUB, FMUL, FDIV, FSQRT. */
 static int fp_arith_insn(struct accel_vcpu *h, uint32_t insn, enum fop op, bool dbl)
 {
-	unsigned flags = 0;
+	unsigned flags = h->fcsr & 0x1f;
 	int rm = insn_rm(h, insn);
 
 	if (rm < 0 || (op == FOP_SQRT && RS2(insn)))

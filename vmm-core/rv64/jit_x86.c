@@ -2,14 +2,15 @@
 /*
  * The translator: guest code into x86-64 host code, one block at a time.
  *
- * A block is a run of the instructions decode.h knows (integer ALU, loads
- * and stores, branches and jumps) and of floating-point instructions inside
- * one guest page, ending at the first branch or jump, at the first
- * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
- * Division and floating point call the interpreter's own C functions from
- * the block. Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET,
- * WFI) ends the block and is interpreted one instruction at a time, so the
- * two always agree on semantics.
+ * A block is a run of the instructions decode.h knows (integer ALU, Zba,
+ * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
+ * instructions inside one guest page, ending at the first branch or jump, at
+ * the first instruction it does not know, at the page's end or at
+ * BLOCK_MAX_INSNS. Division, floating point and a few bit-manipulation
+ * instructions call the interpreter's own C functions from the block.
+ * Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
+ * block and is interpreted one instruction at a time, so the two always
+ * agree on semantics.
  *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
  * starts by comparing the guest's code bytes, as mapped now, with the bytes
@@ -54,9 +55,14 @@
 #define CODE_SIZE (32u << 20)		/* per hart */
 #define MAX_POOL 256			/* harts rv64_jit_prepare() may map for */
 #define TABLE_SIZE 32768u		/* entries; a power of two */
+#define MAP_BITS 17			/* every block of the buffer, by pc: 2^MAP_BITS entries */
+#define MAP_SIZE (1u << MAP_BITS)
+#define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 160 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
+/* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
+#define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
 enum jit_exit {
 	JIT_EXIT_NORMAL = 0,	/* h->pc is where to go on */
@@ -86,7 +92,15 @@ struct rv64_jit {
 	size_t fixed;		/* bytes of the stubs that survive a flush */
 	jit_enter_fn enter;
 	size_t epilogue, lookup, exit_pc;	/* stub offsets */
-	struct jit_entry table[TABLE_SIZE];
+	struct jit_entry table[TABLE_SIZE];	/* what the lookup stub sees */
+	/*
+	 * Behind the table, every block translated since the last flush, so
+	 * two hot blocks that share a table entry are not translated again
+	 * each time they take turns. Open addressing; code is NULL once a
+	 * block is retired.
+	 */
+	struct jit_entry map[MAP_SIZE];
+	unsigned map_used;
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
@@ -95,6 +109,9 @@ _Static_assert(TLB_SIZE == 256, "translated code indexes the TLB with a byte");
 _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
 
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
+#define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
+#define OFF_SSTATUS ((int32_t)offsetof(struct accel_vcpu, sstatus))
+#define OFF_FCSR ((int32_t)offsetof(struct accel_vcpu, fcsr))
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
@@ -377,7 +394,7 @@ struct block {
 	uint64_t start_pc;
 	uint64_t pc;		/* of the instruction being translated */
 	unsigned n;		/* instructions translated so far */
-	struct cold_site cold[BLOCK_MAX_INSNS];
+	struct cold_site cold[BLOCK_MAX_COLD];
 	unsigned n_cold;
 	size_t chain[2];	/* jmps (E9 rel32) to a block on the same page, to link */
 	unsigned n_chain;
@@ -503,6 +520,167 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	};
 }
 
+/*
+ * FADD.D, FSUB.D, FMUL.D and FDIV.D in round-to-nearest (static, or DYN):
+ * their SSE opcode, for emit_fp_quick_d(); false for anything else.
+ */
+static bool fp_quick_d_op(uint32_t insn, uint8_t *ret_sse)
+{
+	unsigned rm = (insn >> 12) & 7;
+
+	if ((insn & 0x7f) != 0x53 || (rm != 0 && rm != 7))
+		return false;
+	switch (insn >> 25) {
+	case 0x01: *ret_sse = 0x58; return true;	/* addsd */
+	case 0x05: *ret_sse = 0x5c; return true;	/* subsd */
+	case 0x09: *ret_sse = 0x59; return true;	/* mulsd */
+	case 0x0d: *ret_sse = 0x5e; return true;	/* divsd */
+	default: return false;
+	}
+}
+
+/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx, rsi, rdi = 2^53. */
+static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow, unsigned *n_slow)
+{
+	size_t zero_at;
+
+	EMIT(e, 0x48, 0x8d, 0x14, (uint8_t)(reg << 3 | reg));	/* lea rdx, [reg + reg]: no sign */
+	EMIT(e, 0x48, 0x85, 0xd2);				/* test rdx, rdx */
+	if (zero_ok) {
+		zero_at = jcc(e, CC_E, 0);
+	} else {
+		slow[(*n_slow)++] = jcc(e, CC_E, 0);
+		zero_at = 0;
+	}
+	EMIT(e, 0x48, 0x29, 0xfa);				/* sub rdx, rdi */
+	EMIT(e, 0x48, 0xbe);					/* movabs rsi, 0x7fe << 53 */
+	b8(e, 0x7feull << 53);
+	EMIT(e, 0x48, 0x39, 0xf2);				/* cmp rdx, rsi */
+	slow[(*n_slow)++] = jcc(e, CC_AE, 0);			/* exponent 0 or all ones */
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/*
+ * fpu.c's quick way in place for the four double operations: the FPU on,
+ * NX already in fcsr, round to nearest (the host's mode in translated
+ * code), zero or normal operands (a non-zero divisor), and a normal result
+ * above the smallest one (or an exactly zero sum): then nothing but the
+ * result changes. Anything else goes to jit_fp() as before.
+ */
+static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+{
+	uint32_t insn = d->raw;
+	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
+	bool is_sum = sse == 0x58 || sse == 0x5c, dyn = ((insn >> 12) & 7) == 7;
+	struct emit *e = &b->e;
+	size_t slow[8], done, zero_at = 0;
+	unsigned n_slow = 0;
+
+	EMIT(e, 0xf7, 0x83);				/* test dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	EMIT(e, 0x48, 0x8b);				/* mov rax, fcsr */
+	modrm_rbx(e, RAX, OFF_FCSR);
+	if (dyn) {
+		EMIT(e, 0xa9, 0xe0, 0, 0, 0);		/* test eax, frm */
+		slow[n_slow++] = jcc(e, CC_NE, 0);
+	}
+	EMIT(e, 0xa8, 0x01);				/* test al, NX */
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	EMIT(e, 0x48, 0x8b);				/* mov rax, f[rs1] */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rs1);
+	EMIT(e, 0x48, 0x8b);				/* mov rcx, f[rs2] */
+	modrm_rbx(e, RCX, OFF_F + 8 * (int32_t)rs2);
+	EMIT(e, 0x48, 0xbf);				/* movabs rdi, 2^53 */
+	b8(e, 1ull << 53);
+	check_plain(e, RAX, true, slow, &n_slow);
+	check_plain(e, RCX, sse != 0x5e, slow, &n_slow);
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);		/* movq xmm0, rax */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc9);		/* movq xmm1, rcx */
+	EMIT(e, 0xf2, 0x0f, sse, 0xc1);			/* op xmm0, xmm1 */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xc0);		/* movq rax, xmm0 */
+	EMIT(e, 0x48, 0x8d, 0x14, 0x00);		/* lea rdx, [rax + rax] */
+	if (is_sum) {
+		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx: an exact zero */
+		zero_at = jcc(e, CC_E, 0);
+	}
+	/* 2^53 < rdx < 0x7ff << 53: normal, and above the smallest normal. */
+	EMIT(e, 0x48, 0x29, 0xfa);			/* sub rdx, rdi */
+	EMIT(e, 0x48, 0x83, 0xea, 0x01);		/* sub rdx, 1 */
+	EMIT(e, 0x48, 0xbe);				/* movabs rsi, (0x7fe << 53) - 1 */
+	b8(e, (0x7feull << 53) - 1);
+	EMIT(e, 0x48, 0x39, 0xf2);			/* cmp rdx, rsi */
+	slow[n_slow++] = jcc(e, CC_AE, 0);
+	if (is_sum)
+		patch(e, zero_at, e->pos);
+	EMIT(e, 0x48, 0x89);				/* mov f[rd], rax */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rd);
+	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	done = jmp(e, 0);
+	for (unsigned i = 0; i < n_slow; i++)
+		patch(e, slow[i], e->pos);
+	emit_fp(b, d);
+	patch(e, done, e->pos);
+}
+
+/* FLW, FLD, FSW, FSD (compressed ones expanded): what the translator does itself. */
+static bool is_fp_mem(uint32_t insn)
+{
+	unsigned f3 = (insn >> 12) & 7;
+
+	return ((insn & 0x7f) == 0x07 || (insn & 0x7f) == 0x27) && (f3 == 2 || f3 == 3);
+}
+
+/*
+ * An FP load or store in place, as an integer one: with the FPU off
+ * (sstatus.FS 0) or a TLB miss, the interpreter runs it (and traps).
+ * FLW NaN-boxes what it loads; a load makes FS dirty, as fpu.c does.
+ */
+static void emit_fp_mem(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	bool store = (insn & 0x7f) == 0x27, dbl = ((insn >> 12) & 7) == 3;
+	unsigned reg = store ? (insn >> 20) & 31 : (insn >> 7) & 31;
+	struct dc_entry m = { .rs1 = (uint8_t)((insn >> 15) & 31) };
+	struct emit *e = &b->e;
+
+	m.imm = store ? ((int32_t)insn >> 25) * 32 + (int32_t)((insn >> 7) & 31)
+		      : (int32_t)insn >> 20;
+	EMIT(e, 0xf7, 0x83);			/* test dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_E, 0), .pc = b->pc, .done = b->n,
+	};
+	address(b, &m, dbl ? 8 : 4, store);
+	if (store) {
+		EMIT(e, 0x48, 0x8b);		/* mov rsi, f[reg] */
+		modrm_rbx(e, RSI, OFF_F + 8 * (int32_t)reg);
+		if (dbl)
+			EMIT(e, 0x48, 0x89, 0x34, 0x01);	/* mov [rcx + rax], rsi */
+		else
+			EMIT(e, 0x89, 0x34, 0x01);		/* mov [rcx + rax], esi */
+		return;
+	}
+	if (dbl) {
+		EMIT(e, 0x48, 0x8b, 0x04, 0x01);	/* mov rax, [rcx + rax] */
+	} else {
+		EMIT(e, 0x8b, 0x04, 0x01);		/* mov eax, [rcx + rax] */
+		EMIT(e, 0x48, 0xba);			/* movabs rdx, box */
+		b8(e, 0xffffffff00000000ull);
+		EMIT(e, 0x48, 0x09, 0xd0);		/* or rax, rdx */
+	}
+	EMIT(e, 0x48, 0x89);				/* mov f[reg], rax */
+	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)reg);
+	EMIT(e, 0x81, 0x8b);			/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+}
+
 /* Straight-line ALU instructions; false for one it does not translate. */
 static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
@@ -580,6 +758,129 @@ static bool emit_alu(struct block *b, const struct dc_entry *d)
 	default:
 		return false;
 	}
+}
+
+/* x[rd] = rv64_bitmanip(op, x[rs1], b) through a call, for the rarer Zb operations. */
+static void emit_zb_call(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	EMIT(e, 0xbf);				/* mov edi, op */
+	b4(e, d->op);
+	load_x(e, RSI, d->rs1);
+	if (d->op >= DC_ZB_FIRST_IMM) {
+		EMIT(e, 0x48, 0xc7, 0xc2);	/* mov rdx, simm32 */
+		b4(e, (uint32_t)d->imm);
+	} else {
+		load_x(e, RDX, d->rs2);
+	}
+	call_abs(e, (const void *)rv64_bitmanip);
+	store_x(e, d->rd, RAX);
+}
+
+/* Zb operations on rax = x[rs1] and rcx = x[rs2]; false for those left to a call. */
+static bool emit_zb_rr(struct emit *e, unsigned op)
+{
+	switch (op) {
+	case DC_SH1ADD: EMIT(e, 0x48, 0x8d, 0x04, 0x41); break;	/* lea rax, [rcx + rax*2] */
+	case DC_SH2ADD: EMIT(e, 0x48, 0x8d, 0x04, 0x81); break;	/* lea rax, [rcx + rax*4] */
+	case DC_SH3ADD: EMIT(e, 0x48, 0x8d, 0x04, 0xc1); break;	/* lea rax, [rcx + rax*8] */
+	case DC_ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x01, 0xc8); break;	/* mov eax, eax; add */
+	case DC_SH1ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0x41); break;
+	case DC_SH2ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0x81); break;
+	case DC_SH3ADDUW: EMIT(e, 0x89, 0xc0, 0x48, 0x8d, 0x04, 0xc1); break;
+	/* not rcx; and / or rax, rcx */
+	case DC_ANDN: EMIT(e, 0x48, 0xf7, 0xd1, 0x48, 0x21, 0xc8); break;
+	case DC_ORN: EMIT(e, 0x48, 0xf7, 0xd1, 0x48, 0x09, 0xc8); break;
+	case DC_XNOR: EMIT(e, 0x48, 0x31, 0xc8, 0x48, 0xf7, 0xd0); break;	/* xor; not rax */
+	/* cmp rax, rcx; cmovcc rax, rcx */
+	case DC_MIN: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x4f, 0xc1); break;	/* cmovg */
+	case DC_MINU: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x47, 0xc1); break;	/* cmova */
+	case DC_MAX: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x4c, 0xc1); break;	/* cmovl */
+	case DC_MAXU: EMIT(e, 0x48, 0x39, 0xc8, 0x48, 0x0f, 0x42, 0xc1); break;	/* cmovb */
+	/* x86 takes a rotate count mod 64 (32 for the 32-bit forms), as RISC-V does. */
+	case DC_ROL: EMIT(e, 0x48, 0xd3, 0xc0); break;
+	case DC_ROR: EMIT(e, 0x48, 0xd3, 0xc8); break;
+	case DC_ROLW: EMIT(e, 0xd3, 0xc0); movsxd_rax(e); break;
+	case DC_RORW: EMIT(e, 0xd3, 0xc8); movsxd_rax(e); break;
+	/* bt* with a register bit offset takes it mod 64 too. */
+	case DC_BCLR: EMIT(e, 0x48, 0x0f, 0xb3, 0xc8); break;	/* btr rax, rcx */
+	case DC_BINV: EMIT(e, 0x48, 0x0f, 0xbb, 0xc8); break;	/* btc rax, rcx */
+	case DC_BSET: EMIT(e, 0x48, 0x0f, 0xab, 0xc8); break;	/* bts rax, rcx */
+	case DC_BEXT: EMIT(e, 0x48, 0x0f, 0xa3, 0xc8); setcc_rax(e, 0x92); break;	/* bt; setc */
+	default: return false;
+	}
+	return true;
+}
+
+/* Zb operations on rax = x[rs1] and an immediate (or none); false for those left to a call. */
+static bool emit_zb_ri(struct emit *e, unsigned op, uint8_t imm)
+{
+	switch (op) {
+	case DC_SEXTB: EMIT(e, 0x48, 0x0f, 0xbe, 0xc0); break;	/* movsx rax, al */
+	case DC_SEXTH: EMIT(e, 0x48, 0x0f, 0xbf, 0xc0); break;	/* movsx rax, ax */
+	case DC_ZEXTH: EMIT(e, 0x0f, 0xb7, 0xc0); break;	/* movzx eax, ax */
+	case DC_REV8: EMIT(e, 0x48, 0x0f, 0xc8); break;		/* bswap rax */
+	case DC_SLLIUW: EMIT(e, 0x89, 0xc0, 0x48, 0xc1, 0xe0, imm); break;	/* mov eax, eax; shl */
+	case DC_RORI: EMIT(e, 0x48, 0xc1, 0xc8, imm); break;
+	case DC_RORIW: EMIT(e, 0xc1, 0xc8, imm); movsxd_rax(e); break;
+	case DC_BCLRI: EMIT(e, 0x48, 0x0f, 0xba, 0xf0, imm); break;	/* btr rax, imm8 */
+	case DC_BINVI: EMIT(e, 0x48, 0x0f, 0xba, 0xf8, imm); break;	/* btc rax, imm8 */
+	case DC_BSETI: EMIT(e, 0x48, 0x0f, 0xba, 0xe8, imm); break;	/* bts rax, imm8 */
+	case DC_BEXTI: EMIT(e, 0x48, 0x0f, 0xba, 0xe0, imm); setcc_rax(e, 0x92); break;
+	case DC_CTZ:
+		/* bsf leaves its result undefined for 0: 64 then, through cmovz. */
+		EMIT(e, 0xba, 64, 0, 0, 0);		/* mov edx, 64 */
+		EMIT(e, 0x48, 0x0f, 0xbc, 0xc0);	/* bsf rax, rax */
+		EMIT(e, 0x48, 0x0f, 0x44, 0xc2);	/* cmovz rax, rdx */
+		break;
+	case DC_CTZW:
+		EMIT(e, 0x48, 0x0f, 0xba, 0xe8, 32);	/* bts rax, 32: never 0, at most 32 */
+		EMIT(e, 0x48, 0x0f, 0xbc, 0xc0);	/* bsf rax, rax */
+		break;
+	case DC_CLZ:
+		/* 63 - bsr, with bsr of 0 taken as -1. */
+		EMIT(e, 0x48, 0xc7, 0xc2, 0xff, 0xff, 0xff, 0xff);	/* mov rdx, -1 */
+		EMIT(e, 0x48, 0x0f, 0xbd, 0xc0);	/* bsr rax, rax */
+		EMIT(e, 0x48, 0x0f, 0x44, 0xc2);	/* cmovz rax, rdx */
+		EMIT(e, 0x48, 0xf7, 0xd8, 0x48, 0x83, 0xc0, 63);	/* neg rax; add rax, 63 */
+		break;
+	case DC_CLZW:
+		/* The word in the high half, bit 31 set under it: bsr is 31 for a 0 word. */
+		EMIT(e, 0x48, 0xc1, 0xe0, 32);		/* shl rax, 32 */
+		EMIT(e, 0x48, 0x0f, 0xba, 0xe8, 31);	/* bts rax, 31 */
+		EMIT(e, 0x48, 0x0f, 0xbd, 0xc0);	/* bsr rax, rax */
+		EMIT(e, 0x48, 0xf7, 0xd8, 0x48, 0x83, 0xc0, 63);	/* neg rax; add rax, 63 */
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A Zba/Zbb/Zbs instruction: inline x86 for most, a call to the
+ * interpreter's own function for the population counts and ORC.B.
+ */
+static void emit_zb(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+	size_t mark = e->pos;
+	bool done;
+
+	load_x(e, RAX, d->rs1);
+	if (d->op < DC_ZB_FIRST_IMM) {
+		load_x(e, RCX, d->rs2);
+		done = emit_zb_rr(e, d->op);
+	} else {
+		done = emit_zb_ri(e, d->op, (uint8_t)d->imm);
+	}
+	if (!done) {
+		e->pos = mark;
+		emit_zb_call(b, d);
+		return;
+	}
+	store_x(e, d->rd, RAX);
 }
 
 /* Charges the block; back to C with rax as pc when the budget is spent. */
@@ -703,11 +1004,24 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 	}
 }
 
+/* The map's entry for pc, or the empty one where it would go. */
+static struct jit_entry *map_slot(struct rv64_jit *j, uint64_t pc)
+{
+	size_t i = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> (64 - MAP_BITS));
+
+	while (j->map[i].pc != pc && j->map[i].pc != 1)
+		i = (i + 1) & (MAP_SIZE - 1);
+	return &j->map[i];
+}
+
 static void flush_all(struct rv64_jit *j)
 {
 	j->generation++;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
+	for (size_t i = 0; i < MAP_SIZE; i++)
+		j->map[i] = (struct jit_entry){ .pc = 1, .code = NULL };
+	j->map_used = 0;
 	j->used = j->fixed;
 }
 
@@ -771,12 +1085,13 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
-	struct jit_entry *te;
+	struct jit_entry *te, *me;
+	uint8_t sse;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
 		return NULL;
-	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE)
+	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL)
 		flush_all(j);
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
@@ -795,8 +1110,14 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		else if (is_control(d->op)) {
 			b->n = i + 1;
 			emit_control(b, d);
-		} else if (d->op == JIT_OP_FP)
+		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
+			emit_fp_mem(b, d);
+		else if (d->op == JIT_OP_FP && fp_quick_d_op(d->raw, &sse))
+			emit_fp_quick_d(b, d, sse);
+		else if (d->op == JIT_OP_FP)
 			emit_fp(b, d);
+		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
+			emit_zb(b, d);
 		else if (!emit_alu(b, d))
 			emit_muldiv(b, d);
 		b->pc += d->len;
@@ -846,6 +1167,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 	te->pc = pc;
 	te->code = j->rx + start;
+	me = map_slot(j, pc);
+	j->map_used += me->pc == 1;
+	*me = *te;
 	return te->code;
 }
 
@@ -859,13 +1183,27 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
  */
 static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 {
-	struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
+	struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)], *me = map_slot(j, pc);
 	int32_t rel = (int32_t)((int64_t)j->lookup - (int64_t)(off + GUARD_PATCH_AT + 5));
 
 	if (te->pc == pc && te->code == j->rx + off)
 		te->pc = 1;
+	if (me->pc == pc && me->code == j->rx + off)
+		me->code = NULL;
 	j->rw[off + GUARD_PATCH_AT] = 0xe9;
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
+}
+
+/* The block at pc: from the map into the table, else translated now. */
+static const uint8_t *find(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+{
+	const struct jit_entry *me = map_slot(j, pc);
+
+	if (me->pc == pc && me->code) {
+		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
+		return me->code;
+	}
+	return translate(j, pc, code);
 }
 
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
@@ -885,7 +1223,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 
 			code = te->pc == pc ? te->code
-					    : translate(j, pc, (const uint8_t *)(fe->addend + pc));
+					    : find(j, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
 			/* Same page as the jump's block (emit_goto()), so the same r13. */

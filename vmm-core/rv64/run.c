@@ -111,6 +111,17 @@ static enum dc_op decode_op_32(uint32_t i)
 	return DC_SLOW;
 }
 
+/*
+ * An ALU instruction's operation (base, else Zb with its immediate), or
+ * DC_NOP when it only writes x0: it has no other effect.
+ */
+static enum dc_op nop_if_x0(bool writes_x0, enum dc_op base, uint32_t i, int32_t *imm)
+{
+	enum dc_op op = base != DC_SLOW ? base : rv64_decode_zb(i, imm);
+
+	return writes_x0 && op != DC_SLOW ? DC_NOP : op;
+}
+
 /* What the fast loop does for a 32-bit instruction, with its immediate. */
 static enum dc_op decode(uint32_t i, int32_t *imm)
 {
@@ -135,10 +146,10 @@ static enum dc_op decode(uint32_t i, int32_t *imm)
 	/* A load into x0 still accesses memory (and may fault): leave it to the slow path. */
 	case 0x03: return writes_x0 ? DC_SLOW : loads[FUNCT3(i)];
 	case 0x23: *imm = imm_s(i); return stores[FUNCT3(i)];
-	case 0x13: return writes_x0 && decode_op_imm(i) != DC_SLOW ? DC_NOP : decode_op_imm(i);
-	case 0x1b: return writes_x0 && decode_op_imm_32(i) != DC_SLOW ? DC_NOP : decode_op_imm_32(i);
-	case 0x33: return writes_x0 && decode_op(i) != DC_SLOW ? DC_NOP : decode_op(i);
-	case 0x3b: return writes_x0 && decode_op_32(i) != DC_SLOW ? DC_NOP : decode_op_32(i);
+	case 0x13: return nop_if_x0(writes_x0, decode_op_imm(i), i, imm);
+	case 0x1b: return nop_if_x0(writes_x0, decode_op_imm_32(i), i, imm);
+	case 0x33: return nop_if_x0(writes_x0, decode_op(i), i, imm);
+	case 0x3b: return nop_if_x0(writes_x0, decode_op_32(i), i, imm);
 	/* FENCE, and PAUSE which spin loops run; FENCE.I takes the slow path. */
 	case 0x0f: return FUNCT3(i) == 0 ? DC_FENCE : DC_SLOW;
 	default: return DC_SLOW;
@@ -233,6 +244,7 @@ int rv64_run_block(struct accel_vcpu *h, unsigned budget)
 		[DC_DIV] = &&op_div, [DC_DIVU] = &&op_divu, [DC_REM] = &&op_rem, [DC_REMU] = &&op_remu,
 		[DC_DIVW] = &&op_divw, [DC_DIVUW] = &&op_divuw, [DC_REMW] = &&op_remw,
 		[DC_REMUW] = &&op_remuw, [DC_FENCE] = &&op_fence,
+		[DC_ZB_FIRST ... DC__MAX - 1] = &&op_zb,
 	};
 	uint64_t *const x = h->x;
 	struct dc_entry *const dcache = h->dcache;
@@ -370,6 +382,9 @@ op_mulh: SET_RD((uint64_t)(((__int128)(int64_t)A * (int64_t)B) >> 64)); NEXT();
 op_mulhu: SET_RD((uint64_t)(((unsigned __int128)A * B) >> 64)); NEXT();
 op_mulhsu: op_div: op_divu: op_rem: op_remu: op_divw: op_divuw: op_remw: op_remuw:
 	SET_RD(rv64_muldiv(d->op, A, B));
+	NEXT();
+op_zb:
+	SET_RD(rv64_bitmanip(d->op, A, d->op >= DC_ZB_FIRST_IMM ? (uint64_t)IMM : B));
 	NEXT();
 op_fence:
 	/* Guest memory is host memory: a host fence orders it for other harts and devices. */

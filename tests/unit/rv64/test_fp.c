@@ -766,3 +766,169 @@ Test(rv64_fp, pause_is_a_no_op)
 	cr_expect_eq(reg(&tm, A0), 9);
 	cr_expect_eq(tm_state(&tm).scause, 0);
 }
+
+/*
+ * NX is sticky, so once the guest has it the engine may compute without
+ * watching the host's flags (fpu.c's quick way): every operation must still
+ * give the same result, and the same flags plus NX, as from clear flags.
+ */
+struct sticky_case {
+	const char *what;
+	uint32_t insn;
+	uint64_t f[3];
+};
+
+static struct vcpu_state run_in_block_with(uint32_t fp_insn, uint64_t sstatus, struct fp_in in);
+
+/* The same inside a block run until cached, where the translator does the quick way itself. */
+static void check_sticky_nx_in_block(const struct sticky_case *c)
+{
+	struct fp_in in = { .f1 = c->f[0], .f2 = c->f[1], .f3 = c->f[2] };
+	struct vcpu_state clear = run_in_block_with(c->insn, FS_INITIAL, in), sticky;
+
+	in.fcsr = NX;
+	sticky = run_in_block_with(c->insn, FS_INITIAL, in);
+	cr_expect_eq(sticky.f[4], clear.f[4], "%s in a block: %#lx with NX set, %#lx without",
+		     c->what, (unsigned long)sticky.f[4], (unsigned long)clear.f[4]);
+	cr_expect_eq(sticky.fcsr & 0x1f, (clear.fcsr & 0x1f) | NX, "%s in a block: flags %#lx, then %#lx",
+		     c->what, (unsigned long)clear.fcsr & 0x1f, (unsigned long)sticky.fcsr & 0x1f);
+	cr_expect_eq(sticky.sstatus & FS_DIRTY, FS_DIRTY, "%s in a block: FS dirty", c->what);
+}
+
+static void check_sticky_nx(const struct sticky_case *c)
+{
+	struct fp_in in = { .f1 = c->f[0], .f2 = c->f[1], .f3 = c->f[2] };
+	struct vcpu_state clear = run1(c->insn, in), sticky;
+
+	in.fcsr = NX;
+	sticky = run1(c->insn, in);
+
+	cr_expect_eq(sticky.f[4], clear.f[4], "%s: %#lx with NX set, %#lx without", c->what,
+		     (unsigned long)sticky.f[4], (unsigned long)clear.f[4]);
+	cr_expect_eq(sticky.fcsr & 0x1f, (clear.fcsr & 0x1f) | NX, "%s: flags %#lx, then %#lx",
+		     c->what, (unsigned long)clear.fcsr & 0x1f, (unsigned long)sticky.fcsr & 0x1f);
+}
+
+Test(rv64_fp, sticky_inexact_changes_no_result_nor_other_flag)
+{
+	const uint64_t one = f64(1.0), dmin = 0x0010000000000000ull, sub = 1;
+	const uint64_t snan = 0x7ff4000000000000ull, neg_zero = 1ull << 63;
+	const struct sticky_case cases[] = {
+		{ "inexact sum", FADD(D, 4, 1, 2, RNE), { one, f64(0x1p-60) } },
+		{ "exact sum", FADD(D, 4, 1, 2, DYN), { one, one } },
+		{ "exact zero difference", FSUB(D, 4, 1, 2, RNE), { f64(3.5), f64(3.5) } },
+		{ "subnormal product, exact", FMUL(D, 4, 1, 2, RNE), { dmin, f64(0.5) } },
+		{ "product rounding up to the smallest normal", FMUL(D, 4, 1, 2, RNE),
+		  { dmin, 0x3fefffffffffffffull } },
+		{ "underflow to zero", FMUL(D, 4, 1, 2, RNE), { f64(1e-300), f64(1e-300) } },
+		{ "overflow", FMUL(D, 4, 1, 2, RNE), { f64(1e300), f64(1e300) } },
+		{ "largest finite", FADD(D, 4, 1, 2, RNE), { 0x7fefffffffffffffull, one } },
+		{ "division by zero", FDIV(D, 4, 1, 2, RNE), { one, 0 } },
+		{ "zero divided", FDIV(D, 4, 1, 2, RNE), { neg_zero, f64(5.0) } },
+		{ "a third", FDIV(D, 4, 1, 2, RNE), { one, f64(3.0) } },
+		{ "square root of a negative", FSQRT(D, 4, 1, RNE), { f64(-1.0) } },
+		{ "square root of minus zero", FSQRT(D, 4, 1, RNE), { neg_zero } },
+		{ "square root of two", FSQRT(D, 4, 1, RNE), { f64(2.0) } },
+		{ "subnormal operand", FADD(D, 4, 1, 2, RNE), { sub, one } },
+		{ "quiet NaN operand", FADD(D, 4, 1, 2, RNE), { CANON_D, one } },
+		{ "signalling NaN operand", FMUL(D, 4, 1, 2, RNE), { snan, one } },
+		{ "infinity minus infinity", FSUB(D, 4, 1, 2, RNE),
+		  { f64(INFINITY), f64(INFINITY) } },
+		{ "fused, tiny", FMADD(D, 4, 1, 2, 3, RNE), { f64(1e-200), f64(1e-200), 0 } },
+		{ "fused, exact zero", FMADD(D, 4, 1, 2, 3, RNE),
+		  { f64(2.0), f64(3.0), f64(-6.0) } },
+		{ "fused, inexact", FMADD(D, 4, 1, 2, 3, RNE), { f64(0.1), f64(0.1), f64(1.0) } },
+		{ "fused, zero times infinity", FMADD(D, 4, 1, 2, 3, RNE),
+		  { 0, f64(INFINITY), one } },
+		{ "round toward zero", FDIV(D, 4, 1, 2, RTZ), { one, f64(3.0) } },
+		{ "single, inexact", FADD(S, 4, 1, 2, RNE), { f32(1.0f), f32(0x1p-30f) } },
+		{ "single, underflow", FMUL(S, 4, 1, 2, RNE), { f32(1e-30f), f32(1e-30f) } },
+		{ "single, overflow", FMUL(S, 4, 1, 2, RNE), { f32(3e38f), f32(10.0f) } },
+		{ "single, smallest normal", FMUL(S, 4, 1, 2, RNE), { BOX(0x00800000), f32(1.0f) } },
+		{ "single, division by zero", FDIV(S, 4, 1, 2, RNE), { f32(1.0f), f32(0.0f) } },
+		{ "single, square root", FSQRT(S, 4, 1, RNE), { f32(2.0f) } },
+		{ "single, unboxed operand", FADD(S, 4, 1, 2, RNE), { one, f32(1.0f) } },
+		{ "single, fused", FMADD(S, 4, 1, 2, 3, RNE), { f32(0.1f), f32(0.1f), f32(1.0f) } },
+	};
+
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		check_sticky_nx(&cases[i]);
+		check_sticky_nx_in_block(&cases[i]);
+	}
+	/* And the quick way computes what it should. */
+	cr_expect_eq(run1(FADD(D, 4, 1, 2, RNE), (struct fp_in){ .f1 = one, .f2 = f64(0x1p-60),
+						.fcsr = NX }).f[4], one);
+	cr_expect_eq(run1(FDIV(D, 4, 1, 2, RNE), (struct fp_in){ .f1 = one, .f2 = f64(4.0),
+						.fcsr = NX }).f[4], f64(0.25));
+	cr_expect_eq(run1(FMADD(D, 4, 1, 2, 3, RNE), (struct fp_in){ .f1 = f64(2.0), .f2 = f64(3.0),
+						.f3 = one, .fcsr = NX }).f[4], f64(7.0));
+}
+
+/*
+ * An FP load or store between integer instructions, run three times so
+ * the translator (where it runs) has the block cached: the value, NaN
+ * boxing, FS made dirty by a load, and FS off trapping at that instruction.
+ */
+#define FP_DATA (RAM_BASE + 0x3000)
+
+static struct vcpu_state run_in_block_with(uint32_t fp_insn, uint64_t sstatus, struct fp_in in)
+{
+	struct vcpu_state s;
+
+	tm.cursor = RAM_BASE;
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, fp_insn);
+	emit(&tm, ADDI(A2, A2, 1));
+	emit(&tm, ECALL);
+	for (int round = 0; round < 3; round++) {
+		s = tm_state(&tm);
+		s.pc = RAM_BASE;
+		s.sstatus = sstatus;
+		s.x[A1] = FP_DATA;
+		s.x[A2] = 0;
+		s.f[1] = in.f1;
+		s.f[2] = in.f2;
+		s.f[3] = in.f3;
+		s.f[4] = 0;
+		s.fcsr = in.fcsr;
+		s.scause = 0;
+		s.instret = 0;
+		cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+		tm_poke64(&tm, FP_DATA, 0x1122334455667788ull);
+		tm_poke64(&tm, FP_DATA + 8, 0);
+		tm_run_to_ecall(&tm);
+	}
+	return tm_state(&tm);
+}
+
+static struct vcpu_state run_in_block(uint32_t fp_insn, uint64_t sstatus)
+{
+	return run_in_block_with(fp_insn, sstatus, (struct fp_in){ .f1 = 0xcafef00d12345678ull });
+}
+
+Test(rv64_fp, loads_and_stores_inside_a_block)
+{
+	struct vcpu_state s = run_in_block(FLD(4, A1, 0), FS_INITIAL);
+
+	cr_expect_eq(s.f[4], 0x1122334455667788ull);
+	cr_expect_eq(s.sstatus & FS_DIRTY, FS_DIRTY, "a load makes FS dirty");
+	cr_expect_eq(s.x[A2], 3);
+	cr_expect_eq(s.instret, 5, "four instructions and the ecall");
+
+	s = run_in_block(FLW(4, A1, 4), FS_INITIAL);
+	cr_expect_eq(s.f[4], 0xffffffff11223344ull, "FLW NaN-boxes");
+
+	s = run_in_block(FSD(A1, 1, 8), FS_INITIAL);
+	cr_expect_eq(tm_peek64(&tm, FP_DATA + 8), 0xcafef00d12345678ull);
+	cr_expect_eq(s.sstatus & FS_DIRTY, FS_INITIAL, "a store leaves FS as it was");
+
+	s = run_in_block(FSW(A1, 1, 8), FS_INITIAL);
+	cr_expect_eq(tm_peek64(&tm, FP_DATA + 8), 0x12345678ull, "FSW stores the low word");
+
+	s = run_in_block(FLD(4, A1, 0), 0);
+	cr_expect_eq(s.scause, 2, "FS off: illegal");
+	cr_expect_eq(s.sepc, RAM_BASE + 8);
+	cr_expect_eq(s.x[A2], 2, "the instructions before it ran, not those after");
+	cr_expect_eq(s.f[4], 0);
+}

@@ -313,6 +313,15 @@ static const struct rop rops[] = {
 	{ "srlw", 0x3b, 5, 0 }, { "sraw", 0x3b, 5, 0x20 }, { "mulw", 0x3b, 0, 1 },
 	{ "divw", 0x3b, 4, 1 }, { "divuw", 0x3b, 5, 1 }, { "remw", 0x3b, 6, 1 },
 	{ "remuw", 0x3b, 7, 1 },
+	/* Zba, Zbb, Zbs */
+	{ "sh1add", 0x33, 2, 0x10 }, { "sh2add", 0x33, 4, 0x10 }, { "sh3add", 0x33, 6, 0x10 },
+	{ "add.uw", 0x3b, 0, 0x04 }, { "sh1add.uw", 0x3b, 2, 0x10 },
+	{ "sh2add.uw", 0x3b, 4, 0x10 }, { "sh3add.uw", 0x3b, 6, 0x10 },
+	{ "andn", 0x33, 7, 0x20 }, { "orn", 0x33, 6, 0x20 }, { "xnor", 0x33, 4, 0x20 },
+	{ "min", 0x33, 4, 0x05 }, { "minu", 0x33, 5, 0x05 }, { "max", 0x33, 6, 0x05 },
+	{ "maxu", 0x33, 7, 0x05 }, { "rol", 0x33, 1, 0x30 }, { "ror", 0x33, 5, 0x30 },
+	{ "rolw", 0x3b, 1, 0x30 }, { "rorw", 0x3b, 5, 0x30 }, { "bclr", 0x33, 1, 0x24 },
+	{ "bext", 0x33, 5, 0x24 }, { "binv", 0x33, 1, 0x34 }, { "bset", 0x33, 1, 0x14 },
 };
 
 static void gen_rtype(struct prog *p)
@@ -349,6 +358,40 @@ static void gen_itype(struct prog *p)
 	default: imm &= 31; bits = SRAIW(rd, rs1, imm); break;
 	}
 	add(p, bits, 4, "%s x%u, x%u, %d", names[k], rd, rs1, imm);
+}
+
+/* The one-operand and immediate Zbb/Zba/Zbs instructions. */
+static void gen_zb_imm(struct prog *p)
+{
+	static const char *const names[] = { "clz", "ctz", "cpop", "clzw", "ctzw", "cpopw",
+					     "sext.b", "sext.h", "zext.h", "orc.b", "rev8",
+					     "slli.uw", "rori", "roriw", "bclri", "bexti",
+					     "binvi", "bseti" };
+	unsigned k = below(N_ELEMS(names)), rd = wreg(), rs1 = chance(10) ? 0 : rreg();
+	unsigned sh = below(64);
+	uint32_t bits;
+
+	switch (k) {
+	case 0: bits = CLZ(rd, rs1); break;
+	case 1: bits = CTZ(rd, rs1); break;
+	case 2: bits = CPOP(rd, rs1); break;
+	case 3: bits = CLZW(rd, rs1); break;
+	case 4: bits = CTZW(rd, rs1); break;
+	case 5: bits = CPOPW(rd, rs1); break;
+	case 6: bits = SEXT_B(rd, rs1); break;
+	case 7: bits = SEXT_H(rd, rs1); break;
+	case 8: bits = ZEXT_H(rd, rs1); break;
+	case 9: bits = ORC_B(rd, rs1); break;
+	case 10: bits = REV8(rd, rs1); break;
+	case 11: bits = SLLI_UW(rd, rs1, sh); break;
+	case 12: bits = RORI(rd, rs1, sh); break;
+	case 13: sh &= 31; bits = RORIW(rd, rs1, sh); break;
+	case 14: bits = BCLRI(rd, rs1, sh); break;
+	case 15: bits = BEXTI(rd, rs1, sh); break;
+	case 16: bits = BINVI(rd, rs1, sh); break;
+	default: bits = BSETI(rd, rs1, sh); break;
+	}
+	add(p, bits, 4, "%s x%u, x%u, %u", names[k], rd, rs1, sh);
 }
 
 static void gen_upper(struct prog *p)
@@ -625,8 +668,10 @@ static void gen_straight(struct prog *p)
 
 	if (k < 28)
 		gen_rtype(p);
-	else if (k < 50)
+	else if (k < 43)
 		gen_itype(p);
+	else if (k < 50)
+		gen_zb_imm(p);
 	else if (k < 55)
 		gen_upper(p);
 	else if (k < 68)
@@ -1438,6 +1483,64 @@ Test(rv64_jit, code_rewritten_every_round_and_cache_refilled)
 	/* A stale block's retranslation takes ~150 bytes: 300000 of them overflow 32 MiB. */
 	rewrite_every_round(true, 300000);
 	rewrite_every_round(false, 300000);
+}
+
+/*
+ * Two subroutines 64 KiB apart share an entry of the translator's lookup
+ * table and evict each other from it every round; one of them is rewritten
+ * every other round. A block brought back from behind the table must still
+ * be checked against the code as it is now.
+ */
+static void table_sharers(bool jit, unsigned rounds)
+{
+	uint64_t sub_a = CODE + 0x200, sub_b = CODE + 0x10200, want = 0, imm = 0, odd = 0;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, sub_a);
+	emit(&tm, ADDI(A0, A0, 0));		/* the immediate changes */
+	emit(&tm, XOR(A2, A2, A0));
+	emit(&tm, JALR(ZERO, RA, 0));
+	start_at(&tm, sub_b);
+	emit(&tm, ADDI(A3, A3, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	start_at(&tm, CODE);
+	emit(&tm, ANDI(T2, A1, 1));		/* L */
+	emit(&tm, BEQ(T2, ZERO, 20));
+	emit(&tm, ANDI(T1, A1, 0x7ff));
+	emit(&tm, SLLI(T1, T1, 20));
+	emit(&tm, OR(T1, T1, S4));
+	emit(&tm, SW(S5, T1, 0));
+	emit(&tm, JAL(RA, 0x200 - 24));
+	emit(&tm, JAL(RA, 0x10200 - 28));
+	emit(&tm, ADDI(A1, A1, -1));
+	emit(&tm, BNE(A1, ZERO, -36));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A1, rounds);
+	set_reg(&tm, S4, ADDI(A0, A0, 0));
+	set_reg(&tm, S5, sub_a);
+	for (uint64_t i = rounds; i; i--) {
+		if (i & 1) {
+			imm = i & 0x7ff;
+			odd++;
+		}
+		want += imm;
+	}
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0], (unsigned long long)want);
+	cr_expect_eq(s.x[A3], rounds, "%s: the other one ran %llu times", engine_name(jit),
+		     (unsigned long long)s.x[A3]);
+	cr_expect_eq(s.instret, 11ull * rounds + 4 * odd + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, blocks_sharing_a_table_entry_and_one_rewritten)
+{
+	table_sharers(true, 5000);
+	table_sharers(false, 5000);
 }
 
 struct spinner {
