@@ -23,6 +23,7 @@
 #include "frame.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "tree.h"
 #include "vm_snapshot.h"
 #include "vmconfig.h"
@@ -73,6 +74,7 @@ static void set_state(struct controller *c, enum vm_state s)
 		log_info("VM state %s -> %s", vm_state_name(c->state), vm_state_name(s));
 	c->state = s;
 	c->state_changes++;
+	notify_vm_status(vm_state_name(s), NULL, c->error);
 	pthread_mutex_unlock(&c->info_lock);
 }
 
@@ -421,10 +423,12 @@ static int run_op_locked(struct controller *c, enum vm_op op, const struct op_ar
 	}
 	set_op(c, op);
 	emit(c, op_table[op].starting, NULL);
+	notify_vm_status(vm_state_name(before), vm_op_name(op), NULL);
 	r = op_table[op].run(c, a, err, errlen);
 	set_op(c, VM_OP_COUNT);
 	if (r < 0) {
 		log_error("%s failed: %s", vm_op_name(op), err);
+		notify_vm_status(vm_state_name(get_state(c)), NULL, err);
 		if (op_table[op].starting)
 			emit(c, "failed", err);
 		/* vm_fail() has said why already when the VM ended. */
@@ -779,6 +783,23 @@ int controller_restore(struct controller *c, const char *source_url, bool resume
 		       size_t errlen)
 {
 	return restore_run(c, source_url, &c->opts->restore_binds, resume, err, errlen);
+}
+
+int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen)
+{
+	return run_op(c, VM_OP_SNAPSHOT, &(struct op_args){ .url = url }, err, errlen);
+}
+
+enum vm_state controller_state(struct controller *c, char *error, size_t errlen)
+{
+	enum vm_state s;
+
+	pthread_mutex_lock(&c->info_lock);
+	s = c->state;
+	if (error && errlen)
+		snprintf(error, errlen, "%s", c->error);
+	pthread_mutex_unlock(&c->info_lock);
+	return s;
 }
 
 int controller_quit_fd(const struct controller *c)

@@ -43,6 +43,12 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen);
 
+/* vm.snapshot into url (file:///ABSOLUTE); the VM must be paused. */
+int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen);
+
+/* The VM's state, and into error (may be NULL) why it failed, or "". */
+enum vm_state controller_state(struct controller *c, char *error, size_t errlen);
+
 /* Supervision: notices dead children and guest events. Call often (every ~100 ms). */
 void controller_tick(struct controller *c);
 

@@ -19,7 +19,9 @@
 #include "event_monitor.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
+#include "service.h"
 
 #define TICK_MS 100
 
@@ -66,8 +68,14 @@ static int signals_block(sigset_t *set)
 	return -pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-static void main_loop(struct controller *c, int sigfd)
+/* Why main_loop() returned. */
+enum loop_end { LOOP_QUIT, LOOP_SIGNAL, LOOP_VM_ENDED, LOOP_VM_FAILED };
+
+static enum loop_end main_loop(struct controller *c, struct service *svc, int sigfd)
 {
+	char why[256];
+	bool failed;
+
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = sigfd, .events = POLLIN },
@@ -76,19 +84,27 @@ static void main_loop(struct controller *c, int sigfd)
 		int r = poll(p, 2, TICK_MS);
 
 		if (r < 0 && errno != EINTR)
-			return;
+			return LOOP_QUIT;
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
 
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
 				log_info("signal %s: shutting down", strsignal((int)si.ssi_signo));
-			return;
+			return LOOP_SIGNAL;
 		}
 		if (p[1].revents) {
 			log_info("vmm.shutdown: shutting down");
-			return;
+			return LOOP_QUIT;
 		}
 		controller_tick(c);
+		notify_watchdog_tick();
+		if (service_vm_ended(svc, c, &failed, why, sizeof(why))) {
+			if (failed)
+				log_error("the VM failed: %s", why);
+			else
+				log_info("the VM has shut down: the service ends");
+			return failed ? LOOP_VM_FAILED : LOOP_VM_ENDED;
+		}
 	}
 }
 
@@ -112,10 +128,16 @@ static int boot_from_config(struct controller *c, const char *path, char *err, s
 }
 
 /* The VM the command line asks for, before the API socket appears. */
-static int start_vm(struct controller *c, const struct vm_options *o, char *err, size_t errlen)
+static int start_vm(struct controller *c, struct service *svc, const struct vm_options *o,
+		    char *err, size_t errlen)
 {
+	int r;
+
 	if (o->kernel)
 		return controller_boot(c, err, errlen);
+	/* A VM saved by the last stop comes back first; 1: nothing (usable) to restore. */
+	if (o->config_path && (r = service_restore(svc, c, err, errlen)) != 1)
+		return r;
 	if (o->config_path)
 		return boot_from_config(c, o->config_path, err, errlen);
 	if (o->restore_source_url)
@@ -129,9 +151,11 @@ int main(int argc, char **argv)
 	struct vm_options opts;
 	struct controller *c = NULL;
 	struct api_server *server = NULL;
+	struct service *svc = NULL;
 	char err[512] = "";
 	sigset_t set;
-	int sigfd, r, status = 1;
+	int sigfd, r, status = 1, listen_fd = -1;
+	enum loop_end end = LOOP_QUIT;
 
 	log_set_tag("cloister");
 	r = options_parse(argc, argv, &opts, err, sizeof(err));
@@ -161,13 +185,25 @@ int main(int argc, char **argv)
 	}
 	event_monitor_emit(events, "vmm", "starting", NULL);
 	terminal_raw(&opts);
+	r = notify_listen_fd(opts.api_socket, &listen_fd, err, sizeof(err));
+	if (r == 0)
+		r = service_new(&opts, &svc, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	r = controller_new(&opts, events, &c);
 	if (r < 0)
 		goto out;
 	/* The socket appears once the VM the command line asks for exists. */
-	r = start_vm(c, &opts, err, sizeof(err));
+	r = start_vm(c, svc, &opts, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	if (listen_fd >= 0) {
+		/* TODO: api_server_start_fd(listen_fd, opts.api_socket, ...) once http.c has it. */
+		log_error("socket activation: this build's API server cannot serve a passed socket yet");
 		goto out;
 	}
 	if (opts.api_socket) {
@@ -177,9 +213,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	main_loop(c, sigfd);
-	status = 0;
+	notify_ready(vm_state_name(controller_state(c, NULL, 0)));
+	end = main_loop(c, svc, sigfd);
+	status = end == LOOP_VM_FAILED;
+	if (end == LOOP_SIGNAL && service_stop(svc, c, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		status = 1;
+	}
 out:
+	if (end != LOOP_SIGNAL)
+		notify_stopping("VM stopping");
 	/* An operation under way gives up; then stop answering, so nobody sees a half torn-down VM. */
 	controller_cancel(c);
 	api_server_stop(server);
@@ -188,6 +231,9 @@ out:
 	event_monitor_close(events);
 	terminal_restore();
 	close(sigfd);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	service_free(svc);
 	options_free(&opts);
 	return status;
 }

@@ -474,7 +474,8 @@ static int parse_sections(struct json_object *o, struct vm_options *vo, char *er
 {
 	static const char *const known[] = { "cpus", "memory", "payload", "disks", "net", "rng",
 					     "serial", "console", NULL };
-	static const char *const ignored[] = { "platform", NULL };
+	/* snapshot_on_stop, Cloister's own key, is read by service.c when cloister runs as a service. */
+	static const char *const ignored[] = { "platform", "snapshot_on_stop", NULL };
 	struct json_object *v;
 	int r = check_keys(o, "the VM config", known, ignored, err, errlen);
 

@@ -1,18 +1,39 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *log_tag = "cloister";
 static enum log_level log_level = LOG_LVL_INFO;
 static int log_level_read;
+/* stderr is systemd's journal stream: each line starts with its priority, "<3>" .. "<7>". */
+static bool log_to_journal;
+
+bool log_journal_stream_matches(const char *env, int fd)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (!env || sscanf(env, "%llu:%llu%c", &dev, &ino, &tail) != 2 || fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_set_tag(const char *tag)
 {
+	static bool journal_checked;
+
 	log_tag = tag;
+	/* Once, early, before a sandbox may forbid fstat: JOURNAL_STREAM names stderr's stream. */
+	if (!journal_checked)
+		log_to_journal = log_journal_stream_matches(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+	journal_checked = true;
 }
 
 void log_set_level(enum log_level level)
@@ -37,6 +58,8 @@ static void log_read_env(void)
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
+	/* sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG. */
+	static const char *const priorities[] = { "<3>", "<4>", "<6>", "<7>" };
 	char line[1024];
 	va_list ap;
 	int n;
@@ -45,7 +68,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		log_read_env();
 	if (level > log_level)
 		return;
-	n = snprintf(line, sizeof(line), "%s[%d]: %s: ", log_tag, (int)getpid(), names[level]);
+	n = snprintf(line, sizeof(line), "%s%s[%d]: %s: ", log_to_journal ? priorities[level] : "",
+		     log_tag, (int)getpid(), names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	va_start(ap, fmt);

@@ -4,11 +4,19 @@
 #define CLOISTER_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-/* Sets the tag printed before every line ("vmm", "snapshotd", "rng0"...). */
+/*
+ * Sets the tag printed before every line ("vmm", "snapshotd", "rng0"...).
+ * Also looks whether stderr is the journal stream JOURNAL_STREAM names: then
+ * every line starts with its sd-daemon priority ("<3>" for errors).
+ */
 void log_set_tag(const char *tag);
+
+/* JOURNAL_STREAM's "DEV:INODE" (env may be NULL) is fd's: exposed for tests. */
+bool log_journal_stream_matches(const char *env, int fd);
 /* Lines above this level are dropped; default INFO, CLOISTER_LOG=debug raises it. */
 void log_set_level(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

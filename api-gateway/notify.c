@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errmsg.h"
+#include "log.h"
+
+/* STATUS= lines longer than this are cut: systemctl shows one line anyway. */
+#define NOTIFY_STATUS_MAX 256
+
+bool notify_enabled(void)
+{
+	const char *s = getenv("NOTIFY_SOCKET");
+
+	return s && *s;
+}
+
+/* sd_notify() returns 0 when nobody listens, > 0 when sent. */
+static int notify_send(const char *msg)
+{
+	int r = sd_notify(0, msg);
+
+	if (r < 0)
+		log_warn("cannot notify the service manager: %s", strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+/* Keeps a status line to one line of printable text. */
+static void status_clean(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+static int notify_with_status(const char *what, const char *status)
+{
+	char msg[NOTIFY_STATUS_MAX + 32];
+
+	if (!notify_enabled())
+		return 0;
+	snprintf(msg, sizeof(msg), "%s%sSTATUS=%.*s", what ? what : "", what ? "\n" : "",
+		 NOTIFY_STATUS_MAX, status ? status : "");
+	status_clean(msg + strlen(what ? what : "") + (what ? 1 : 0));
+	return notify_send(msg);
+}
+
+int notify_ready(const char *vm_state)
+{
+	char status[64];
+
+	snprintf(status, sizeof(status), "VM %s", vm_state);
+	return notify_with_status("READY=1", status);
+}
+
+int notify_status(const char *fmt, ...)
+{
+	char status[NOTIFY_STATUS_MAX + 1];
+	va_list ap;
+
+	if (!notify_enabled())
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(status, sizeof(status), fmt, ap);
+	va_end(ap);
+	return notify_with_status(NULL, status);
+}
+
+int notify_vm_status(const char *state, const char *op, const char *error)
+{
+	if (error && *error)
+		return notify_status("VM %s: %s", state, error);
+	if (op && *op)
+		return notify_status("VM %s, %s under way", state, op);
+	return notify_status("VM %s", state);
+}
+
+int notify_stopping(const char *status)
+{
+	return notify_with_status("STOPPING=1", status);
+}
+
+int notify_extend_timeout(uint64_t usec)
+{
+	char msg[64];
+
+	if (!notify_enabled())
+		return 0;
+	snprintf(msg, sizeof(msg), "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)usec);
+	return notify_send(msg);
+}
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void notify_watchdog_tick(void)
+{
+	static int enabled = -1;
+	static uint64_t interval, last;
+	uint64_t now;
+
+	/* WATCHDOG_USEC does not change while we run: read it once. */
+	if (enabled < 0) {
+		enabled = sd_watchdog_enabled(0, &interval) > 0 && interval > 0;
+		if (enabled)
+			log_info("systemd watchdog: every %llu ms", (unsigned long long)interval / 2000u);
+	}
+	if (!enabled)
+		return;
+	now = now_usec();
+	if (last && now - last < interval / 2)
+		return;
+	last = now;
+	notify_send("WATCHDOG=1");
+}
+
+/* The passed fd is a listening AF_UNIX stream socket, bound where we expect. */
+static int listen_fd_check(int fd, const char *expected_path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { 0 };
+	socklen_t len = sizeof(sa);
+
+	if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+		err_set(err, errlen, "socket activation: fd %d is not a listening Unix stream socket", fd);
+		return -EINVAL;
+	}
+	if (!expected_path)
+		return 0;
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] == '\0') {
+		err_set(err, errlen, "socket activation: fd %d is not bound to a path", fd);
+		return -EINVAL;
+	}
+	sa.sun_path[sizeof(sa.sun_path) - 1] = '\0';
+	if (strcmp(sa.sun_path, expected_path) != 0) {
+		err_set(err, errlen, "socket activation: the passed socket is %s, not --api-socket %s",
+			sa.sun_path, expected_path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t errlen)
+{
+	/* sd_listen_fds() checks LISTEN_PID against getpid() and unsets the variables. */
+	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START, r;
+
+	unsetenv("LISTEN_FDNAMES");
+	if (n < 0) {
+		err_set(err, errlen, "socket activation: bad LISTEN_FDS or LISTEN_PID: %s", strerror(-n));
+		return -EINVAL;
+	}
+	if (n == 0) {
+		*ret_fd = -1;
+		return 0;
+	}
+	if (n != 1) {
+		err_set(err, errlen, "socket activation: %d sockets passed, expected one", n);
+		for (int i = 0; i < n; i++)
+			close(SD_LISTEN_FDS_START + i);
+		return -EINVAL;
+	}
+	r = listen_fd_check(fd, expected_path, err, errlen);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}

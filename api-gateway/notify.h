@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the gateway tells the service manager that started it, through
+ * sd-daemon: readiness, a status line, stopping, more time for a long
+ * operation, the watchdog; and the API socket it may have been handed
+ * (socket activation). Without NOTIFY_SOCKET every message is a no-op.
+ */
+#ifndef CLOISTER_NOTIFY_H
+#define CLOISTER_NOTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* True when a service manager listens (NOTIFY_SOCKET is set). */
+bool notify_enabled(void);
+
+/* READY=1 with STATUS=VM <vm_state>: the VM is booted or restored and the API answers. */
+int notify_ready(const char *vm_state);
+
+/* STATUS=<line>: what `systemctl status` shows. */
+int notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * STATUS= for the VM: "VM Running", "VM Running, snapshot under way",
+ * "VM Shutdown: why". op and error may be NULL or empty.
+ */
+int notify_vm_status(const char *state, const char *op, const char *error);
+
+/* STOPPING=1 with a STATUS= line. */
+int notify_stopping(const char *status);
+
+/* EXTEND_TIMEOUT_USEC: the start or stop under way may take usec more from now. */
+int notify_extend_timeout(uint64_t usec);
+
+/*
+ * WATCHDOG=1 when WatchdogSec= is set and half the interval has passed
+ * since the last one. Call from the main loop; cheap when not due.
+ */
+void notify_watchdog_tick(void);
+
+/*
+ * Socket activation. 0 with *ret_fd = -1 when no socket was passed (no
+ * LISTEN_FDS, or LISTEN_PID names another process). 0 with *ret_fd the
+ * passed socket (close-on-exec) when exactly one was passed and it is a
+ * listening AF_UNIX stream socket bound to expected_path (when not NULL).
+ * -EINVAL with err set for anything else. The LISTEN_* variables are
+ * removed either way, so children never see them.
+ */
+int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t errlen);
+
+#endif

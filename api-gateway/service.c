@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "service.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "controller.h"
+#include "errmsg.h"
+#include "log.h"
+#include "notify.h"
+#include "options.h"
+
+/* Inside $STATE_DIRECTORY: the snapshot, one being written, one a restore refused. */
+#define SNAPSHOT_NAME "snapshot"
+#define SNAPSHOT_NEW_NAME "snapshot.new"
+#define SNAPSHOT_REFUSED_NAME "snapshot.refused"
+/* Files a snapshot directory may hold; anything else makes its removal stop. */
+#define SNAPSHOT_FILES_MAX 64
+
+/* EXTEND_TIMEOUT_USEC for saving or loading this much guest memory: 30 s + 1 s per 32 MiB. */
+#define EXTEND_BASE_USEC (30ull * 1000000ull)
+#define EXTEND_BYTES_PER_SEC (32ull << 20)
+
+struct service {
+	bool managed;			/* a service manager listens */
+	bool snapshot_on_stop;
+	uint64_t memory_size;
+	int state_dirfd;		/* -1 without a state directory */
+	char state_dir[PATH_MAX];
+};
+
+static uint64_t extend_usec(uint64_t bytes)
+{
+	return EXTEND_BASE_USEC + bytes / EXTEND_BYTES_PER_SEC * 1000000ull;
+}
+
+/* The first entry of $STATE_DIRECTORY (systemd lists one per StateDirectory=, ':' apart). */
+static int state_dir_open(struct service *s, char *err, size_t errlen)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+	size_t len = env ? strcspn(env, ":") : 0;
+
+	if (!env || len == 0 || env[0] != '/' || len >= sizeof(s->state_dir)) {
+		err_set(err, errlen, "snapshot_on_stop needs a state directory: StateDirectory= in the "
+			"unit, or STATE_DIRECTORY=/ABSOLUTE/DIR");
+		return -EINVAL;
+	}
+	memcpy(s->state_dir, env, len);
+	s->state_dir[len] = '\0';
+	s->state_dirfd = open(s->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->state_dirfd < 0) {
+		err_set(err, errlen, "cannot open the state directory %s: %m", s->state_dir);
+		return -errno;
+	}
+	return 0;
+}
+
+/* The keys of the config file only the service reads. */
+static int config_read(struct service *s, const char *path, char *err, size_t errlen)
+{
+	struct json_object *cfg = json_object_from_file(path), *v, *mem;
+	int r = 0;
+
+	/* A file that does not parse is refused, with reasons, when the VM is created. */
+	if (!cfg || !json_object_is_type(cfg, json_type_object)) {
+		json_object_put(cfg);
+		return 0;
+	}
+	if (json_object_object_get_ex(cfg, "snapshot_on_stop", &v) && !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			err_set(err, errlen, "--config %s: snapshot_on_stop must be true or false", path);
+			r = -EINVAL;
+		} else {
+			s->snapshot_on_stop = json_object_get_boolean(v);
+		}
+	}
+	if (json_object_object_get_ex(cfg, "memory", &mem) &&
+	    json_object_object_get_ex(mem, "size", &v) && json_object_is_type(v, json_type_int) &&
+	    json_object_get_int64(v) > 0)
+		s->memory_size = (uint64_t)json_object_get_int64(v);
+	json_object_put(cfg);
+	return r;
+}
+
+int service_new(const struct vm_options *o, struct service **ret, char *err, size_t errlen)
+{
+	struct service *s = calloc(1, sizeof(*s));
+	int r = 0;
+
+	if (!s)
+		return -ENOMEM;
+	*s = (struct service){ .managed = notify_enabled(), .state_dirfd = -1,
+			       .memory_size = OPTIONS_MEMORY_DEFAULT };
+	if (o->config_path)
+		r = config_read(s, o->config_path, err, errlen);
+	if (r == 0 && s->snapshot_on_stop)
+		r = state_dir_open(s, err, errlen);
+	if (r < 0) {
+		service_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void service_free(struct service *s)
+{
+	if (!s)
+		return;
+	cleanup_closep(&s->state_dirfd);
+	free(s);
+}
+
+static bool snapshot_present(const struct service *s, const char *name)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "%s/vm.json", name);
+	return faccessat(s->state_dirfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Unlinks one snapshot directory's files (vm.json first, so it stops being a snapshot), then it. */
+static int snapshot_remove(const struct service *s, const char *name)
+{
+	int dfd = openat(s->state_dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d;
+	int r = 0;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (unlinkat(dfd, "vm.json", 0) < 0 && errno != ENOENT)
+		r = -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while (r == 0 && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		/* Only files: a directory in there is not ours to remove. */
+		if (++n > SNAPSHOT_FILES_MAX || unlinkat(dfd, e->d_name, 0) < 0)
+			r = n > SNAPSHOT_FILES_MAX ? -E2BIG : -errno;
+	}
+	closedir(d);
+	if (r == 0 && unlinkat(s->state_dirfd, name, AT_REMOVEDIR) < 0)
+		r = -errno;
+	if (r < 0)
+		log_error("cannot remove %s/%s: %s", s->state_dir, name, strerror(-r));
+	return r;
+}
+
+static void snapshot_url(const struct service *s, const char *name, char *url, size_t len)
+{
+	snprintf(url, len, "file://%s/%s", s->state_dir, name);
+}
+
+/* A refused snapshot stays for whoever wants to know why; the older refused one goes. */
+static void snapshot_set_aside(const struct service *s)
+{
+	snapshot_remove(s, SNAPSHOT_REFUSED_NAME);
+	if (renameat(s->state_dirfd, SNAPSHOT_NAME, s->state_dirfd, SNAPSHOT_REFUSED_NAME) < 0)
+		log_error("cannot move the refused snapshot aside: %m");
+	else
+		log_warn("the refused snapshot is kept as %s/%s", s->state_dir, SNAPSHOT_REFUSED_NAME);
+}
+
+/* The restore did not give a running VM: back to no VM, so the config can boot one. */
+static int restore_undo(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (controller_state(c, NULL, 0) == VM_STATE_NOT_CREATED)
+		return 0;
+	if (controller_run(c, VM_OP_DELETE, why, sizeof(why)) < 0) {
+		err_set(err, errlen, "after a refused restore, the VM cannot be deleted: %s", why);
+		return -EIO;
+	}
+	return 0;
+}
+
+int service_restore(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	char url[PATH_MAX + 32], why[512] = "";
+	int r;
+
+	if (!s->snapshot_on_stop)
+		return 1;
+	if (!snapshot_present(s, SNAPSHOT_NAME)) {
+		log_info("no snapshot in %s/%s: booting afresh", s->state_dir, SNAPSHOT_NAME);
+		return 1;
+	}
+	snapshot_url(s, SNAPSHOT_NAME, url, sizeof(url));
+	log_info("restoring the VM from %s/%s", s->state_dir, SNAPSHOT_NAME);
+	notify_extend_timeout(extend_usec(s->memory_size));
+	r = controller_restore(c, url, true, why, sizeof(why));
+	if (r == 0) {
+		/* The guest runs again: only now is the snapshot no longer needed. */
+		snapshot_remove(s, SNAPSHOT_NAME);
+		return 0;
+	}
+	log_warn("the snapshot in %s/%s was refused (%s): booting afresh", s->state_dir, SNAPSHOT_NAME,
+		 why);
+	snapshot_set_aside(s);
+	r = restore_undo(s, c, err, errlen);
+	return r < 0 ? r : 1;
+}
+
+/* pause, snapshot into snapshot.new, then make it the snapshot. */
+static int snapshot_save(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	char url[PATH_MAX + 32], why[512] = "";
+	int r;
+
+	if (controller_state(c, NULL, 0) == VM_STATE_RUNNING &&
+	    (r = controller_run(c, VM_OP_PAUSE, why, sizeof(why))) < 0) {
+		err_set(err, errlen, "cannot pause the VM to save it: %s", why);
+		return r;
+	}
+	snapshot_remove(s, SNAPSHOT_NEW_NAME);
+	if (mkdirat(s->state_dirfd, SNAPSHOT_NEW_NAME, 0700) < 0) {
+		err_set(err, errlen, "cannot create %s/%s: %m", s->state_dir, SNAPSHOT_NEW_NAME);
+		return -errno;
+	}
+	snapshot_url(s, SNAPSHOT_NEW_NAME, url, sizeof(url));
+	notify_extend_timeout(extend_usec(s->memory_size));
+	r = controller_snapshot(c, url, why, sizeof(why));
+	if (r < 0) {
+		err_set(err, errlen, "cannot snapshot the VM: %s", why);
+		snapshot_remove(s, SNAPSHOT_NEW_NAME);
+		return r;
+	}
+	/* On disk before it counts: the host may be going down. */
+	if (syncfs(s->state_dirfd) < 0)
+		log_warn("syncfs %s: %m", s->state_dir);
+	snapshot_remove(s, SNAPSHOT_NAME);
+	if (renameat(s->state_dirfd, SNAPSHOT_NEW_NAME, s->state_dirfd, SNAPSHOT_NAME) < 0 ||
+	    fsync(s->state_dirfd) < 0) {
+		err_set(err, errlen, "cannot put the snapshot in place in %s: %m", s->state_dir);
+		return -errno;
+	}
+	return 0;
+}
+
+int service_stop(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	enum vm_state st = controller_state(c, NULL, 0);
+	int r;
+
+	if (!s->snapshot_on_stop || (st != VM_STATE_RUNNING && st != VM_STATE_PAUSED)) {
+		notify_stopping("VM stopping");
+		return 0;
+	}
+	notify_stopping("VM saving into the state directory");
+	r = snapshot_save(s, c, err, errlen);
+	if (r == 0)
+		log_info("the VM is saved in %s/%s; the next start restores it", s->state_dir,
+			 SNAPSHOT_NAME);
+	return r;
+}
+
+bool service_vm_ended(struct service *s, struct controller *c, bool *ret_failed, char *err,
+		      size_t errlen)
+{
+	if (!s->managed || controller_state(c, err, errlen) != VM_STATE_SHUTDOWN)
+		return false;
+	*ret_failed = err[0] != '\0';
+	return true;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cloister as a systemd service: snapshot on stop, restore on start, and
+ * the exit status that tells systemd how the VM ended.
+ *
+ * With "snapshot_on_stop": true in the --config file, a stop by signal
+ * pauses the VM and snapshots it into $STATE_DIRECTORY/snapshot; the next
+ * start restores from there and resumes. The snapshot is removed only
+ * once a restore from it succeeded and the guest runs again; one that is
+ * refused is kept aside as snapshot.refused and the VM boots afresh.
+ */
+#ifndef CLOISTER_SERVICE_H
+#define CLOISTER_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct controller;
+struct service;
+struct vm_options;
+
+/* Reads the service keys of o->config_path (may be NULL). -EINVAL with err set. */
+int service_new(const struct vm_options *o, struct service **ret, char *err, size_t errlen);
+void service_free(struct service *s);
+
+/*
+ * Restores and resumes the VM from the state directory's snapshot.
+ * 0 when it runs again, 1 when there is nothing to restore or the snapshot
+ * was refused (the caller boots afresh; the VM is NotCreated), -errno when
+ * the VM cannot be put back into a bootable state.
+ */
+int service_restore(struct service *s, struct controller *c, char *err, size_t errlen);
+
+/*
+ * The gateway was told to stop by a signal: STOPPING=1, and with
+ * snapshot_on_stop a pause and a snapshot of a running or paused VM.
+ * -errno with err set when the VM could not be saved.
+ */
+int service_stop(struct service *s, struct controller *c, char *err, size_t errlen);
+
+/*
+ * Under a service manager, a VM that ended ends the service: true once the
+ * VM is shut down (with *ret_failed and err saying whether it failed and why).
+ */
+bool service_vm_ended(struct service *s, struct controller *c, bool *ret_failed, char *err,
+		      size_t errlen);
+
+#endif
