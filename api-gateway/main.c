@@ -202,6 +202,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (listen_fd >= 0) {
+		log_info("socket activation: the API socket %s was passed as fd %d", opts.api_socket,
+			 listen_fd);
 		/* TODO: api_server_start_fd(listen_fd, opts.api_socket, ...) once http.c has it. */
 		log_error("socket activation: this build's API server cannot serve a passed socket yet");
 		goto out;

@@ -1,0 +1,196 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Runs inside a systemd-nspawn container with systemd as PID 1 and the
+# installed tree at /usr/local (see test_systemd.py). Each step prints
+# "OK <step>" or "FAIL <step>: why" into $OUT; the exit status is the
+# number of failed steps.
+set -u
+OUT=/cloister-out/results.txt
+API=http://localhost/api/v1
+: >"$OUT"
+failed=0
+
+ok() { echo "OK $1" >>"$OUT"; }
+fail() {
+	echo "FAIL $1: $2" >>"$OUT"
+	failed=$((failed + 1))
+}
+info() { curl -sf --max-time 10 --unix-socket "/run/cloister/$1.sock" "$API/vm.info"; }
+# The highest count hart 0 printed in FILE.
+count() { grep -a '^hart 0 count ' "$1" 2>/dev/null | tail -n 1 | awk '{print $4}'; }
+# Waits (up to 20 s) until hart 0 printed at least $2 in FILE $1.
+wait_count() {
+	for _ in $(seq 200); do
+		c=$(count "$1")
+		[ -n "$c" ] && [ "$c" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+journal() { journalctl --no-pager -q "$@"; }
+
+# -- readiness: start returns once READY=1 came; the API answers at once.
+step=ready
+if ! systemctl start cloister@plain; then
+	fail $step "systemctl start cloister@plain failed: $(systemctl status cloister@plain --no-pager 2>&1 | tail -n 20)"
+else
+	st=$(systemctl show -P ActiveState cloister@plain)
+	status=$(systemctl show -P StatusText cloister@plain)
+	vm=$(info plain)
+	if [ "$st" != active ]; then
+		fail $step "ActiveState $st after start"
+	elif [[ "$vm" != *'"state":"Running"'* && "$vm" != *'"state": "Running"'* ]]; then
+		fail $step "vm.info right after start: $vm"
+	elif [ "$status" != "VM Running" ]; then
+		fail $step "StatusText '$status'"
+	else
+		ok $step
+	fi
+fi
+
+# -- the processes' lines carry journal priorities and say who spoke.
+step=journal
+wait_count /var/log/cloister/plain.serial 2 || true
+lines=$(journal -u cloister@plain -o cat)
+prio_info=$(journal -u cloister@plain -p info -o cat | wc -l)
+prio_err=$(journal -u cloister@plain -p err -o cat | wc -l)
+if ! grep -q '^cloister\[[0-9]*\]: info: ' <<<"$lines"; then
+	fail $step "no gateway line: $(head -n 5 <<<"$lines")"
+elif ! grep -q '^vmm\[[0-9]*\]: ' <<<"$lines"; then
+	fail $step "no vmm line: $(head -n 20 <<<"$lines")"
+elif grep -q '^<[0-7]>' <<<"$lines"; then
+	fail $step "a priority prefix reached the journal's text"
+elif [ "$prio_err" -ne 0 ] || [ "$prio_info" -eq 0 ]; then
+	fail $step "priorities: $prio_err at err, $prio_info at info or above"
+else
+	ok $step
+fi
+
+# -- stop with no snapshot_on_stop: the service ends cleanly, nothing saved.
+step=plain_stop
+systemctl stop cloister@plain
+res=$(systemctl show -P Result cloister@plain)
+if [ "$res" != success ] || [ -e /var/lib/cloister/plain/snapshot ]; then
+	fail $step "Result $res, $(ls /var/lib/cloister/plain 2>&1)"
+else
+	ok $step
+fi
+
+# -- snapshot on stop, restore on start: the guest's counter goes on.
+step=snapshot_on_stop
+serial=/var/log/cloister/web.serial
+systemctl start cloister@web
+if ! wait_count $serial 3; then
+	fail $step "the guest did not count: $(tail -c 300 $serial 2>&1)"
+else
+	systemctl stop cloister@web
+	before=$(count $serial)
+	size=$(stat -c %s $serial)
+	if [ ! -f /var/lib/cloister/web/snapshot/vm.json ]; then
+		fail $step "no snapshot after stop: $(journal -u cloister@web -o cat | tail -n 20)"
+	elif [ "$(systemctl show -P Result cloister@web)" != success ]; then
+		fail $step "stop did not succeed: $(systemctl show -P Result cloister@web)"
+	else
+		ok $step
+	fi
+	step=restore_on_start
+	systemctl start cloister@web
+	wait_count $serial $((before + 2)) || true
+	first=$(tail -c +$((size + 1)) $serial | grep -a '^hart 0 count ' | head -n 1 | awk '{print $4}')
+	if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+		fail $step "not active after start: $(journal -u cloister@web -o cat | tail -n 20)"
+	elif [ -e /var/lib/cloister/web/snapshot ]; then
+		fail $step "the snapshot is still there after a restore that resumed"
+	elif [ "$first" != "$((before + 1))" ]; then
+		fail $step "counted $before before the stop, then '$first'"
+	elif ! journal -u cloister@web -o cat | grep -q 'restoring the VM from'; then
+		fail $step "the journal does not say the VM was restored"
+	else
+		ok $step
+	fi
+fi
+
+# -- a refused snapshot: kept aside, the VM boots afresh, the journal says why.
+step=refused_snapshot
+systemctl stop cloister@web
+if [ -f /var/lib/cloister/web/snapshot/vm.json ]; then
+	echo '{"version": 99}' >/var/lib/cloister/web/snapshot/vm.json
+	systemctl start cloister@web
+	wait_count $serial 1 || true
+	if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+		fail $step "not active: $(journal -u cloister@web -o cat | tail -n 20)"
+	elif [ ! -f /var/lib/cloister/web/snapshot.refused/vm.json ]; then
+		fail $step "the refused snapshot was not kept aside"
+	elif ! journal -u cloister@web -p warning -o cat | grep -q 'was refused'; then
+		fail $step "no warning saying why: $(journal -u cloister@web -o cat | tail -n 10)"
+	elif ! first=$(grep -a -m 1 '^hart 0 count ' $serial | awk '{print $4}') || [ -z "$first" ] ||
+		[ "$first" -ge 3 ]; then
+		fail $step "the guest did not boot afresh: $(head -c 200 $serial)"
+	else
+		ok $step
+	fi
+	systemctl stop cloister@web
+else
+	fail $step "no snapshot to corrupt"
+fi
+
+# -- a VM that cannot boot: the start fails, status says why.
+step=failed_start
+systemctl start cloister@bad 2>/dev/null
+st=$(systemctl status cloister@bad --no-pager -n 20 2>&1)
+if ! systemctl is-failed -q cloister@bad; then
+	fail $step "not failed: $st"
+elif ! grep -q 'does-not-exist' <<<"$st"; then
+	fail $step "status does not say why: $st"
+elif ! journal -u cloister@bad -p err -o cat | grep -q 'does-not-exist'; then
+	fail $step "journalctl -p err does not find the reason"
+else
+	ok $step
+fi
+
+# -- a VM whose vmm-core dies: the service fails, status says which process.
+step=failed_running
+systemctl start cloister@plain
+vmm=$(pgrep -f 'cloister-vmm' | head -n 1)
+if [ -z "$vmm" ]; then
+	fail $step "no vmm process"
+else
+	kill -KILL "$vmm"
+	for _ in $(seq 50); do
+		systemctl is-active -q cloister@plain || break
+		sleep 0.1
+	done
+	st=$(systemctl status cloister@plain --no-pager -n 20 2>&1)
+	if ! systemctl is-failed -q cloister@plain; then
+		fail $step "not failed: $st"
+	elif ! grep -q 'SIGKILL' <<<"$st"; then
+		fail $step "status does not say why: $st"
+	else
+		ok $step
+	fi
+fi
+systemctl reset-failed 'cloister@*' 2>/dev/null
+
+# -- socket activation: the first request starts the service.
+step=socket
+systemctl start cloister@web.socket
+mode=$(stat -c %a /run/cloister/web.sock 2>&1)
+reply=$(info web)
+sleep 0.5
+if [ "$mode" != 600 ]; then
+	fail $step "socket mode $mode"
+elif [[ "$reply" == *'"state":"Running"'* || "$reply" == *'"state": "Running"'* ]]; then
+	ok $step
+elif journal -u cloister@web -o cat | grep -q 'cannot serve a passed socket yet'; then
+	if journal -u cloister@web -o cat | grep -q 'was passed as fd 3'; then
+		echo "PENDING $step: the passed socket is checked, but the API server cannot take it yet" >>"$OUT"
+	else
+		fail $step "the passed socket was not recognised"
+	fi
+else
+	fail $step "no answer: '$reply' $(journal -u cloister@web -o cat | tail -n 20)"
+fi
+systemctl stop cloister@web.socket cloister@web 2>/dev/null
+
+journalctl --no-pager -o short-monotonic -u 'cloister@*' >/cloister-out/journal.txt 2>&1
+exit $failed
