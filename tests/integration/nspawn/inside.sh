@@ -58,6 +58,8 @@ if ! grep -q '^cloister\[[0-9]*\]: info: ' <<<"$lines"; then
 	fail $step "no gateway line: $(head -n 5 <<<"$lines")"
 elif ! grep -q '^vmm\[[0-9]*\]: ' <<<"$lines"; then
 	fail $step "no vmm line: $(head -n 20 <<<"$lines")"
+elif grep -q 'guest code is interpreted' <<<"$lines"; then
+	fail $step "the translator lost its code buffers under the unit's hardening"
 elif grep -q '^<[0-7]>' <<<"$lines"; then
 	fail $step "a priority prefix reached the journal's text"
 elif [ "$prio_err" -ne 0 ] || [ "$prio_info" -eq 0 ]; then
@@ -123,6 +125,8 @@ if [ -f /var/lib/cloister/web/snapshot/vm.json ]; then
 		fail $step "the refused snapshot was not kept aside"
 	elif ! journal -u cloister@web -p warning -o cat | grep -q 'was refused'; then
 		fail $step "no warning saying why: $(journal -u cloister@web -o cat | tail -n 10)"
+	elif ! journal -u cloister@web -p err -o cat | grep -q '^snapshotd\[[0-9]*\]: error: '; then
+		fail $step "snapshotd's error is not at priority err"
 	elif ! first=$(grep -a -m 1 '^hart 0 count ' $serial | awk '{print $4}') || [ -z "$first" ] ||
 		[ "$first" -ge 3 ]; then
 		fail $step "the guest did not boot afresh: $(head -c 200 $serial)"
