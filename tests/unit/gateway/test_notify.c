@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sd-daemon protocol as notify.c speaks it, heard by a NOTIFY_SOCKET
+ * listener of our own; socket activation from LISTEN_FDS; and the journal
+ * stream check of common/log.c.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "notify.h"
+
+static char dir[64];
+static int listener = -1;
+
+/* A datagram socket where NOTIFY_SOCKET points, as systemd has one. */
+static void listen_setup(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 2 };
+
+	snprintf(dir, sizeof(dir), "/tmp/cloister-notify-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir);
+	listener = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(listener, 0);
+	cr_assert_eq(bind(listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+}
+
+static void listen_teardown(void)
+{
+	char path[96];
+
+	close(listener);
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	unlink(path);
+	rmdir(dir);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+/* The next message, or "" when none comes. */
+static const char *heard(bool wait)
+{
+	static char buf[1024];
+	ssize_t n = recv(listener, buf, sizeof(buf) - 1, wait ? 0 : MSG_DONTWAIT);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+TestSuite(notify, .init = listen_setup, .fini = listen_teardown);
+
+Test(notify, ready_carries_the_vm_state)
+{
+	cr_assert(notify_enabled());
+	cr_assert_eq(notify_ready("Running"), 0);
+	cr_assert_str_eq(heard(true), "READY=1\nSTATUS=VM Running");
+}
+
+Test(notify, status_follows_the_lifecycle)
+{
+	cr_assert_eq(notify_vm_status("Running", NULL, ""), 0);
+	cr_assert_str_eq(heard(true), "STATUS=VM Running");
+	cr_assert_eq(notify_vm_status("Paused", "snapshot", NULL), 0);
+	cr_assert_str_eq(heard(true), "STATUS=VM Paused, snapshot under way");
+	cr_assert_eq(notify_vm_status("Shutdown", "boot", "vmm-core exited with status 1"), 0);
+	cr_assert_str_eq(heard(true), "STATUS=VM Shutdown: vmm-core exited with status 1");
+}
+
+/* A guest or client may put anything in an error; the status stays one bounded line. */
+Test(notify, status_is_one_bounded_line)
+{
+	char long_error[2000];
+
+	cr_assert_eq(notify_vm_status("Shutdown", NULL, "line\nREADY=1\x1b[31m"), 0);
+	cr_assert_str_eq(heard(true), "STATUS=VM Shutdown: line READY=1 [31m");
+	memset(long_error, 'x', sizeof(long_error) - 1);
+	long_error[sizeof(long_error) - 1] = '\0';
+	cr_assert_eq(notify_vm_status("Shutdown", NULL, long_error), 0);
+	cr_assert_lt(strlen(heard(true)), 300);
+}
+
+Test(notify, stopping_and_more_time)
+{
+	cr_assert_eq(notify_stopping("VM saving"), 0);
+	cr_assert_str_eq(heard(true), "STOPPING=1\nSTATUS=VM saving");
+	cr_assert_eq(notify_extend_timeout(90000000), 0);
+	cr_assert_str_eq(heard(true), "EXTEND_TIMEOUT_USEC=90000000");
+}
+
+Test(notify, silent_without_a_service_manager)
+{
+	unsetenv("NOTIFY_SOCKET");
+	cr_assert_not(notify_enabled());
+	cr_assert_eq(notify_ready("Running"), 0);
+	cr_assert_eq(notify_status("VM %s", "Running"), 0);
+	cr_assert_eq(notify_stopping("bye"), 0);
+	cr_assert_str_eq(heard(false), "");
+}
+
+Test(notify, watchdog_every_half_interval)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("WATCHDOG_PID", pid, 1);
+	setenv("WATCHDOG_USEC", "60000000", 1);
+	notify_watchdog_tick();
+	cr_assert_str_eq(heard(true), "WATCHDOG=1");
+	/* Not due again for 30 s. */
+	notify_watchdog_tick();
+	cr_assert_str_eq(heard(false), "");
+}
+
+Test(notify, watchdog_for_another_process_is_not_ours)
+{
+	setenv("WATCHDOG_PID", "1", 1);
+	setenv("WATCHDOG_USEC", "60000000", 1);
+	notify_watchdog_tick();
+	cr_assert_str_eq(heard(false), "");
+}
+
+/* ---- socket activation, in a child: fd 3 is the passed socket there ---- */
+
+enum passed { PASSED_LISTENING, PASSED_DGRAM, PASSED_NOT_LISTENING };
+
+static int make_socket(enum passed kind, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, kind == PASSED_DGRAM ? SOCK_DGRAM : SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	if (kind == PASSED_LISTENING && listen(fd, 4) < 0)
+		return -1;
+	return fd;
+}
+
+/*
+ * In a child: fd 3 a socket of kind bound to path, LISTEN_* as given
+ * (pid 0: our own); returns notify_listen_fd()'s result, 100 + the fd, or
+ * 99 when the variables outlived the call.
+ */
+static int activation(enum passed kind, const char *path, const char *expected, int pid,
+		      const char *n_fds)
+{
+	pid_t child = fork();
+	int status;
+
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		char err[256] = "", pidstr[16];
+		int fd = make_socket(kind, path), got = -1, r;
+
+		if (fd < 0 || dup2(fd, 3) < 0)
+			_exit(98);
+		snprintf(pidstr, sizeof(pidstr), "%d", pid ? pid : (int)getpid());
+		setenv("LISTEN_PID", pidstr, 1);
+		setenv("LISTEN_FDS", n_fds, 1);
+		setenv("LISTEN_FDNAMES", "api", 1);
+		r = notify_listen_fd(expected, &got, err, sizeof(err));
+		if (getenv("LISTEN_FDS") || getenv("LISTEN_PID") || getenv("LISTEN_FDNAMES"))
+			_exit(99);
+		if (r < 0)
+			_exit(r == -EINVAL && err[0] ? 1 : 97);
+		_exit(got < 0 ? 0 : 100 + got);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+Test(notify, a_passed_listening_socket_is_the_api_socket)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	cr_assert_eq(activation(PASSED_LISTENING, path, path, 0, "1"), 103);
+	cr_assert_eq(activation(PASSED_LISTENING, path, NULL, 0, "1"), 103);
+}
+
+Test(notify, sockets_for_another_process_are_not_taken)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	cr_assert_eq(activation(PASSED_LISTENING, path, path, 1, "1"), 0);
+}
+
+Test(notify, wrong_sockets_are_refused)
+{
+	char path[96], other[96];
+
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	snprintf(other, sizeof(other), "%s/other.sock", dir);
+	cr_assert_eq(activation(PASSED_LISTENING, path, other, 0, "1"), 1, "bound elsewhere");
+	cr_assert_eq(activation(PASSED_DGRAM, path, path, 0, "1"), 1, "a datagram socket");
+	cr_assert_eq(activation(PASSED_NOT_LISTENING, path, path, 0, "1"), 1, "not listening");
+	cr_assert_eq(activation(PASSED_LISTENING, path, path, 0, "2"), 1, "two sockets");
+	cr_assert_eq(activation(PASSED_LISTENING, path, path, 0, "x"), 1, "a bad count");
+	unlink(path);
+}
+
+Test(notify, no_activation_without_listen_fds)
+{
+	int fd = 1234;
+	char err[64];
+
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	cr_assert_eq(notify_listen_fd("/run/x.sock", &fd, err, sizeof(err)), 0);
+	cr_assert_eq(fd, -1);
+}
+
+/* ---- common/log.c: lines get priorities only on the journal's own stream ---- */
+
+Test(journal, stream_named_by_dev_and_inode)
+{
+	char path[] = "/tmp/cloister-journal-XXXXXX", env[64];
+	struct stat st;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(fstat(fd, &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	cr_assert(log_journal_stream_matches(env, fd));
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	cr_assert_not(log_journal_stream_matches(env, fd));
+	cr_assert_not(log_journal_stream_matches(NULL, fd));
+	cr_assert_not(log_journal_stream_matches("", fd));
+	cr_assert_not(log_journal_stream_matches("12:34:56", fd));
+	cr_assert_not(log_journal_stream_matches("12:34x", fd));
+	close(fd);
+}
+
+Test(journal, priority_prefix_on_the_journal_stream)
+{
+	int p[2];
+	char env[128], buf[256] = "";
+	struct stat st;
+	ssize_t n;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(fstat(p[1], &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	cr_assert_geq(dup2(p[1], STDERR_FILENO), 0);
+	log_set_tag("rng0");
+	log_error("bad %s", "thing");
+	log_info("fine");
+	n = read(p[0], buf, sizeof(buf) - 1);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	snprintf(env, sizeof(env), "<3>rng0[%d]: error: bad thing\n<6>rng0[%d]: info: fine\n",
+		 (int)getpid(), (int)getpid());
+	cr_assert_str_eq(buf, env);
+}
