@@ -99,10 +99,8 @@ static enum loop_end main_loop(struct controller *c, struct service *svc, int si
 		controller_tick(c);
 		notify_watchdog_tick();
 		if (service_vm_ended(svc, c, &failed, why, sizeof(why))) {
-			if (failed)
-				log_error("the VM failed: %s", why);
-			else
-				log_info("the VM has shut down: the service ends");
+			/* The controller logged why the VM failed, if it did. */
+			log_info("the VM has %s: the service ends", failed ? "failed" : "shut down");
 			return failed ? LOOP_VM_FAILED : LOOP_VM_ENDED;
 		}
 	}
@@ -199,6 +197,7 @@ int main(int argc, char **argv)
 	r = start_vm(c, svc, &opts, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
+		notify_status("VM not started: %s", err);
 		goto out;
 	}
 	if (listen_fd >= 0) {
@@ -224,7 +223,7 @@ int main(int argc, char **argv)
 	}
 out:
 	if (end != LOOP_SIGNAL)
-		notify_stopping("VM stopping");
+		notify_stopping(status ? NULL : "VM stopping");
 	/* An operation under way gives up; then stop answering, so nobody sees a half torn-down VM. */
 	controller_cancel(c);
 	api_server_stop(server);

@@ -88,6 +88,8 @@ int notify_vm_status(const char *state, const char *op, const char *error)
 
 int notify_stopping(const char *status)
 {
+	if (!status)
+		return notify_enabled() ? notify_send("STOPPING=1") : 0;
 	return notify_with_status("STOPPING=1", status);
 }
 

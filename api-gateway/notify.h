@@ -27,7 +27,7 @@ int notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int notify_vm_status(const char *state, const char *op, const char *error);
 
-/* STOPPING=1 with a STATUS= line. */
+/* STOPPING=1 with a STATUS= line, or alone (status NULL: the last status, a failure's reason, stays). */
 int notify_stopping(const char *status);
 
 /* EXTEND_TIMEOUT_USEC: the start or stop under way may take usec more from now. */

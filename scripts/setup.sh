@@ -11,6 +11,9 @@ packages=(
 	python3 python3-pytest python3-jsonschema python3-yaml curl gdb procps strace clang libclang-rt-14-dev
 	qemu-system-misc opensbi
 	iproute2 iputils-ping e2fsprogs tmux cpio xz-utils
+	libsystemd-dev
+	# The systemd tests boot a Debian root (scripts/nspawn-rootfs.sh) in a container.
+	mmdebstrap systemd-container
 )
 
 missing=()

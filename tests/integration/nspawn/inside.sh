@@ -146,6 +146,8 @@ if ! systemctl is-failed -q cloister@bad; then
 	fail $step "not failed: $st"
 elif ! grep -q 'does-not-exist' <<<"$st"; then
 	fail $step "status does not say why: $st"
+elif [[ "$(systemctl show -P StatusText cloister@bad)" != "VM not started: payload.kernel /cloister-test/does-not-exist.elf"* ]]; then
+	fail $step "StatusText: $(systemctl show -P StatusText cloister@bad)"
 elif ! journal -u cloister@bad -p err -o cat | grep -q 'does-not-exist'; then
 	fail $step "journalctl -p err does not find the reason"
 else
@@ -169,6 +171,8 @@ else
 		fail $step "not failed: $st"
 	elif ! grep -q 'SIGKILL' <<<"$st"; then
 		fail $step "status does not say why: $st"
+	elif [ "$(systemctl show -P StatusText cloister@plain)" != "VM Shutdown: vmm-core killed by SIGKILL" ]; then
+		fail $step "StatusText: $(systemctl show -P StatusText cloister@plain)"
 	else
 		ok $step
 	fi

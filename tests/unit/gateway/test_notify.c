@@ -272,3 +272,9 @@ Test(journal, priority_prefix_on_the_journal_stream)
 		 (int)getpid(), (int)getpid());
 	cr_assert_str_eq(buf, env);
 }
+
+Test(notify, stopping_alone_keeps_the_last_status)
+{
+	cr_assert_eq(notify_stopping(NULL), 0);
+	cr_assert_str_eq(heard(true), "STOPPING=1");
+}
