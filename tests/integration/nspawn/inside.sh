@@ -68,6 +68,34 @@ else
 	ok $step
 fi
 
+# -- with WatchdogSec= set, the main loop pings: systemd's watchdog timestamp moves.
+step=watchdog
+mkdir -p /run/systemd/system/cloister@plain.service.d
+printf '[Service]\nWatchdogSec=1s\n' >/run/systemd/system/cloister@plain.service.d/watchdog.conf
+systemctl daemon-reload
+systemctl restart cloister@plain
+first=$(systemctl show -P WatchdogTimestampMonotonic cloister@plain)
+moved=
+for _ in $(seq 50); do
+	now=$(systemctl show -P WatchdogTimestampMonotonic cloister@plain)
+	if [ "$now" != "$first" ]; then
+		moved=1
+		break
+	fi
+	sleep 0.1
+done
+if [ -z "$moved" ]; then
+	fail $step "no WATCHDOG=1 in 5 s (timestamp $first)"
+elif ! journal -u cloister@plain -o cat | grep -q 'systemd watchdog: every 500 ms'; then
+	fail $step "the gateway did not see WATCHDOG_USEC"
+elif [ "$(systemctl show -P ActiveState cloister@plain)" != active ]; then
+	fail $step "not active"
+else
+	ok $step
+fi
+rm -r /run/systemd/system/cloister@plain.service.d
+systemctl daemon-reload
+
 # -- stop with no snapshot_on_stop: the service ends cleanly, nothing saved.
 step=plain_stop
 systemctl stop cloister@plain
