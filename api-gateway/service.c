@@ -31,7 +31,7 @@
 #define EXTEND_BYTES_PER_SEC (32ull << 20)
 
 struct service {
-	bool managed;			/* a service manager listens */
+	bool managed;			/* a service manager listens and --config gave the VM */
 	bool snapshot_on_stop;
 	uint64_t memory_size;
 	int state_dirfd;		/* -1 without a state directory */
@@ -98,7 +98,7 @@ int service_new(const struct vm_options *o, struct service **ret, char *err, siz
 
 	if (!s)
 		return -ENOMEM;
-	*s = (struct service){ .managed = notify_enabled(), .state_dirfd = -1,
+	*s = (struct service){ .managed = notify_enabled() && o->config_path, .state_dirfd = -1,
 			       .memory_size = OPTIONS_MEMORY_DEFAULT };
 	if (o->config_path)
 		r = config_read(s, o->config_path, err, errlen);

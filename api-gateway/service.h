@@ -39,8 +39,10 @@ int service_restore(struct service *s, struct controller *c, char *err, size_t e
 int service_stop(struct service *s, struct controller *c, char *err, size_t errlen);
 
 /*
- * Under a service manager, a VM that ended ends the service: true once the
- * VM is shut down (with *ret_failed and err saying whether it failed and why).
+ * Under a service manager, the VM --config gave is the service: true once
+ * it is Shutdown (the guest powered off, or it failed), with *ret_failed
+ * and err saying whether it failed and why. vm.shutdown leaves the VM
+ * Created, and the gateway up for a vm.boot.
  */
 bool service_vm_ended(struct service *s, struct controller *c, bool *ret_failed, char *err,
 		      size_t errlen);

@@ -158,6 +158,7 @@ def test_container_exit_status_is_the_number_of_failed_steps(container_run):
     "journal",            # every process's lines at their priority, saying who spoke
     "watchdog",           # WATCHDOG=1 from the main loop when WatchdogSec= is set
     "plain_stop",         # stop without snapshot_on_stop saves nothing
+    "vm_shutdown",        # vm.shutdown keeps the service up (VM Created) for a vm.boot
     "snapshot_on_stop",   # stop pauses and snapshots into the StateDirectory
     "restore_on_start",   # start restores, resumes, removes the snapshot: the count goes on
     "refused_snapshot",   # a corrupt snapshot is kept aside and the VM boots afresh

@@ -106,6 +106,31 @@ else
 	ok $step
 fi
 
+# -- vm.shutdown over the API (CH: back to Created) keeps the service up for a vm.boot.
+step=vm_shutdown
+systemctl start cloister@plain
+put() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket /run/cloister/plain.sock \
+		-X PUT "$API/$1"
+}
+down=$(put vm.shutdown)
+status_down=$(systemctl show -P StatusText cloister@plain)
+st_down=$(systemctl show -P ActiveState cloister@plain)
+up=$(put vm.boot)
+vm=$(info plain)
+if [ "$down" != 204 ] || [ "$up" != 204 ]; then
+	fail $step "vm.shutdown answered $down, vm.boot $up"
+elif [ "$st_down" != active ] || [ "$status_down" != "VM Created" ]; then
+	fail $step "after vm.shutdown: $st_down, '$status_down'"
+elif [[ "$vm" != *'"state":"Running"'* && "$vm" != *'"state": "Running"'* ]]; then
+	fail $step "after vm.boot: $vm"
+elif [ "$(systemctl show -P StatusText cloister@plain)" != "VM Running" ]; then
+	fail $step "StatusText after vm.boot: $(systemctl show -P StatusText cloister@plain)"
+else
+	ok $step
+fi
+systemctl stop cloister@plain
+
 # -- snapshot on stop, restore on start: the guest's counter goes on.
 step=snapshot_on_stop
 serial=/var/log/cloister/web.serial
