@@ -33,10 +33,10 @@ StandardOutput=journal
 """
 
 
-def vm_config(serial, kernel=None, snapshot_on_stop=False):
+def vm_config(serial, kernel=None, snapshot_on_stop=False, memory=64 << 20):
     cfg = {
         "cpus": {"boot_vcpus": 1},
-        "memory": {"size": 64 << 20},
+        "memory": {"size": memory},
         "payload": {"kernel": kernel or "/cloister-test/countguest.elf"},
         "serial": {"mode": "File", "file": f"/var/log/cloister/{serial}.serial"},
     }
@@ -71,53 +71,63 @@ def install_tree(dest):
     return get["prefix"], get["bindir"], get["libexecdir"], unitdir
 
 
+def run_in_container(work, script, configs, timeout=300):
+    """Boots the cached root with the installed tree, the counter guest, configs
+    ({name: json text} as /etc/cloister/NAME.json) and script as the oneshot
+    test unit; returns (nspawn's exit status, its console, the out directory,
+    /cloister-out inside)."""
+    rootfs = subprocess.run([ROOTFS_SCRIPT], check=True, capture_output=True,
+                            text=True).stdout.strip().splitlines()[-1]
+    dest = os.path.join(work, "dest")
+    prefix, bindir, libexecdir, unitdir = install_tree(dest)
+    test_dir = os.path.join(work, "test")
+    etc = os.path.join(work, "etc-cloister")
+    out = os.path.join(work, "out")
+    for d in (test_dir, etc, out):
+        os.makedirs(d)
+    shutil.copy(script, os.path.join(test_dir, "inside.sh"))
+    shutil.copy(GUEST, os.path.join(test_dir, "countguest.elf"))
+    with open(os.path.join(test_dir, "cloister-test.service"), "w") as f:
+        f.write(TEST_UNIT)
+    for name, text in configs.items():
+        with open(os.path.join(etc, f"{name}.json"), "w") as f:
+            f.write(text)
+
+    binds = [
+        f"--bind-ro={test_dir}:/cloister-test",
+        f"--bind-ro={test_dir}/cloister-test.service:/etc/systemd/system/cloister-test.service",
+        f"--bind-ro={etc}:/etc/cloister",
+        f"--bind={out}:/cloister-out",
+    ]
+    for prog in ("cloister", "cloister-remote"):
+        path = os.path.join(prefix, bindir, prog)
+        binds.append(f"--bind-ro={dest}{path}:{path}")
+    libexec = os.path.join(prefix, libexecdir, "cloister")
+    binds.append(f"--bind-ro={dest}{libexec}:{libexec}")
+    for unit in ("cloister@.service", "cloister@.socket"):
+        binds.append(f"--bind-ro={dest}{unitdir}/{unit}:/etc/systemd/system/{unit}")
+    cmd = ["systemd-nspawn", "-q", "-D", rootfs, "-b", "--register=no", "--keep-unit",
+           "--volatile=overlay", "--console=read-only", *binds,
+           "systemd.unit=cloister-test.service", "systemd.show_status=0"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+    return proc.returncode, proc.stdout, out
+
+
 @pytest.fixture(scope="module")
 def container_run():
     reason = why_not_nspawn()
     if reason:
         pytest.skip(reason)
-    rootfs = subprocess.run([ROOTFS_SCRIPT], check=True, capture_output=True,
-                            text=True).stdout.strip().splitlines()[-1]
     work = tempfile.mkdtemp(prefix="cloister-systemd-")
     try:
-        dest = os.path.join(work, "dest")
-        prefix, bindir, libexecdir, unitdir = install_tree(dest)
-        test_dir = os.path.join(work, "test")
-        etc = os.path.join(work, "etc-cloister")
-        out = os.path.join(work, "out")
-        for d in (test_dir, etc, out):
-            os.makedirs(d)
-        shutil.copy(os.path.join(HERE, "nspawn", "inside.sh"), test_dir)
-        shutil.copy(GUEST, os.path.join(test_dir, "countguest.elf"))
-        with open(os.path.join(test_dir, "cloister-test.service"), "w") as f:
-            f.write(TEST_UNIT)
         configs = {
             "plain": vm_config("plain"),
             "web": vm_config("web", snapshot_on_stop=True),
             "bad": vm_config("bad", kernel="/cloister-test/does-not-exist.elf"),
         }
-        for name, text in configs.items():
-            with open(os.path.join(etc, f"{name}.json"), "w") as f:
-                f.write(text)
-
-        binds = [
-            f"--bind-ro={test_dir}:/cloister-test",
-            f"--bind-ro={test_dir}/cloister-test.service:/etc/systemd/system/cloister-test.service",
-            f"--bind-ro={etc}:/etc/cloister",
-            f"--bind={out}:/cloister-out",
-        ]
-        for prog in ("cloister", "cloister-remote"):
-            path = os.path.join(prefix, bindir, prog)
-            binds.append(f"--bind-ro={dest}{path}:{path}")
-        libexec = os.path.join(prefix, libexecdir, "cloister")
-        binds.append(f"--bind-ro={dest}{libexec}:{libexec}")
-        for unit in ("cloister@.service", "cloister@.socket"):
-            binds.append(f"--bind-ro={dest}{unitdir}/{unit}:/etc/systemd/system/{unit}")
-        cmd = ["systemd-nspawn", "-q", "-D", rootfs, "-b", "--register=no", "--keep-unit",
-               "--volatile=overlay", "--console=read-only", *binds,
-               "systemd.unit=cloister-test.service", "systemd.show_status=0"]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=300)
+        rc, console, out = run_in_container(work, os.path.join(HERE, "nspawn", "inside.sh"),
+                                            configs)
         results = {}
         path = os.path.join(out, "results.txt")
         if os.path.exists(path):
@@ -130,8 +140,7 @@ def container_run():
         if os.path.exists(os.path.join(out, "journal.txt")):
             with open(os.path.join(out, "journal.txt")) as f:
                 journal = f.read()
-        yield {"rc": proc.returncode, "console": proc.stdout, "results": results,
-               "journal": journal}
+        yield {"rc": rc, "console": console, "results": results, "journal": journal}
     finally:
         if not os.environ.get("CLOISTER_KEEP_SYSTEMD_TEST"):
             shutil.rmtree(work, ignore_errors=True)
