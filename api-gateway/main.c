@@ -217,6 +217,11 @@ int main(int argc, char **argv)
 	notify_ready(vm_state_name(controller_state(c, NULL, 0)));
 	end = main_loop(c, svc, sigfd);
 	status = end == LOOP_VM_FAILED;
+	if (end == LOOP_SIGNAL && service_saves_on_stop(svc)) {
+		/* No client may resume the VM between the pause and the snapshot. */
+		api_server_stop(server);
+		server = NULL;
+	}
 	if (end == LOOP_SIGNAL && service_stop(svc, c, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		status = 1;

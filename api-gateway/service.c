@@ -253,6 +253,11 @@ static int snapshot_save(struct service *s, struct controller *c, char *err, siz
 	return 0;
 }
 
+bool service_saves_on_stop(const struct service *s)
+{
+	return s->snapshot_on_stop;
+}
+
 int service_stop(struct service *s, struct controller *c, char *err, size_t errlen)
 {
 	enum vm_state st = controller_state(c, NULL, 0);

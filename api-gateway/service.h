@@ -31,6 +31,9 @@ void service_free(struct service *s);
  */
 int service_restore(struct service *s, struct controller *c, char *err, size_t errlen);
 
+/* snapshot_on_stop is set. */
+bool service_saves_on_stop(const struct service *s);
+
 /*
  * The gateway was told to stop by a signal: STOPPING=1, and with
  * snapshot_on_stop a pause and a snapshot of a running or paused VM.
