@@ -17,6 +17,7 @@ void log_set_tag(const char *tag);
 
 /* JOURNAL_STREAM's "DEV:INODE" (env may be NULL) is fd's: exposed for tests. */
 bool log_journal_stream_matches(const char *env, int fd);
+
 /* Lines above this level are dropped; default INFO, CLOISTER_LOG=debug raises it. */
 void log_set_level(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
