@@ -76,8 +76,10 @@ def run_in_container(work, script, configs, timeout=300):
     ({name: json text} as /etc/cloister/NAME.json) and script as the oneshot
     test unit; returns (nspawn's exit status, its console, the out directory,
     /cloister-out inside)."""
-    rootfs = subprocess.run([ROOTFS_SCRIPT], check=True, capture_output=True,
-                            text=True).stdout.strip().splitlines()[-1]
+    made = subprocess.run([ROOTFS_SCRIPT], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"scripts/nspawn-rootfs.sh failed:\n{made.stderr[-3000:]}")
+    rootfs = made.stdout.strip().splitlines()[-1]
     dest = os.path.join(work, "dest")
     prefix, bindir, libexecdir, unitdir = install_tree(dest)
     test_dir = os.path.join(work, "test")
