@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "notify.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -130,6 +131,47 @@ void notify_watchdog_tick(void)
 		return;
 	last = now;
 	notify_send("WATCHDOG=1");
+}
+
+/* An fd store name goes into a newline-separated message: a short, plain word. */
+static bool fdname_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > NOTIFY_FDNAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
+			return false;
+	return true;
+}
+
+int notify_fdstore_put(const char *name, int fd)
+{
+	char msg[NOTIFY_FDNAME_MAX + 32];
+	int r;
+
+	if (!fdname_ok(name) || fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EINVAL;
+	if (!notify_enabled())
+		return 0;
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	if (r < 0)
+		log_warn("cannot put %s in the service manager's fd store: %s", name, strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+int notify_fdstore_remove(const char *name)
+{
+	char msg[NOTIFY_FDNAME_MAX + 32];
+
+	if (!fdname_ok(name))
+		return -EINVAL;
+	if (!notify_enabled())
+		return 0;
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	return notify_send(msg);
 }
 
 /* The passed fd is a listening AF_UNIX stream socket, bound where we expect. */

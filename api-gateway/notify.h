@@ -40,6 +40,17 @@ int notify_extend_timeout(uint64_t usec);
 void notify_watchdog_tick(void);
 
 /*
+ * The fd store (FileDescriptorStoreMax=): systemd keeps a duplicate of fd,
+ * under name (1..NOTIFY_FDNAME_MAX letters, digits, '-', '_', '.'), and
+ * passes it to the next start of the service with LISTEN_FDNAMES.
+ * -EINVAL for a bad name or fd; 0 (nothing sent) without a service manager.
+ */
+#define NOTIFY_FDNAME_MAX 64
+int notify_fdstore_put(const char *name, int fd);
+/* FDSTOREREMOVE=1: systemd closes what it keeps under name. */
+int notify_fdstore_remove(const char *name);
+
+/*
  * Socket activation. 0 with *ret_fd = -1 when no socket was passed (no
  * LISTEN_FDS, or LISTEN_PID names another process). 0 with *ret_fd the
  * passed socket (close-on-exec) when exactly one was passed and it is a

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -277,4 +278,58 @@ Test(notify, stopping_alone_keeps_the_last_status)
 {
 	cr_assert_eq(notify_stopping(NULL), 0);
 	cr_assert_str_eq(heard(true), "STOPPING=1");
+}
+
+/* ---- the fd store: the message and the fd that travels with it ---- */
+
+Test(notify, fdstore_put_sends_the_fd_with_its_name)
+{
+	char buf[256] = "", cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	struct stat a, b;
+	int memfd = memfd_create("region-0", MFD_CLOEXEC), got;
+	ssize_t n;
+
+	cr_assert_geq(memfd, 0);
+	cr_assert_eq(notify_fdstore_put("region-0", memfd), 0);
+	n = recvmsg(listener, &mh, MSG_CMSG_CLOEXEC);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_assert_str_eq(buf, "FDSTORE=1\nFDNAME=region-0");
+	cm = CMSG_FIRSTHDR(&mh);
+	cr_assert_not_null(cm);
+	cr_assert_eq(cm->cmsg_type, SCM_RIGHTS);
+	memcpy(&got, CMSG_DATA(cm), sizeof(got));
+	cr_assert_eq(fstat(memfd, &a), 0);
+	cr_assert_eq(fstat(got, &b), 0);
+	cr_assert(a.st_dev == b.st_dev && a.st_ino == b.st_ino, "another file came with the message");
+	close(got);
+	close(memfd);
+}
+
+Test(notify, fdstore_remove_names_the_fd)
+{
+	cr_assert_eq(notify_fdstore_remove("region-1"), 0);
+	cr_assert_str_eq(heard(true), "FDSTOREREMOVE=1\nFDNAME=region-1");
+}
+
+/* A name is one plain word: no newline may smuggle another assignment in. */
+Test(notify, fdstore_refuses_bad_names_and_fds)
+{
+	char long_name[NOTIFY_FDNAME_MAX + 2];
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	cr_assert_eq(notify_fdstore_put("region-0\nREADY=1", 0), -EINVAL);
+	cr_assert_eq(notify_fdstore_put("", 0), -EINVAL);
+	cr_assert_eq(notify_fdstore_put(NULL, 0), -EINVAL);
+	cr_assert_eq(notify_fdstore_put(long_name, 0), -EINVAL);
+	cr_assert_eq(notify_fdstore_put("region:0", 0), -EINVAL);
+	cr_assert_eq(notify_fdstore_put("region-0", -1), -EINVAL);
+	cr_assert_eq(notify_fdstore_put("region-0", 999), -EINVAL);
+	cr_assert_eq(notify_fdstore_remove("a b"), -EINVAL);
+	cr_assert_str_eq(heard(false), "");
 }
