@@ -28,6 +28,17 @@ wait_count() {
 	return 1
 }
 journal() { journalctl --no-pager -q "$@"; }
+# journal_has UNIT PRIORITY PATTERN: waits (up to 5 s) for journald to have taken in a matching
+# line (PRIORITY "" for any); the service's stream reaches the journal a little after the fact.
+journal_has() {
+	local prio=()
+	[ -n "$2" ] && prio=(-p "$2")
+	for _ in $(seq 50); do
+		journal -u "$1" "${prio[@]}" -o cat | grep -q -- "$3" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 
 # -- readiness: start returns once READY=1 came; the API answers at once.
 step=ready
@@ -51,6 +62,7 @@ fi
 # -- the processes' lines carry journal priorities and say who spoke.
 step=journal
 wait_count /var/log/cloister/plain.serial 2 || true
+journal_has cloister@plain "" '^vmm\[[0-9]*\]: ' || true
 lines=$(journal -u cloister@plain -o cat)
 prio_info=$(journal -u cloister@plain -p info -o cat | wc -l)
 prio_err=$(journal -u cloister@plain -p err -o cat | wc -l)
@@ -86,7 +98,7 @@ for _ in $(seq 50); do
 done
 if [ -z "$moved" ]; then
 	fail $step "no WATCHDOG=1 in 5 s (timestamp $first)"
-elif ! journal -u cloister@plain -o cat | grep -q 'systemd watchdog: every 500 ms'; then
+elif ! journal_has cloister@plain "" 'systemd watchdog: every 500 ms'; then
 	fail $step "the gateway did not see WATCHDOG_USEC"
 elif [ "$(systemctl show -P ActiveState cloister@plain)" != active ]; then
 	fail $step "not active"
@@ -158,7 +170,7 @@ else
 		fail $step "the snapshot is still there after a restore that resumed"
 	elif [ "$first" != "$((before + 1))" ]; then
 		fail $step "counted $before before the stop, then '$first'"
-	elif ! journal -u cloister@web -o cat | grep -q 'restoring the VM from'; then
+	elif ! journal_has cloister@web "" 'restoring the VM from'; then
 		fail $step "the journal does not say the VM was restored"
 	else
 		ok $step
@@ -176,9 +188,9 @@ if [ -f /var/lib/cloister/web/snapshot/vm.json ]; then
 		fail $step "not active: $(journal -u cloister@web -o cat | tail -n 20)"
 	elif [ ! -f /var/lib/cloister/web/snapshot.refused/vm.json ]; then
 		fail $step "the refused snapshot was not kept aside"
-	elif ! journal -u cloister@web -p warning -o cat | grep -q 'was refused'; then
+	elif ! journal_has cloister@web warning 'was refused'; then
 		fail $step "no warning saying why: $(journal -u cloister@web -o cat | tail -n 10)"
-	elif ! journal -u cloister@web -p err -o cat | grep -q '^snapshotd\[[0-9]*\]: error: '; then
+	elif ! journal_has cloister@web err '^snapshotd\[[0-9]*\]: error: '; then
 		fail $step "snapshotd's error is not at priority err"
 	elif ! first=$(grep -a -m 1 '^hart 0 count ' $serial | awk '{print $4}') || [ -z "$first" ] ||
 		[ "$first" -ge 3 ]; then
@@ -201,7 +213,7 @@ elif ! grep -q 'does-not-exist' <<<"$st"; then
 	fail $step "status does not say why: $st"
 elif [[ "$(systemctl show -P StatusText cloister@bad)" != "VM not started: payload.kernel /cloister-test/does-not-exist.elf"* ]]; then
 	fail $step "StatusText: $(systemctl show -P StatusText cloister@bad)"
-elif ! journal -u cloister@bad -p err -o cat | grep -q 'does-not-exist'; then
+elif ! journal_has cloister@bad err 'does-not-exist'; then
 	fail $step "journalctl -p err does not find the reason"
 else
 	ok $step
@@ -242,8 +254,8 @@ if [ "$mode" != 600 ]; then
 	fail $step "socket mode $mode"
 elif [[ "$reply" == *'"state":"Running"'* || "$reply" == *'"state": "Running"'* ]]; then
 	ok $step
-elif journal -u cloister@web -o cat | grep -q 'cannot serve a passed socket yet'; then
-	if journal -u cloister@web -o cat | grep -q 'was passed as fd 3'; then
+elif journal_has cloister@web "" 'cannot serve a passed socket yet'; then
+	if journal_has cloister@web "" 'was passed as fd 3'; then
 		echo "PENDING $step: the passed socket is checked, but the API server cannot take it yet" >>"$OUT"
 	else
 		fail $step "the passed socket was not recognised"
