@@ -200,31 +200,96 @@ static int listen_fd_check(int fd, const char *expected_path, char *err, size_t 
 	return 0;
 }
 
-int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t errlen)
+static bool is_stored_name(const char *name)
 {
-	/* sd_listen_fds() checks LISTEN_PID against getpid() and unsets the variables. */
-	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START, r;
+	return strncmp(name, NOTIFY_STORED_PREFIX, strlen(NOTIFY_STORED_PREFIX)) == 0 && fdname_ok(name);
+}
 
-	unsetenv("LISTEN_FDNAMES");
-	if (n < 0) {
-		err_set(err, errlen, "socket activation: bad LISTEN_FDS or LISTEN_PID: %s", strerror(-n));
-		return -EINVAL;
-	}
-	if (n == 0) {
-		*ret_fd = -1;
+/* One passed fd: kept in the store's list, or the API socket (at most one). */
+static int listen_take(int fd, const char *name, const char *expected_path, struct notify_passed *p,
+		       char *err, size_t errlen)
+{
+	if (is_stored_name(name)) {
+		if (p->n_stored == NOTIFY_STORED_MAX) {
+			log_warn("fd store: more than %d fds handed back; %s dropped", NOTIFY_STORED_MAX, name);
+			close(fd);
+			return 0;
+		}
+		p->stored_fd[p->n_stored] = fd;
+		snprintf(p->stored_name[p->n_stored], sizeof(p->stored_name[0]), "%s", name);
+		p->n_stored++;
 		return 0;
 	}
-	if (n != 1) {
-		err_set(err, errlen, "socket activation: %d sockets passed, expected one", n);
-		for (int i = 0; i < n; i++)
-			close(SD_LISTEN_FDS_START + i);
+	if (p->api_fd >= 0) {
+		err_set(err, errlen, "socket activation: more than one socket passed (%s too)", name);
+		close(fd);
 		return -EINVAL;
 	}
-	r = listen_fd_check(fd, expected_path, err, errlen);
-	if (r < 0) {
+	if (listen_fd_check(fd, expected_path, err, errlen) < 0) {
 		close(fd);
+		return -EINVAL;
+	}
+	p->api_fd = fd;
+	return 0;
+}
+
+int notify_listen_fds(const char *expected_path, struct notify_passed *ret, char *err, size_t errlen)
+{
+	struct notify_passed p = { .api_fd = -1 };
+	char **names = NULL;
+	/* sd_listen_fds_with_names() checks LISTEN_PID against getpid() and unsets the variables. */
+	int n = sd_listen_fds_with_names(1, &names), r = 0;
+
+	if (n < 0) {
+		err_set(err, errlen, "socket activation: bad LISTEN_FDS, LISTEN_PID or LISTEN_FDNAMES: %s",
+			strerror(-n));
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *name = names && names[i] ? names[i] : "unknown";
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (r < 0)
+			close(fd);
+		else
+			r = listen_take(fd, name, expected_path, &p, err, errlen);
+	}
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	if (r < 0) {
+		notify_passed_close(&p);
 		return r;
 	}
-	*ret_fd = fd;
+	*ret = p;
+	return 0;
+}
+
+void notify_passed_close(struct notify_passed *p)
+{
+	if (p->api_fd >= 0)
+		close(p->api_fd);
+	p->api_fd = -1;
+	for (size_t i = 0; i < p->n_stored; i++)
+		close(p->stored_fd[i]);
+	p->n_stored = 0;
+}
+
+int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t errlen)
+{
+	struct notify_passed p;
+	int r = notify_listen_fds(expected_path, &p, err, errlen);
+
+	if (r < 0)
+		return r;
+	/* Nothing restores from the store yet: it must not keep guest memory alive for nobody. */
+	for (size_t i = 0; i < p.n_stored; i++) {
+		log_warn("fd store: %s was handed back, but this build restores from disk only; released",
+			 p.stored_name[i]);
+		notify_fdstore_remove(p.stored_name[i]);
+	}
+	*ret_fd = p.api_fd;
+	p.api_fd = -1;
+	notify_passed_close(&p);
 	return 0;
 }

@@ -51,11 +51,32 @@ int notify_fdstore_put(const char *name, int fd);
 int notify_fdstore_remove(const char *name);
 
 /*
- * Socket activation. 0 with *ret_fd = -1 when no socket was passed (no
- * LISTEN_FDS, or LISTEN_PID names another process). 0 with *ret_fd the
- * passed socket (close-on-exec) when exactly one was passed and it is a
- * listening AF_UNIX stream socket bound to expected_path (when not NULL).
- * -EINVAL with err set for anything else. The LISTEN_* variables are
+ * What the service manager handed over at start (LISTEN_FDS, LISTEN_PID
+ * checked, named by LISTEN_FDNAMES): the API socket, and the fds the store
+ * kept, whose names start with NOTIFY_STORED_PREFIX ("region-0", ...).
+ * Every other fd must be the one API socket, checked as notify_listen_fd()
+ * says. The LISTEN_* variables are removed either way.
+ */
+#define NOTIFY_STORED_PREFIX "region-"
+#define NOTIFY_STORED_MAX 16
+struct notify_passed {
+	int api_fd;		/* -1 when none */
+	size_t n_stored;
+	int stored_fd[NOTIFY_STORED_MAX];
+	char stored_name[NOTIFY_STORED_MAX][NOTIFY_FDNAME_MAX + 1];
+};
+int notify_listen_fds(const char *expected_path, struct notify_passed *ret, char *err,
+		      size_t errlen);
+void notify_passed_close(struct notify_passed *p);
+
+/*
+ * Socket activation, for a gateway that does not restore from the store
+ * (stored fds handed back are released with FDSTOREREMOVE=1). 0 with
+ * *ret_fd = -1 when no socket was passed (no LISTEN_FDS, or LISTEN_PID
+ * names another process). 0 with *ret_fd the passed socket (close-on-exec)
+ * when one was passed and it is a listening AF_UNIX stream socket bound to
+ * expected_path (when not NULL). -EINVAL with err set for anything else
+ * (two sockets, another kind, another path). The LISTEN_* variables are
  * removed either way, so children never see them.
  */
 int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t errlen);

@@ -333,3 +333,72 @@ Test(notify, fdstore_refuses_bad_names_and_fds)
 	cr_assert_eq(notify_fdstore_remove("a b"), -EINVAL);
 	cr_assert_str_eq(heard(false), "");
 }
+
+/* ---- the fd store on the way back: LISTEN_FDNAMES sorts the API socket from stored fds ---- */
+
+/*
+ * In a child: fd 3 a listening socket at path, fd 4 a memfd, LISTEN_FDNAMES
+ * names; with_store: notify_listen_fds(), 0 when it found the API socket at
+ * fd 3 and region-0 at fd 4; without: notify_listen_fd(), 0 when it kept
+ * fd 3 and closed fd 4. 1 when refused, other codes for other outcomes.
+ */
+static int activation_named(const char *path, const char *names, bool with_store)
+{
+	pid_t child = fork();
+	int status;
+
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct notify_passed p;
+		char err[256] = "", pidstr[16];
+		int sock = make_socket(PASSED_LISTENING, path), mem = memfd_create("m", 0), fd = -1, r;
+
+		if (sock < 0 || mem < 0 || dup2(sock, 3) < 0 || dup2(mem, 4) < 0)
+			_exit(98);
+		close(sock);
+		close(mem);
+		snprintf(pidstr, sizeof(pidstr), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidstr, 1);
+		setenv("LISTEN_FDS", "2", 1);
+		setenv("LISTEN_FDNAMES", names, 1);
+		if (!with_store) {
+			r = notify_listen_fd(path, &fd, err, sizeof(err));
+			if (r < 0)
+				_exit(1);
+			_exit(fd == 3 && fcntl(4, F_GETFD) < 0 ? 0 : 2);
+		}
+		r = notify_listen_fds(path, &p, err, sizeof(err));
+		if (r < 0)
+			_exit(1);
+		if (p.api_fd != 3 || p.n_stored != 1 || p.stored_fd[0] != 4 ||
+		    strcmp(p.stored_name[0], "region-0") != 0)
+			_exit(3);
+		notify_passed_close(&p);
+		_exit(fcntl(3, F_GETFD) < 0 && fcntl(4, F_GETFD) < 0 ? 0 : 4);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+Test(notify, stored_fds_come_back_by_name)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	cr_assert_eq(activation_named(path, "api:region-0", true), 0);
+	/* Names go by position: a memfd named api is not made the API socket. */
+	cr_assert_eq(activation_named(path, "region-0:api", true), 1);
+	/* fd 4 is a memfd: as a second API socket it is refused. */
+	cr_assert_eq(activation_named(path, "api:api", true), 1);
+	cr_assert_eq(activation_named(path, "api", true), 1, "names and fds disagree");
+}
+
+Test(notify, stored_fds_nobody_restores_from_are_released)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	cr_assert_eq(activation_named(path, "api:region-0", false), 0);
+	cr_assert_str_eq(heard(true), "FDSTOREREMOVE=1\nFDNAME=region-0");
+}
