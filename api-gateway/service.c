@@ -120,12 +120,15 @@ void service_free(struct service *s)
 	free(s);
 }
 
+/* vm.json, or the commit marker of a write a crash cut short, which restore completes. */
 static bool snapshot_present(const struct service *s, const char *name)
 {
-	char path[64];
+	char path[64], marker[64];
 
 	snprintf(path, sizeof(path), "%s/vm.json", name);
-	return faccessat(s->state_dirfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	snprintf(marker, sizeof(marker), "%s/commit", name);
+	return faccessat(s->state_dirfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	       faccessat(s->state_dirfd, marker, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Unlinks one snapshot directory's files (vm.json first, so it stops being a snapshot), then it. */

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,7 +47,11 @@ static void log_emit(char *line, size_t len)
 		else if ((unsigned char)line[i] == 0x7f)
 			line[i] = '?';
 	line[len] = '\n';
-	(void)!write(STDERR_FILENO, line, len + 1);
+	/* One writev per line, so relayed lines do not interleave with the gateway's. */
+	(void)!writev(STDERR_FILENO, (struct iovec[]){
+		{ .iov_base = (void *)log_journal_prefix(line, len),
+		  .iov_len = strlen(log_journal_prefix(line, len)) },
+		{ .iov_base = line, .iov_len = len + 1 } }, 2);
 }
 
 static void *log_relay(void *arg)

@@ -25,6 +25,30 @@ bool log_journal_stream_matches(const char *env, int fd)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/* "tag[pid]: level: text": the level word's priority; info when the line names none. */
+static const char *line_priority(const char *line, size_t len)
+{
+	static const struct {
+		const char *word, *prio;
+	} levels[] = { { "error: ", "<3>" }, { "warn: ", "<4>" }, { "info: ", "<6>" }, { "debug: ", "<7>" } };
+	const char *end = memmem(line, len, "]: ", 3);
+	size_t rest;
+
+	if (!end)
+		return "<6>";
+	end += 3;
+	rest = len - (size_t)(end - line);
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (rest >= strlen(levels[i].word) && memcmp(end, levels[i].word, strlen(levels[i].word)) == 0)
+			return levels[i].prio;
+	return "<6>";
+}
+
+const char *log_journal_prefix(const char *line, size_t len)
+{
+	return log_to_journal ? line_priority(line, len) : "";
+}
+
 void log_set_tag(const char *tag)
 {
 	static bool journal_checked;

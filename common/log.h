@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -17,6 +18,14 @@ void log_set_tag(const char *tag);
 
 /* JOURNAL_STREAM's "DEV:INODE" (env may be NULL) is fd's: exposed for tests. */
 bool log_journal_stream_matches(const char *env, int fd);
+
+/*
+ * For a line relayed from a child ("tag[pid]: level: text", control
+ * characters already replaced): the priority prefix its level word asks for
+ * ("<3>" for error; "<6>" when it names none), or "" when stderr is not the
+ * journal. Always written, so a child's own "<0>" is text, not a priority.
+ */
+const char *log_journal_prefix(const char *line, size_t len);
 
 /* Lines above this level are dropped; default INFO, CLOISTER_LOG=debug raises it. */
 void log_set_level(enum log_level level);

@@ -71,17 +71,43 @@ def install_tree(dest):
     return get["prefix"], get["bindir"], get["libexecdir"], unitdir
 
 
+def runtime_packages(paths):
+    """The Debian packages that hold the shared libraries the programs at paths load."""
+    libs = set()
+    for path in paths:
+        out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split("=>")
+            lib = (parts[1] if len(parts) == 2 else parts[0]).split("(")[0].strip()
+            if lib.startswith("/"):
+                libs.add(os.path.realpath(lib))
+    packages = set()
+    for lib in sorted(libs):
+        found = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True)
+        if found.returncode != 0:
+            # usrmerge: dpkg may know the file under /lib rather than /usr/lib.
+            found = subprocess.run(["dpkg", "-S", lib.removeprefix("/usr")],
+                                   capture_output=True, text=True)
+        if found.returncode == 0:
+            packages.add(found.stdout.split(":")[0].strip())
+    return sorted(packages)
+
+
 def run_in_container(work, script, configs, timeout=300):
     """Boots the cached root with the installed tree, the counter guest, configs
     ({name: json text} as /etc/cloister/NAME.json) and script as the oneshot
     test unit; returns (nspawn's exit status, its console, the out directory,
     /cloister-out inside)."""
-    made = subprocess.run([ROOTFS_SCRIPT], capture_output=True, text=True)
+    dest = os.path.join(work, "dest")
+    prefix, bindir, libexecdir, unitdir = install_tree(dest)
+    libexec = os.path.join(prefix, libexecdir, "cloister")
+    programs = [f"{dest}{os.path.join(prefix, bindir, p)}" for p in ("cloister", "cloister-remote")]
+    programs += [os.path.join(f"{dest}{libexec}", p) for p in os.listdir(f"{dest}{libexec}")]
+    made = subprocess.run([ROOTFS_SCRIPT, "--packages", ",".join(runtime_packages(programs))],
+                          capture_output=True, text=True)
     if made.returncode != 0:
         pytest.fail(f"scripts/nspawn-rootfs.sh failed:\n{made.stderr[-3000:]}")
     rootfs = made.stdout.strip().splitlines()[-1]
-    dest = os.path.join(work, "dest")
-    prefix, bindir, libexecdir, unitdir = install_tree(dest)
     test_dir = os.path.join(work, "test")
     etc = os.path.join(work, "etc-cloister")
     out = os.path.join(work, "out")
@@ -104,7 +130,6 @@ def run_in_container(work, script, configs, timeout=300):
     for prog in ("cloister", "cloister-remote"):
         path = os.path.join(prefix, bindir, prog)
         binds.append(f"--bind-ro={dest}{path}:{path}")
-    libexec = os.path.join(prefix, libexecdir, "cloister")
     binds.append(f"--bind-ro={dest}{libexec}:{libexec}")
     for unit in ("cloister@.service", "cloister@.socket"):
         binds.append(f"--bind-ro={dest}{unitdir}/{unit}:/etc/systemd/system/{unit}")

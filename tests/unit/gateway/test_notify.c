@@ -402,3 +402,42 @@ Test(notify, stored_fds_nobody_restores_from_are_released)
 	cr_assert_eq(activation_named(path, "api:region-0", false), 0);
 	cr_assert_str_eq(heard(true), "FDSTOREREMOVE=1\nFDNAME=region-0");
 }
+
+/* stderr made the journal stream JOURNAL_STREAM names, as systemd sets it up. */
+static void journal_stderr(void)
+{
+	char env[64];
+	struct stat st;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(fstat(p[1], &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	cr_assert_geq(dup2(p[1], STDERR_FILENO), 0);
+	log_set_tag("cloister");
+}
+
+#define PREFIX(s) log_journal_prefix(s, strlen(s))
+
+Test(journal, relayed_lines_keep_their_level)
+{
+	journal_stderr();
+	cr_assert_str_eq(PREFIX("vmm[3]: error: the guest failed"), "<3>");
+	cr_assert_str_eq(PREFIX("rng0[4]: warn: slow"), "<4>");
+	cr_assert_str_eq(PREFIX("snapshotd[5]: info: saved"), "<6>");
+	cr_assert_str_eq(PREFIX("vmm[3]: debug: tick"), "<7>");
+	/* A child cannot pick a priority of its own. */
+	cr_assert_str_eq(PREFIX("<0>vmm[3]: info: emergency?"), "<6>");
+	cr_assert_str_eq(PREFIX("vmm[3]: errors: not a level"), "<6>");
+	cr_assert_str_eq(PREFIX("no tag at all"), "<6>");
+	cr_assert_str_eq(log_journal_prefix("vmm[3]: error: x", 8), "<6>", "the level past len");
+}
+
+Test(journal, no_prefix_off_the_journal)
+{
+	unsetenv("JOURNAL_STREAM");
+	log_set_tag("cloister");
+	cr_assert_str_eq(PREFIX("vmm[3]: error: the guest failed"), "");
+}
