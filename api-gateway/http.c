@@ -678,6 +678,38 @@ int api_server_start(const char *socket_path, const struct api_ops *ops, void *o
 	return 0;
 }
 
+int api_server_start_fd(int listen_fd, const char *socket_path, const struct api_ops *ops,
+			void *opaque, struct api_server **ret)
+{
+	struct api_server *s;
+	int flags, r;
+
+	if (listen_fd < 0 || !socket_path || !ops || !ret)
+		return -EINVAL;
+	s = api_server_new(socket_path, ops, opaque);
+	if (!s)
+		return -ENOMEM;
+	flags = fcntl(listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(listen_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		r = -errno;
+		api_server_free(s);
+		return r;
+	}
+	/* dev and ino stay 0: the path belongs to whoever made the socket, and stays. */
+	s->listen_fd = listen_fd;
+	r = api_server_spawn(s);
+	if (r < 0) {
+		log_error("api: cannot start the server threads: %s", strerror(-r));
+		api_server_join(s, false);
+		api_server_free(s);
+		return r;
+	}
+	log_info("api: serving the passed socket %s", socket_path);
+	*ret = s;
+	return 0;
+}
+
 void api_server_stop(struct api_server *s)
 {
 	if (!s)

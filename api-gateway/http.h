@@ -124,6 +124,15 @@ int api_server_start(const char *socket_path, const struct api_ops *ops, void *o
 void api_server_stop(struct api_server *s);
 
 /*
+ * As api_server_start(), but serves listen_fd (a listening AF_UNIX stream
+ * socket, taken over: socket activation) instead of making socket_path,
+ * which only names it in logs. api_server_stop() leaves the path in place:
+ * it belongs to the socket unit.
+ */
+int api_server_start_fd(int listen_fd, const char *socket_path, const struct api_ops *ops,
+			void *opaque, struct api_server **ret);
+
+/*
  * HTTP status for an op's negative errno, after Cloud Hypervisor's openapi:
  *   0            204
  *   -ENOENT      404  no VM has been created

@@ -203,11 +203,13 @@ int main(int argc, char **argv)
 	if (listen_fd >= 0) {
 		log_info("socket activation: the API socket %s was passed as fd %d", opts.api_socket,
 			 listen_fd);
-		/* TODO: api_server_start_fd(listen_fd, opts.api_socket, ...) once http.c has it. */
-		log_error("socket activation: this build's API server cannot serve a passed socket yet");
-		goto out;
-	}
-	if (opts.api_socket) {
+		r = api_server_start_fd(listen_fd, opts.api_socket, &controller_api_ops, c, &server);
+		listen_fd = -1;
+		if (r < 0) {
+			log_error("cannot serve the passed API socket: %s", strerror(-r));
+			goto out;
+		}
+	} else if (opts.api_socket) {
 		r = api_server_start(opts.api_socket, &controller_api_ops, c, &server);
 		if (r < 0) {
 			log_error("cannot serve the API on %s: %s", opts.api_socket, strerror(-r));
