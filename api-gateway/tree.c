@@ -341,8 +341,7 @@ static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool resto
 		return r;
 	t->n_devs++;
 	att.device = d;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_ATTACH_DEVICE;
-	env.core_attach_device = &att;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_ATTACH_DEVICE, &att.base);
 	r = tree_call(t, &t->core, &env, &ch->sock, 1, TREE_CALL_TIMEOUT_MS, err, errlen);
 	cleanup_closep(&ch->sock);
 	return r;
@@ -387,8 +386,7 @@ static int core_configure(struct vm_tree *t, Cloister__VmConfig *config, bool re
 	cfg.serial_fd = configure_fd_add(&f, serial->out_fd);
 	cfg.initramfs_fd = configure_fd_add(&f, initramfs_fd);
 	cfg.serial_in_fd = configure_fd_add(&f, serial->in_fd);
-	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE;
-	env.core_configure = &cfg;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE, &cfg.base);
 	return tree_call(t, &t->core, &env, f.fds, f.n, TREE_CALL_TIMEOUT_MS, err, errlen);
 }
 

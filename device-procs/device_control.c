@@ -340,8 +340,7 @@ static int answer_save(struct device *dev, const Cloister__Envelope *req, int er
 	reply.error = error;
 	reply.message = (char *)(message ? message : "");
 	reply.state = error < 0 ? NULL : &state;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY;
-	env.dev_save_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_SAVE_REPLY, &reply.base);
 	env.request_id = req->request_id;
 	r = frame_send(dev->sock, &env, NULL, 0);
 	free(state.blob.data);
@@ -366,8 +365,7 @@ static int answer_counters(struct device *dev, const Cloister__Envelope *req, in
 	reply.counters = ptrs;
 	reply.error = error;
 	reply.message = (char *)(message ? message : "");
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_COUNTERS_REPLY;
-	env.dev_counters_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_COUNTERS_REPLY, &reply.base);
 	env.request_id = req->request_id;
 	return frame_send(dev->sock, &env, NULL, 0);
 }
@@ -516,8 +514,7 @@ static int send_dev_info(struct device *dev)
 	info.max_queue_size = dev->ops->max_queue_size;
 	info.config_space = (ProtobufCBinaryData){ .len = dev->config_len,
 						   .data = (uint8_t *)dev->config };
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_INFO;
-	env.dev_info = &info;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_INFO, &info.base);
 	return frame_send(dev->sock, &env, NULL, 0);
 }
 

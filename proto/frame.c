@@ -328,8 +328,7 @@ int frame_hello_send(int sock, Cloister__Role role)
 
 	hello.protocol_version = CL_PROTOCOL_VERSION;
 	hello.role = role;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_HELLO;
-	env.hello = &hello;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_HELLO, &hello.base);
 	return frame_send(sock, &env, NULL, 0);
 }
 
@@ -368,8 +367,7 @@ int frame_reply_to(int sock, const Cloister__Envelope *request, int error, const
 	reply.error = error;
 	if (message)
 		reply.message = (char *)message;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_REPLY;
-	env.reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_REPLY, &reply.base);
 	env.request_id = request ? request->request_id : 0;
 	return frame_send(sock, &env, NULL, 0);
 }
@@ -382,8 +380,7 @@ int frame_reply_send(int sock, int error, const char *message)
 	reply.error = error;
 	if (message)
 		reply.message = (char *)message;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_REPLY;
-	env.reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_REPLY, &reply.base);
 	return frame_send(sock, &env, NULL, 0);
 }
 
@@ -403,6 +400,21 @@ int frame_envelope_empty(Cloister__Envelope *env, Cloister__Envelope__MsgCase wh
 	protobuf_c_message_init(md, body);
 	/* Every member of the oneof sits at the same offset: field->offset. */
 	memcpy((char *)env + field->offset, &body, sizeof(body));
+	env->msg_case = which;
+	return 0;
+}
+
+int frame_wrap(Cloister__Envelope *env, Cloister__Envelope__MsgCase which, ProtobufCMessage *msg)
+{
+	const ProtobufCFieldDescriptor *field =
+		protobuf_c_message_descriptor_get_field(&cloister__envelope__descriptor,
+							(unsigned)which);
+
+	if (!field || field->type != PROTOBUF_C_TYPE_MESSAGE || !msg ||
+	    msg->descriptor != field->descriptor)
+		return -EINVAL;
+	/* Every member of the oneof sits at the same offset: field->offset. */
+	memcpy((char *)env + field->offset, &msg, sizeof(msg));
 	env->msg_case = which;
 	return 0;
 }

@@ -72,6 +72,13 @@ ProtobufCMessage *proto_message_dup(const ProtobufCMessage *msg);
 int frame_envelope_empty(Cloister__Envelope *env, Cloister__Envelope__MsgCase which,
 			 ProtobufCMessage *body);
 
+/*
+ * Makes env carry msg as the member of its oneof that which names; msg must
+ * be of that member's type (checked against its descriptor) and live as
+ * long as env. -EINVAL, env untouched, otherwise.
+ */
+int frame_wrap(Cloister__Envelope *env, Cloister__Envelope__MsgCase which, ProtobufCMessage *msg);
+
 /* Name of the message set in env, for logs ("hello", "core_pause", ...). */
 const char *frame_msg_name(const Cloister__Envelope *env);
 

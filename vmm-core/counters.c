@@ -46,8 +46,7 @@ int counters_answer(int gw, pthread_mutex_t *send_lock, const Cloister__Envelope
 	gather(m, &g);
 	reply.devices = g.ptrs;
 	reply.n_devices = g.n;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_COUNTERS_REPLY;
-	env.core_counters_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_COUNTERS_REPLY, &reply.base);
 	env.request_id = request->request_id;
 	pthread_mutex_lock(send_lock);
 	r = frame_send(gw, &env, NULL, 0);

@@ -248,8 +248,7 @@ static int send_activate(struct virtio_mmio_dev *d)
 	for (uint32_t i = 0; i < d->num_queues; i++)
 		if (qs[i].ready)
 			ready[act.n_queues++] = &qs[i];
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_ACTIVATE;
-	env.dev_activate = &act;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_ACTIVATE, &act.base);
 	return mmio_device_request(d, &env, fds, n_fds);
 }
 
@@ -601,8 +600,7 @@ static int send_memory(struct virtio_mmio_dev *d, const struct virtio_mmio_param
 	d->n_mem = p->n_mem;
 	msg.n_regions = p->n_mem;
 	msg.regions = rptrs;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_MEMORY;
-	env.dev_memory = &msg;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_MEMORY, &msg.base);
 	return mmio_device_request(d, &env, fds, p->n_mem);
 }
 

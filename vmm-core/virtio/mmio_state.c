@@ -96,8 +96,7 @@ static int save_locked(struct virtio_mmio_dev *d, Cloister__DeviceState **ret_st
 	int fds[2 * VIRTIO_MMIO_MAX_QUEUES];
 	int r;
 
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_SAVE;
-	env.dev_save = &req;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_SAVE, &req.base);
 	r = mmio_device_exchange(d, &env, NULL, 0, &reply);
 	if (r < 0)
 		return r;
@@ -219,8 +218,7 @@ static int send_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *
 	s.bytes_served = saved->bytes_served;
 	s.blob = saved->blob;
 	msg.state = &s;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_RESTORE;
-	env.dev_restore = &msg;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_RESTORE, &msg.base);
 	return mmio_device_request(d, &env, fds, n_fds);
 }
 

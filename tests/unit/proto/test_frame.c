@@ -140,6 +140,24 @@ Test(frame, empty_request_round_trip)
 	}
 	env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
 	cr_assert_eq(frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG_REPLY, &body), -EINVAL);
+	{
+		Cloister__Reply reply = CLOISTER__REPLY__INIT;
+		Cloister__CorePause pause = CLOISTER__CORE_PAUSE__INIT;
+
+		/* A message of another type than the member's is refused. */
+		cr_assert_eq(frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_PAUSE, &reply.base), -EINVAL);
+		cr_assert_eq(env.msg_case, CLOISTER__ENVELOPE__MSG__NOT_SET);
+		reply.error = -5;
+		cr_assert_eq(frame_wrap(&env, CLOISTER__ENVELOPE__MSG_REPLY, &reply.base), 0);
+		cr_assert_eq(frame_send(sv[0], &env, NULL, 0), 0);
+		cr_assert_eq(frame_recv(sv[1], &got, NULL, 0, &n), 0);
+		cr_assert_eq(got->msg_case, CLOISTER__ENVELOPE__MSG_REPLY);
+		cr_assert_eq(got->reply->error, -5);
+		frame_free(got);
+		cr_assert_eq(frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_PAUSE, &pause.base), 0);
+		cr_assert_eq(env.core_pause, &pause);
+		env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
+	}
 	cr_assert_eq(frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG__NOT_SET, &body), -EINVAL);
 	cr_assert_eq(env.msg_case, CLOISTER__ENVELOPE__MSG__NOT_SET);
 }
