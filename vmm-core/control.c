@@ -8,6 +8,7 @@
 #include "counters.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +310,7 @@ static int boot_load_initramfs(struct core *c, uint64_t kernel_end, uint64_t fdt
 
 static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
 {
+	uint8_t seed[64];
 	struct guest_memory *mem = c->mem;
 	uint64_t region0_end = mem->ram[0].gpa + mem->ram[0].size;
 	uint64_t fdt_addr = (region0_end - (2u << 20)) & ~0xfffull;
@@ -349,6 +351,11 @@ static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
 		fp.ram[i].size = mem->ram[i].size;
 	}
 	fp.cmdline = c->config->payload ? c->config->payload->cmdline : NULL;
+	/* As QEMU does: the guest's random pool starts full instead of blocking its first reader. */
+	if (getrandom(seed, sizeof(seed), 0) == (ssize_t)sizeof(seed)) {
+		fp.rng_seed = seed;
+		fp.rng_seed_len = sizeof(seed);
+	}
 	for (size_t i = 0; i < c->m.n_virtio; i++)
 		fp.virtio[i] = (struct fdt_virtio_slot){
 			.base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_SLOT_SIZE,

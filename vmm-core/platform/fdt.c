@@ -200,6 +200,8 @@ static int fdt_add_chosen(void *fdt, const struct fdt_params *p)
 		FDT_TRY(fdt_property_u64(fdt, "linux,initrd-start", p->initrd_start));
 		FDT_TRY(fdt_property_u64(fdt, "linux,initrd-end", p->initrd_end));
 	}
+	if (p->rng_seed_len)
+		FDT_TRY(fdt_property(fdt, "rng-seed", p->rng_seed, (int)p->rng_seed_len));
 	return fdt_end_node(fdt);
 }
 

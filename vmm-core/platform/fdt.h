@@ -22,6 +22,9 @@ struct fdt_params {
 	size_t n_ram;
 	const char *cmdline;		/* may be NULL */
 	uint64_t initrd_start, initrd_end;	/* both 0: none */
+	/* /chosen/rng-seed: entropy the kernel credits at boot; len 0: none. */
+	const uint8_t *rng_seed;
+	size_t rng_seed_len;
 	struct fdt_virtio_slot virtio[FDT_MAX_VIRTIO];
 	size_t n_virtio;
 	/* ISA string for each cpu node, e.g. "rv64ima_zicsr_zifencei". */

@@ -112,6 +112,27 @@ Test(fdt, chosen_without_cmdline_or_initrd)
 	cr_assert_null(fdt_getprop(tree, chosen, "linux,initrd-end", NULL));
 }
 
+Test(fdt, rng_seed_in_chosen)
+{
+	struct fdt_params p = base_params();
+	uint8_t seed[64];
+	const void *got;
+	int chosen, len = 0;
+
+	for (size_t i = 0; i < sizeof(seed); i++)
+		seed[i] = (uint8_t)(i * 7 + 1);
+	build(&p);
+	cr_assert_null(fdt_getprop(tree, node("/chosen"), "rng-seed", NULL));
+	p.rng_seed = seed;
+	p.rng_seed_len = sizeof(seed);
+	build(&p);
+	chosen = node("/chosen");
+	got = fdt_getprop(tree, chosen, "rng-seed", &len);
+	cr_assert_not_null(got);
+	cr_assert_eq(len, (int)sizeof(seed));
+	cr_assert_arr_eq(got, seed, sizeof(seed));
+}
+
 static void assert_cpu(const struct fdt_params *p, unsigned h)
 {
 	char path[64];
