@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "ratelimit.h"
+#include "io.h"
 
 /* A chain never has more buffers than its queue has entries. */
 #define BLK_MAX_SEGS BLK_QUEUE_SIZE
@@ -260,17 +261,12 @@ static int blk_write_zero_bytes(int fd, uint64_t offset, uint64_t len)
 
 	while (len) {
 		size_t chunk = len < sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
-		ssize_t r = pwrite(fd, zeroes, chunk, (off_t)offset);
+		int r = io_pwrite_all(fd, zeroes, chunk, (off_t)offset);
 
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		offset += (uint64_t)r;
-		len -= (uint64_t)r;
+		if (r < 0)
+			return r;
+		offset += chunk;
+		len -= chunk;
 	}
 	return 0;
 }

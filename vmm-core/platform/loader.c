@@ -6,6 +6,7 @@
  * validated before the first byte is copied into the guest.
  */
 #include "loader.h"
+#include "io.h"
 
 #include <elf.h>
 #include <endian.h>
@@ -32,22 +33,11 @@
 /* Reads exactly len bytes at off; a short file is malformed, not a partial read. */
 static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
+	ssize_t n = io_pread_full(fd, buf, len, (off_t)off);
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EINVAL;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EINVAL;
 }
 
 static int file_size(int fd, uint64_t *ret_size)
