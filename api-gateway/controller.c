@@ -25,6 +25,7 @@
 #include "log.h"
 #include "notify.h"
 #include "tree.h"
+#include "vm_counters.h"
 #include "vm_snapshot.h"
 #include "vmconfig.h"
 #include "vminfo.h"
@@ -496,56 +497,13 @@ static int api_info(void *opaque, struct json_object **ret_info, char *err, size
 	return 0;
 }
 
-/* {"rng0": {"bytes": N}, "disk0": {"read_bytes": N, ...}, ...} from vmm-core's reply. */
-static struct json_object *counters_json(const Cloister__CoreCountersReply *r)
-{
-	struct json_object *o = json_object_new_object();
-
-	for (size_t i = 0; i < r->n_devices; i++) {
-		const Cloister__DeviceCounters *d = r->devices[i];
-		struct json_object *dev = json_object_new_object();
-
-		for (size_t j = 0; j < d->n_counters; j++)
-			json_object_object_add(dev, d->counters[j]->name,
-					       json_object_new_int64((int64_t)(d->counters[j]->value & INT64_MAX)));
-		json_object_object_add(o, d->id, dev);
-	}
-	return o;
-}
-
 static int counters_locked(struct controller *c, struct json_object **ret, char *err, size_t errlen)
 {
-	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT, *reply = NULL;
-	ProtobufCMessage body;
-	int r;
-
 	if (get_state(c) == VM_STATE_NOT_CREATED) {
 		err_set(err, errlen, "no VM has been created");
 		return -ENOENT;
 	}
-	if (!tree_alive(&c->tree)) {
-		err_set(err, errlen, "counters need a booted VM");
-		return -EINVAL;
-	}
-	r = frame_envelope_empty(&env, CLOISTER__ENVELOPE__MSG_CORE_COUNTERS, &body);
-	if (r == 0)
-		r = tree_send(&c->tree, &c->tree.core, &env, NULL, 0, err, errlen);
-	if (r == 0)
-		r = tree_wait_reply(&c->tree, &c->tree.core, TREE_CALL_TIMEOUT_MS, &reply, err, errlen);
-	if (r < 0)
-		return r;
-	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_CORE_COUNTERS_REPLY) {
-		/* vmm-core refused it (a Reply): not in a state with devices. */
-		err_set(err, errlen, "vmm-core gave no counters%s%s",
-			reply->msg_case == CLOISTER__ENVELOPE__MSG_REPLY && reply->reply->message ? ": " : "",
-			reply->msg_case == CLOISTER__ENVELOPE__MSG_REPLY && reply->reply->message ?
-			reply->reply->message : "");
-		frame_free(reply);
-		return -EINVAL;
-	}
-	*ret = counters_json(reply->core_counters_reply);
-	frame_free(reply);
-	return 0;
+	return vm_counters_query(&c->tree, ret, err, errlen);
 }
 
 static int api_counters(void *opaque, struct json_object **ret, char *err, size_t errlen)
