@@ -25,6 +25,7 @@ void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_f
 {
 	*t = (struct vm_tree){
 		.core = { .pidfd = -1, .sock = -1 },
+		.pager = { .pidfd = -1, .sock = -1 },
 		.serial_sink = SINK_INIT,
 		.console_sink = SINK_INIT,
 		.child_uid = child_uid,
@@ -47,6 +48,62 @@ void tree_reap(struct vm_tree *t, bool kill_first)
 		child_reap(&t->devs[i], kill_first, why, sizeof(why));
 	t->n_devs = 0;
 	child_reap(&t->core, kill_first, why, sizeof(why));
+	child_reap(&t->pager, true, why, sizeof(why));
+}
+
+void tree_adopt_pager(struct vm_tree *t, struct child *ch)
+{
+	child_reap(&t->pager, true, NULL, 0);
+	t->pager = *ch;
+	*ch = (struct child){ .pidfd = -1, .sock = -1 };
+	t->paging = (struct tree_paging){ .active = true };
+}
+
+void tree_pager_drain(struct vm_tree *t)
+{
+	while (t->pager.sock >= 0) {
+		struct pollfd p = { .fd = t->pager.sock, .events = POLLIN };
+		Cloister__Envelope *env = NULL;
+		int fds[CL_FRAME_MAX_FDS];
+		size_t n_fds = 0;
+		const Cloister__SnapdProgress *pr;
+
+		if (poll(&p, 1, 0) != 1 || frame_recv(t->pager.sock, &env, fds, 0, &n_fds) < 0)
+			return;
+		pr = env->msg_case == CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS ? env->snapd_progress : NULL;
+		if (pr && pr->error < 0 && !t->paging.error[0])
+			snprintf(t->paging.error, sizeof(t->paging.error), "%s",
+				 pr->message && pr->message[0] ? pr->message : strerror(-pr->error));
+		if (pr && pr->error == 0) {
+			t->paging.present = pr->present;
+			t->paging.total = pr->total;
+			t->paging.done = pr->done;
+		}
+		frame_free(env);
+	}
+}
+
+/* The page server failed or died: the VM cannot go on (its faults would wait forever). */
+static bool pager_failed(struct vm_tree *t, char *what, size_t len)
+{
+	char why[96];
+
+	if (t->pager.pidfd < 0)
+		return false;
+	tree_pager_drain(t);
+	if (t->paging.error[0]) {
+		snprintf(what, len, "snapshotd (page server) failed: %s", t->paging.error);
+		return true;
+	}
+	if (!child_exited(&t->pager))
+		return false;
+	tree_pager_drain(t);
+	child_reap(&t->pager, false, why, sizeof(why));
+	if (t->paging.error[0])
+		snprintf(what, len, "snapshotd (page server) failed: %s", t->paging.error);
+	else
+		snprintf(what, len, "snapshotd (page server) %s", why);
+	return true;
 }
 
 void tree_release(struct vm_tree *t)
@@ -61,6 +118,8 @@ bool tree_find_dead(struct vm_tree *t, char *what, size_t len)
 	struct child *all[TREE_MAX_DEVICES + 1];
 	size_t n = 0;
 
+	if (pager_failed(t, what, len))
+		return true;
 	all[n++] = &t->core;
 	for (size_t i = 0; i < t->n_devs; i++)
 		all[n++] = &t->devs[i];
@@ -435,6 +494,7 @@ int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char
 
 int tree_poll_events(struct vm_tree *t, char *err, size_t errlen)
 {
+	tree_pager_drain(t);
 	while (tree_alive(t) && t->core.sock >= 0) {
 		struct pollfd p = { .fd = t->core.sock, .events = POLLIN };
 		Cloister__Envelope *env = NULL;

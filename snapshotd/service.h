@@ -25,6 +25,9 @@ int snapd_serve_save(int gw, int core, int timeout_ms);
  * gw: SnapdLoad{region_files} + fds [vm.json, memory-region-0, ...], answered
  * with SnapdLoadReply{error, message, config}; then core: SnapFill{regions} +
  * one writable memfd per region, answered with SnapFillReply{error, message, state}.
+ * With SnapdLoad{on_demand}, SnapFill{on_demand, host_addrs} carries vmm-core's
+ * userfaultfd as well: the answer comes at once and snapshotd goes on as the
+ * VM's page server (pager.h) until the gateway hangs up.
  */
 int snapd_serve_load(int gw, int core, int timeout_ms);
 

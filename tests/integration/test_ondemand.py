@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: Apache-2.0
+"""OnDemand restore: snapshotd stays on as the page server of the restored VM,
+and vmm-core's memory is paged in from the snapshot as it is touched."""
+import os
+import re
+import signal
+import time
+
+from conftest import children_of, first_counts_after, hart_counts
+
+HARTS = 2
+
+
+def boot_count_snapshot(vms, workdir):
+    vm = vms("first")
+    # No device processes: they do not register their mappings yet.
+    vm.boot(cpus=HARTS, memory="4G", rng=False)
+    vm.wait_serial(lambda t: "pattern: written" in t and
+                   all(hart_counts(t).get(h, 0) >= 3 for h in range(HARTS)),
+                   what="every hart to count to 3")
+    vm.remote("pause")
+    text = vm.serial_text()
+    snapdir = os.path.join(workdir, "snap")
+    os.makedirs(snapdir)
+    vm.remote("snapshot", f"file://{snapdir}")
+    vm.remote("shutdown-vmm")
+    assert vm.proc.wait(timeout=10) == 0
+    return vm, snapdir, hart_counts(text), len(text)
+
+
+def snapshotd_pids(vm):
+    out = []
+    for p in children_of(vm.proc.pid):
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if "cloister-snapshotd" in cmd:
+            out.append(p)
+    return out
+
+
+def check_continues(vm, before, offset):
+    text = vm.wait_serial(lambda t: all(h in first_counts_after(t, offset) for h in range(HARTS)),
+                          what="every hart to count again")
+    first = first_counts_after(text, offset)
+    for h in range(HARTS):
+        assert first[h] == before[h] + 1, f"hart {h}: {before[h]} then {first[h]}"
+    text = vm.wait_serial(lambda t: "pattern: ok" in t[offset:] or "BAD" in t[offset:],
+                          timeout=30, what="a pattern check after resume")
+    assert "BAD" not in text, text[offset:]
+
+
+def test_ondemand_restore_from_command_line_counts_on(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand")
+    assert vm2.info()["state"] == "Paused"
+    assert len(snapshotd_pids(vm2)) == 1, "snapshotd is not kept as the page server"
+    assert "memory on demand" in vm2.log()
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    # The page server finished: every page present, the files closed, the process kept.
+    deadline = time.time() + 30
+    while "snapshot files closed" not in vm2.log() and time.time() < deadline:
+        time.sleep(0.1)
+    m = re.search(r"pager: all (\d+) bytes present \((\d+) faults served", vm2.log())
+    assert m and int(m.group(1)) > 0, vm2.log()
+    print("paged", m.group(1), "bytes;", m.group(2), "faults served")
+    assert len(snapshotd_pids(vm2)) == 1
+    assert vm2.info()["state"] == "Running"
+
+
+def test_ondemand_restore_through_the_api(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start()
+    status, body = vm2.api("PUT", "vm.restore", {"source_url": f"file://{snapdir}",
+                                                "memory_restore_mode": "OnDemand"})
+    assert status == 204, (status, body)
+    assert vm2.info()["state"] == "Paused"
+    assert len(snapshotd_pids(vm2)) == 1
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+
+
+def test_ondemand_with_prefault_is_refused(vms, workdir):
+    vm = vms()
+    vm.start()
+    status, body = vm.api("PUT", "vm.restore", {"source_url": "file:///nonexistent",
+                                               "memory_restore_mode": "OnDemand",
+                                               "prefault": True})
+    assert status == 400, (status, body)
+    status, body = vm.api("PUT", "vm.restore", {"source_url": "file:///nonexistent",
+                                               "memory_restore_mode": "Lazy"})
+    assert status == 400, (status, body)
+
+
+def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
+    vm, snapdir, _, _ = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand")
+    assert vm2.info()["state"] == "Paused"
+    [pid] = snapshotd_pids(vm2)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    info = vm2.info()
+    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
+        time.sleep(0.1)
+        info = vm2.info()
+    assert "page server" in str(info), info
+    print(info.get("state"), info.get("error"))
+    # No process of the VM is left waiting on a fault.
+    time.sleep(0.5)
+    assert not [p for p in children_of(vm2.proc.pid)
+                if "cloister-vmm" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
