@@ -48,6 +48,11 @@ void tree_reap(struct vm_tree *t, bool kill_first)
 		child_reap(&t->devs[i], kill_first, why, sizeof(why));
 	t->n_devs = 0;
 	child_reap(&t->core, kill_first, why, sizeof(why));
+	/* The page server ends when we hang up; a short wait lets it say how it went. */
+	if (t->pager.pidfd >= 0 && t->pager.sock >= 0) {
+		shutdown(t->pager.sock, SHUT_RDWR);
+		child_wait_exit(&t->pager, 500);
+	}
 	child_reap(&t->pager, true, why, sizeof(why));
 }
 

@@ -212,8 +212,10 @@ int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, b
 	if (dirfd < 0)
 		return dirfd;
 	r = snapdir_open_files(dirfd, rs->files, &rs->n_regions, err, errlen);
+	/* For tests: faults only, so the fault path and files cut meanwhile can be seen. */
 	if (r == 0)
-		r = snapd_start(t, &rs->snapd, "load", &rs->core_end, err, errlen);
+		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
+				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
 		r = snapd_load(t, rs, err, errlen);
 	/* Device processes map guest memory too and do not register it for faults yet. */

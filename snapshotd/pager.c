@@ -387,6 +387,9 @@ int pager_run(struct pager *p, int gw, bool prefetch)
 	if (r < 0) {
 		log_error("pager: %s", p->err);
 		send_progress(p, gw, r);
+		return r;
 	}
-	return r;
+	log_info("pager: stopping, %" PRIu64 " faults served (%" PRIu64 " by a wake), %" PRIu64
+		 " of %" PRIu64 " bytes present", p->faults, p->fault_wakes, p->present, p->total);
+	return 0;
 }

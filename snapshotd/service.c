@@ -329,7 +329,8 @@ static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *conf
 }
 
 /* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
-static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config)
+static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
+		     bool prefetch)
 {
 	struct pager p;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -344,7 +345,7 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	}
 	if (r == 0) {
 		log_info("load: paging %" PRIu64 " bytes of data on demand", p.total);
-		r = pager_run(&p, gw, true);
+		r = pager_run(&p, gw, prefetch);
 	}
 	pager_release(&p);
 	return r;
@@ -352,7 +353,7 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 
 static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			   const Cloister__VmConfig *config, Cloister__VmState *state,
-			   bool on_demand)
+			   bool on_demand, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -384,10 +385,10 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			log_info("load: %zu regions filled", config->n_regions);
 		return r;
 	}
-	return load_page(gw, g, &c, config);
+	return load_page(gw, g, &c, config, prefetch);
 }
 
-int snapd_serve_load(int gw, int core, int timeout_ms)
+static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
 	Cloister__VmConfig *config = NULL;
@@ -404,10 +405,20 @@ int snapd_serve_load(int gw, int core, int timeout_ms)
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
 		r = load_core_phase(gw, core, timeout_ms, &g, config, state,
-				    g.env->snapd_load->on_demand);
+				    g.env->snapd_load->on_demand, prefetch);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;
+}
+
+int snapd_serve_load(int gw, int core, int timeout_ms)
+{
+	return serve_load(gw, core, timeout_ms, true);
+}
+
+int snapd_serve_load_faults_only(int gw, int core, int timeout_ms)
+{
+	return serve_load(gw, core, timeout_ms, false);
 }
 
 int snapd_handshake(int gw, int core, int timeout_ms)

@@ -117,3 +117,46 @@ def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
     time.sleep(0.5)
     assert not [p for p in children_of(vm2.proc.pid)
                 if "cloister-vmm" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+
+
+def start_faults_only(vms, vm, snapdir):
+    """A restore whose page server serves faults only (no prefetch): every
+    page the VM uses after restore comes through the fault path."""
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand",
+              env=dict(os.environ, CLOISTER_ONDEMAND_NO_PREFETCH="1"))
+    assert vm2.info()["state"] == "Paused"
+    return vm2
+
+
+def test_vmm_core_faults_are_served_from_the_snapshot(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    vm2.remote("shutdown-vmm")
+    vm2.proc.wait(timeout=10)
+    m = re.search(r"pager: stopping, (\d+) faults served", vm2.log())
+    assert m, vm2.log()
+    # The engine fetched its code, stacks and the pattern page by page.
+    assert int(m.group(1)) > 10, m.group(0)
+    print(m.group(0))
+
+
+def test_region_file_cut_during_ondemand_fails_the_vm_cleanly(vms, workdir):
+    vm, snapdir, _, _ = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    for name in ("memory-region-0", "memory-region-1"):
+        os.truncate(os.path.join(snapdir, name), 4096)
+    vm2.remote("resume", check=False)
+    deadline = time.time() + 15
+    info = vm2.info()
+    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
+        time.sleep(0.1)
+        info = vm2.info()
+    print(info.get("state"), info.get("error"))
+    assert "changed during an OnDemand restore" in str(info), info
+    time.sleep(0.5)
+    assert not children_of(vm2.proc.pid), "a process of the failed VM is left"
+    assert vm2.api("GET", "vmm.ping", timeout=5)[0] == 200
