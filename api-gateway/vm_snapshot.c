@@ -218,12 +218,6 @@ int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, b
 				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
 		r = snapd_load(t, rs, err, errlen);
-	/* Device processes map guest memory too and do not register it for faults yet. */
-	if (r == 0 && on_demand && rs->config->n_devices > 0) {
-		err_set(err, errlen, "memory_restore_mode OnDemand does not serve device processes"
-			" yet, and this VM has %zu devices: use Copy", rs->config->n_devices);
-		r = -EOPNOTSUPP;
-	}
 	return r;
 }
 

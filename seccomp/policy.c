@@ -111,11 +111,15 @@ static const struct role_policy role_policies[] = {
 			       uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
 	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false,
 				     uffd_server_ioctls, ARRAY_SIZE(uffd_server_ioctls) },
-	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false },
-	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false },
-	[SANDBOX_ROLE_DEVICE_NET] = { device_net_syscalls, ARRAY_SIZE(device_net_syscalls), false },
+	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
+	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
+	[SANDBOX_ROLE_DEVICE_NET] = { device_net_syscalls, ARRAY_SIZE(device_net_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
 	[SANDBOX_ROLE_DEVICE_CONSOLE] = { device_console_syscalls,
-					  ARRAY_SIZE(device_console_syscalls), false },
+					  ARRAY_SIZE(device_console_syscalls), false,
+					  uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
 };
 
 static const int fcntl_cmds[] = {

@@ -313,16 +313,21 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *config, char *err)
 {
 	const Cloister__SnapFill *fill = c->env->snap_fill;
-	int r;
+	size_t clients = c->n_fds > config->n_regions ? c->n_fds - config->n_regions : 0;
+	int r = 0;
 
-	r = expect_fds(c, config->n_regions + 1, "snap_fill", err);
+	if (clients == 0 || clients > PAGER_MAX_CLIENTS) {
+		snprintf(err, ERR_LEN, "snap_fill carries %zu fds for %zu regions", c->n_fds,
+			 config->n_regions);
+		r = -EINVAL;
+	}
 	if (r == 0)
 		r = check_regions_equal(fill->regions, fill->n_regions, config, "snap_fill", err);
 	if (r == 0)
 		r = check_memfds(c, config, err);
-	if (r == 0 && fill->n_host_addrs != config->n_regions) {
-		snprintf(err, ERR_LEN, "snap_fill names %zu host addresses for %zu regions",
-			 fill->n_host_addrs, config->n_regions);
+	if (r == 0 && fill->n_host_addrs != clients * config->n_regions) {
+		snprintf(err, ERR_LEN, "snap_fill names %zu host addresses for %zu clients of %zu"
+			 " regions", fill->n_host_addrs, clients, config->n_regions);
 		r = -EINVAL;
 	}
 	return r;
@@ -339,12 +344,12 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	for (size_t i = 0; i < config->n_regions; i++)
 		sizes[i] = config->regions[i]->size;
 	r = pager_init(&p, &g->fds[1], sizes, config->n_regions);
+	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
+		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
+				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
 	if (r == 0) {
-		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions]),
-				     c->env->snap_fill->host_addrs);
-	}
-	if (r == 0) {
-		log_info("load: paging %" PRIu64 " bytes of data on demand", p.total);
+		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes", p.total,
+			 p.n_clients);
 		r = pager_run(&p, gw, prefetch);
 	}
 	pager_release(&p);

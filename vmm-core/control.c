@@ -517,38 +517,74 @@ out:
  * its own reference, so a page server that dies leaves faults waiting (and
  * the gateway ends the VM) rather than turning missing pages into zeros.
  */
-static int restore_send_fill(struct core *c, int sock, int dev_uffd, uint64_t *host_addrs)
+/* Registers vmm-core's own memory, then has every device process register its mapping. */
+static int restore_register(struct core *c, int dev_uffd, int *fds, uint64_t *host_addrs,
+			    size_t *ret_clients)
+{
+	size_t n = c->mem->n_regions, k = 0;
+
+	if (c->uffd < 0)
+		c->uffd = memory_uffd_register(c->mem, dev_uffd);
+	if (c->uffd < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot register guest memory for OnDemand restore:"
+			 " %s", strerror(-c->uffd));
+		return c->uffd;
+	}
+	for (size_t i = 0; i < n; i++)
+		host_addrs[i] = (uint64_t)(uintptr_t)c->mem->ram[i].host;
+	fds[k++] = dup(c->uffd);
+	if (fds[0] < 0)
+		return -errno;
+	for (size_t d = 0; d < c->m.n_virtio; d++) {
+		int r = virtio_mmio_uffd(c->m.virtio[d], dev_uffd, &host_addrs[(1 + d) * n], n);
+
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s cannot register guest memory for"
+				 " OnDemand restore: %s", virtio_mmio_id(c->m.virtio[d]), strerror(-r));
+			*ret_clients = k;
+			return r;
+		}
+		fds[k++] = r;
+	}
+	*ret_clients = k;
+	return 0;
+}
+
+/*
+ * OnDemand: guest memory registered with uffds made from the gateway's
+ * /dev/userfaultfd, vmm-core's and each device process's, which go to
+ * snapshotd with the memfds. Each process keeps its own reference, so a page
+ * server that dies leaves faults waiting (and the gateway ends the VM)
+ * rather than turning missing pages into zeros.
+ */
+static int restore_send_fill(struct core *c, int sock, int dev_uffd)
 {
 	Cloister__SnapFill fill = CLOISTER__SNAP_FILL__INIT;
 	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS];
 	Cloister__Envelope out = CLOISTER__ENVELOPE__INIT;
-	int fds[LAYOUT_MAX_REGIONS + 1];
-	size_t n = c->mem->n_regions;
-	int r;
+	uint64_t host_addrs[(1 + MAX_DEVICES) * LAYOUT_MAX_REGIONS];
+	int fds[LAYOUT_MAX_REGIONS + 1 + MAX_DEVICES];
+	size_t n = c->mem->n_regions, clients = 0;
+	int r = 0;
 
 	memcpy(fds, c->mem->fd, n * sizeof(fds[0]));
 	fill.regions = regions_proto(c, regions);
 	fill.n_regions = n;
 	if (dev_uffd >= 0) {
-		if (c->uffd < 0)
-			c->uffd = memory_uffd_register(c->mem, dev_uffd);
-		if (c->uffd < 0) {
-			snprintf(c->err, sizeof(c->err), "cannot register guest memory for OnDemand"
-				 " restore: %s", strerror(-c->uffd));
-			return c->uffd;
-		}
-		for (size_t i = 0; i < n; i++)
-			host_addrs[i] = (uint64_t)(uintptr_t)c->mem->ram[i].host;
-		fds[n] = c->uffd;
+		r = restore_register(c, dev_uffd, &fds[n], host_addrs, &clients);
 		fill.on_demand = true;
 		fill.host_addrs = host_addrs;
-		fill.n_host_addrs = n;
+		fill.n_host_addrs = clients * n;
 	}
 	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
 	out.snap_fill = &fill;
-	r = frame_send(sock, &out, fds, n + (dev_uffd >= 0));
-	if (r < 0)
-		snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
+	if (r == 0) {
+		r = frame_send(sock, &out, fds, n + clients);
+		if (r < 0)
+			snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
+	}
+	for (size_t i = 0; i < clients; i++)
+		close(fds[n + i]);
 	return r;
 }
 
@@ -556,7 +592,6 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 {
 	bool on_demand = env->core_restore->on_demand;
 	_cleanup_close_ int sock = -1, dev_uffd = -1;
-	uint64_t host_addrs[LAYOUT_MAX_REGIONS];
 	Cloister__Envelope *reply = NULL;
 	const Cloister__SnapFillReply *fr;
 	int r;
@@ -574,7 +609,7 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 	}
 	r = snapd_handshake(c, sock);
 	if (r == 0)
-		r = restore_send_fill(c, sock, dev_uffd, host_addrs);
+		r = restore_send_fill(c, sock, dev_uffd);
 	if (r == 0)
 		r = snapd_wait(c, sock, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY, &reply);
 	if (r < 0)

@@ -11,10 +11,9 @@ from conftest import children_of, first_counts_after, hart_counts
 HARTS = 2
 
 
-def boot_count_snapshot(vms, workdir):
+def boot_count_snapshot(vms, workdir, rng=False):
     vm = vms("first")
-    # No device processes: they do not register their mappings yet.
-    vm.boot(cpus=HARTS, memory="4G", rng=False)
+    vm.boot(cpus=HARTS, memory="4G", rng=rng)
     vm.wait_serial(lambda t: "pattern: written" in t and
                    all(hart_counts(t).get(h, 0) >= 3 for h in range(HARTS)),
                    what="every hart to count to 3")
@@ -117,6 +116,20 @@ def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
     time.sleep(0.5)
     assert not [p for p in children_of(vm2.proc.pid)
                 if "cloister-vmm" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+
+
+def test_rng_device_process_is_served_too(vms, workdir):
+    """The rng device process registers its own mapping: its writes into the
+    guest's buffers and its reads of the rings fault and are filled first."""
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir, rng=True)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    assert "for 2 processes" in vm2.log(), vm2.log()
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    # The guest asks the rng again every 50 counts; the device must answer.
+    text = vm2.wait_serial(lambda t: "rng: " in t[offset:], timeout=30, what="rng after restore")
+    lines = [l for l in text[offset:].splitlines() if l.startswith("rng: ")]
+    assert lines[0] != "rng: timeout" and len(lines[0]) == len("rng: ") + 32, lines
 
 
 def start_faults_only(vms, vm, snapdir):
