@@ -4,9 +4,11 @@ and vmm-core's memory is paged in from the snapshot as it is touched."""
 import os
 import re
 import signal
+import subprocess
 import time
 
 from conftest import children_of, first_counts_after, hart_counts
+from test_linux_devices import netns  # noqa: F401 - a fixture
 
 HARTS = 2
 
@@ -173,3 +175,79 @@ def test_region_file_cut_during_ondemand_fails_the_vm_cleanly(vms, workdir):
     time.sleep(0.5)
     assert not children_of(vm2.proc.pid), "a process of the failed VM is left"
     assert vm2.api("GET", "vmm.ping", timeout=5)[0] == 200
+
+
+def test_linux_with_disk_net_console_ondemand(workdir, netns, monkeypatch):
+    """A running Linux guest with disk, network and console, restored
+    OnDemand with faults only: every page any process touches comes from the
+    snapshot through a fault, including the blk device's reads into pages
+    the guest frees and refills (drop_caches, then a read of the file)."""
+    import hashlib
+    from test_linux import INITRAMFS, KERNEL
+    from test_linux_devices import GUEST_IP, PEER_IP, NetnsVM, host_ping
+    if not os.path.exists(KERNEL):
+        import pytest
+        pytest.skip("no Linux guest: run guest/linux/fetch.sh")
+    disk = os.path.join(workdir, "disk.img")
+    console = os.path.join(workdir, "hvc0.log")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    made = []
+    try:
+        vm = NetnsVM(workdir, "first", netns)
+        made.append(vm)
+        vm.start("--cpus", "boot=2", "--memory", "size=1G", "--kernel", KERNEL,
+                 "--initramfs", INITRAMFS, "--cmdline", "console=ttyS0", "--serial", "tty",
+                 "--disk", f"path={disk}", "--net", "tap=cltap0,mac=52:54:00:00:77:02", "--rng",
+                 "--console", f"file={console}")
+        vm.wait(r"cloister-guest: init reached", timeout=240)
+        vm.wait(r"~ # ")
+        vm.ask("mke2fs -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo fs-ok",
+               r"^fs-ok$", timeout=120)
+        vm.ask("head -c 8388608 /dev/urandom > /mnt/data && sync && echo synced", r"^synced$",
+               timeout=120)
+        want = vm.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$").group(1)
+        vm.ask(f"ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0 && echo up", r"^up$")
+        vm.ask(f"ping -c 1 -W 5 {PEER_IP} >/dev/null && echo ping-ok", r"^ping-ok$", timeout=60)
+        vm.ask("echo before > /dev/hvc0; echo sent", r"^sent$")
+        vm.remote("pause")
+        snapdir = os.path.join(workdir, "snap")
+        os.mkdir(snapdir)
+        vm.remote("snapshot", f"file://{snapdir}")
+        vm.remote("shutdown-vmm")
+        vm.proc.wait(timeout=20)
+
+        monkeypatch.setenv("CLOISTER_ONDEMAND_NO_PREFETCH", "1")
+        vm2 = NetnsVM(workdir, "second", netns)
+        made.append(vm2)
+        vm2.out_path = vm.out_path + ".2"
+        vm2.start("--restore",
+                  f"source_url=file://{snapdir},memory_restore_mode=OnDemand,resume=true")
+        assert vm2.ask("echo alive-$((2+3))", r"^alive-(\d+)$", timeout=60).group(1) == "5"
+        # The file reads back the same from the page cache (pages faulted in)...
+        got = vm2.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$", timeout=60).group(1)
+        assert got == want
+        # ...and from the disk, DMAed by the blk process into pages it faults in.
+        vm2.ask("echo 3 > /proc/sys/vm/drop_caches; echo dropped", r"^dropped$")
+        got = vm2.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$", timeout=60).group(1)
+        assert got == want
+        vm2.ask(f"ping -c 1 -W 5 {PEER_IP} >/dev/null && echo ping-ok2", r"^ping-ok2$", timeout=60)
+        assert host_ping(netns).returncode == 0
+        vm2.ask("echo after > /dev/hvc0; echo sent2", r"^sent2$")
+        deadline = time.time() + 10
+        while "after" not in open(console).read() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "before" in open(console).read() and "after" in open(console).read()
+        vm2.ask("umount /mnt && echo unmounted", r"^unmounted$", timeout=60)
+        vm2.remote("shutdown-vmm")
+        vm2.proc.wait(timeout=20)
+        log = open(vm2.log_path).read()
+        assert "for 5 processes" in log, log
+        fsck = subprocess.run(["e2fsck", "-fn", disk], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        print(re.search(r"pager: stopping.*", log).group(0))
+    finally:
+        for v in made:
+            if v.proc and v.proc.poll() is None:
+                v.proc.kill()
+                v.proc.wait()
