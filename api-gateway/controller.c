@@ -463,7 +463,7 @@ static int run_op(struct controller *c, enum vm_op op, const struct op_args *a, 
 static int api_info(void *opaque, struct json_object **ret_info, char *err, size_t errlen)
 {
 	struct controller *c = opaque;
-	struct json_object *info;
+	struct json_object *info, *progress;
 
 	pthread_mutex_lock(&c->info_lock);
 	if (c->state == VM_STATE_NOT_CREATED || !c->config) {
@@ -477,6 +477,9 @@ static int api_info(void *opaque, struct json_object **ret_info, char *err, size
 	json_object_object_add(info, "memory_actual_size", json_object_new_uint64(c->config->memory_size));
 	if (c->error[0])
 		json_object_object_add(info, "error", json_object_new_string(c->error));
+	progress = vm_restore_progress_json(&c->tree);
+	if (progress)
+		json_object_object_add(info, "memory_restore", progress);
 	if (c->op != VM_OP_COUNT) {
 		struct json_object *op = json_object_new_object();
 		struct timespec now;

@@ -61,7 +61,11 @@ void tree_adopt_pager(struct vm_tree *t, struct child *ch)
 	child_reap(&t->pager, true, NULL, 0);
 	t->pager = *ch;
 	*ch = (struct child){ .pidfd = -1, .sock = -1 };
-	t->paging = (struct tree_paging){ .active = true };
+	__atomic_store_n(&t->paging.present, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->paging.total, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->paging.done, false, __ATOMIC_RELAXED);
+	t->paging.error[0] = '\0';
+	__atomic_store_n(&t->paging.active, true, __ATOMIC_RELEASE);
 }
 
 void tree_pager_drain(struct vm_tree *t)
@@ -79,10 +83,11 @@ void tree_pager_drain(struct vm_tree *t)
 		if (pr && pr->error < 0 && !t->paging.error[0])
 			snprintf(t->paging.error, sizeof(t->paging.error), "%s",
 				 pr->message && pr->message[0] ? pr->message : strerror(-pr->error));
+		/* vm.info reads these without the lock this runs under. */
 		if (pr && pr->error == 0) {
-			t->paging.present = pr->present;
-			t->paging.total = pr->total;
-			t->paging.done = pr->done;
+			__atomic_store_n(&t->paging.present, pr->present, __ATOMIC_RELAXED);
+			__atomic_store_n(&t->paging.total, pr->total, __ATOMIC_RELAXED);
+			__atomic_store_n(&t->paging.done, pr->done, __ATOMIC_RELEASE);
 		}
 		frame_free(env);
 	}

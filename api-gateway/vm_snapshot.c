@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "bindings.h"
 #include "cleanup.h"
 #include "errmsg.h"
@@ -254,6 +256,26 @@ int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t 
 	if (r == 0 && rs->on_demand)
 		tree_adopt_pager(t, &rs->snapd);
 	return r;
+}
+
+struct json_object *vm_restore_progress_json(const struct vm_tree *t)
+{
+	const struct tree_paging *pg = &t->paging;
+	struct json_object *o;
+
+	if (!__atomic_load_n(&pg->active, __ATOMIC_ACQUIRE))
+		return NULL;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "mode", json_object_new_string("OnDemand"));
+	json_object_object_add(o, "done", json_object_new_boolean(
+		__atomic_load_n(&pg->done, __ATOMIC_ACQUIRE)));
+	json_object_object_add(o, "bytes_present", json_object_new_uint64(
+		__atomic_load_n(&pg->present, __ATOMIC_RELAXED)));
+	json_object_object_add(o, "bytes_total", json_object_new_uint64(
+		__atomic_load_n(&pg->total, __ATOMIC_RELAXED)));
+	return o;
 }
 
 void vm_restore_close(struct vm_restore *rs)

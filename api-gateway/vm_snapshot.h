@@ -47,6 +47,13 @@ int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, bo
  */
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *r, char *err, size_t errlen);
 
+/*
+ * What vm.info shows of an OnDemand restore's paging, or NULL if the VM was
+ * not restored OnDemand: {"mode": "OnDemand", "bytes_present", "bytes_total",
+ * "done"}. Safe to call without the lock the tree is driven under.
+ */
+struct json_object *vm_restore_progress_json(const struct vm_tree *t);
+
 /* Ends snapshotd and closes everything (r->config too, unless taken). */
 void vm_restore_close(struct vm_restore *r);
 

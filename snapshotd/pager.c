@@ -368,6 +368,9 @@ int pager_run(struct pager *p, int gw, bool prefetch)
 
 	if (p->n_clients == 0)
 		return fail(p, -EINVAL, "no client to page for");
+	/* The gateway learns the total at once, before any fault. */
+	if (send_progress(p, gw, 0) < 0)
+		gone = true;
 	while (!gone) {
 		bool working = prefetch && !p->done;
 

@@ -70,7 +70,17 @@ def test_ondemand_restore_from_command_line_counts_on(vms, workdir):
     assert m and int(m.group(1)) > 0, vm2.log()
     print("paged", m.group(1), "bytes;", m.group(2), "faults served")
     assert len(snapshotd_pids(vm2)) == 1
-    assert vm2.info()["state"] == "Running"
+    info = vm2.info()
+    assert info["state"] == "Running"
+    # vm.info shows the paging's progress: done, all bytes present.
+    mr = info["memory_restore"]
+    assert mr["mode"] == "OnDemand" and mr["done"] is True, mr
+    assert mr["bytes_present"] == mr["bytes_total"] == int(m.group(1)), mr
+    # Once done, a snapshot of the restored VM is taken as usual.
+    vm2.remote("pause")
+    snap2 = os.path.join(workdir, "snap2")
+    os.mkdir(snap2)
+    vm2.remote("snapshot", f"file://{snap2}")
 
 
 def test_ondemand_restore_through_the_api(vms, workdir):
@@ -150,6 +160,14 @@ def test_vmm_core_faults_are_served_from_the_snapshot(vms, workdir):
     vm2 = start_faults_only(vms, vm, snapdir)
     vm2.remote("resume")
     check_continues(vm2, before, offset)
+    mr = vm2.info()["memory_restore"]
+    assert mr["done"] is False and mr["bytes_present"] == 0 and mr["bytes_total"] > 0, mr
+    # Pages never touched are not in the memfds yet: a snapshot now would lose them.
+    vm2.remote("pause")
+    snap2 = os.path.join(workdir, "snap2")
+    os.mkdir(snap2)
+    r = vm2.remote("snapshot", f"file://{snap2}", check=False)
+    assert r.returncode != 0 and "still being paged in" in r.stderr, r.stderr
     vm2.remote("shutdown-vmm")
     vm2.proc.wait(timeout=10)
     m = re.search(r"pager: stopping, (\d+) faults served", vm2.log())
