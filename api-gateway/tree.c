@@ -54,6 +54,7 @@ void tree_reap(struct vm_tree *t, bool kill_first)
 		child_wait_exit(&t->pager, 500);
 	}
 	child_reap(&t->pager, true, why, sizeof(why));
+	__atomic_store_n(&t->paging.active, false, __ATOMIC_RELEASE);
 }
 
 void tree_adopt_pager(struct vm_tree *t, struct child *ch)
