@@ -69,9 +69,12 @@ void tree_adopt_pager(struct vm_tree *t, struct child *ch)
 	__atomic_store_n(&t->paging.active, true, __ATOMIC_RELEASE);
 }
 
+/* At most this many messages a call: a page server that floods us cannot hold the gateway. */
+#define PAGER_DRAIN_MAX 64
+
 void tree_pager_drain(struct vm_tree *t)
 {
-	while (t->pager.sock >= 0) {
+	for (int n = 0; n < PAGER_DRAIN_MAX && t->pager.sock >= 0; n++) {
 		struct pollfd p = { .fd = t->pager.sock, .events = POLLIN };
 		Cloister__Envelope *env = NULL;
 		int fds[CL_FRAME_MAX_FDS];
