@@ -269,3 +269,15 @@ def test_linux_with_disk_net_console_ondemand(workdir, netns, monkeypatch):
             if v.proc and v.proc.poll() is None:
                 v.proc.kill()
                 v.proc.wait()
+
+
+def test_snapshot_directory_removed_during_ondemand_is_harmless(vms, workdir):
+    """snapshotd holds the region files open: removing the directory while
+    pages are still missing changes nothing for the VM."""
+    import shutil
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    shutil.rmtree(snapdir)
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    assert vm2.info()["state"] == "Running"
