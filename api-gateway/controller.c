@@ -63,6 +63,7 @@ struct controller {
 struct op_args {
 	const char *url;
 	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
+	bool on_demand;				/* restore: memory_restore_mode=OnDemand */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -290,7 +291,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = vm_restore_open(&c->tree, &rs, a->url, err, errlen);
+	r = vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
 	if (r == 0)
 		r = devices_prepare_restore(rs.config, a->url, a->binds, err, errlen);
 	if (r < 0)
@@ -467,7 +468,7 @@ static int run_op(struct controller *c, enum vm_op op, const struct op_args *a, 
 static int api_info(void *opaque, struct json_object **ret_info, char *err, size_t errlen)
 {
 	struct controller *c = opaque;
-	struct json_object *info;
+	struct json_object *info, *progress;
 
 	pthread_mutex_lock(&c->info_lock);
 	if (c->state == VM_STATE_NOT_CREATED || !c->config) {
@@ -481,6 +482,9 @@ static int api_info(void *opaque, struct json_object **ret_info, char *err, size
 	json_object_object_add(info, "memory_actual_size", json_object_new_uint64(c->config->memory_size));
 	if (c->error[0])
 		json_object_object_add(info, "error", json_object_new_string(c->error));
+	progress = vm_restore_progress_json(&c->tree);
+	if (progress)
+		json_object_object_add(info, "memory_restore", progress);
 	if (c->op != VM_OP_COUNT) {
 		struct json_object *op = json_object_new_object();
 		struct timespec now;
@@ -538,7 +542,7 @@ static int api_snapshot(void *opaque, const char *url, char *err, size_t errlen)
 }
 
 static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
-		       bool resume, char *err, size_t errlen)
+		       bool on_demand, bool resume, char *err, size_t errlen)
 {
 	int r;
 
@@ -547,7 +551,9 @@ static int restore_run(struct controller *c, const char *url, const struct resto
 		return -EBUSY;
 	}
 	pthread_mutex_lock(&c->op_lock);
-	r = run_op_locked(c, VM_OP_RESTORE, &(struct op_args){ .url = url, .binds = binds }, err, errlen);
+	r = run_op_locked(c, VM_OP_RESTORE,
+			  &(struct op_args){ .url = url, .binds = binds, .on_demand = on_demand },
+			  err, errlen);
 	if (r == 0 && resume)
 		r = run_op_locked(c, VM_OP_RESUME, &(struct op_args){ 0 }, err, errlen);
 	pthread_mutex_unlock(&c->op_lock);
@@ -563,16 +569,13 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 	bool have_binds = false;
 	int r;
 
-	if (req->memory_restore_mode != API_MEMORY_RESTORE_COPY) {
-		err_set(err, errlen, "memory_restore_mode OnDemand is not available yet: use Copy");
-		return -EOPNOTSUPP;
-	}
 	if (req->body && json_object_object_get_ex(req->body, "devices", &devices)) {
 		if (bindings_from_json(devices, &binds, err, errlen) < 0)
 			return -EBADMSG;
 		have_binds = true;
 	}
-	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL, req->resume, err, errlen);
+	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL,
+			req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND, req->resume, err, errlen);
 	if (have_binds)
 		restore_binds_free(&binds);
 	return r;
@@ -740,7 +743,8 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen)
 {
-	return restore_run(c, source_url, &c->opts->restore_binds, resume, err, errlen);
+	return restore_run(c, source_url, &c->opts->restore_binds, c->opts->restore_on_demand, resume,
+			   err, errlen);
 }
 
 int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen)

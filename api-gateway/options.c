@@ -161,12 +161,33 @@ int parse_file_url(const char *url, char **ret_path)
 	return 0;
 }
 
-int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume)
+/* memory_restore_mode=Copy|OnDemand and prefault=BOOL; prefault=true means Copy. */
+static int parse_restore_mode(const char *mode, const char *prefault_value, bool *ret_on_demand)
 {
-	struct kv kvs[] = { { .key = "source_url" }, { .key = "resume" }, { .key = "prefault" } };
+	bool on_demand = OPTIONS_RESTORE_ON_DEMAND_DEFAULT, prefault = false;
+
+	if (prefault_value && parse_bool(prefault_value, &prefault) < 0)
+		return -EINVAL;
+	if (mode && strcmp(mode, "Copy") == 0)
+		on_demand = false;
+	else if (mode && strcmp(mode, "OnDemand") == 0)
+		on_demand = true;
+	else if (mode)
+		return -EINVAL;
+	if (prefault && mode && on_demand)
+		return -EINVAL;
+	*ret_on_demand = on_demand && !prefault;
+	return 0;
+}
+
+int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
+		       bool *ret_on_demand)
+{
+	struct kv kvs[] = { { .key = "source_url" }, { .key = "resume" }, { .key = "prefault" },
+			    { .key = "memory_restore_mode" } };
 	_cleanup_free_ char *copy = NULL, *path = NULL;
 	const char *bad, *problem;
-	bool resume = false, prefault;
+	bool resume = false, on_demand;
 	char *url;
 	int r;
 
@@ -185,14 +206,14 @@ int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume
 		return r;
 	if (kvs[1].value && parse_bool(kvs[1].value, &resume) < 0)
 		return -EINVAL;
-	/* Memory is always copied in; prefault has nothing to change. */
-	if (kvs[2].value && parse_bool(kvs[2].value, &prefault) < 0)
+	if (parse_restore_mode(kvs[3].value, kvs[2].value, &on_demand) < 0)
 		return -EINVAL;
 	url = strdup(kvs[0].value);
 	if (!url)
 		return -ENOMEM;
 	*ret_source_url = url;
 	*ret_resume = resume;
+	*ret_on_demand = on_demand;
 	return 0;
 }
 
@@ -674,12 +695,14 @@ static int apply_seccomp_trap(struct parse_ctx *c, const char *value)
 
 static int apply_restore(struct parse_ctx *c, const char *value)
 {
-	int r = parse_restore_spec(value, &c->o.restore_source_url, &c->o.restore_resume);
+	int r = parse_restore_spec(value, &c->o.restore_source_url, &c->o.restore_resume,
+				   &c->o.restore_on_demand);
 
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
-		return fail(c, "--restore %s: expected source_url=file:///ABS/DIR[,resume=true|false]", value);
+		return fail(c, "--restore %s: expected source_url=file:///ABS/DIR[,resume=true|false]"
+			    "[,memory_restore_mode=Copy|OnDemand][,prefault=true|false]", value);
 	return 0;
 }
 

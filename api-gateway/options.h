@@ -79,6 +79,7 @@ struct vm_options {
 	char *console_path;		/* only with SERIAL_FILE */
 	char *restore_source_url;
 	bool restore_resume;
+	bool restore_on_demand;	/* memory_restore_mode=OnDemand */
 	uid_t child_uid;
 	gid_t child_gid;
 	bool verbose;
@@ -101,8 +102,16 @@ void options_free(struct vm_options *o);
 /* "file:///abs/dir" -> "/abs/dir"; -EINVAL for other schemes, hosts, relative or empty paths. */
 int parse_file_url(const char *url, char **ret_path);
 
-/* "source_url=file:///dir[,resume=true|false][,prefault=on|off]"; prefault is ignored. */
-int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume);
+/*
+ * "source_url=file:///dir[,resume=true|false][,memory_restore_mode=Copy|OnDemand]
+ * [,prefault=on|off]": *ret_on_demand says whether memory is paged in as it is
+ * touched; prefault=on means Copy, and with OnDemand named too is -EINVAL.
+ */
+int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
+		       bool *ret_on_demand);
+
+/* What memory_restore_mode is when a restore does not say. */
+#define OPTIONS_RESTORE_ON_DEMAND_DEFAULT false
 
 /*
  * One KEY=VALUE of a restore binding (also what vm.restore's "devices"

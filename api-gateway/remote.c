@@ -60,15 +60,15 @@ static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
 {
 	_cleanup_free_ char *url = NULL;
 	struct json_object *o;
-	bool resume;
+	bool resume, on_demand;
 	int r;
 
-	r = parse_restore_spec(spec, &url, &resume);
+	r = parse_restore_spec(spec, &url, &resume, &on_demand);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		err_set(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false], got '%s'",
-			spec);
+		err_set(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false]"
+			"[,memory_restore_mode=Copy|OnDemand][,prefault=true|false], got '%s'", spec);
 		return -EINVAL;
 	}
 	o = json_object_new_object();
@@ -76,6 +76,8 @@ static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
 		return -ENOMEM;
 	json_object_object_add(o, "source_url", json_object_new_string(url));
 	json_object_object_add(o, "resume", json_object_new_boolean(resume));
+	json_object_object_add(o, "memory_restore_mode",
+			       json_object_new_string(on_demand ? "OnDemand" : "Copy"));
 	r = json_to_string(o, ret);
 	json_object_put(o);
 	return r;
@@ -333,7 +335,9 @@ void remote_usage(FILE *f)
 	      "  counters                             per-device I/O counters\n"
 	      "  pause | resume                       stop or continue the vCPUs\n"
 	      "  snapshot file:///DIR                 save a paused VM into DIR\n"
-	      "  restore source_url=file:///DIR[,resume=true|false]\n"
+	      "  restore source_url=file:///DIR[,resume=true|false][,memory_restore_mode=Copy|OnDemand]\n"
+	      "                                       restore a snapshot; OnDemand pages memory in as\n"
+	      "                                       the guest touches it (prefault=true: Copy)\n"
 	      "  reboot                               reset the VM and boot it again\n"
 	      "  power-button                         press the VM's power button\n"
 	      "  shutdown                             shut the VM down (it can boot again)\n"

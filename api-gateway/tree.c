@@ -25,6 +25,7 @@ void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_f
 {
 	*t = (struct vm_tree){
 		.core = { .pidfd = -1, .sock = -1 },
+		.pager = { .pidfd = -1, .sock = -1 },
 		.serial_sink = SINK_INIT,
 		.console_sink = SINK_INIT,
 		.child_uid = child_uid,
@@ -47,6 +48,76 @@ void tree_reap(struct vm_tree *t, bool kill_first)
 		child_reap(&t->devs[i], kill_first, why, sizeof(why));
 	t->n_devs = 0;
 	child_reap(&t->core, kill_first, why, sizeof(why));
+	/* The page server ends when we hang up; a short wait lets it say how it went. */
+	if (t->pager.pidfd >= 0 && t->pager.sock >= 0) {
+		shutdown(t->pager.sock, SHUT_RDWR);
+		child_wait_exit(&t->pager, 500);
+	}
+	child_reap(&t->pager, true, why, sizeof(why));
+	__atomic_store_n(&t->paging.active, false, __ATOMIC_RELEASE);
+}
+
+void tree_adopt_pager(struct vm_tree *t, struct child *ch)
+{
+	child_reap(&t->pager, true, NULL, 0);
+	t->pager = *ch;
+	*ch = (struct child){ .pidfd = -1, .sock = -1 };
+	__atomic_store_n(&t->paging.present, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->paging.total, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->paging.done, false, __ATOMIC_RELAXED);
+	t->paging.error[0] = '\0';
+	__atomic_store_n(&t->paging.active, true, __ATOMIC_RELEASE);
+}
+
+/* At most this many messages a call: a page server that floods us cannot hold the gateway. */
+#define PAGER_DRAIN_MAX 64
+
+void tree_pager_drain(struct vm_tree *t)
+{
+	for (int n = 0; n < PAGER_DRAIN_MAX && t->pager.sock >= 0; n++) {
+		struct pollfd p = { .fd = t->pager.sock, .events = POLLIN };
+		Cloister__Envelope *env = NULL;
+		int fds[CL_FRAME_MAX_FDS];
+		size_t n_fds = 0;
+		const Cloister__SnapdProgress *pr;
+
+		if (poll(&p, 1, 0) != 1 || frame_recv(t->pager.sock, &env, fds, 0, &n_fds) < 0)
+			return;
+		pr = env->msg_case == CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS ? env->snapd_progress : NULL;
+		if (pr && pr->error < 0 && !t->paging.error[0])
+			snprintf(t->paging.error, sizeof(t->paging.error), "%s",
+				 pr->message && pr->message[0] ? pr->message : strerror(-pr->error));
+		/* vm.info reads these without the lock this runs under. */
+		if (pr && pr->error == 0) {
+			__atomic_store_n(&t->paging.present, pr->present, __ATOMIC_RELAXED);
+			__atomic_store_n(&t->paging.total, pr->total, __ATOMIC_RELAXED);
+			__atomic_store_n(&t->paging.done, pr->done, __ATOMIC_RELEASE);
+		}
+		frame_free(env);
+	}
+}
+
+/* The page server failed or died: the VM cannot go on (its faults would wait forever). */
+static bool pager_failed(struct vm_tree *t, char *what, size_t len)
+{
+	char why[96];
+
+	if (t->pager.pidfd < 0)
+		return false;
+	tree_pager_drain(t);
+	if (t->paging.error[0]) {
+		snprintf(what, len, "snapshotd (page server) failed: %s", t->paging.error);
+		return true;
+	}
+	if (!child_exited(&t->pager))
+		return false;
+	tree_pager_drain(t);
+	child_reap(&t->pager, false, why, sizeof(why));
+	if (t->paging.error[0])
+		snprintf(what, len, "snapshotd (page server) failed: %s", t->paging.error);
+	else
+		snprintf(what, len, "snapshotd (page server) %s", why);
+	return true;
 }
 
 void tree_release(struct vm_tree *t)
@@ -61,6 +132,8 @@ bool tree_find_dead(struct vm_tree *t, char *what, size_t len)
 	struct child *all[TREE_MAX_DEVICES + 1];
 	size_t n = 0;
 
+	if (pager_failed(t, what, len))
+		return true;
 	all[n++] = &t->core;
 	for (size_t i = 0; i < t->n_devs; i++)
 		all[n++] = &t->devs[i];
@@ -433,6 +506,7 @@ int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char
 
 int tree_poll_events(struct vm_tree *t, char *err, size_t errlen)
 {
+	tree_pager_drain(t);
 	while (tree_alive(t) && t->core.sock >= 0) {
 		struct pollfd p = { .fd = t->core.sock, .events = POLLIN };
 		Cloister__Envelope *env = NULL;

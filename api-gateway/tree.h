@@ -29,8 +29,19 @@ struct tree_hooks {
 	void (*sink_path)(void *opaque, Cloister__SerialConfig *s, const char *path);
 };
 
+/* What the page server of an OnDemand restore last said. */
+struct tree_paging {
+	bool active;		/* a page server runs (or ran) for this VM */
+	bool done;		/* every page present, snapshot files closed */
+	uint64_t present, total;
+	char error[256];	/* why paging failed, or "" */
+};
+
 struct vm_tree {
 	struct child core;
+	/* snapshotd, kept as the page server of an OnDemand restore */
+	struct child pager;
+	struct tree_paging paging;
 	struct child devs[TREE_MAX_DEVICES];
 	size_t n_devs;
 	/* What the gateway holds for the VM's sinks: a pty's slave, a socket's relay. */
@@ -45,6 +56,12 @@ struct vm_tree {
 
 void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_fd,
 	       const struct tree_hooks *hooks);
+
+/* Takes over ch (snapshotd, now serving guest memory) as the VM's page server. */
+void tree_adopt_pager(struct vm_tree *t, struct child *ch);
+
+/* Reads what the page server sent since (progress, an error); never blocks. */
+void tree_pager_drain(struct vm_tree *t);
 
 /* Whether vmm-core runs (the tree exists). */
 bool tree_alive(const struct vm_tree *t);

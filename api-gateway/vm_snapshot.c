@@ -2,12 +2,16 @@
 #include "vm_snapshot.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "bindings.h"
 #include "cleanup.h"
@@ -134,6 +138,14 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		files[i] = -1;
+	/* Pages not yet present read as zero through the memfds: the snapshot would lose them. */
+	tree_pager_drain(t);
+	if (t->pager.pidfd >= 0 && !t->paging.done) {
+		err_set(err, errlen, "guest memory is still being paged in from the snapshot it was"
+			" restored from (%" PRIu64 " of %" PRIu64 " bytes): try again when it is done",
+			t->paging.present, t->paging.total);
+		return -EBUSY;
+	}
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
@@ -163,6 +175,7 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 	int r;
 
 	load.region_files = (uint32_t)rs->n_regions;
+	load.on_demand = rs->on_demand;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD;
 	env.snapd_load = &load;
 	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
@@ -187,38 +200,82 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 	return rs->config ? 0 : -ENOMEM;
 }
 
-int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, char *err,
-		    size_t errlen)
+int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
+		    char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
 
-	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1 };
+	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
+				   .on_demand = on_demand };
 	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
 		rs->files[i] = -1;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
 	r = snapdir_open_files(dirfd, rs->files, &rs->n_regions, err, errlen);
+	/* For tests: faults only, so the fault path and files cut meanwhile can be seen. */
 	if (r == 0)
-		r = snapd_start(t, &rs->snapd, "load", &rs->core_end, err, errlen);
+		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
+				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
 		r = snapd_load(t, rs, err, errlen);
 	return r;
+}
+
+/* The gateway opens /dev/userfaultfd: no sandboxed process needs a capability for it. */
+static int open_userfaultfd(char *err, size_t errlen)
+{
+	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		err_set(err, errlen, "OnDemand restore needs /dev/userfaultfd (Linux 6.1 or later,"
+			" readable by the gateway): %m");
+	return fd < 0 ? -errno : fd;
 }
 
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__CoreRestore rest = CLOISTER__CORE_RESTORE__INIT;
+	int fds[2] = { rs->core_end, -1 };
 	int r;
 
+	if (rs->on_demand) {
+		fds[1] = open_userfaultfd(err, errlen);
+		if (fds[1] < 0)
+			return fds[1];
+	}
+	rest.on_demand = rs->on_demand;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_RESTORE;
 	env.core_restore = &rest;
-	r = tree_call(t, &t->core, &env, &rs->core_end, 1,
+	r = tree_call(t, &t->core, &env, fds, rs->on_demand ? 2 : 1,
 		      vm_snapshot_timeout_ms(rs->config ? rs->config->memory_size : 0), err, errlen);
+	cleanup_closep(&fds[1]);
 	cleanup_closep(&rs->core_end);
+	if (r == 0 && rs->on_demand)
+		tree_adopt_pager(t, &rs->snapd);
 	return r;
+}
+
+struct json_object *vm_restore_progress_json(const struct vm_tree *t)
+{
+	const struct tree_paging *pg = &t->paging;
+	struct json_object *o;
+
+	if (!__atomic_load_n(&pg->active, __ATOMIC_ACQUIRE))
+		return NULL;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "mode", json_object_new_string("OnDemand"));
+	json_object_object_add(o, "done", json_object_new_boolean(
+		__atomic_load_n(&pg->done, __ATOMIC_ACQUIRE)));
+	json_object_object_add(o, "bytes_present", json_object_new_uint64(
+		__atomic_load_n(&pg->present, __ATOMIC_RELAXED)));
+	json_object_object_add(o, "bytes_total", json_object_new_uint64(
+		__atomic_load_n(&pg->total, __ATOMIC_RELAXED)));
+	return o;
 }
 
 void vm_restore_close(struct vm_restore *rs)

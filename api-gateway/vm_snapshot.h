@@ -8,6 +8,7 @@
 #ifndef CLOISTER_VM_SNAPSHOT_H
 #define CLOISTER_VM_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cloister.pb-c.h"
@@ -23,6 +24,7 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 
 /* A restore under way: what the snapshot holds, and snapshotd ready to feed vmm-core. */
 struct vm_restore {
+	bool on_demand;		/* memory paged in by snapshotd rather than copied */
 	int files[1 + LAYOUT_MAX_REGIONS];
 	size_t n_regions;
 	struct child snapd;
@@ -30,12 +32,27 @@ struct vm_restore {
 	Cloister__VmConfig *config;	/* the snapshot's; the caller takes it */
 };
 
-/* Opens the snapshot at url and has snapshotd check it; r->config is set on success. */
-int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, char *err,
-		    size_t errlen);
+/*
+ * Opens the snapshot at url and has snapshotd check it; r->config is set on
+ * success. on_demand: snapshotd will serve guest memory as it is touched.
+ */
+int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, bool on_demand,
+		    char *err, size_t errlen);
 
-/* Once t runs vmm-core configured for r->config: fills it from the snapshot. */
+/*
+ * Once t runs vmm-core configured for r->config: fills it from the snapshot
+ * (Copy), or has vmm-core register its memory with a userfaultfd made from
+ * /dev/userfaultfd, which the gateway opens, and snapshotd page it in as it
+ * is touched (OnDemand); snapshotd then stays on as t's page server.
+ */
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *r, char *err, size_t errlen);
+
+/*
+ * What vm.info shows of an OnDemand restore's paging, or NULL if the VM was
+ * not restored OnDemand: {"mode": "OnDemand", "bytes_present", "bytes_total",
+ * "done"}. Safe to call without the lock the tree is driven under.
+ */
+struct json_object *vm_restore_progress_json(const struct vm_tree *t);
 
 /* Ends snapshotd and closes everything (r->config too, unless taken). */
 void vm_restore_close(struct vm_restore *r);

@@ -16,6 +16,7 @@ void device_init(struct device *dev, const struct device_ops *ops, const char *i
 		.ops = ops,
 		.id = id,
 		.sock = sock,
+		.uffd = -1,
 		.host_fd = host_fd,
 		.input_fd = -1,
 		.state = DEVICE_CONFIGURING,
@@ -239,6 +240,9 @@ void device_cleanup(struct device *dev)
 	device_unmap_memory(dev);
 	if (dev->sock >= 0)
 		close(dev->sock);
+	if (dev->uffd >= 0)
+		close(dev->uffd);
+	dev->uffd = -1;
 	if (dev->host_fd >= 0)
 		close(dev->host_fd);
 	if (dev->input_fd >= 0)

@@ -143,6 +143,7 @@ struct device {
 	const uint8_t *config;
 	size_t config_len;
 	struct guest_memory mem;
+	int uffd;	/* OnDemand restore: the mapping's userfaultfd, kept for the VM's life */
 	struct virtqueue queues[DEVICE_MAX_QUEUES];
 	uint64_t driver_features;
 	enum device_state state;

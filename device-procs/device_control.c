@@ -5,6 +5,9 @@
  * table said yes, and every answer echoes its request's id.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +100,62 @@ static int handle_memory(struct device *dev, const Cloister__Envelope *env, stru
 	}
 	dev->state = DEVICE_READY;
 	return 0;
+}
+
+/*
+ * OnDemand restore: a uffd made from the /dev/userfaultfd fd vmm-core passed
+ * on, with every mapped region registered in missing mode, so that this
+ * process's accesses (and the kernel's, a pread() into guest memory) wait
+ * for snapshotd to fill the page rather than find it empty.
+ */
+static int handle_uffd(struct device *dev, const Cloister__Envelope *env, struct msg_fds *fds)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MISSING_SHMEM };
+	int uffd;
+
+	if (fds->n != 1 || dev->uffd >= 0 || dev->mem.n_regions == 0)
+		return -EINVAL;
+	uffd = ioctl(fds->fd[0], USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		return -errno;
+	if (ioctl(uffd, UFFDIO_API, &api) < 0)
+		goto fail;
+	for (size_t i = 0; i < dev->mem.n_regions; i++) {
+		const struct guest_region *g = &dev->mem.regions[i];
+		struct uffdio_register reg = {
+			.range = { .start = (uint64_t)(uintptr_t)g->host, .len = g->size },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+			goto fail;
+	}
+	dev->uffd = uffd;
+	return 0;
+fail:;
+	int err = -errno;
+
+	close(uffd);
+	return err;
+}
+
+static int answer_uffd(struct device *dev, const Cloister__Envelope *req, int error,
+		       const char *message)
+{
+	Cloister__DevUffdReply reply = CLOISTER__DEV_UFFD_REPLY__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	uint64_t host[GUEST_MEM_MAX_REGIONS];
+
+	for (size_t i = 0; error == 0 && i < dev->mem.n_regions; i++)
+		host[i] = (uint64_t)(uintptr_t)dev->mem.regions[i].host;
+	reply.error = error;
+	reply.message = (char *)(message ? message : "");
+	reply.host_addrs = host;
+	reply.n_host_addrs = error == 0 ? dev->mem.n_regions : 0;
+	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_UFFD_REPLY;
+	env.dev_uffd_reply = &reply;
+	env.request_id = req->request_id;
+	return frame_send(dev->sock, &env, &dev->uffd, error == 0 ? 1 : 0);
 }
 
 /* ---- queues from a DevActivate or a saved state ---- */
@@ -401,6 +460,8 @@ static const struct control_rule control_rules[] = {
 	{ CLOISTER__ENVELOPE__MSG_DEV_RESTORE, IN(DEVICE_READY) | IN(DEVICE_PAUSED), handle_restore,
 	  NULL },
 	{ CLOISTER__ENVELOPE__MSG_DEV_COUNTERS, ALWAYS, NULL, answer_counters },
+	{ CLOISTER__ENVELOPE__MSG_DEV_UFFD, IN(DEVICE_READY) | IN(DEVICE_PAUSED), handle_uffd,
+	  answer_uffd },
 };
 
 static const struct control_rule *control_rule_for(Cloister__Envelope__MsgCase msg)

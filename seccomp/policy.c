@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -81,20 +83,43 @@ static const char *const device_console_syscalls[] = {
 	"readv", "writev",
 };
 
+/*
+ * userfaultfd ioctls, by command and nothing else. A process that maps guest
+ * memory makes its uffd from the /dev/userfaultfd fd the gateway handed it
+ * and registers its own mapping (OnDemand restore); snapshotd, the page
+ * server, fills, wakes and finally unregisters through the uffds it was
+ * handed. No role may open /dev/userfaultfd or call userfaultfd(2).
+ */
+static const unsigned long uffd_client_ioctls[] = {
+	USERFAULTFD_IOC_NEW, UFFDIO_API, UFFDIO_REGISTER,
+};
+
+static const unsigned long uffd_server_ioctls[] = {
+	UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_UNREGISTER,
+};
+
 struct role_policy {
 	const char *const *names;
 	size_t n_names;
 	bool threads; /* may create threads and signal itself */
+	const unsigned long *ioctls;
+	size_t n_ioctls;
 };
 
 static const struct role_policy role_policies[] = {
-	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true },
-	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false },
-	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false },
-	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false },
-	[SANDBOX_ROLE_DEVICE_NET] = { device_net_syscalls, ARRAY_SIZE(device_net_syscalls), false },
+	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true,
+			       uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
+	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false,
+				     uffd_server_ioctls, ARRAY_SIZE(uffd_server_ioctls) },
+	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
+	[SANDBOX_ROLE_DEVICE_BLK] = { device_blk_syscalls, ARRAY_SIZE(device_blk_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
+	[SANDBOX_ROLE_DEVICE_NET] = { device_net_syscalls, ARRAY_SIZE(device_net_syscalls), false,
+				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
 	[SANDBOX_ROLE_DEVICE_CONSOLE] = { device_console_syscalls,
-					  ARRAY_SIZE(device_console_syscalls), false },
+					  ARRAY_SIZE(device_console_syscalls), false,
+					  uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
 };
 
 static const int fcntl_cmds[] = {
@@ -126,6 +151,18 @@ static int allow_fcntl(scmp_filter_ctx ctx)
 	for (size_t i = 0; i < ARRAY_SIZE(fcntl_cmds); i++) {
 		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
 					 SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i], 0));
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *cmds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, (scmp_datum_t)cmds[i]));
 
 		if (r < 0)
 			return r;
@@ -251,7 +288,8 @@ static int policy_build(scmp_filter_ctx ctx, const struct role_policy *policy)
 	r = allow_memory(ctx);
 	if (r < 0)
 		return r;
-	if (policy->threads)
+	r = allow_ioctls(ctx, policy->ioctls, policy->n_ioctls);
+	if (r == 0 && policy->threads)
 		r = allow_threads(ctx);
 	return r;
 }

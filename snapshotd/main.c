@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cloister-snapshotd save|load [--uid N --gid N]
+ * cloister-snapshotd save|load|load-faults-only [--uid N --gid N]
+ * load-faults-only: an OnDemand restore pages in only what is touched (for tests).
  * fd 3: socket to the gateway, fd 4: socket to vmm-core (set up by the gateway).
  */
 #include <errno.h>
@@ -32,7 +33,7 @@ static int confine(int argc, char **argv, const char **ret_op)
 
 	r = sandbox_parse_args(argc, argv, &cfg, &first_operand);
 	if (r < 0 || first_operand != argc - 1) {
-		log_error("usage: cloister-snapshotd save|load [--uid N --gid N]");
+		log_error("usage: cloister-snapshotd save|load|load-faults-only [--uid N --gid N]");
 		return -EINVAL;
 	}
 	if (check_socket(GATEWAY_FD) < 0 || check_socket(CORE_FD) < 0) {
@@ -56,8 +57,8 @@ int main(int argc, char **argv)
 	log_set_tag("snapshotd");
 	if (confine(argc, argv, &op) < 0)
 		return 1;
-	if (strcmp(op, "save") != 0 && strcmp(op, "load") != 0) {
-		log_error("unknown operation \"%s\" (save or load)", op);
+	if (strcmp(op, "save") != 0 && strcmp(op, "load") != 0 && strcmp(op, "load-faults-only") != 0) {
+		log_error("unknown operation \"%s\" (save, load or load-faults-only)", op);
 		return 1;
 	}
 	r = snapd_handshake(GATEWAY_FD, CORE_FD, SNAPD_TIMEOUT_MS);
@@ -65,7 +66,9 @@ int main(int argc, char **argv)
 		return 1;
 	if (strcmp(op, "save") == 0)
 		r = snapd_serve_save(GATEWAY_FD, CORE_FD, SNAPD_TIMEOUT_MS);
-	else
+	else if (strcmp(op, "load") == 0)
 		r = snapd_serve_load(GATEWAY_FD, CORE_FD, SNAPD_TIMEOUT_MS);
+	else
+		r = snapd_serve_load_faults_only(GATEWAY_FD, CORE_FD, SNAPD_TIMEOUT_MS);
 	return r < 0 ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -10,6 +11,7 @@
 #include "frame.h"
 #include "layout.h"
 #include "log.h"
+#include "pager.h"
 #include "service.h"
 #include "snapshot.h"
 #include "vmjson.h"
@@ -307,8 +309,56 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 	return r;
 }
 
-static int load_core_phase(int core, int timeout_ms, const struct inbox *g,
-			   const Cloister__VmConfig *config, Cloister__VmState *state)
+/* OnDemand: the memfds plus vmm-core's uffd, and where it mapped each region. */
+static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *config, char *err)
+{
+	const Cloister__SnapFill *fill = c->env->snap_fill;
+	size_t clients = c->n_fds > config->n_regions ? c->n_fds - config->n_regions : 0;
+	int r = 0;
+
+	if (clients == 0 || clients > PAGER_MAX_CLIENTS) {
+		snprintf(err, ERR_LEN, "snap_fill carries %zu fds for %zu regions", c->n_fds,
+			 config->n_regions);
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = check_regions_equal(fill->regions, fill->n_regions, config, "snap_fill", err);
+	if (r == 0)
+		r = check_memfds(c, config, err);
+	if (r == 0 && fill->n_host_addrs != clients * config->n_regions) {
+		snprintf(err, ERR_LEN, "snap_fill names %zu host addresses for %zu clients of %zu"
+			 " regions", fill->n_host_addrs, clients, config->n_regions);
+		r = -EINVAL;
+	}
+	return r;
+}
+
+/* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
+static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
+		     bool prefetch)
+{
+	struct pager p;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	int r;
+
+	for (size_t i = 0; i < config->n_regions; i++)
+		sizes[i] = config->regions[i]->size;
+	r = pager_init(&p, &g->fds[1], sizes, config->n_regions);
+	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
+		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
+				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
+	if (r == 0) {
+		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes", p.total,
+			 p.n_clients);
+		r = pager_run(&p, gw, prefetch);
+	}
+	pager_release(&p);
+	return r;
+}
+
+static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
+			   const Cloister__VmConfig *config, Cloister__VmState *state,
+			   bool on_demand, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -317,22 +367,33 @@ static int load_core_phase(int core, int timeout_ms, const struct inbox *g,
 	r = expect_core_hello(core, timeout_ms, err);
 	if (r == 0)
 		r = inbox_recv(core, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAP_FILL, "vmm-core", &c, err);
+	if (r == 0 && c.env->snap_fill->on_demand != on_demand) {
+		snprintf(err, ERR_LEN, "vmm-core asks for a %s restore, the gateway for %s",
+			 c.env->snap_fill->on_demand ? "OnDemand" : "Copy",
+			 on_demand ? "OnDemand" : "Copy");
+		r = -EPROTO;
+	}
 	if (r < 0) {
 		log_error("load: %s", err);
 		frame_reply_send(core, r, err);
 		return r;
 	}
-	r = load_fill(g, &c, config, err);
+	r = on_demand ? check_on_demand(&c, config, err) : load_fill(g, &c, config, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_fill_reply(core, r, err, NULL);
 		return r;
 	}
-	log_info("load: %zu regions filled", config->n_regions);
-	return send_fill_reply(core, 0, "", state);
+	r = send_fill_reply(core, 0, "", state);
+	if (r < 0 || !on_demand) {
+		if (r == 0)
+			log_info("load: %zu regions filled", config->n_regions);
+		return r;
+	}
+	return load_page(gw, g, &c, config, prefetch);
 }
 
-int snapd_serve_load(int gw, int core, int timeout_ms)
+static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
 	Cloister__VmConfig *config = NULL;
@@ -348,10 +409,21 @@ int snapd_serve_load(int gw, int core, int timeout_ms)
 	}
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
-		r = load_core_phase(core, timeout_ms, &g, config, state);
+		r = load_core_phase(gw, core, timeout_ms, &g, config, state,
+				    g.env->snapd_load->on_demand, prefetch);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;
+}
+
+int snapd_serve_load(int gw, int core, int timeout_ms)
+{
+	return serve_load(gw, core, timeout_ms, true);
+}
+
+int snapd_serve_load_faults_only(int gw, int core, int timeout_ms)
+{
+	return serve_load(gw, core, timeout_ms, false);
 }
 
 int snapd_handshake(int gw, int core, int timeout_ms)

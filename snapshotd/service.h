@@ -9,6 +9,8 @@
 #ifndef CLOISTER_SNAPD_SERVICE_H
 #define CLOISTER_SNAPD_SERVICE_H
 
+#include <stdbool.h>
+
 #define SNAPD_TIMEOUT_MS 60000
 
 /* Greets both peers and waits for the gateway; vmm-core is awaited when it is needed. */
@@ -25,7 +27,12 @@ int snapd_serve_save(int gw, int core, int timeout_ms);
  * gw: SnapdLoad{region_files} + fds [vm.json, memory-region-0, ...], answered
  * with SnapdLoadReply{error, message, config}; then core: SnapFill{regions} +
  * one writable memfd per region, answered with SnapFillReply{error, message, state}.
+ * With SnapdLoad{on_demand}, SnapFill{on_demand, host_addrs} carries vmm-core's
+ * userfaultfd as well: the answer comes at once and snapshotd goes on as the
+ * VM's page server (pager.h) until the gateway hangs up. The faults_only
+ * variant does no prefetch (for tests: the fault path, and files cut meanwhile).
  */
 int snapd_serve_load(int gw, int core, int timeout_ms);
+int snapd_serve_load_faults_only(int gw, int core, int timeout_ms);
 
 #endif

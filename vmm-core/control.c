@@ -51,6 +51,7 @@ struct core {
 	int kernel_fd;
 	int initramfs_fd;
 	struct serial_input *serial_in;
+	int uffd;	/* OnDemand restore: guest memory's userfaultfd, kept for the VM's life */
 	char err[256];
 };
 
@@ -528,33 +529,107 @@ out:
 	return r;
 }
 
-static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+/*
+ * OnDemand: guest memory registered with a uffd made from the gateway's
+ * /dev/userfaultfd, which goes to snapshotd with the memfds. vmm-core keeps
+ * its own reference, so a page server that dies leaves faults waiting (and
+ * the gateway ends the VM) rather than turning missing pages into zeros.
+ */
+/* Registers vmm-core's own memory, then has every device process register its mapping. */
+static int restore_register(struct core *c, int dev_uffd, int *fds, uint64_t *host_addrs,
+			    size_t *ret_clients)
 {
-	_cleanup_close_ int sock = TAKE_FD(fds[0]);
+	size_t n = c->mem->n_regions, k = 0;
+
+	if (c->uffd < 0)
+		c->uffd = memory_uffd_register(c->mem, dev_uffd);
+	if (c->uffd < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot register guest memory for OnDemand restore:"
+			 " %s", strerror(-c->uffd));
+		return c->uffd;
+	}
+	for (size_t i = 0; i < n; i++)
+		host_addrs[i] = (uint64_t)(uintptr_t)c->mem->ram[i].host;
+	fds[k++] = dup(c->uffd);
+	if (fds[0] < 0)
+		return -errno;
+	for (size_t d = 0; d < c->m.n_virtio; d++) {
+		int r = virtio_mmio_uffd(c->m.virtio[d], dev_uffd, &host_addrs[(1 + d) * n], n);
+
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "device %s cannot register guest memory for"
+				 " OnDemand restore: %s", virtio_mmio_id(c->m.virtio[d]), strerror(-r));
+			*ret_clients = k;
+			return r;
+		}
+		fds[k++] = r;
+	}
+	*ret_clients = k;
+	return 0;
+}
+
+/*
+ * OnDemand: guest memory registered with uffds made from the gateway's
+ * /dev/userfaultfd, vmm-core's and each device process's, which go to
+ * snapshotd with the memfds. Each process keeps its own reference, so a page
+ * server that dies leaves faults waiting (and the gateway ends the VM)
+ * rather than turning missing pages into zeros.
+ */
+static int restore_send_fill(struct core *c, int sock, int dev_uffd)
+{
 	Cloister__SnapFill fill = CLOISTER__SNAP_FILL__INIT;
 	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS];
 	Cloister__Envelope out = CLOISTER__ENVELOPE__INIT;
+	uint64_t host_addrs[(1 + MAX_DEVICES) * LAYOUT_MAX_REGIONS];
+	int fds[LAYOUT_MAX_REGIONS + 1 + MAX_DEVICES];
+	size_t n = c->mem->n_regions, clients = 0;
+	int r = 0;
+
+	memcpy(fds, c->mem->fd, n * sizeof(fds[0]));
+	fill.regions = regions_proto(c, regions);
+	fill.n_regions = n;
+	if (dev_uffd >= 0) {
+		r = restore_register(c, dev_uffd, &fds[n], host_addrs, &clients);
+		fill.on_demand = true;
+		fill.host_addrs = host_addrs;
+		fill.n_host_addrs = clients * n;
+	}
+	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
+	out.snap_fill = &fill;
+	if (r == 0) {
+		r = frame_send(sock, &out, fds, n + clients);
+		if (r < 0)
+			snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
+	}
+	for (size_t i = 0; i < clients; i++)
+		close(fds[n + i]);
+	return r;
+}
+
+static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
+{
+	bool on_demand = env->core_restore->on_demand;
+	_cleanup_close_ int sock = -1, dev_uffd = -1;
 	Cloister__Envelope *reply = NULL;
 	const Cloister__SnapFillReply *fr;
 	int r;
 
+	if (n_fds != (on_demand ? 2u : 1u)) {
+		snprintf(c->err, sizeof(c->err), "restore carries %zu fds", n_fds);
+		return -EINVAL;
+	}
+	sock = TAKE_FD(fds[0]);
+	if (on_demand)
+		dev_uffd = TAKE_FD(fds[1]);
 	if (!c->restore_mode) {
 		snprintf(c->err, sizeof(c->err), "this VM was booted, not configured for restore");
 		return -EINVAL;
 	}
 	r = snapd_handshake(c, sock);
-	if (r < 0)
-		return r;
-	fill.regions = regions_proto(c, regions);
-	fill.n_regions = c->mem->n_regions;
-	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
-	out.snap_fill = &fill;
-	r = frame_send(sock, &out, c->mem->fd, c->mem->n_regions);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
-		return r;
-	}
-	r = snapd_wait(c, sock, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY, &reply);
+	if (r == 0)
+		r = restore_send_fill(c, sock, dev_uffd);
+	if (r == 0)
+		r = snapd_wait(c, sock, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY, &reply);
 	if (r < 0)
 		return r;
 	fr = reply->snap_fill_reply;
@@ -569,7 +644,7 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 	if (r < 0)
 		goto out;
 	c->state = CORE_PAUSED;
-	log_info("restored, paused");
+	log_info("restored, paused%s", on_demand ? ", memory on demand" : "");
 out:
 	frame_free(reply);
 	return r;
@@ -588,7 +663,7 @@ static const struct core_handler core_handlers[] = {
 	{ CLOISTER__ENVELOPE__MSG_CORE_PAUSE, IN(CORE_RUNNING), 0, handle_pause },
 	{ CLOISTER__ENVELOPE__MSG_CORE_RESUME, IN(CORE_PAUSED), 0, handle_resume },
 	{ CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, IN(CORE_PAUSED), 1, handle_snapshot },
-	{ CLOISTER__ENVELOPE__MSG_CORE_RESTORE, IN(CORE_READY), 1, handle_restore },
+	{ CLOISTER__ENVELOPE__MSG_CORE_RESTORE, IN(CORE_READY), SIZE_MAX, handle_restore },
 	{ CLOISTER__ENVELOPE__MSG_CORE_SHUTDOWN, ~0u, 0, handle_shutdown },
 	{ CLOISTER__ENVELOPE__MSG_CORE_COUNTERS, IN(CORE_RUNNING) | IN(CORE_PAUSED), 0, handle_counters },
 };
@@ -646,6 +721,7 @@ int control_serve(int sock, struct guest_memory *mem)
 		.mem = mem,
 		.kernel_fd = -1,
 		.initramfs_fd = -1,
+		.uffd = -1,
 		.m = { .serial_fd = -1 },
 	};
 	int r = 0;
@@ -681,5 +757,6 @@ int control_serve(int sock, struct guest_memory *mem)
 		cloister__vm_config__free_unpacked(c.config, NULL);
 	cleanup_closep(&c.kernel_fd);
 	cleanup_closep(&c.initramfs_fd);
+	cleanup_closep(&c.uffd);
 	return r;
 }

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -109,4 +111,31 @@ int memory_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, 
 		return -EFAULT;
 	memcpy(dst, buf, len);
 	return 0;
+}
+
+int memory_uffd_register(const struct guest_memory *mem, int dev_fd)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MISSING_SHMEM };
+	_cleanup_close_ int uffd = ioctl(dev_fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0) {
+		log_error("cannot make a userfaultfd for guest memory: %m");
+		return -errno;
+	}
+	for (size_t i = 0; i < mem->n_regions; i++) {
+		struct uffdio_register reg = {
+			.range = { .start = (uint64_t)(uintptr_t)mem->ram[i].host, .len = mem->ram[i].size },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+			log_error("cannot register guest memory region %zu for faults: %m", i);
+			return -errno;
+		}
+		if (!(reg.ioctls & (1ull << _UFFDIO_COPY))) {
+			log_error("guest memory region %zu cannot be filled through its userfaultfd", i);
+			return -EOPNOTSUPP;
+		}
+	}
+	return TAKE_FD(uffd);
 }

@@ -27,6 +27,13 @@ int memory_prepare(struct guest_memory *mem);
 int memory_setup(struct guest_memory *mem, const struct layout_region *regions, size_t n);
 void memory_release(struct guest_memory *mem);
 
+/*
+ * For an OnDemand restore: a userfaultfd made from dev_fd (an open
+ * /dev/userfaultfd), with every region's mapping registered in missing mode.
+ * Returns the uffd (non-blocking) or -errno.
+ */
+int memory_uffd_register(const struct guest_memory *mem, int dev_fd);
+
 /* Host pointer for [gpa, gpa + len) when it lies inside one region, else NULL. */
 void *memory_host_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 int memory_read(const struct guest_memory *mem, uint64_t gpa, void *buf, size_t len);

@@ -88,6 +88,14 @@ int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *
  */
 int virtio_mmio_counters(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply);
 
+/*
+ * OnDemand restore: has the device process register its mapping of guest
+ * memory with a uffd made from dev_fd (/dev/userfaultfd). Returns that uffd
+ * (for snapshotd), host_addrs[0..n_regions) where the device mapped each
+ * region; -errno if the device refused or answered out of turn.
+ */
+int virtio_mmio_uffd(struct virtio_mmio_dev *d, int dev_fd, uint64_t *host_addrs, size_t n_regions);
+
 const char *virtio_mmio_id(const struct virtio_mmio_dev *d);
 
 /*

@@ -97,6 +97,10 @@ int mmio_device_exchange(struct virtio_mmio_dev *d, Cloister__Envelope *env, con
 			 size_t n_fds, Cloister__Envelope **ret_reply);
 int mmio_device_request(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
 			size_t n_fds);
+/* As mmio_device_exchange(), taking the fds the reply carries (at most max_fds). */
+int mmio_device_exchange_fds(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			     size_t n_fds, Cloister__Envelope **ret_reply, int *ret_fds,
+			     size_t max_fds, size_t *ret_n_fds);
 /* A request that carries only its kind; with may_time_out, see virtio_mmio_pause(). */
 int mmio_device_request_empty(struct virtio_mmio_dev *d, Cloister__Envelope__MsgCase which,
 			      bool may_time_out);

@@ -5,6 +5,7 @@
  * to a request that timed out) is late and dropped.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <poll.h>
 #include <time.h>
 
@@ -62,23 +63,29 @@ static bool reply_is_late(struct virtio_mmio_dev *d, const Cloister__Envelope *r
  * deadline passed with nothing arrived is -ETIMEDOUT and leaves the stream
  * usable; a frame cut short or malformed does not.
  */
-static int receive_reply(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply)
+static int receive_reply(struct virtio_mmio_dev *d, Cloister__Envelope **ret_reply, int *ret_fds,
+			 size_t max_fds, size_t *ret_n_fds)
 {
 	int64_t deadline = now_ms() + VIRTIO_MMIO_TIMEOUT_MS;
 
 	for (;;) {
 		Cloister__Envelope *reply = NULL;
+		size_t n = 0;
 		int r = wait_readable(d->sock, deadline);
 
 		if (r < 0)
 			return r == -ETIMEDOUT ? -EAGAIN : r;
-		r = frame_recv_timeout(d->sock, VIRTIO_MMIO_TIMEOUT_MS, &reply, NULL, 0, NULL);
+		r = frame_recv_timeout(d->sock, VIRTIO_MMIO_TIMEOUT_MS, &reply, ret_fds, max_fds, &n);
 		if (r < 0)
 			return r;
 		if (!reply_is_late(d, reply)) {
+			if (ret_n_fds)
+				*ret_n_fds = n;
 			*ret_reply = reply;
 			return 0;
 		}
+		for (size_t i = 0; i < n; i++)
+			close(ret_fds[i]);
 		frame_free(reply);
 	}
 }
@@ -105,14 +112,15 @@ int mmio_device_send(struct virtio_mmio_dev *d, Cloister__Envelope *env, const i
  * unusable.
  */
 static int device_exchange_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
-			      size_t n_fds, bool may_time_out, Cloister__Envelope **ret_reply)
+			      size_t n_fds, bool may_time_out, Cloister__Envelope **ret_reply,
+			      int *ret_fds, size_t max_fds, size_t *ret_n_fds)
 {
 	const char *what = frame_msg_name(env);
 	int r = mmio_device_send(d, env, fds, n_fds);
 
 	if (r < 0)
 		return r;
-	r = receive_reply(d, ret_reply);
+	r = receive_reply(d, ret_reply, ret_fds, max_fds, ret_n_fds);
 	/* The caller decides what a missed answer costs, and says so. */
 	if (r == -EAGAIN && may_time_out) {
 		d->owed++;
@@ -128,7 +136,14 @@ static int device_exchange_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env
 int mmio_device_exchange(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
 			   size_t n_fds, Cloister__Envelope **ret_reply)
 {
-	return device_exchange_ex(d, env, fds, n_fds, false, ret_reply);
+	return device_exchange_ex(d, env, fds, n_fds, false, ret_reply, NULL, 0, NULL);
+}
+
+int mmio_device_exchange_fds(struct virtio_mmio_dev *d, Cloister__Envelope *env, const int *fds,
+			     size_t n_fds, Cloister__Envelope **ret_reply, int *ret_fds,
+			     size_t max_fds, size_t *ret_n_fds)
+{
+	return device_exchange_ex(d, env, fds, n_fds, false, ret_reply, ret_fds, max_fds, ret_n_fds);
 }
 
 /* A request answered by a plain Reply: returns its error. */
@@ -139,7 +154,7 @@ static int device_request_ex(struct virtio_mmio_dev *d, Cloister__Envelope *env,
 	Cloister__Envelope *reply = NULL;
 	int r;
 
-	r = device_exchange_ex(d, env, fds, n_fds, may_time_out, &reply);
+	r = device_exchange_ex(d, env, fds, n_fds, may_time_out, &reply, NULL, 0, NULL);
 	if (r < 0)
 		return r;
 	if (reply->msg_case != CLOISTER__ENVELOPE__MSG_REPLY || reply->reply->error > 0) {
@@ -182,7 +197,7 @@ int virtio_mmio_counters(struct virtio_mmio_dev *d, Cloister__Envelope **ret_rep
 		return r;
 	pthread_mutex_lock(&d->lock);
 	/* A device that does not answer in time is left out, not marked broken. */
-	r = device_exchange_ex(d, &env, NULL, 0, true, &reply);
+	r = device_exchange_ex(d, &env, NULL, 0, true, &reply, NULL, 0, NULL);
 	pthread_mutex_unlock(&d->lock);
 	if (r < 0)
 		return r;

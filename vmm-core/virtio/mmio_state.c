@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The transport's pause, resume, save and restore, and the transport as a machine component. */
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,49 @@ int virtio_mmio_restore(struct virtio_mmio_dev *d, const Cloister__DeviceState *
 
 	pthread_mutex_lock(&d->lock);
 	r = restore_locked(d, state);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int uffd_locked(struct virtio_mmio_dev *d, int dev_fd, uint64_t *host_addrs,
+		       size_t n_regions)
+{
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+	Cloister__DevUffd req = CLOISTER__DEV_UFFD__INIT;
+	Cloister__Envelope *reply = NULL;
+	const Cloister__DevUffdReply *ur;
+	int fds[1] = { -1 };
+	size_t n_fds = 0;
+	int r;
+
+	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_UFFD;
+	env.dev_uffd = &req;
+	r = mmio_device_exchange_fds(d, &env, &dev_fd, 1, &reply, fds, 1, &n_fds);
+	if (r < 0)
+		return r;
+	ur = reply->msg_case == CLOISTER__ENVELOPE__MSG_DEV_UFFD_REPLY ? reply->dev_uffd_reply : NULL;
+	if (!ur || ur->error > 0 || (ur->error == 0 && (n_fds != 1 || ur->n_host_addrs != n_regions))) {
+		r = -EPROTO;
+		mmio_mark_broken(d, r, "dev_uffd");
+	} else if (ur->error < 0) {
+		r = ur->error;
+		log_error("device %s cannot register its memory for faults: %s", d->id, ur->message);
+	} else {
+		memcpy(host_addrs, ur->host_addrs, n_regions * sizeof(host_addrs[0]));
+		r = TAKE_FD(fds[0]);
+	}
+	if (fds[0] >= 0)
+		close(fds[0]);
+	frame_free(reply);
+	return r;
+}
+
+int virtio_mmio_uffd(struct virtio_mmio_dev *d, int dev_fd, uint64_t *host_addrs, size_t n_regions)
+{
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = uffd_locked(d, dev_fd, host_addrs, n_regions);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

@@ -379,23 +379,51 @@ Test(options, parse_file_url)
 Test(options, parse_restore_spec)
 {
 	char *url = NULL;
-	bool resume = true;
+	bool resume = true, od = true;
 
-	cr_assert_eq(parse_restore_spec("source_url=file:///s", &url, &resume), 0);
+	cr_assert_eq(parse_restore_spec("source_url=file:///s", &url, &resume, &od), 0);
 	cr_expect_str_eq(url, "file:///s");
 	cr_expect(!resume);
+	cr_expect_eq(od, OPTIONS_RESTORE_ON_DEMAND_DEFAULT);
 	free(url);
-	cr_assert_eq(parse_restore_spec("resume=on,prefault=off,source_url=file:///t", &url, &resume), 0);
+	cr_assert_eq(parse_restore_spec("resume=on,prefault=off,source_url=file:///t", &url, &resume, &od), 0);
 	cr_expect_str_eq(url, "file:///t");
 	cr_expect(resume);
 	free(url);
 	url = NULL;
-	cr_expect_eq(parse_restore_spec("resume=true", &url, &resume), -EINVAL);
-	cr_expect_eq(parse_restore_spec("source_url=file:///s,resume=maybe", &url, &resume), -EINVAL);
-	cr_expect_eq(parse_restore_spec("source_url=file:///s,source_url=file:///t", &url, &resume), -EINVAL);
-	cr_expect_eq(parse_restore_spec("source_url=/s", &url, &resume), -EINVAL);
-	cr_expect_eq(parse_restore_spec("source_url=file:///s,colour=red", &url, &resume), -EINVAL);
-	cr_expect_eq(parse_restore_spec("", &url, &resume), -EINVAL);
+	cr_expect_eq(parse_restore_spec("resume=true", &url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,resume=maybe", &url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,source_url=file:///t", &url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=/s", &url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,colour=red", &url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("", &url, &resume, &od), -EINVAL);
+	cr_expect_null(url);
+}
+
+Test(options, parse_restore_spec_memory_mode)
+{
+	char *url = NULL;
+	bool resume, od = false;
+
+	cr_assert_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=OnDemand", &url,
+					&resume, &od), 0);
+	cr_expect(od);
+	free(url);
+	cr_assert_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=Copy", &url,
+					&resume, &od), 0);
+	cr_expect(!od);
+	free(url);
+	od = true;
+	cr_assert_eq(parse_restore_spec("source_url=file:///s,prefault=true", &url, &resume, &od), 0);
+	cr_expect(!od, "prefault=true copies everything before answering");
+	free(url);
+	url = NULL;
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=OnDemand,prefault=on",
+					&url, &resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=Lazy", &url,
+					&resume, &od), -EINVAL);
+	cr_expect_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=ondemand", &url,
+					&resume, &od), -EINVAL);
 	cr_expect_null(url);
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -311,6 +312,38 @@ Test(sandbox, rng_forbidden)
 	assert_killed_by_seccomp(run_sandboxed(SANDBOX_ROLE_DEVICE_RNG, do_memfd, NULL), "memfd");
 	assert_killed_by_seccomp(run_sandboxed(SANDBOX_ROLE_DEVICE_RNG, do_kill_other, NULL),
 				 "kill(1)");
+}
+
+/*
+ * OnDemand restore: the uffd ioctls each role needs pass the filter (on
+ * stderr, which is no uffd, they fail with ENOTTY: the filter let them
+ * through), and the other side's are still killed.
+ */
+static int do_uffd_ioctl(void *arg)
+{
+	unsigned long cmd = *(unsigned long *)arg;
+	char buf[64] = { 0 };
+
+	return ioctl(STDERR_FILENO, cmd, buf) < 0 && errno == ENOTTY ? 0 : 1;
+}
+
+Test(sandbox, uffd_ioctls_by_role)
+{
+	unsigned long client[] = { USERFAULTFD_IOC_NEW, UFFDIO_API, UFFDIO_REGISTER };
+	unsigned long server[] = { UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_UNREGISTER };
+	enum sandbox_role clients[] = { SANDBOX_ROLE_VMM, SANDBOX_ROLE_DEVICE_RNG,
+					SANDBOX_ROLE_DEVICE_BLK };
+
+	for (size_t r = 0; r < ARRAY_SIZE(clients); r++) {
+		for (size_t i = 0; i < ARRAY_SIZE(client); i++)
+			assert_exit_ok(run_sandboxed(clients[r], do_uffd_ioctl, &client[i]));
+		assert_killed_by_seccomp(run_sandboxed(clients[r], do_uffd_ioctl, &server[0]),
+					 "UFFDIO_COPY outside snapshotd");
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(server); i++)
+		assert_exit_ok(run_sandboxed(SANDBOX_ROLE_SNAPSHOTD, do_uffd_ioctl, &server[i]));
+	assert_killed_by_seccomp(run_sandboxed(SANDBOX_ROLE_SNAPSHOTD, do_uffd_ioctl, &client[2]),
+				 "UFFDIO_REGISTER in snapshotd");
 }
 
 /* ---- the development trap ---- */

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "pager.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "frame.h"
+#include "log.h"
+
+#define PREFETCH_CHUNK (1u << 20)
+#define FAULT_BATCH 16
+/* A fault fills the aligned block around it: fewer round trips while the guest warms up. */
+#define FAULT_AROUND (64u << 10)
+#define PROGRESS_EVERY_MS 100
+#define COPY_RETRIES 1000
+
+int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	*p = (struct pager){ .n_regions = n, .page = page > 0 ? (size_t)page : 4096 };
+	for (size_t i = 0; i < LAYOUT_MAX_REGIONS; i++)
+		p->file[i] = -1;
+	for (size_t i = 0; i < PAGER_MAX_CLIENTS; i++)
+		p->uffd[i] = -1;
+	if (n == 0 || n > LAYOUT_MAX_REGIONS)
+		return -EINVAL;
+	p->buf = malloc(PREFETCH_CHUNK);
+	if (!p->buf)
+		return -ENOMEM;
+	/*
+	 * The total is what the files hold on disk: walking a fragmented file's
+	 * data ranges here would delay the first faults by a whole scan.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		p->file[i] = TAKE_FD(files[i]);
+		p->size[i] = sizes[i];
+		if (fstat(p->file[i], &st) == 0)
+			p->total += (uint64_t)st.st_blocks * 512 < sizes[i] ?
+				    (uint64_t)st.st_blocks * 512 : sizes[i];
+	}
+	return 0;
+}
+
+int pager_add_client(struct pager *p, int uffd, const uint64_t *host)
+{
+	if (p->n_clients >= PAGER_MAX_CLIENTS) {
+		close(uffd);
+		return -ENOSPC;
+	}
+	for (size_t i = 0; i < p->n_regions; i++)
+		p->host[p->n_clients][i] = host[i];
+	p->uffd[p->n_clients++] = uffd;
+	return 0;
+}
+
+static void close_files(struct pager *p)
+{
+	for (size_t i = 0; i < LAYOUT_MAX_REGIONS; i++)
+		cleanup_closep(&p->file[i]);
+}
+
+void pager_release(struct pager *p)
+{
+	close_files(p);
+	for (size_t i = 0; i < PAGER_MAX_CLIENTS; i++)
+		cleanup_closep(&p->uffd[i]);
+	free(p->buf);
+	p->buf = NULL;
+}
+
+static int fail(struct pager *p, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct pager *p, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Reads [off, off + len) of region i; a short read means the file was cut. */
+static int read_region(struct pager *p, size_t i, uint64_t off, size_t len, uint8_t *buf)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(p->file[i], buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail(p, -errno, "memory-region-%zu cannot be read at %" PRIu64 ": %s", i,
+				    off + done, strerror(errno));
+		if (n == 0)
+			return fail(p, -EIO, "memory-region-%zu ends at %" PRIu64 ", before its %" PRIu64
+				    " bytes: the snapshot was changed during an OnDemand restore", i,
+				    off + done, p->size[i]);
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * UFFDIO_COPY of len bytes at dst, skipping pages already present (EEXIST).
+ * *ret_copied gets the bytes actually copied.
+ */
+static int copy_range(struct pager *p, int uffd, uint64_t dst, const uint8_t *src, uint64_t len,
+		      uint64_t *ret_copied)
+{
+	uint64_t done = 0;
+	int tries = 0;
+
+	*ret_copied = 0;
+	while (done < len) {
+		struct uffdio_copy c = { .dst = dst + done, .src = (uint64_t)(uintptr_t)(src + done),
+					 .len = len - done };
+
+		if (ioctl(uffd, UFFDIO_COPY, &c) == 0) {
+			*ret_copied += c.len;
+			return 0;
+		}
+		if (c.copy > 0) {
+			done += (uint64_t)c.copy;
+			*ret_copied += (uint64_t)c.copy;
+			continue;
+		}
+		if (errno == EEXIST) {
+			done += p->page;
+			continue;
+		}
+		/* The mapping is changing (EAGAIN) or a signal came: try again. */
+		if ((errno == EAGAIN || errno == EINTR) && ++tries < COPY_RETRIES)
+			continue;
+		return -errno;
+	}
+	return 0;
+}
+
+static int client_region(const struct pager *p, size_t c, uint64_t addr, uint64_t *ret_off)
+{
+	for (size_t i = 0; i < p->n_regions; i++) {
+		if (addr >= p->host[c][i] && addr - p->host[c][i] < p->size[i]) {
+			*ret_off = addr - p->host[c][i];
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static int serve_fault(struct pager *p, size_t c, uint64_t addr)
+{
+	uint64_t page_addr = addr & ~(uint64_t)(p->page - 1), off, copied, block_off, len;
+	int i = client_region(p, c, page_addr, &off);
+	int r;
+
+	if (i < 0)
+		return fail(p, -EFAULT, "client %zu faulted at %#" PRIx64 ", outside guest memory", c,
+			    addr);
+	block_off = off & ~(uint64_t)(FAULT_AROUND - 1);
+	len = p->size[i] - block_off < FAULT_AROUND ? p->size[i] - block_off : FAULT_AROUND;
+	r = read_region(p, (size_t)i, block_off, len, p->buf);
+	if (r < 0)
+		return r;
+	r = copy_range(p, p->uffd[c], page_addr - (off - block_off), p->buf, len, &copied);
+	if (r < 0)
+		return fail(p, r, "filling a page for client %zu failed: %s", c, strerror(-r));
+	p->faults++;
+	if (copied < len) {
+		/*
+		 * Some page of the block was present already: filled for another
+		 * client or by the prefetch. If it is the faulting one, its waiter
+		 * was not woken by a copy: wake it (harmless if it was).
+		 */
+		struct uffdio_range w = { .start = page_addr, .len = p->page };
+
+		if (copied == 0)
+			p->fault_wakes++;
+		if (ioctl(p->uffd[c], UFFDIO_WAKE, &w) < 0)
+			return fail(p, -errno, "waking client %zu failed: %m", c);
+	}
+	return 0;
+}
+
+/* Faults queued on client c's uffd (non-blocking), at most a batch. */
+static int serve_client(struct pager *p, size_t c)
+{
+	struct uffd_msg msg[FAULT_BATCH];
+	ssize_t n = read(p->uffd[c], msg, sizeof(msg));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n < 0)
+		return fail(p, -errno, "reading client %zu's faults failed: %m", c);
+	for (size_t k = 0; k < (size_t)n / sizeof(msg[0]); k++) {
+		int r;
+
+		if (msg[k].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		r = serve_fault(p, c, msg[k].arg.pagefault.address);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Copies the non-zero pages of buf (len bytes at offset off of region i). */
+static int prefetch_copy(struct pager *p, size_t i, uint64_t off, size_t len)
+{
+	size_t run = 0, pos = 0;
+
+	while (pos <= len) {
+		bool zero = pos < len && p->buf[pos] == 0 &&
+			    memcmp(p->buf + pos, p->buf + pos + 1, p->page - 1) == 0;
+
+		if (pos == len || zero) {
+			if (pos > run) {
+				uint64_t copied;
+				int r = copy_range(p, p->uffd[0], p->host[0][i] + off + run, p->buf + run,
+						   pos - run, &copied);
+
+				if (r < 0)
+					return fail(p, r, "prefetching memory-region-%zu failed: %s", i,
+						    strerror(-r));
+			}
+			run = pos + p->page;
+		}
+		pos += p->page;
+	}
+	return 0;
+}
+
+/* One chunk of the prefetch: the next data of the current region, or a step past a hole. */
+static int prefetch_step(struct pager *p)
+{
+	size_t i = p->cur_region;
+	off_t s, e;
+	size_t len;
+	int r;
+
+	if (i >= p->n_regions) {
+		p->done = true;
+		return 0;
+	}
+	s = lseek(p->file[i], (off_t)p->cur_off, SEEK_DATA);
+	if (s < 0 && errno != ENXIO)
+		s = (off_t)p->cur_off;
+	if (s < 0 || (uint64_t)s >= p->size[i]) {
+		p->cur_region++;
+		p->cur_off = 0;
+		return 0;
+	}
+	e = lseek(p->file[i], s, SEEK_HOLE);
+	if (e < 0 || (uint64_t)e > p->size[i])
+		e = (off_t)p->size[i];
+	len = (uint64_t)(e - s) < PREFETCH_CHUNK ? (size_t)(e - s) : PREFETCH_CHUNK;
+	/* Data ranges start on a block boundary, so on a page boundary too; be sure. */
+	s &= ~(off_t)(p->page - 1);
+	len = (len + p->page - 1) & ~(p->page - 1);
+	if ((uint64_t)s + len > p->size[i])
+		len = (size_t)(p->size[i] - (uint64_t)s);
+	r = read_region(p, i, (uint64_t)s, len, p->buf);
+	if (r == 0)
+		r = prefetch_copy(p, i, (uint64_t)s, len);
+	if (r < 0)
+		return r;
+	p->present += len;
+	p->cur_off = (uint64_t)s + len;
+	return 0;
+}
+
+/* Drops every registration: what is still missing is a hole and reads as zero. */
+static int finish(struct pager *p)
+{
+	for (size_t c = 0; c < p->n_clients; c++) {
+		for (size_t i = 0; i < p->n_regions; i++) {
+			struct uffdio_range rg = { .start = p->host[c][i], .len = p->size[i] };
+
+			/* ENOENT/ESRCH: that client is gone; nothing is left to release. */
+			if (ioctl(p->uffd[c], UFFDIO_UNREGISTER, &rg) < 0 && errno != ENOENT &&
+			    errno != ESRCH)
+				return fail(p, -errno, "releasing client %zu's memory failed: %m", c);
+		}
+		cleanup_closep(&p->uffd[c]);
+	}
+	close_files(p);
+	/* Everything is in: the total (allocated blocks) is what now counts as present. */
+	p->present = p->total;
+	log_info("pager: all %" PRIu64 " bytes present (%" PRIu64 " faults served, %" PRIu64
+		 " by a wake); snapshot files closed", p->total, p->faults, p->fault_wakes);
+	return 0;
+}
+
+static int send_progress(struct pager *p, int gw, int error)
+{
+	Cloister__SnapdProgress pr = CLOISTER__SNAPD_PROGRESS__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	pr.present = p->present < p->total ? p->present : p->total;
+	pr.total = p->total;
+	pr.done = p->done;
+	pr.error = error;
+	pr.message = error < 0 ? p->err : (char *)"";
+	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS;
+	env.snapd_progress = &pr;
+	return frame_send(gw, &env, NULL, 0);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The gateway only ever hangs up on us; anything it sends is ignored. */
+static bool gateway_gone(int gw)
+{
+	char b[256];
+	ssize_t n = recv(gw, b, sizeof(b), MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+static int poll_all(struct pager *p, int gw, int timeout_ms, bool *ret_gw_gone)
+{
+	struct pollfd pfd[PAGER_MAX_CLIENTS + 1];
+	size_t n = 0;
+	int r;
+
+	pfd[n++] = (struct pollfd){ .fd = gw, .events = POLLIN };
+	for (size_t c = 0; c < p->n_clients && !p->done; c++)
+		pfd[n++] = (struct pollfd){ .fd = p->uffd[c], .events = POLLIN };
+	r = poll(pfd, n, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (pfd[0].revents)
+		*ret_gw_gone = gateway_gone(gw);
+	for (size_t c = 0; c + 1 < n; c++) {
+		if (pfd[c + 1].revents & (POLLERR | POLLNVAL))
+			return fail(p, -EIO, "client %zu's userfaultfd broke", c);
+		if (pfd[c + 1].revents & POLLIN) {
+			r = serve_client(p, c);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int pager_run(struct pager *p, int gw, bool prefetch)
+{
+	int64_t last = now_ms();
+	bool gone = false;
+	int r = 0;
+
+	if (p->n_clients == 0)
+		return fail(p, -EINVAL, "no client to page for");
+	/* The gateway learns the total at once, before any fault. */
+	if (send_progress(p, gw, 0) < 0)
+		gone = true;
+	while (!gone) {
+		bool working = prefetch && !p->done;
+
+		r = poll_all(p, gw, working ? 0 : -1, &gone);
+		if (r == 0 && working)
+			r = prefetch_step(p);
+		if (r == 0 && working && p->done)
+			r = finish(p);
+		if (r < 0)
+			break;
+		if ((working && p->done) || (working && now_ms() - last >= PROGRESS_EVERY_MS)) {
+			last = now_ms();
+			if (send_progress(p, gw, 0) < 0)
+				gone = true;
+		}
+	}
+	if (r < 0) {
+		log_error("pager: %s", p->err);
+		send_progress(p, gw, r);
+		return r;
+	}
+	log_info("pager: stopping, %" PRIu64 " faults served (%" PRIu64 " by a wake), %" PRIu64
+		 " of %" PRIu64 " bytes present", p->faults, p->fault_wakes, p->present, p->total);
+	return 0;
+}

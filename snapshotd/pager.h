@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The page server of an OnDemand restore. Every process that maps guest
+ * memory (a client) registered its mapping of the region memfds with a
+ * userfaultfd in missing mode and handed that uffd over; the pager answers
+ * each fault with the page from the region file (UFFDIO_COPY), and between
+ * faults copies the rest of the snapshot's data in, in file order.
+ *
+ * The memfds are shmem: a page filled through any one uffd is in the page
+ * cache for every mapping. So a fault whose page is already there (filled
+ * for another client, or by the prefetch) gets EEXIST from UFFDIO_COPY and
+ * is answered with UFFDIO_WAKE on its own uffd instead. The same EEXIST is
+ * what keeps the prefetch from overwriting a page the guest wrote: a page
+ * can only be written once it is present, and a present page is never
+ * copied over.
+ *
+ * When the prefetch has passed the end, every registration is dropped
+ * (UFFDIO_UNREGISTER through the client's uffd: pages still missing are
+ * holes of the snapshot and read as zero), the uffds and region files are
+ * closed, and the pager idles until the gateway hangs up.
+ */
+#ifndef CLOISTER_PAGER_H
+#define CLOISTER_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+#define PAGER_MAX_CLIENTS 16
+#define PAGER_ERR_LEN 256
+
+struct pager {
+	size_t n_regions;
+	int file[LAYOUT_MAX_REGIONS];		/* region files, read-only */
+	uint64_t size[LAYOUT_MAX_REGIONS];
+	size_t n_clients;
+	int uffd[PAGER_MAX_CLIENTS];
+	uint64_t host[PAGER_MAX_CLIENTS][LAYOUT_MAX_REGIONS];	/* region i in client c */
+	/* prefetch: next offset in region cur_region */
+	size_t cur_region;
+	uint64_t cur_off;
+	uint64_t present, total;	/* bytes of file data passed by the prefetch, of all */
+	uint64_t faults, fault_wakes;	/* faults served; of them, answered by a wake */
+	bool done;
+	size_t page;
+	uint8_t *buf;
+	char err[PAGER_ERR_LEN];
+};
+
+/*
+ * Takes over files[0..n) (region files of sizes[i] bytes each, checked
+ * before). total is the data the files hold (SEEK_DATA), for progress.
+ */
+int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n);
+
+/* Takes over uffd (a client's, API done, regions registered at host[i]). */
+int pager_add_client(struct pager *p, int uffd, const uint64_t *host);
+
+/*
+ * Serves faults and prefetches until gw (the gateway's socket) hangs up:
+ * 0 then. Sends SnapdProgress on gw as it goes (and once done). On a
+ * failure (a region file unreadable or cut short, a client's uffd broken)
+ * sends SnapdProgress{error, message} and returns -errno with p->err set.
+ * prefetch false: faults only (the tests use it to see faults served alone).
+ */
+int pager_run(struct pager *p, int gw, bool prefetch);
+
+void pager_release(struct pager *p);
+
+#endif

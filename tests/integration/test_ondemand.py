@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: Apache-2.0
+"""OnDemand restore: snapshotd stays on as the page server of the restored VM,
+and vmm-core's memory is paged in from the snapshot as it is touched."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from conftest import children_of, first_counts_after, hart_counts
+from test_linux_devices import netns  # noqa: F401 - a fixture
+
+HARTS = 2
+
+
+def boot_count_snapshot(vms, workdir, rng=False):
+    vm = vms("first")
+    vm.boot(cpus=HARTS, memory="4G", rng=rng)
+    vm.wait_serial(lambda t: "pattern: written" in t and
+                   all(hart_counts(t).get(h, 0) >= 3 for h in range(HARTS)),
+                   what="every hart to count to 3")
+    vm.remote("pause")
+    text = vm.serial_text()
+    snapdir = os.path.join(workdir, "snap")
+    os.makedirs(snapdir)
+    vm.remote("snapshot", f"file://{snapdir}")
+    vm.remote("shutdown-vmm")
+    assert vm.proc.wait(timeout=10) == 0
+    return vm, snapdir, hart_counts(text), len(text)
+
+
+def snapshotd_pids(vm):
+    out = []
+    for p in children_of(vm.proc.pid):
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if "cloister-snapshotd" in cmd:
+            out.append(p)
+    return out
+
+
+def check_continues(vm, before, offset):
+    text = vm.wait_serial(lambda t: all(h in first_counts_after(t, offset) for h in range(HARTS)),
+                          what="every hart to count again")
+    first = first_counts_after(text, offset)
+    for h in range(HARTS):
+        assert first[h] == before[h] + 1, f"hart {h}: {before[h]} then {first[h]}"
+    text = vm.wait_serial(lambda t: "pattern: ok" in t[offset:] or "BAD" in t[offset:],
+                          timeout=30, what="a pattern check after resume")
+    assert "BAD" not in text, text[offset:]
+
+
+def test_ondemand_restore_from_command_line_counts_on(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand")
+    assert vm2.info()["state"] == "Paused"
+    assert len(snapshotd_pids(vm2)) == 1, "snapshotd is not kept as the page server"
+    assert "memory on demand" in vm2.log()
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    # The page server finished: every page present, the files closed, the process kept.
+    deadline = time.time() + 30
+    while "snapshot files closed" not in vm2.log() and time.time() < deadline:
+        time.sleep(0.1)
+    m = re.search(r"pager: all (\d+) bytes present \((\d+) faults served", vm2.log())
+    assert m and int(m.group(1)) > 0, vm2.log()
+    print("paged", m.group(1), "bytes;", m.group(2), "faults served")
+    assert len(snapshotd_pids(vm2)) == 1
+    info = vm2.info()
+    assert info["state"] == "Running"
+    # vm.info shows the paging's progress: done, all bytes present.
+    mr = info["memory_restore"]
+    assert mr["mode"] == "OnDemand" and mr["done"] is True, mr
+    assert mr["bytes_present"] == mr["bytes_total"] == int(m.group(1)), mr
+    # Once done, a snapshot of the restored VM is taken as usual.
+    vm2.remote("pause")
+    snap2 = os.path.join(workdir, "snap2")
+    os.mkdir(snap2)
+    vm2.remote("snapshot", f"file://{snap2}")
+
+
+def test_ondemand_restore_through_the_api(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start()
+    status, body = vm2.api("PUT", "vm.restore", {"source_url": f"file://{snapdir}",
+                                                "memory_restore_mode": "OnDemand"})
+    assert status == 204, (status, body)
+    assert vm2.info()["state"] == "Paused"
+    assert len(snapshotd_pids(vm2)) == 1
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+
+
+def test_ondemand_with_prefault_is_refused(vms, workdir):
+    vm = vms()
+    vm.start()
+    status, body = vm.api("PUT", "vm.restore", {"source_url": "file:///nonexistent",
+                                               "memory_restore_mode": "OnDemand",
+                                               "prefault": True})
+    assert status == 400, (status, body)
+    status, body = vm.api("PUT", "vm.restore", {"source_url": "file:///nonexistent",
+                                               "memory_restore_mode": "Lazy"})
+    assert status == 400, (status, body)
+
+
+def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
+    vm, snapdir, _, _ = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand")
+    assert vm2.info()["state"] == "Paused"
+    [pid] = snapshotd_pids(vm2)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    info = vm2.info()
+    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
+        time.sleep(0.1)
+        info = vm2.info()
+    assert "page server" in str(info), info
+    print(info.get("state"), info.get("error"))
+    # No process of the VM is left waiting on a fault.
+    time.sleep(0.5)
+    assert not [p for p in children_of(vm2.proc.pid)
+                if "cloister-vmm" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+
+
+def test_rng_device_process_is_served_too(vms, workdir):
+    """The rng device process registers its own mapping: its writes into the
+    guest's buffers and its reads of the rings fault and are filled first."""
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir, rng=True)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    assert "for 2 processes" in vm2.log(), vm2.log()
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    # The guest asks the rng again every 50 counts; the device must answer.
+    text = vm2.wait_serial(lambda t: "rng: " in t[offset:], timeout=30, what="rng after restore")
+    lines = [l for l in text[offset:].splitlines() if l.startswith("rng: ")]
+    assert lines[0] != "rng: timeout" and len(lines[0]) == len("rng: ") + 32, lines
+
+
+def start_faults_only(vms, vm, snapdir):
+    """A restore whose page server serves faults only (no prefetch): every
+    page the VM uses after restore comes through the fault path."""
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand",
+              env=dict(os.environ, CLOISTER_ONDEMAND_NO_PREFETCH="1"))
+    assert vm2.info()["state"] == "Paused"
+    return vm2
+
+
+def test_vmm_core_faults_are_served_from_the_snapshot(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    mr = vm2.info()["memory_restore"]
+    assert mr["done"] is False and mr["bytes_present"] == 0 and mr["bytes_total"] > 0, mr
+    # Pages never touched are not in the memfds yet: a snapshot now would lose them.
+    vm2.remote("pause")
+    snap2 = os.path.join(workdir, "snap2")
+    os.mkdir(snap2)
+    r = vm2.remote("snapshot", f"file://{snap2}", check=False)
+    assert r.returncode != 0 and "still being paged in" in r.stderr, r.stderr
+    vm2.remote("shutdown-vmm")
+    vm2.proc.wait(timeout=10)
+    m = re.search(r"pager: stopping, (\d+) faults served", vm2.log())
+    assert m, vm2.log()
+    # The engine fetched its code, stacks and the pattern page by page.
+    assert int(m.group(1)) > 10, m.group(0)
+    print(m.group(0))
+
+
+def test_region_file_cut_during_ondemand_fails_the_vm_cleanly(vms, workdir):
+    vm, snapdir, _, _ = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    for name in ("memory-region-0", "memory-region-1"):
+        os.truncate(os.path.join(snapdir, name), 4096)
+    vm2.remote("resume", check=False)
+    deadline = time.time() + 15
+    info = vm2.info()
+    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
+        time.sleep(0.1)
+        info = vm2.info()
+    print(info.get("state"), info.get("error"))
+    assert "changed during an OnDemand restore" in str(info), info
+    time.sleep(0.5)
+    assert not children_of(vm2.proc.pid), "a process of the failed VM is left"
+    assert vm2.api("GET", "vmm.ping", timeout=5)[0] == 200
+
+
+def test_linux_with_disk_net_console_ondemand(workdir, netns, monkeypatch):
+    """A running Linux guest with disk, network and console, restored
+    OnDemand with faults only: every page any process touches comes from the
+    snapshot through a fault, including the blk device's reads into pages
+    the guest frees and refills (drop_caches, then a read of the file)."""
+    import hashlib
+    from test_linux import INITRAMFS, KERNEL
+    from test_linux_devices import GUEST_IP, PEER_IP, NetnsVM, host_ping
+    if not os.path.exists(KERNEL):
+        import pytest
+        pytest.skip("no Linux guest: run guest/linux/fetch.sh")
+    disk = os.path.join(workdir, "disk.img")
+    console = os.path.join(workdir, "hvc0.log")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    made = []
+    try:
+        vm = NetnsVM(workdir, "first", netns)
+        made.append(vm)
+        vm.start("--cpus", "boot=2", "--memory", "size=1G", "--kernel", KERNEL,
+                 "--initramfs", INITRAMFS, "--cmdline", "console=ttyS0", "--serial", "tty",
+                 "--disk", f"path={disk}", "--net", "tap=cltap0,mac=52:54:00:00:77:02", "--rng",
+                 "--console", f"file={console}")
+        vm.wait(r"cloister-guest: init reached", timeout=240)
+        vm.wait(r"~ # ")
+        vm.ask("mke2fs -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo fs-ok",
+               r"^fs-ok$", timeout=120)
+        vm.ask("head -c 8388608 /dev/urandom > /mnt/data && sync && echo synced", r"^synced$",
+               timeout=120)
+        want = vm.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$").group(1)
+        vm.ask(f"ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0 && echo up", r"^up$")
+        vm.ask(f"ping -c 1 -W 5 {PEER_IP} >/dev/null && echo ping-ok", r"^ping-ok$", timeout=60)
+        vm.ask("echo before > /dev/hvc0; echo sent", r"^sent$")
+        vm.remote("pause")
+        snapdir = os.path.join(workdir, "snap")
+        os.mkdir(snapdir)
+        vm.remote("snapshot", f"file://{snapdir}")
+        vm.remote("shutdown-vmm")
+        vm.proc.wait(timeout=20)
+
+        monkeypatch.setenv("CLOISTER_ONDEMAND_NO_PREFETCH", "1")
+        vm2 = NetnsVM(workdir, "second", netns)
+        made.append(vm2)
+        vm2.out_path = vm.out_path + ".2"
+        vm2.start("--restore",
+                  f"source_url=file://{snapdir},memory_restore_mode=OnDemand,resume=true")
+        assert vm2.ask("echo alive-$((2+3))", r"^alive-(\d+)$", timeout=60).group(1) == "5"
+        # The file reads back the same from the page cache (pages faulted in)...
+        got = vm2.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$", timeout=60).group(1)
+        assert got == want
+        # ...and from the disk, DMAed by the blk process into pages it faults in.
+        vm2.ask("echo 3 > /proc/sys/vm/drop_caches; echo dropped", r"^dropped$")
+        got = vm2.ask("sha256sum /mnt/data", r"^([0-9a-f]{64})  /mnt/data$", timeout=60).group(1)
+        assert got == want
+        vm2.ask(f"ping -c 1 -W 5 {PEER_IP} >/dev/null && echo ping-ok2", r"^ping-ok2$", timeout=60)
+        assert host_ping(netns).returncode == 0
+        vm2.ask("echo after > /dev/hvc0; echo sent2", r"^sent2$")
+        deadline = time.time() + 10
+        while "after" not in open(console).read() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "before" in open(console).read() and "after" in open(console).read()
+        vm2.ask("umount /mnt && echo unmounted", r"^unmounted$", timeout=60)
+        vm2.remote("shutdown-vmm")
+        vm2.proc.wait(timeout=20)
+        log = open(vm2.log_path).read()
+        assert "for 5 processes" in log, log
+        fsck = subprocess.run(["e2fsck", "-fn", disk], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        print(re.search(r"pager: stopping.*", log).group(0))
+    finally:
+        for v in made:
+            if v.proc and v.proc.poll() is None:
+                v.proc.kill()
+                v.proc.wait()
+
+
+def test_snapshot_directory_removed_during_ondemand_is_harmless(vms, workdir):
+    """snapshotd holds the region files open: removing the directory while
+    pages are still missing changes nothing for the VM."""
+    import shutil
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    shutil.rmtree(snapdir)
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    assert vm2.info()["state"] == "Running"
