@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "options_values.h"
 
 #define DEFAULT_SANDBOX_USER "nobody"
 
@@ -35,12 +36,6 @@ struct opt_def {
 	int (*apply)(struct parse_ctx *c, const char *value);
 };
 
-/* One key of a "k1=v1,k2=v2" spec; value stays NULL when the key is absent. */
-struct kv {
-	const char *key;
-	char *value;
-};
-
 static int fail(struct parse_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(struct parse_ctx *c, const char *fmt, ...)
@@ -53,168 +48,6 @@ static int fail(struct parse_ctx *c, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -EINVAL;
-}
-
-/*
- * Splits spec in place over the keys in kvs. Unknown keys, repeated keys,
- * a missing '=' and empty values are refused; on error *ret_bad names the
- * offending item and *ret_problem what is wrong with it.
- */
-static int kv_split(char *spec, struct kv *kvs, size_t n, const char **ret_bad, const char **ret_problem)
-{
-	char *save = NULL, *item;
-
-	*ret_bad = spec;
-	*ret_problem = "empty item in";
-	/* strtok_r would silently merge ",," into one separator. */
-	if (!*spec || spec[strlen(spec) - 1] == ',' || spec[0] == ',' || strstr(spec, ",,"))
-		return -EINVAL;
-	for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(item, '=');
-		size_t i;
-
-		*ret_bad = item;
-		*ret_problem = "expected key=value, got";
-		if (!eq || eq == item || !eq[1])
-			return -EINVAL;
-		*eq = '\0';
-		for (i = 0; i < n; i++)
-			if (strcmp(kvs[i].key, item) == 0)
-				break;
-		*ret_problem = i == n ? "unknown key" : "repeated key";
-		if (i == n || kvs[i].value)
-			return -EINVAL;
-		kvs[i].value = eq + 1;
-	}
-	return 0;
-}
-
-int parse_bool(const char *s, bool *ret)
-{
-	if (strcmp(s, "true") == 0 || strcmp(s, "on") == 0) {
-		*ret = true;
-		return 0;
-	}
-	if (strcmp(s, "false") == 0 || strcmp(s, "off") == 0) {
-		*ret = false;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-int parse_size(const char *s, uint64_t *ret)
-{
-	uint64_t value = 0, shift = 0;
-	const char *p = s;
-
-	if (!isdigit((unsigned char)*p))
-		return -EINVAL;
-	for (; isdigit((unsigned char)*p); p++) {
-		unsigned digit = (unsigned)(*p - '0');
-
-		if (value > (UINT64_MAX - digit) / 10)
-			return -ERANGE;
-		value = value * 10 + digit;
-	}
-	switch (*p) {
-	case '\0':
-		break;
-	case 'K':
-		shift = 10;
-		break;
-	case 'M':
-		shift = 20;
-		break;
-	case 'G':
-		shift = 30;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*p && p[1])
-		return -EINVAL;
-	if (value > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*ret = value << shift;
-	return 0;
-}
-
-int parse_file_url(const char *url, char **ret_path)
-{
-	static const char scheme[] = "file://";
-	const char *path;
-	char *copy;
-
-	if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-		return -EINVAL;
-	path = url + sizeof(scheme) - 1;
-	/* An empty host only: "file://host/x" would name another machine. */
-	if (path[0] != '/' || strnlen(path, PATH_MAX) >= PATH_MAX)
-		return -EINVAL;
-	for (const char *p = path; *p; p++)
-		if (iscntrl((unsigned char)*p))
-			return -EINVAL;
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	*ret_path = copy;
-	return 0;
-}
-
-/* memory_restore_mode=Copy|OnDemand and prefault=BOOL; prefault=true means Copy. */
-static int parse_restore_mode(const char *mode, const char *prefault_value, bool *ret_on_demand)
-{
-	bool on_demand = OPTIONS_RESTORE_ON_DEMAND_DEFAULT, prefault = false;
-
-	if (prefault_value && parse_bool(prefault_value, &prefault) < 0)
-		return -EINVAL;
-	if (mode && strcmp(mode, "Copy") == 0)
-		on_demand = false;
-	else if (mode && strcmp(mode, "OnDemand") == 0)
-		on_demand = true;
-	else if (mode)
-		return -EINVAL;
-	if (prefault && mode && on_demand)
-		return -EINVAL;
-	*ret_on_demand = on_demand && !prefault;
-	return 0;
-}
-
-int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
-		       bool *ret_on_demand)
-{
-	struct kv kvs[] = { { .key = "source_url" }, { .key = "resume" }, { .key = "prefault" },
-			    { .key = "memory_restore_mode" } };
-	_cleanup_free_ char *copy = NULL, *path = NULL;
-	const char *bad, *problem;
-	bool resume = false, on_demand;
-	char *url;
-	int r;
-
-	if (!spec || strnlen(spec, OPTIONS_VALUE_MAX) >= OPTIONS_VALUE_MAX)
-		return -EINVAL;
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	r = kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem);
-	if (r < 0)
-		return r;
-	if (!kvs[0].value)
-		return -EINVAL;
-	r = parse_file_url(kvs[0].value, &path);
-	if (r < 0)
-		return r;
-	if (kvs[1].value && parse_bool(kvs[1].value, &resume) < 0)
-		return -EINVAL;
-	if (parse_restore_mode(kvs[3].value, kvs[2].value, &on_demand) < 0)
-		return -EINVAL;
-	url = strdup(kvs[0].value);
-	if (!url)
-		return -ENOMEM;
-	*ret_source_url = url;
-	*ret_resume = resume;
-	*ret_on_demand = on_demand;
-	return 0;
 }
 
 static int set_string(struct parse_ctx *c, char **slot, const char *value, const char *what, bool allow_empty)
@@ -247,7 +80,7 @@ static int apply_cpus(struct parse_ctx *c, const char *value)
 
 	if (!copy)
 		return -ENOMEM;
-	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+	if (options_kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
 		return fail(c, "--cpus: %s '%s' (expected boot=N)", problem, bad);
 	if (!kvs[0].value)
 		return fail(c, "--cpus needs boot=N");
@@ -268,7 +101,7 @@ static int apply_memory(struct parse_ctx *c, const char *value)
 
 	if (!copy)
 		return -ENOMEM;
-	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+	if (options_kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
 		return fail(c, "--memory: %s '%s' (expected size=N[K|M|G])", problem, bad);
 	if (!kvs[0].value)
 		return fail(c, "--memory needs size=N[K|M|G]");
@@ -379,32 +212,13 @@ static int apply_rng(struct parse_ctx *c, const char *value)
 	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
-	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+	if (options_kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
 		return fail(c, "--rng: %s '%s' (expected src=/dev/urandom)", problem, bad);
 	/* Entropy comes from getrandom(); naming another source would be ignored silently. */
 	if (kvs[0].value && strcmp(kvs[0].value, "/dev/urandom") != 0 &&
 	    strcmp(kvs[0].value, "/dev/random") != 0)
 		return fail(c, "--rng src=%s: only /dev/urandom is supported", kvs[0].value);
 	return 0;
-}
-
-/* Device ids end up in vm.json, ps and logs: keep them short and plain. */
-bool options_device_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > 32)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-')
-			return false;
-	return true;
-}
-
-static int dup_or_fail(char **dst, const char *src)
-{
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
 }
 
 /* --disk path=FILE[,readonly=on|off][,id=NAME], repeatable. */
@@ -423,7 +237,7 @@ static int apply_disk(struct parse_ctx *c, const char *value)
 	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
-	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+	if (options_kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
 		return fail(c, "--disk: %s '%s' (expected path=FILE[,readonly=on][,id=NAME])", problem, bad);
 	if (!kvs[0].value)
 		return fail(c, "--disk %s: path= is required", value);
@@ -433,22 +247,11 @@ static int apply_disk(struct parse_ctx *c, const char *value)
 	if (kvs[2].value && !options_device_id_ok(kvs[2].value))
 		return fail(c, "--disk id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
 	snprintf(id, sizeof(id), "disk%zu", c->o.n_disks);
-	if (dup_or_fail(&d->path, kvs[0].value) < 0 ||
-	    dup_or_fail(&d->id, kvs[2].value ? kvs[2].value : id) < 0)
+	if (options_dup(&d->path, kvs[0].value) < 0 ||
+	    options_dup(&d->id, kvs[2].value ? kvs[2].value : id) < 0)
 		return -ENOMEM;
 	c->o.n_disks++;
 	return 0;
-}
-
-bool options_mac_ok(const char *mac)
-{
-	unsigned b[6];
-	char tail;
-
-	return strlen(mac) == 17 &&
-	       sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		      &tail) == 6 &&
-	       !(b[0] & 1);	/* a multicast address cannot be a NIC's */
 }
 
 /* --net tap=NAME[,mac=MAC][,id=NAME], repeatable. */
@@ -467,7 +270,7 @@ static int apply_net(struct parse_ctx *c, const char *value)
 	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
-	if (kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
+	if (options_kv_split(copy, kvs, ARRAY_SIZE(kvs), &bad, &problem) < 0)
 		return fail(c, "--net: %s '%s' (expected tap=NAME[,mac=MAC][,id=NAME])", problem, bad);
 	if (!kvs[0].value || strlen(kvs[0].value) >= 16 || strchr(kvs[0].value, '/'))
 		return fail(c, "--net %s: tap=NAME (under 16 characters) is required", value);
@@ -477,181 +280,11 @@ static int apply_net(struct parse_ctx *c, const char *value)
 		return fail(c, "--net id=%s: 1..32 letters, digits, '-' or '_'", kvs[2].value);
 	n = &c->o.nets[c->o.n_nets];
 	snprintf(id, sizeof(id), "net%zu", c->o.n_nets);
-	if (dup_or_fail(&n->tap, kvs[0].value) < 0 ||
-	    (kvs[1].value && dup_or_fail(&n->mac, kvs[1].value) < 0) ||
-	    dup_or_fail(&n->id, kvs[2].value ? kvs[2].value : id) < 0)
+	if (options_dup(&n->tap, kvs[0].value) < 0 ||
+	    (kvs[1].value && options_dup(&n->mac, kvs[1].value) < 0) ||
+	    options_dup(&n->id, kvs[2].value ? kvs[2].value : id) < 0)
 		return -ENOMEM;
 	c->o.n_nets++;
-	return 0;
-}
-
-/* ---- restore bindings ---- */
-
-static int bind_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bind_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static bool abs_path_ok(const char *path, size_t max)
-{
-	if (path[0] != '/' || strnlen(path, max) >= max)
-		return false;
-	for (const char *p = path; *p; p++)
-		if (iscntrl((unsigned char)*p))
-			return false;
-	return true;
-}
-
-static int bind_sink(struct restore_bind *b, Cloister__SerialMode mode, const char *path)
-{
-	if (b->has_sink)
-		return -EEXIST;
-	b->has_sink = true;
-	b->sink_mode = mode;
-	if (path && !(b->sink_path = strdup(path)))
-		return -ENOMEM;
-	return 0;
-}
-
-static int bind_mode(struct restore_bind *b, const char *value)
-{
-	static const struct {
-		const char *name;
-		Cloister__SerialMode mode;
-	} modes[] = {
-		{ "off", CLOISTER__SERIAL_MODE__SERIAL_OFF },
-		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
-		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
-		{ "pty", CLOISTER__SERIAL_MODE__SERIAL_PTY },
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(value, modes[i].name) == 0)
-			return bind_sink(b, modes[i].mode, NULL);
-	return -EINVAL;
-}
-
-static int bind_string(char **slot, const char *value)
-{
-	if (*slot)
-		return -EEXIST;
-	*slot = strdup(value);
-	return *slot ? 0 : -ENOMEM;
-}
-
-int restore_bind_set(struct restore_bind *b, const char *key, const char *value, char *err,
-		     size_t errlen)
-{
-	int r;
-
-	if (!key || !value)
-		return bind_fail(err, errlen, "a restore binding needs KEY=VALUE");
-	if (strcmp(key, "id") == 0) {
-		if (!options_device_id_ok(value))
-			return bind_fail(err, errlen, "restore binding id=%.40s: 1..32 letters, digits, "
-					 "'-' or '_'", value);
-		r = bind_string(&b->id, value);
-	} else if (strcmp(key, "path") == 0) {
-		if (!abs_path_ok(value, PATH_MAX))
-			return bind_fail(err, errlen, "restore binding path=: an absolute path is needed");
-		r = bind_string(&b->path, value);
-	} else if (strcmp(key, "tap") == 0) {
-		if (!*value || strlen(value) >= 16 || strchr(value, '/'))
-			return bind_fail(err, errlen, "restore binding tap=: a name under 16 characters");
-		r = bind_string(&b->tap, value);
-	} else if (strcmp(key, "file") == 0 || strcmp(key, "socket") == 0) {
-		bool sock = key[0] == 's';
-
-		if (!abs_path_ok(value, sock ? OPTIONS_SOCKET_PATH_MAX : PATH_MAX))
-			return bind_fail(err, errlen, "restore binding %s=: an absolute path%s is needed",
-					 key, sock ? " under 108 bytes" : "");
-		r = bind_sink(b, sock ? CLOISTER__SERIAL_MODE__SERIAL_SOCKET :
-			      CLOISTER__SERIAL_MODE__SERIAL_FILE, value);
-	} else if (strcmp(key, "mode") == 0) {
-		r = bind_mode(b, value);
-		if (r == -EINVAL)
-			return bind_fail(err, errlen, "restore binding mode=%.16s: expected off, null, tty "
-					 "or pty", value);
-	} else {
-		return bind_fail(err, errlen, "restore binding: unknown key %.32s (id, path, tap, "
-				 "file, socket or mode)", key);
-	}
-	if (r == -EEXIST)
-		return bind_fail(err, errlen, "restore binding: %s given twice", key);
-	return r;
-}
-
-int restore_bind_check(const struct restore_bind *b, char *err, size_t errlen)
-{
-	int kinds = !!b->path + !!b->tap + !!b->has_sink;
-
-	if (!b->id)
-		return bind_fail(err, errlen, "a restore binding needs id=DEVICE (or id=serial)");
-	if (kinds != 1)
-		return bind_fail(err, errlen, "restore binding %s: give path= (a disk), tap= (a NIC) "
-				 "or file=, socket=, mode= (serial, console), one kind only", b->id);
-	return 0;
-}
-
-static void restore_bind_free(struct restore_bind *b)
-{
-	free(b->id);
-	free(b->path);
-	free(b->tap);
-	free(b->sink_path);
-	*b = (struct restore_bind){ 0 };
-}
-
-void restore_binds_free(struct restore_binds *binds)
-{
-	for (size_t i = 0; i < binds->n; i++)
-		restore_bind_free(&binds->b[i]);
-	binds->n = 0;
-}
-
-int parse_restore_bind(const char *spec, struct restore_binds *binds, char *err, size_t errlen)
-{
-	struct restore_bind b = { 0 };
-	_cleanup_free_ char *copy = NULL;
-	char *save = NULL, *item;
-	int r = 0;
-
-	if (!spec || !*spec || strnlen(spec, OPTIONS_VALUE_MAX) >= OPTIONS_VALUE_MAX)
-		return bind_fail(err, errlen, "--restore-bind needs id=DEVICE,KEY=VALUE");
-	if (binds->n >= OPTIONS_MAX_RESTORE_BINDS)
-		return bind_fail(err, errlen, "--restore-bind: at most %d", OPTIONS_MAX_RESTORE_BINDS);
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	for (item = strtok_r(copy, ",", &save); item && r == 0; item = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(item, '=');
-
-		if (!eq || eq == item || !eq[1]) {
-			r = bind_fail(err, errlen, "--restore-bind: expected KEY=VALUE, got '%.64s'", item);
-			break;
-		}
-		*eq = '\0';
-		r = restore_bind_set(&b, item, eq + 1, err, errlen);
-	}
-	if (r == 0)
-		r = restore_bind_check(&b, err, errlen);
-	for (size_t i = 0; r == 0 && i < binds->n; i++)
-		if (strcmp(binds->b[i].id, b.id) == 0)
-			r = bind_fail(err, errlen, "--restore-bind: %s is bound twice", b.id);
-	if (r < 0) {
-		restore_bind_free(&b);
-		return r;
-	}
-	binds->b[binds->n++] = b;
 	return 0;
 }
 
@@ -664,7 +297,7 @@ static int apply_restore_bind(struct parse_ctx *c, const char *value)
 
 static int apply_host_key(struct parse_ctx *c, const char *value)
 {
-	if (!abs_path_ok(value, PATH_MAX))
+	if (!options_abs_path_ok(value, PATH_MAX))
 		return fail(c, "--host-key needs an absolute path");
 	return set_string(c, &c->o.host_key, value, "--host-key", false);
 }
