@@ -110,13 +110,11 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (r < 0)
 		return r;
 	save.config = config;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_SAVE;
-	env.snapd_save = &save;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
 	r = tree_send(t, &snapd, &env, files, 1 + n_regions, err, errlen);
 	if (r == 0) {
 		env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
-		env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT;
-		env.core_snapshot = &snap;
+		frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, &snap.base);
 		r = tree_call(t, &t->core, &env, &core_end, 1, timeout, err, errlen);
 	}
 	cleanup_closep(&core_end);
@@ -176,8 +174,7 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 
 	load.region_files = (uint32_t)rs->n_regions;
 	load.on_demand = rs->on_demand;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD;
-	env.snapd_load = &load;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, &load.base);
 	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
 	if (r == 0)
 		r = tree_wait_reply(t, &rs->snapd, TREE_CALL_TIMEOUT_MS, &reply, err, errlen);
@@ -247,8 +244,7 @@ int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t 
 			return fds[1];
 	}
 	rest.on_demand = rs->on_demand;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_CORE_RESTORE;
-	env.core_restore = &rest;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_RESTORE, &rest.base);
 	r = tree_call(t, &t->core, &env, fds, rs->on_demand ? 2 : 1,
 		      vm_snapshot_timeout_ms(rs->config ? rs->config->memory_size : 0), err, errlen);
 	cleanup_closep(&fds[1]);

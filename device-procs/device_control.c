@@ -152,8 +152,7 @@ static int answer_uffd(struct device *dev, const Cloister__Envelope *req, int er
 	reply.message = (char *)(message ? message : "");
 	reply.host_addrs = host;
 	reply.n_host_addrs = error == 0 ? dev->mem.n_regions : 0;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_UFFD_REPLY;
-	env.dev_uffd_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_UFFD_REPLY, &reply.base);
 	env.request_id = req->request_id;
 	return frame_send(dev->sock, &env, &dev->uffd, error == 0 ? 1 : 0);
 }

@@ -316,8 +316,7 @@ static int send_progress(struct pager *p, int gw, int error)
 	pr.done = p->done;
 	pr.error = error;
 	pr.message = error < 0 ? p->err : (char *)"";
-	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS;
-	env.snapd_progress = &pr;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS, &pr.base);
 	return frame_send(gw, &env, NULL, 0);
 }
 

@@ -269,8 +269,7 @@ static int send_load_reply(int gw, int error, const char *message, Cloister__VmC
 	reply.error = error;
 	reply.message = (char *)message;
 	reply.config = config;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY;
-	env.snapd_load_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY, &reply.base);
 	return frame_send(gw, &env, NULL, 0);
 }
 
@@ -282,8 +281,7 @@ static int send_fill_reply(int core, int error, const char *message, Cloister__V
 	reply.error = error;
 	reply.message = (char *)message;
 	reply.state = state;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY;
-	env.snap_fill_reply = &reply;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY, &reply.base);
 	return frame_send(core, &env, NULL, 0);
 }
 

@@ -72,8 +72,7 @@ static void core_event(void *opaque, Cloister__EventKind kind, const char *messa
 
 	ev.kind = kind;
 	ev.message = (char *)message;
-	env.msg_case = CLOISTER__ENVELOPE__MSG_EVENT;
-	env.event = &ev;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_EVENT, &ev.base);
 	pthread_mutex_lock(&c->send_lock);
 	frame_send(c->gw, &env, NULL, 0);
 	pthread_mutex_unlock(&c->send_lock);
@@ -510,8 +509,7 @@ static int handle_snapshot(struct core *c, const Cloister__Envelope *env, int *f
 	save.state = &state;
 	save.regions = regions_proto(c, regions);
 	save.n_regions = c->mem->n_regions;
-	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_SAVE_STATE;
-	out.snap_save_state = &save;
+	frame_wrap(&out, CLOISTER__ENVELOPE__MSG_SNAP_SAVE_STATE, &save.base);
 	r = frame_send(sock, &out, c->mem->fd_ro, c->mem->n_regions);
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "cannot reach snapshotd: %s", strerror(-r));
@@ -594,8 +592,7 @@ static int restore_send_fill(struct core *c, int sock, int dev_uffd)
 		fill.host_addrs = host_addrs;
 		fill.n_host_addrs = clients * n;
 	}
-	out.msg_case = CLOISTER__ENVELOPE__MSG_SNAP_FILL;
-	out.snap_fill = &fill;
+	frame_wrap(&out, CLOISTER__ENVELOPE__MSG_SNAP_FILL, &fill.base);
 	if (r == 0) {
 		r = frame_send(sock, &out, fds, n + clients);
 		if (r < 0)

@@ -273,8 +273,7 @@ static int uffd_locked(struct virtio_mmio_dev *d, int dev_fd, uint64_t *host_add
 	size_t n_fds = 0;
 	int r;
 
-	env.msg_case = CLOISTER__ENVELOPE__MSG_DEV_UFFD;
-	env.dev_uffd = &req;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_DEV_UFFD, &req.base);
 	r = mmio_device_exchange_fds(d, &env, &dev_fd, 1, &reply, fds, 1, &n_fds);
 	if (r < 0)
 		return r;
