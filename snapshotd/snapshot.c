@@ -10,45 +10,26 @@
 
 #include "cleanup.h"
 #include "snapshot.h"
+#include "io.h"
 
 #define COPY_CHUNK (1u << 20)
 #define COPY_PAGE 4096u
 
 static int read_full(int fd, void *buf, size_t len, off_t off)
 {
-	size_t done = 0;
+	ssize_t n = io_pread_full(fd, buf, len, off);
 
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		/* The source shrank under us: refuse rather than save a short copy. */
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
+	if (n < 0)
+		return (int)n;
+	/* The source shrank under us: refuse rather than save a short copy. */
+	if ((size_t)n != len)
+		return -EIO;
 	return 0;
 }
 
 static int write_full(int fd, const void *buf, size_t len, off_t off)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return io_pwrite_all(fd, buf, len, off);
 }
 
 static bool page_is_zero(const uint8_t *p, size_t len)
@@ -225,6 +206,7 @@ int snapshot_read_json(int fd, char **ret_text, size_t *ret_len)
 	_cleanup_free_ char *text = NULL;
 	struct stat st;
 	size_t len = 0;
+	ssize_t n;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -236,17 +218,10 @@ int snapshot_read_json(int fd, char **ret_text, size_t *ret_len)
 	if (!text)
 		return -ENOMEM;
 	/* Read what fstat promised and no more, so a growing file cannot push past the cap. */
-	while (len < (size_t)st.st_size) {
-		ssize_t n = pread(fd, text + len, (size_t)st.st_size - len, (off_t)len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	n = io_pread_full(fd, text, (size_t)st.st_size, 0);
+	if (n < 0)
+		return (int)n;
+	len = (size_t)n;
 	text[len] = '\0';
 	*ret_text = TAKE_PTR(text);
 	*ret_len = len;
