@@ -97,6 +97,10 @@ def run_flow(vm, client, workdir):
     assert info["config"]["payload"]["kernel"] == GUEST
     assert info["config"]["serial"] == {"mode": "File", "file": serial}
     counters_ok(client("counters", expect_out=True))
+    # No button this machine's guest could act on: a clear 400, and the VM runs on.
+    r = wire(vm.sock, "PUT", "vm.power-button")
+    assert r.status == 400 and "power button" in " ".join(r.json), (r.status, r.json)
+    assert client("info", expect_out=True)["state"] == "Running"
     client("pause")
     paused_counts = hart_counts(vm.serial_text())
     client("snapshot", "file://" + snap)
