@@ -5,7 +5,9 @@ checkpoint, its own copy of the disk as it was at the snapshot.
 
 Slow (real Linux guests); the guest comes from guest/linux/fetch.sh.
 """
+import json
 import os
+import subprocess
 import re
 import time
 
@@ -97,3 +99,105 @@ def test_clones_get_fresh_identity_and_the_host_clock(linux, workdir):
         assert abs(guest_epoch(c, "cat /sys/class/rtc/rtc0/since_epoch") - time.time()) < 5
         assert time.time() - guest_epoch(c) > 5
         assert abs(guest_epoch(c, "hwclock -s -u; date +%s") - time.time()) < 5
+
+
+def debugfs_cat(image, path):
+    r = subprocess.run(["debugfs", "-R", f"cat {path}", image], capture_output=True, text=True)
+    return r.stdout
+
+
+def test_disk_checkpoint_gives_each_clone_the_snapshots_disk(linux, workdir):
+    disk = os.path.join(workdir, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    vm = boot_and_snapshot(linux, workdir, "--disk", f"path={disk}")
+    vm.ask("mke2fs -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo fs-ok",
+           r"^fs-ok$", timeout=120)
+    vm.ask("echo at-the-snapshot > /mnt/a && seq 1 5000 > /mnt/b && sync && echo synced",
+           r"^synced$")
+    vm.remote("pause")
+    snapdir = os.path.join(workdir, "snap")
+    os.mkdir(snapdir)
+    vm.remote("snapshot", f"file://{snapdir}", "disks=checkpoint")
+    listed = json.load(open(os.path.join(snapdir, "disks.json")))
+    assert listed == {"version": 1, "disks": [{"id": "disk0", "file": "disk-disk0.img",
+                                               "size": 64 << 20}]}, listed
+    # The original goes on writing to its own disk.
+    vm.remote("resume")
+    vm.ask("echo after-the-snapshot > /mnt/a && rm /mnt/b && sync && umount /mnt && echo done",
+           r"^done$")
+    vm.remote("shutdown-vmm")
+    assert vm.proc.wait(timeout=20) == 0
+    assert debugfs_cat(disk, "/a").strip() == "after-the-snapshot"
+
+    clones = []
+    for i in range(2):
+        c = linux(f"clone{i}").start("--restore", f"source_url=file://{snapdir}")
+        c.wait_socket()
+        clones.append(c)
+    for c in clones:
+        c.remote("resume")
+    for i, c in enumerate(clones):
+        assert c.ask("cat /mnt/a", r"^(at-the-\S+)$").group(1) == "at-the-snapshot"
+        assert c.ask("echo lines-$(wc -l < /mnt/b)", r"^lines-(\d+)$").group(1) == "5000"
+        c.ask(f"echo clone-{i} > /mnt/mine && sync && umount /mnt && echo unmounted",
+              r"^unmounted$")
+        c.remote("shutdown-vmm")
+        assert c.proc.wait(timeout=20) == 0
+
+    images = sorted(f for f in os.listdir(snapdir) if f.startswith("clone-disk0-"))
+    assert len(images) == 2, os.listdir(snapdir)
+    mine = set()
+    for name in images:
+        image = os.path.join(snapdir, name)
+        fsck = subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        assert debugfs_cat(image, "/a").strip() == "at-the-snapshot"
+        assert debugfs_cat(image, "/b") == "".join(f"{n}\n" for n in range(1, 5001))
+        mine.add(debugfs_cat(image, "/mine").strip())
+    assert mine == {"clone-0", "clone-1"}, mine
+    # The checkpoint itself is untouched by either clone.
+    assert "mine" not in subprocess.run(["debugfs", "-R", "ls /", os.path.join(
+        snapdir, "disk-disk0.img")], capture_output=True, text=True).stdout
+
+
+def test_a_bound_disk_overrides_the_checkpoint_and_a_bad_list_is_refused(linux, workdir):
+    disk = os.path.join(workdir, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    vm = boot_and_snapshot(linux, workdir, "--disk", f"path={disk}")
+    vm.remote("pause")
+    snapdir = os.path.join(workdir, "snap")
+    os.mkdir(snapdir)
+    vm.remote("snapshot", f"file://{snapdir}", "disks=checkpoint")
+    vm.remote("shutdown-vmm")
+    assert vm.proc.wait(timeout=20) == 0
+
+    mine = os.path.join(workdir, "mine.img")
+    with open(mine, "wb") as f:
+        f.truncate(16 << 20)
+    c = linux("bound").start("--restore", f"source_url=file://{snapdir}",
+                             "--restore-bind", f"id=disk0,path={mine}")
+    c.wait_socket()
+    assert not [f for f in os.listdir(snapdir) if f.startswith("clone-")], "copied anyway"
+    c.remote("shutdown-vmm")
+    c.proc.wait(timeout=20)
+
+    # A list that names a file outside the checkpoint's own name is refused.
+    listed = json.load(open(os.path.join(snapdir, "disks.json")))
+    listed["disks"][0]["file"] = "../disk.img"
+    with open(os.path.join(snapdir, "disks.json"), "w") as f:
+        json.dump(listed, f)
+    bad = linux("bad").start("--restore", f"source_url=file://{snapdir}")
+    assert bad.proc.wait(timeout=60) != 0
+    assert "disks.json: disk disk0 must be in disk-disk0.img" in open(bad.log_path).read()
+
+    # A snapshot without checkpoint in the same directory drops the old list.
+    listed["disks"][0]["file"] = "disk-disk0.img"
+    with open(os.path.join(snapdir, "disks.json"), "w") as f:
+        json.dump(listed, f)
+    vm2 = linux("again").start("--restore", f"source_url=file://{snapdir}",
+                               "--restore-bind", f"id=disk0,path={mine}")
+    vm2.wait_socket()
+    vm2.remote("snapshot", f"file://{snapdir}")
+    assert not os.path.exists(os.path.join(snapdir, "disks.json"))
