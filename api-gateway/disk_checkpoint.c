@@ -529,3 +529,38 @@ int disk_checkpoint_restore(const Cloister__VmConfig *config, const char *url,
 	json_object_put(doc);
 	return r;
 }
+
+int disk_checkpoint_check(int dirfd, const Cloister__VmConfig *config,
+			  char ret_ids[][DISK_CHECKPOINT_ID_MAX + 1], size_t max, size_t *ret_n,
+			  char *err, size_t errlen)
+{
+	struct json_object *doc = NULL, *disks;
+	size_t n = 0;
+	int r = read_list(dirfd, &doc, err, errlen);
+
+	if (r < 0 || !doc) {
+		*ret_n = 0;
+		return r;
+	}
+	json_object_object_get_ex(doc, "disks", &disks);
+	for (size_t i = 0; i < json_object_array_length(disks) && r == 0; i++) {
+		const char *id = NULL;
+		uint64_t size = 0;
+		int fd;
+
+		r = entry_parse(json_object_array_get_idx(disks, i), config, &id, &size, err, errlen);
+		if (r < 0)
+			break;
+		fd = open_checkpoint(dirfd, id, size, err, errlen);
+		if (fd < 0) {
+			r = fd;
+			break;
+		}
+		close(fd);
+		if (n < max)
+			snprintf(ret_ids[n++], DISK_CHECKPOINT_ID_MAX + 1, "%s", id);
+	}
+	json_object_put(doc);
+	*ret_n = n;
+	return r;
+}

@@ -59,6 +59,15 @@ int disk_checkpoint_restore(const Cloister__VmConfig *config, const char *url,
 			    const struct restore_binds *binds, struct restore_binds *ret, char *err,
 			    size_t errlen);
 
+/*
+ * For inspection: the disk ids the list in dirfd names, each entry and its
+ * file checked as a restore would (ret_ids[i] as long as DISK_CHECKPOINT_ID_MAX
+ * + 1). *ret_n is 0 without a list. -EBADMSG with err set.
+ */
+int disk_checkpoint_check(int dirfd, const Cloister__VmConfig *config,
+			  char ret_ids[][DISK_CHECKPOINT_ID_MAX + 1], size_t max, size_t *ret_n,
+			  char *err, size_t errlen);
+
 /* Whether id may name a checkpoint file. */
 bool disk_checkpoint_id_ok(const char *id);
 

@@ -13,12 +13,18 @@ import time
 
 import pytest
 
+from conftest import BUILD
 from test_linux import BOOT_TIMEOUT, INITRAMFS, KERNEL, LINUX, LinuxVM
 
 pytestmark = pytest.mark.skipif(not os.path.exists(KERNEL) or not os.path.exists(INITRAMFS),
                                 reason=f"no Linux guest in {LINUX}: run guest/linux/fetch.sh")
 
 FORK = "crng reseeded due to virtual machine fork"
+TOOL = os.path.join(BUILD, "cloister-snapshot")
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -145,6 +151,16 @@ def test_disk_checkpoint_gives_each_clone_the_snapshots_disk(linux, workdir):
         c.remote("shutdown-vmm")
         assert c.proc.wait(timeout=20) == 0
 
+    # cloister-snapshot sees the checkpoint, and the clones' copies beside it.
+    out = tool("inspect", snapdir)
+    assert out.returncode == 0 and "disks: checkpoint" in out.stdout, out.stdout + out.stderr
+    assert "disk0: disk-disk0.img, 67108864 bytes" in out.stdout, out.stdout
+    assert "host bindings: sealed by this host" in out.stdout, out.stdout
+    out = tool("verify", snapdir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = tool("check", snapdir)
+    assert out.returncode == 0 and "disk0 restores from its checkpoint" in out.stdout, out.stdout
+
     images = sorted(f for f in os.listdir(snapdir) if f.startswith("clone-disk0-"))
     assert len(images) == 2, os.listdir(snapdir)
     mine = set()
@@ -201,3 +217,34 @@ def test_a_bound_disk_overrides_the_checkpoint_and_a_bad_list_is_refused(linux, 
     vm2.wait_socket()
     vm2.remote("snapshot", f"file://{snapdir}")
     assert not os.path.exists(os.path.join(snapdir, "disks.json"))
+
+
+def test_cloister_snapshot_verify_and_check_name_what_is_wrong(linux, workdir):
+    vm = boot_and_snapshot(linux, workdir)
+    snapdir = take_snapshot(vm, workdir)
+    out = tool("inspect", snapdir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for want in ("format: vm.json version 1", "vcpus: 2", "memory: 512 MiB",
+                 "memory-region-0: guest 0x80000000, 536870912 bytes", "disks: no checkpoint",
+                 "encryption: none"):
+        assert want in out.stdout, (want, out.stdout)
+    assert tool("verify", snapdir).returncode == 0
+    assert tool("check", snapdir).returncode == 0
+
+    # A stray file, then a short region, then vm.json that does not decode.
+    open(os.path.join(snapdir, "memory-region-1"), "w").close()
+    out = tool("verify", snapdir)
+    assert out.returncode == 1 and "memory-region-1: not a file of this snapshot" in out.stdout
+    os.unlink(os.path.join(snapdir, "memory-region-1"))
+    os.truncate(os.path.join(snapdir, "memory-region-0"), 4096)
+    for cmd in ("verify", "check"):
+        out = tool(cmd, snapdir)
+        assert out.returncode == 1, out.stdout
+        assert "memory-region-0: 4096 bytes, vm.json says 536870912" in out.stdout, out.stdout
+    with open(os.path.join(snapdir, "vm.json"), "r+") as f:
+        f.seek(0)
+        f.write("[")
+    out = tool("check", snapdir)
+    assert out.returncode == 1 and "vm.json does not decode" in out.stdout, out.stdout
+    assert tool("inspect", "/nonexistent").returncode == 1
+    assert tool("frobnicate", snapdir).returncode == 2
