@@ -218,6 +218,20 @@ static void remove_tmps(int dirfd, const Cloister__VmConfig *config)
 	}
 }
 
+/* A snapshot without checkpoint: the older one's copies of these disks go too. */
+static void remove_checkpoints(int dirfd, const Cloister__VmConfig *config)
+{
+	char name[64];
+
+	for (size_t i = 0; i < config->n_devices; i++) {
+		if (strcmp(config->devices[i]->kind, "blk") != 0 ||
+		    !disk_checkpoint_id_ok(config->devices[i]->id))
+			continue;
+		checkpoint_name(config->devices[i]->id, false, name, sizeof(name));
+		unlinkat(dirfd, name, 0);
+	}
+}
+
 /* Copies one writable disk to its .tmp name and adds its entry to list. */
 static int checkpoint_one(int dirfd, const Cloister__DeviceConfig *d, struct json_object *list,
 			  char *err, size_t errlen)
@@ -326,8 +340,12 @@ int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, cons
 		err_set(err, errlen, "cannot remove the older disk checkpoint list: %s", strerror(-r));
 		return r;
 	}
-	if (!checkpoint)
-		return vm_snapshot_write(t, config, url, err, errlen);
+	if (!checkpoint) {
+		r = vm_snapshot_write(t, config, url, err, errlen);
+		if (r == 0)
+			remove_checkpoints(dirfd, config);
+		return r;
+	}
 	list = json_object_new_array();
 	if (!list)
 		return -ENOMEM;

@@ -217,6 +217,8 @@ def test_a_bound_disk_overrides_the_checkpoint_and_a_bad_list_is_refused(linux, 
     vm2.wait_socket()
     vm2.remote("snapshot", f"file://{snapdir}")
     assert not os.path.exists(os.path.join(snapdir, "disks.json"))
+    assert not os.path.exists(os.path.join(snapdir, "disk-disk0.img"))
+    assert tool("verify", snapdir).returncode == 0
 
 
 def test_cloister_snapshot_verify_and_check_name_what_is_wrong(linux, workdir):
