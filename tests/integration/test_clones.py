@@ -85,12 +85,12 @@ def test_clones_get_fresh_identity_and_the_host_clock(linux, workdir):
     snapdir = take_snapshot(vm, workdir)
     time.sleep(8)   # the snapshot waits on disk: its clock falls behind the host's
 
-    clones = []
-    for i in range(2):
-        c = linux(f"clone{i}").start("--restore", f"source_url=file://{snapdir}")
+    # Both restores read the snapshot at the same time.
+    clones = [linux(f"clone{i}").start("--restore", f"source_url=file://{snapdir}")
+              for i in range(2)]
+    for c in clones:
         c.wait_socket()
         assert '"Paused"' in c.remote("info")
-        clones.append(c)
     for c in clones:
         c.remote("resume")
     for c in clones:
@@ -136,11 +136,10 @@ def test_disk_checkpoint_gives_each_clone_the_snapshots_disk(linux, workdir):
     assert vm.proc.wait(timeout=20) == 0
     assert debugfs_cat(disk, "/a").strip() == "after-the-snapshot"
 
-    clones = []
-    for i in range(2):
-        c = linux(f"clone{i}").start("--restore", f"source_url=file://{snapdir}")
+    clones = [linux(f"clone{i}").start("--restore", f"source_url=file://{snapdir}")
+              for i in range(2)]
+    for c in clones:
         c.wait_socket()
-        clones.append(c)
     for c in clones:
         c.remote("resume")
     for i, c in enumerate(clones):
