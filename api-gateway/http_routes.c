@@ -490,7 +490,6 @@ static void run_snapshot(const struct api_ops *ops, void *opaque, struct api_cal
 			 struct api_response *resp)
 {
 	char err[API_ERR_MAX] = "";
-
 	int r;
 
 	if (!call->disks_checkpoint) {
