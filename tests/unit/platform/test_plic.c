@@ -427,7 +427,7 @@ Test(plic, concurrent_lines_and_claims_settle)
 	cr_assert_eq(rd(claim_off(0)), 0);
 }
 
-Test(plic, a_pulse_is_pending_once_and_not_again_on_completion, .init = setup, .fini = teardown)
+Test(plic, a_pulse_is_pending_once_and_not_again_on_completion)
 {
 	enable(0, 12);
 	wr(prio_off(12), 1);
