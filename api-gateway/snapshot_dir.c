@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -18,6 +19,9 @@
 
 #define PARTIAL_SUFFIX ".partial"
 #define COMMIT_NAME "commit"
+/* How long a restore waits for another to finish recovering the directory: 1 s. */
+#define SNAPDIR_LOCK_TRIES 100u
+#define SNAPDIR_LOCK_RETRY_NS 10000000L
 #define COMMIT_MAX_TEXT 32
 
 /* The name of file i of a snapshot: 0 vm.json, 1 host-bindings, 2 + n memory-region-n. */
@@ -144,22 +148,38 @@ static int recover(int dirfd, char *err, size_t errlen)
  * reader that finds it shared joins without recovering, since the holder
  * recovered and no writer can have run since.
  */
-static int lock_for_reading(int fd, char *err, size_t errlen)
+static int lock_try(int fd, char *err, size_t errlen)
 {
-	int r = 0;
-
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		r = recover(fd, err, errlen);
+		int r = recover(fd, err, errlen);
+
 		if (r < 0)
 			return r;
-		if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-			r = -errno;
-	} else if (errno != EWOULDBLOCK) {
-		r = -errno;
-	} else if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
-		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		return flock(fd, LOCK_SH | LOCK_NB) < 0 ? -errno : 0;
 	}
-	if (r < 0 && r != -EBUSY)
+	if (errno != EWOULDBLOCK)
+		return -errno;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return 0;
+}
+
+/*
+ * Another reader holds the lock exclusively only while it recovers, so a
+ * busy directory is tried again for a short while before a writer is
+ * taken to hold it.
+ */
+static int lock_for_reading(int fd, char *err, size_t errlen)
+{
+	const struct timespec pause = { .tv_nsec = SNAPDIR_LOCK_RETRY_NS };
+	int r = -EBUSY;
+
+	for (unsigned i = 0; i < SNAPDIR_LOCK_TRIES && r == -EBUSY; i++) {
+		if (i)
+			nanosleep(&pause, NULL);
+		r = lock_try(fd, err, errlen);
+	}
+	if (r < 0 && r != -EBUSY && r != -EBADMSG && r != -EIO)
 		err_set(err, errlen, "cannot lock the snapshot directory: %s", strerror(-r));
 	return r;
 }
