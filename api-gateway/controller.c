@@ -18,6 +18,7 @@
 #include "bindings.h"
 #include "cleanup.h"
 #include "devices.h"
+#include "disk_checkpoint.h"
 #include "errmsg.h"
 #include "event_monitor.h"
 #include "frame.h"
@@ -64,6 +65,7 @@ struct op_args {
 	const char *url;
 	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
 	bool on_demand;				/* restore: memory_restore_mode=OnDemand */
+	bool disks_checkpoint;		/* snapshot: copy the writable disks in too */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -277,7 +279,8 @@ static int op_resume(struct controller *c, const struct op_args *a, char *err, s
 
 static int op_snapshot(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
-	int r = vm_snapshot_write(&c->tree, c->config, a->url, err, errlen);
+	int r = disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, err,
+					 errlen);
 
 	if (r == -ECHILD)
 		vm_fail(c, "snapshot failed: %s", err);
@@ -287,13 +290,16 @@ static int op_snapshot(struct controller *c, const struct op_args *a, char *err,
 static int op_restore(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
 	struct vm_restore rs;
+	struct restore_binds binds = { 0 };
 	struct timespec t0, t1;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
 	if (r == 0)
-		r = devices_prepare_restore(rs.config, a->url, a->binds, err, errlen);
+		r = disk_checkpoint_restore(rs.config, a->url, a->binds, &binds, err, errlen);
+	if (r == 0)
+		r = devices_prepare_restore(rs.config, a->url, &binds, err, errlen);
 	if (r < 0)
 		goto out;
 	/* The snapshot is sound: from here on its VM exists. */
@@ -313,6 +319,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	log_info("restored from %s in %.1f ms, paused", a->url,
 		 (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 out:
+	restore_binds_free(&binds);
 	vm_restore_close(&rs);
 	return r;
 }
@@ -541,6 +548,12 @@ static int api_snapshot(void *opaque, const char *url, char *err, size_t errlen)
 	return run_op(opaque, VM_OP_SNAPSHOT, &(struct op_args){ .url = url }, err, errlen);
 }
 
+static int api_snapshot_checkpoint(void *opaque, const char *url, char *err, size_t errlen)
+{
+	return run_op(opaque, VM_OP_SNAPSHOT, &(struct op_args){ .url = url, .disks_checkpoint = true },
+		      err, errlen);
+}
+
 static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
 		       bool on_demand, bool resume, char *err, size_t errlen)
 {
@@ -636,6 +649,7 @@ const struct api_ops controller_api_ops = {
 	.pause = api_pause,
 	.resume = api_resume,
 	.snapshot = api_snapshot,
+	.snapshot_checkpoint = api_snapshot_checkpoint,
 	.shutdown_vm = api_shutdown_vm,
 	.shutdown_vmm = api_shutdown_vmm,
 };

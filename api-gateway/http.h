@@ -95,6 +95,12 @@ struct api_ops {
 	/* destination_url has been checked to be file:///ABSOLUTE */
 	int (*snapshot)(void *opaque, const char *destination_url, char *err, size_t errlen);
 	/*
+	 * vm.snapshot with "disks": "checkpoint" (Cloister's own): every writable
+	 * disk is copied in too. NULL: such a request is refused (400).
+	 */
+	int (*snapshot_checkpoint)(void *opaque, const char *destination_url, char *err,
+				   size_t errlen);
+	/*
 	 * vm.restore. -EEXIST answers 404 (CH: "already created"), -EOPNOTSUPP
 	 * 400 (e.g. OnDemand before it is implemented).
 	 */
@@ -153,6 +159,9 @@ int http_status_for_error(int err);
  */
 int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination_url,
 			    char *err, size_t errlen);
+/* The same, with "disks": "checkpoint" (the only value) in *ret_checkpoint. */
+int api_parse_snapshot_request(const char *body, size_t len, char **ret_destination_url,
+			       bool *ret_checkpoint, char *err, size_t errlen);
 /*
  * On success *ret holds source_url (malloc'd) and body (a reference the
  * caller drops with api_restore_request_release()).

@@ -329,20 +329,50 @@ static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mod
 	return 0;
 }
 
-int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination_url,
-			    char *err, size_t errlen)
+/* "disks": "checkpoint" asks for a disk checkpoint (disk_checkpoint.h); absent, none. */
+static int get_disks_mode(struct json_object *obj, bool *ret_checkpoint, char *err, size_t errlen)
 {
-	static const char *const known[] = { "destination_url", NULL };
+	struct json_object *v;
+
+	*ret_checkpoint = false;
+	if (!json_object_object_get_ex(obj, "disks", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), "checkpoint") != 0) {
+		err_set(err, errlen, "'disks' must be \"checkpoint\"");
+		return -EINVAL;
+	}
+	*ret_checkpoint = true;
+	return 0;
+}
+
+int api_parse_snapshot_request(const char *body, size_t len, char **ret_destination_url,
+			       bool *ret_checkpoint, char *err, size_t errlen)
+{
+	static const char *const known[] = { "destination_url", "disks", NULL };
 	_cleanup_json_ struct json_object *obj = NULL;
+	bool checkpoint;
 	int r;
 
 	r = api_parse_object_body(body, len, &obj, err, errlen);
 	if (r < 0)
 		return r;
 	r = check_keys(obj, known, err, errlen);
-	if (r < 0)
-		return r;
-	return get_file_url(obj, "destination_url", ret_destination_url, err, errlen);
+	if (r == 0)
+		r = get_disks_mode(obj, &checkpoint, err, errlen);
+	if (r == 0)
+		r = get_file_url(obj, "destination_url", ret_destination_url, err, errlen);
+	if (r == 0)
+		*ret_checkpoint = checkpoint;
+	return r;
+}
+
+int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination_url,
+			    char *err, size_t errlen)
+{
+	bool checkpoint;
+
+	return api_parse_snapshot_request(body, len, ret_destination_url, &checkpoint, err, errlen);
 }
 
 /*
@@ -447,8 +477,17 @@ static void run_snapshot(const struct api_ops *ops, void *opaque, struct api_cal
 			 struct api_response *resp)
 {
 	char err[API_ERR_MAX] = "";
+	int r;
 
-	response_op(resp, ops->snapshot(opaque, call->url, err, sizeof(err)), "vm.snapshot", err);
+	if (!call->disks_checkpoint) {
+		r = ops->snapshot(opaque, call->url, err, sizeof(err));
+	} else if (ops->snapshot_checkpoint) {
+		r = ops->snapshot_checkpoint(opaque, call->url, err, sizeof(err));
+	} else {
+		snprintf(err, sizeof(err), "disk checkpoints are not available here");
+		r = -EOPNOTSUPP;
+	}
+	response_op(resp, r, "vm.snapshot", err);
 }
 
 static void run_restore(const struct api_ops *ops, void *opaque, struct api_call *call,
@@ -607,7 +646,8 @@ static bool decode_body(const struct api_route *route, const char *body, size_t 
 		api_response_error(resp, 400, what, "this request takes no body");
 		return false;
 	case BODY_SNAPSHOT:
-		r = api_parse_snapshot_body(body, len, &call->url, err, sizeof(err));
+		r = api_parse_snapshot_request(body, len, &call->url, &call->disks_checkpoint, err,
+					       sizeof(err));
 		break;
 	case BODY_RESTORE:
 		r = api_parse_restore_request(body, len, &call->restore, err, sizeof(err));

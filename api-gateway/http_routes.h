@@ -26,6 +26,7 @@ struct api_response {
 struct api_call {
 	const struct api_route *route;
 	char *url;				/* vm.snapshot */
+	bool disks_checkpoint;			/* vm.snapshot: "disks": "checkpoint" */
 	struct api_restore_request restore;	/* vm.restore */
 	struct json_object *body;		/* vm.create */
 };

@@ -19,8 +19,10 @@ struct verb {
 	const char *method;
 	const char *path;
 	int nargs;
+	int optional_args;	/* after nargs */
 	bool print_body;
-	int (*make_body)(const char *arg, char **ret, char *err, size_t errlen);
+	/* args[0..n_args): the command's arguments. */
+	int (*make_body)(char **args, int n_args, char **ret, char *err, size_t errlen);
 };
 
 struct response {
@@ -43,21 +45,30 @@ static int json_to_string(struct json_object *o, char **ret)
 	return 0;
 }
 
-static int snapshot_body(const char *url, char **ret, char *err, size_t errlen)
+/* snapshot URL [disks=checkpoint] */
+static int snapshot_body(char **args, int n_args, char **ret, char *err, size_t errlen)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o;
 	int r;
 
+	if (n_args > 1 && strcmp(args[1], "disks=checkpoint") != 0) {
+		err_set(err, errlen, "snapshot: the second argument can only be disks=checkpoint");
+		return -EINVAL;
+	}
+	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
-	json_object_object_add(o, "destination_url", json_object_new_string(url));
+	json_object_object_add(o, "destination_url", json_object_new_string(args[0]));
+	if (n_args > 1)
+		json_object_object_add(o, "disks", json_object_new_string("checkpoint"));
 	r = json_to_string(o, ret);
 	json_object_put(o);
 	return r;
 }
 
-static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
+static int restore_body(char **args, int n_args, char **ret, char *err, size_t errlen)
 {
+	const char *spec = args[0];
 	_cleanup_free_ char *url = NULL;
 	struct json_object *o;
 	bool resume, on_demand;
@@ -84,8 +95,9 @@ static int restore_body(const char *spec, char **ret, char *err, size_t errlen)
 }
 
 /* create FILE: the file's VmConfig JSON, checked to be an object before it is sent. */
-static int create_body(const char *path, char **ret, char *err, size_t errlen)
+static int create_body(char **args, int n_args, char **ret, char *err, size_t errlen)
 {
+	const char *path = args[0];
 	struct json_object *o = json_object_from_file(path);
 	int r;
 
@@ -101,20 +113,20 @@ static int create_body(const char *path, char **ret, char *err, size_t errlen)
 }
 
 static const struct verb verbs[] = {
-	{ "ping", "GET", "/api/v1/vmm.ping", 0, true, NULL },
-	{ "info", "GET", "/api/v1/vm.info", 0, true, NULL },
-	{ "pause", "PUT", "/api/v1/vm.pause", 0, false, NULL },
-	{ "resume", "PUT", "/api/v1/vm.resume", 0, false, NULL },
-	{ "snapshot", "PUT", "/api/v1/vm.snapshot", 1, false, snapshot_body },
-	{ "restore", "PUT", "/api/v1/vm.restore", 1, false, restore_body },
-	{ "shutdown", "PUT", "/api/v1/vm.shutdown", 0, false, NULL },
-	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", 0, false, NULL },
-	{ "create", "PUT", "/api/v1/vm.create", 1, false, create_body },
-	{ "boot", "PUT", "/api/v1/vm.boot", 0, false, NULL },
-	{ "delete", "PUT", "/api/v1/vm.delete", 0, false, NULL },
-	{ "reboot", "PUT", "/api/v1/vm.reboot", 0, false, NULL },
-	{ "power-button", "PUT", "/api/v1/vm.power-button", 0, false, NULL },
-	{ "counters", "GET", "/api/v1/vm.counters", 0, true, NULL },
+	{ "ping", "GET", "/api/v1/vmm.ping", 0, 0, true, NULL },
+	{ "info", "GET", "/api/v1/vm.info", 0, 0, true, NULL },
+	{ "pause", "PUT", "/api/v1/vm.pause", 0, 0, false, NULL },
+	{ "resume", "PUT", "/api/v1/vm.resume", 0, 0, false, NULL },
+	{ "snapshot", "PUT", "/api/v1/vm.snapshot", 1, 1, false, snapshot_body },
+	{ "restore", "PUT", "/api/v1/vm.restore", 1, 0, false, restore_body },
+	{ "shutdown", "PUT", "/api/v1/vm.shutdown", 0, 0, false, NULL },
+	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", 0, 0, false, NULL },
+	{ "create", "PUT", "/api/v1/vm.create", 1, 0, false, create_body },
+	{ "boot", "PUT", "/api/v1/vm.boot", 0, 0, false, NULL },
+	{ "delete", "PUT", "/api/v1/vm.delete", 0, 0, false, NULL },
+	{ "reboot", "PUT", "/api/v1/vm.reboot", 0, 0, false, NULL },
+	{ "power-button", "PUT", "/api/v1/vm.power-button", 0, 0, false, NULL },
+	{ "counters", "GET", "/api/v1/vm.counters", 0, 0, true, NULL },
 };
 
 int remote_build_request(int argc, char **argv, struct remote_request *ret, char *err, size_t errlen)
@@ -134,12 +146,13 @@ int remote_build_request(int argc, char **argv, struct remote_request *ret, char
 		err_set(err, errlen, "unknown command '%s'", argv[0]);
 		return -EINVAL;
 	}
-	if (argc - 1 != v->nargs) {
-		err_set(err, errlen, "'%s' takes %d argument%s", v->name, v->nargs, v->nargs == 1 ? "" : "s");
+	if (argc - 1 < v->nargs || argc - 1 > v->nargs + v->optional_args) {
+		err_set(err, errlen, "'%s' takes %d argument%s%s", v->name, v->nargs,
+			v->nargs == 1 ? "" : "s", v->optional_args ? " and an optional one" : "");
 		return -EINVAL;
 	}
 	if (v->make_body) {
-		r = v->make_body(argv[1], &body, err, errlen);
+		r = v->make_body(argv + 1, argc - 1, &body, err, errlen);
 		if (r < 0)
 			return r;
 	}
@@ -334,7 +347,9 @@ void remote_usage(FILE *f)
 	      "  info                                 VM configuration and state\n"
 	      "  counters                             per-device I/O counters\n"
 	      "  pause | resume                       stop or continue the vCPUs\n"
-	      "  snapshot file:///DIR                 save a paused VM into DIR\n"
+	      "  snapshot file:///DIR [disks=checkpoint]\n"
+	      "                                       save a paused VM into DIR (with a copy\n"
+	      "                                       of every writable disk)\n"
 	      "  restore source_url=file:///DIR[,resume=true|false][,memory_restore_mode=Copy|OnDemand]\n"
 	      "                                       restore a snapshot; OnDemand pages memory in as\n"
 	      "                                       the guest touches it (prefault=true: Copy)\n"

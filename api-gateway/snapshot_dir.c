@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -18,6 +19,9 @@
 
 #define PARTIAL_SUFFIX ".partial"
 #define COMMIT_NAME "commit"
+/* How long a restore waits for another to finish recovering the directory: 1 s. */
+#define SNAPDIR_LOCK_TRIES 100u
+#define SNAPDIR_LOCK_RETRY_NS 10000000L
 #define COMMIT_MAX_TEXT 32
 
 /* The name of file i of a snapshot: 0 vm.json, 1 host-bindings, 2 + n memory-region-n. */
@@ -136,6 +140,50 @@ static int recover(int dirfd, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The lock goes with the fd: shared among readers (restores, which may run
+ * side by side), exclusive for a writer (snapdir_create_partials() takes it
+ * over). Whoever finds the directory unlocked takes it exclusively first,
+ * completes or clears what an interrupted writer left, then shares it; a
+ * reader that finds it shared joins without recovering, since the holder
+ * recovered and no writer can have run since.
+ */
+static int lock_try(int fd, char *err, size_t errlen)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		int r = recover(fd, err, errlen);
+
+		if (r < 0)
+			return r;
+		return flock(fd, LOCK_SH | LOCK_NB) < 0 ? -errno : 0;
+	}
+	if (errno != EWOULDBLOCK)
+		return -errno;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return 0;
+}
+
+/*
+ * Another reader holds the lock exclusively only while it recovers, so a
+ * busy directory is tried again for a short while before a writer is
+ * taken to hold it.
+ */
+static int lock_for_reading(int fd, char *err, size_t errlen)
+{
+	const struct timespec pause = { .tv_nsec = SNAPDIR_LOCK_RETRY_NS };
+	int r = -EBUSY;
+
+	for (unsigned i = 0; i < SNAPDIR_LOCK_TRIES && r == -EBUSY; i++) {
+		if (i)
+			nanosleep(&pause, NULL);
+		r = lock_try(fd, err, errlen);
+	}
+	if (r < 0 && r != -EBUSY && r != -EBADMSG && r != -EIO)
+		err_set(err, errlen, "cannot lock the snapshot directory: %s", strerror(-r));
+	return r;
+}
+
 int snapdir_open(const char *url, char *err, size_t errlen)
 {
 	_cleanup_free_ char *path = NULL;
@@ -154,14 +202,9 @@ int snapdir_open(const char *url, char *err, size_t errlen)
 			e == ENOENT ? "does not exist" : strerror(e));
 		return e == ENOENT || e == ENOTDIR ? -EBADMSG : -e;
 	}
-	/* One writer or reader at a time; the lock goes with the fd. */
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		err_set(err, errlen, "snapshot directory %s: %s", path, r == -EBUSY ?
-			"another cloister is using it" : strerror(-r));
-		return r;
-	}
-	r = recover(fd, err, errlen);
+	r = lock_for_reading(fd, err, errlen);
+	if (r == -EBUSY)
+		err_set(err, errlen, "snapshot directory %s: another cloister is writing it", path);
 	if (r < 0)
 		return r;
 	return TAKE_FD(fd);
@@ -233,6 +276,12 @@ int snapdir_publish(int dirfd, size_t n_regions, char *err, size_t errlen)
 int snapdir_create_partials(int dirfd, size_t n_regions, int *fds, char *err, size_t errlen)
 {
 	char name[64];
+
+	/* A writer has the directory to itself: no restore may be reading it. */
+	if (flock(dirfd, LOCK_EX | LOCK_NB) < 0) {
+		err_set(err, errlen, "the snapshot directory is being read by another cloister");
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	}
 
 	for (size_t i = 0; i <= n_regions; i++) {
 		/* fds[0] is vm.json's, fds[1 + n] region n's; host-bindings is written apart. */

@@ -35,6 +35,16 @@
 #define LAYOUT_UART_IRQ 10u
 #define LAYOUT_UART_CLOCK_HZ 3686400u
 #define LAYOUT_VIRTIO_IRQ_BASE 1u
+/*
+ * A goldfish RTC (where QEMU's virt machine has it) and the VMGenID page,
+ * one 4 KiB window each, on PLIC sources after the UART's.
+ */
+#define LAYOUT_RTC_BASE 0x00101000ull
+#define LAYOUT_RTC_SIZE 0x1000ull
+#define LAYOUT_RTC_IRQ 11u
+#define LAYOUT_VMGENID_BASE 0x10010000ull
+#define LAYOUT_VMGENID_SIZE 0x1000ull
+#define LAYOUT_VMGENID_IRQ 12u
 
 /* The time CSR counts at this rate (as QEMU's virt machine). */
 #define LAYOUT_TIMEBASE_HZ 10000000ull

@@ -328,6 +328,9 @@ static int boot_load(struct core *c, uint64_t *ret_entry, uint64_t *ret_fdt)
 		.uart_size = LAYOUT_UART_SIZE,
 		.uart_irq = LAYOUT_UART_IRQ,
 		.uart_clock_hz = LAYOUT_UART_CLOCK_HZ,
+		.rtc_base = LAYOUT_RTC_BASE, .rtc_size = LAYOUT_RTC_SIZE, .rtc_irq = LAYOUT_RTC_IRQ,
+		.vmgenid_base = LAYOUT_VMGENID_BASE, .vmgenid_size = LAYOUT_VMGENID_SIZE,
+		.vmgenid_irq = LAYOUT_VMGENID_IRQ,
 	};
 	void *fdt_host;
 	int r;

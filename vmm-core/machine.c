@@ -17,9 +17,11 @@
 #include "machine_state.h"
 #include "mmio.h"
 #include "plic.h"
+#include "rtc.h"
 #include "sbi.h"
 #include "serial_output.h"
 #include "uart.h"
+#include "vmgenid.h"
 
 #define NS_PER_TICK (1000000000ull / LAYOUT_TIMEBASE_HZ)
 
@@ -28,6 +30,12 @@ _Static_assert(LAYOUT_VIRTIO_IRQ_BASE + LAYOUT_VIRTIO_SLOTS <= LAYOUT_UART_IRQ,
 _Static_assert(LAYOUT_PLIC_NDEV < PLIC_MAX_SOURCES, "the PLIC has too few sources");
 _Static_assert(MACHINE_MAX_HARTS <= PLIC_MAX_CONTEXTS, "the PLIC has too few contexts");
 _Static_assert(LAYOUT_PLIC_SIZE == PLIC_WINDOW_SIZE, "the PLIC window and the layout disagree");
+_Static_assert(LAYOUT_RTC_SIZE == RTC_WINDOW_SIZE, "the RTC window and the layout disagree");
+_Static_assert(LAYOUT_VMGENID_SIZE == VMGENID_WINDOW_SIZE,
+	       "the VMGenID window and the layout disagree");
+_Static_assert(LAYOUT_RTC_IRQ != LAYOUT_UART_IRQ && LAYOUT_VMGENID_IRQ != LAYOUT_UART_IRQ &&
+	       LAYOUT_RTC_IRQ != LAYOUT_VMGENID_IRQ && LAYOUT_VMGENID_IRQ <= LAYOUT_PLIC_NDEV &&
+	       LAYOUT_RTC_IRQ <= LAYOUT_PLIC_NDEV, "platform interrupt sources collide");
 
 static int64_t monotonic_ns(void)
 {
@@ -98,6 +106,10 @@ static int bus_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *ret_val
 		return plic_read(m->plic, gpa - LAYOUT_PLIC_BASE, size, ret_val);
 	if (bus_in(gpa, LAYOUT_UART_BASE, LAYOUT_UART_SIZE))
 		return uart_read(m->uart, gpa - LAYOUT_UART_BASE, size, ret_val);
+	if (bus_in(gpa, LAYOUT_RTC_BASE, LAYOUT_RTC_SIZE))
+		return rtc_read(m->rtc, gpa - LAYOUT_RTC_BASE, size, ret_val);
+	if (bus_in(gpa, LAYOUT_VMGENID_BASE, LAYOUT_VMGENID_SIZE))
+		return vmgenid_read(m->vmgenid, gpa - LAYOUT_VMGENID_BASE, size, ret_val);
 	d = bus_virtio_slot(m, gpa, &off, &in_window);
 	if (d)
 		return virtio_mmio_read(d, off, size, ret_val);
@@ -117,6 +129,10 @@ static int bus_write(void *opaque, uint64_t gpa, unsigned size, uint64_t val)
 		return plic_write(m->plic, gpa - LAYOUT_PLIC_BASE, size, val);
 	if (bus_in(gpa, LAYOUT_UART_BASE, LAYOUT_UART_SIZE))
 		return uart_write(m->uart, gpa - LAYOUT_UART_BASE, size, val);
+	if (bus_in(gpa, LAYOUT_RTC_BASE, LAYOUT_RTC_SIZE))
+		return rtc_write(m->rtc, gpa - LAYOUT_RTC_BASE, size, val);
+	if (bus_in(gpa, LAYOUT_VMGENID_BASE, LAYOUT_VMGENID_SIZE))
+		return vmgenid_write(m->vmgenid, gpa - LAYOUT_VMGENID_BASE, size, val);
 	d = bus_virtio_slot(m, gpa, &off, &in_window);
 	if (d)
 		return virtio_mmio_write(d, off, size, val);
@@ -351,6 +367,34 @@ void machine_set_irq(void *opaque, uint32_t irq, bool level)
 	plic_set_level(m->plic, irq, level);
 }
 
+static void machine_pulse_irq(void *opaque, uint32_t irq)
+{
+	struct machine *m = opaque;
+
+	plic_pulse(m->plic, irq);
+}
+
+/* The RTC and the VMGenID page: passive devices on their own PLIC sources. */
+static int machine_clock_devices_init(struct machine *m)
+{
+	struct rtc_params rp = { .set_irq = machine_set_irq, .irq = LAYOUT_RTC_IRQ, .opaque = m };
+	struct vmgenid_params gp = {
+		.raise = machine_pulse_irq,
+		.irq = LAYOUT_VMGENID_IRQ,
+		.opaque = m,
+	};
+	int r = rtc_create(&rp, &m->rtc);
+
+	if (r < 0) {
+		log_error("cannot create the RTC: %s", strerror(-r));
+		return r;
+	}
+	r = vmgenid_create(&gp, &m->vmgenid);
+	if (r < 0)
+		log_error("cannot create the VMGenID page: %s", strerror(-r));
+	return r;
+}
+
 static int machine_devices_init(struct machine *m)
 {
 	struct uart_params up = {
@@ -371,6 +415,9 @@ static int machine_devices_init(struct machine *m)
 		log_error("cannot create the UART: %s", strerror(-r));
 		return r;
 	}
+	r = machine_clock_devices_init(m);
+	if (r < 0)
+		return r;
 	if (m->serial_fd < 0)
 		return 0;
 	r = serial_output_create(m->serial_fd, console_room, m, &m->serial_out);
@@ -653,6 +700,12 @@ static int machine_components_init(struct machine *m)
 		r = component_add(&m->components, "guest time", &time_ops, m, true);
 	if (r >= 0)
 		r = machine_platform_components_add(m);
+	/* After the PLIC: a restored VMGenID raises its edge into the restored PLIC. */
+	if (r >= 0)
+		r = component_add(&m->components, "rtc", &rtc_component_ops, m->rtc, true);
+	if (r >= 0)
+		r = component_add(&m->components, "vmgenid", &vmgenid_component_ops, m->vmgenid,
+				  true);
 	return r;
 }
 
@@ -752,7 +805,11 @@ void machine_destroy(struct machine *m)
 	serial_output_destroy(m->serial_out);
 	m->serial_out = NULL;
 	uart_destroy(m->uart);
+	vmgenid_destroy(m->vmgenid);
+	rtc_destroy(m->rtc);
 	plic_destroy(m->plic);
+	m->vmgenid = NULL;
+	m->rtc = NULL;
 	m->uart = NULL;
 	m->plic = NULL;
 	m->components.n = 0;

@@ -24,6 +24,8 @@ struct machine;
 struct plic;
 struct serial_output;
 struct uart;
+struct rtc;
+struct vmgenid;
 struct virtio_mmio_dev;
 
 struct hart {
@@ -68,6 +70,8 @@ struct machine {
 
 	struct plic *plic;
 	struct uart *uart;
+	struct rtc *rtc;
+	struct vmgenid *vmgenid;
 
 	struct virtio_mmio_dev *virtio[LAYOUT_VIRTIO_SLOTS];
 	size_t n_virtio;
@@ -82,7 +86,8 @@ struct machine {
 
 /*
  * Sets up the harts (all STOPPED and parked) over already set-up memory, and
- * the component list: each hart, guest time, the PLIC, the UART, all paused.
+ * the component list: each hart, guest time, the PLIC, the UART, the RTC
+ * and the VMGenID page, all paused.
  * m must be zeroed first; on failure machine_destroy() takes back what was made.
  */
 int machine_init(struct machine *m, unsigned n_harts, int serial_fd,

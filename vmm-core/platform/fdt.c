@@ -50,6 +50,11 @@ static int fdt_irq_params_check(const struct fdt_params *p)
 	for (size_t i = 0; i < p->n_virtio; i++)
 		if (!fdt_irq_ok(p, p->virtio[i].irq))
 			return -EINVAL;
+	if (p->rtc_size && (!fdt_range_ok(p->rtc_base, p->rtc_size) || !fdt_irq_ok(p, p->rtc_irq)))
+		return -EINVAL;
+	if (p->vmgenid_size && (!fdt_range_ok(p->vmgenid_base, p->vmgenid_size) ||
+				!fdt_irq_ok(p, p->vmgenid_irq)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -261,6 +266,21 @@ static int fdt_add_uart(void *fdt, const struct fdt_params *p)
 	return fdt_end_node(fdt);
 }
 
+/* A node of one compatible string, one reg window and one interrupt. */
+static int fdt_add_simple(void *fdt, const struct fdt_params *p, const char *prefix,
+			  const char *compatible, uint64_t base, uint64_t size, uint32_t irq)
+{
+	uint64_t pair[2] = { base, size };
+	char name[40];
+
+	snprintf(name, sizeof(name), "%s@%" PRIx64, prefix, base);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "compatible", compatible));
+	FDT_TRY(fdt_property_reg(fdt, pair, 1));
+	FDT_TRY(fdt_property_irq(fdt, p, irq));
+	return fdt_end_node(fdt);
+}
+
 static int fdt_add_virtio(void *fdt, const struct fdt_params *p, const struct fdt_virtio_slot *slot)
 {
 	uint64_t pair[2] = { slot->base, slot->size };
@@ -286,6 +306,12 @@ static int fdt_add_soc(void *fdt, const struct fdt_params *p)
 		FDT_TRY(fdt_add_plic(fdt, p));
 	if (p->uart_size)
 		FDT_TRY(fdt_add_uart(fdt, p));
+	if (p->rtc_size)
+		FDT_TRY(fdt_add_simple(fdt, p, "rtc", "google,goldfish-rtc", p->rtc_base,
+				       p->rtc_size, p->rtc_irq));
+	if (p->vmgenid_size)
+		FDT_TRY(fdt_add_simple(fdt, p, "vmgenid", "microsoft,vmgenid", p->vmgenid_base,
+				       p->vmgenid_size, p->vmgenid_irq));
 	for (size_t i = 0; i < p->n_virtio; i++)
 		FDT_TRY(fdt_add_virtio(fdt, p, &p->virtio[i]));
 	return fdt_end_node(fdt);

@@ -41,6 +41,12 @@ struct fdt_params {
 	uint64_t uart_base, uart_size;
 	uint32_t uart_irq;		/* 0: not wired */
 	uint32_t uart_clock_hz;
+	/* A goldfish RTC; rtc_size 0: none. */
+	uint64_t rtc_base, rtc_size;
+	uint32_t rtc_irq;
+	/* The VMGenID page (kept out of /memory); vmgenid_size 0: none. */
+	uint64_t vmgenid_base, vmgenid_size;
+	uint32_t vmgenid_irq;
 };
 
 /* Most harts a device tree describes (hart IDs fit the cpu node's one reg cell). */
@@ -53,7 +59,8 @@ struct fdt_params {
  * -ENOSPC when buf is too small, -EINVAL for bad parameters.
  * Nodes: /cpus (cpu@N, each with an interrupt-controller), /memory@...
  * (one reg entry per region), /chosen (bootargs, linux,initrd-*,
- * stdout-path when a UART exists), /soc with plic@..., serial@... and
+ * stdout-path when a UART exists), /soc with plic@..., serial@...,
+ * rtc@... (google,goldfish-rtc), vmgenid@... (microsoft,vmgenid) and
  * virtio_mmio@... nodes.
  */
 int fdt_build(const struct fdt_params *p, void *buf, size_t bufsize);

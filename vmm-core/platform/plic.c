@@ -128,6 +128,17 @@ void plic_set_level(struct plic *p, uint32_t source, bool level)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void plic_pulse(struct plic *p, uint32_t source)
+{
+	if (source == 0 || source >= p->n_sources)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (!bit_test(p->claimed, source))
+		bit_put(p->pending, source, true);
+	plic_update(p, false);
+	pthread_mutex_unlock(&p->lock);
+}
+
 /* The claim ignores the threshold, as the specification says; priority 0 still means never. */
 static uint32_t plic_claim(struct plic *p, unsigned ctx)
 {

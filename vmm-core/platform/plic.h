@@ -50,6 +50,11 @@ int plic_write(struct plic *p, uint64_t offset, unsigned size, uint64_t val);
 
 /* A device's interrupt line; sources that do not exist are ignored. */
 void plic_set_level(struct plic *p, uint32_t source, bool level);
+/*
+ * An edge on a source whose line stays low: pending until claimed, and not
+ * pending again on completion. An edge while the source is claimed is lost.
+ */
+void plic_pulse(struct plic *p, uint32_t source);
 
 /* Only while the harts are paused; free with plic_state_free(). */
 int plic_save(struct plic *p, Cloister__PlicState **ret_state);

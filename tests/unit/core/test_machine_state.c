@@ -104,10 +104,10 @@ static bool everything_paused(void)
 
 Test(machine_state, list_order)
 {
-	const char *want[] = { "hart 0", "hart 1", "guest time", "plic", "uart" };
+	const char *want[] = { "hart 0", "hart 1", "guest time", "plic", "uart", "rtc", "vmgenid" };
 
-	cr_assert_eq(m.components.n, 5);
-	for (size_t i = 0; i < 5; i++)
+	cr_assert_eq(m.components.n, 7);
+	for (size_t i = 0; i < 7; i++)
 		cr_assert_str_eq(m.components.c[i].id, want[i]);
 }
 
@@ -140,6 +140,12 @@ Test(machine_state, round_trip)
 	cr_expect_eq(again.machine->guest_time, st.machine->guest_time);
 	cr_expect_eq(again.machine->uart->rx.len, st.machine->uart->rx.len);
 	cr_expect_eq(again.machine->plic->n_pending, st.machine->plic->n_pending);
+	/* The one change a restore makes: the VMGenID's edge, pending in the PLIC. */
+	cr_assert(!(st.machine->plic->pending[LAYOUT_VMGENID_IRQ / 32] &
+		    (1u << (LAYOUT_VMGENID_IRQ % 32))));
+	cr_assert(again.machine->plic->pending[LAYOUT_VMGENID_IRQ / 32] &
+		  (1u << (LAYOUT_VMGENID_IRQ % 32)), "restore raised no VMGenID edge");
+	again.machine->plic->pending[LAYOUT_VMGENID_IRQ / 32] &= ~(1u << (LAYOUT_VMGENID_IRQ % 32));
 	for (unsigned i = 0; i < HARTS; i++)
 		cr_expect_eq(cloister__vcpu_state__get_packed_size(again.vcpus[i]),
 			     cloister__vcpu_state__get_packed_size(st.vcpus[i]), "hart %u", i);

@@ -989,7 +989,12 @@ Test(http, restore_modes)
 	cr_expect_eq(fake.calls, 0);
 	r = put("/api/v1/vm.snapshot", "{\"destination_url\": \"file:///s\", \"disks\": \"all\"}");
 	cr_expect_eq(r.status, 400);
-	expect_error_body(&r, "unknown key 'disks'");
+	expect_error_body(&r, "'disks' must be \"checkpoint\"");
+	/* A server whose ops cannot checkpoint disks says so. */
+	r = put("/api/v1/vm.snapshot", "{\"destination_url\": \"file:///s\", \"disks\": \"checkpoint\"}");
+	cr_expect_eq(r.status, 400);
+	expect_error_body(&r, "disk checkpoints are not available here");
+	cr_expect_eq(fake.calls, 0);
 }
 
 Test(http, error_bodies_are_ascii)

@@ -259,3 +259,25 @@ Test(remote_live, unreachable_and_usage)
 	cr_expect(strstr(r.err, "Usage:"), "%s", r.err);
 	run_free(&r);
 }
+
+Test(remote_build, snapshot_with_a_disk_checkpoint)
+{
+	const char *snap[] = { "snapshot", "file:///tmp/snap", "disks=checkpoint" };
+	const char *bad[] = { "snapshot", "file:///tmp/snap", "disks=all" };
+	const char *extra[] = { "snapshot", "file:///tmp/snap", "disks=checkpoint", "x" };
+	struct remote_request r;
+	char *url = NULL;
+	bool checkpoint = false;
+	char perr[128];
+
+	cr_assert_eq(build(3, snap, &r), 0, "%s", err);
+	cr_assert_eq(api_parse_snapshot_request(r.body, strlen(r.body), &url, &checkpoint, perr,
+						sizeof(perr)), 0, "%s", perr);
+	cr_expect_str_eq(url, "file:///tmp/snap");
+	cr_expect(checkpoint);
+	free(url);
+	remote_request_free(&r);
+	cr_expect_eq(build(3, bad, &r), -EINVAL);
+	cr_expect(strstr(err, "disks=checkpoint"), "%s", err);
+	cr_expect_eq(build(4, extra, &r), -EINVAL);
+}

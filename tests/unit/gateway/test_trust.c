@@ -374,3 +374,25 @@ Test(snapdir, region_with_two_links_is_refused)
 			close(fds[i]);
 	close(fd);
 }
+
+Test(snapdir, readers_share_the_directory_and_a_writer_waits_for_them)
+{
+	int fds[2], reader, writer;
+	char url[128];
+
+	snprintf(url, sizeof(url), "file://%s", dir);
+	reader = snapdir_open(url, err, sizeof(err));
+	cr_assert_geq(reader, 0, "%s", err);
+	/* Two restores of one snapshot side by side. */
+	writer = snapdir_open(url, err, sizeof(err));
+	cr_assert_geq(writer, 0, "%s", err);
+	/* But nobody writes while someone reads. */
+	cr_expect_eq(snapdir_create_partials(writer, 1, fds, err, sizeof(err)), -EBUSY);
+	close(reader);
+	cr_assert_eq(snapdir_create_partials(writer, 1, fds, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(snapdir_open(url, err, sizeof(err)), -EBUSY, "a reader while writing");
+	snapdir_unlink_partials(writer, 1);
+	close(fds[0]);
+	close(fds[1]);
+	close(writer);
+}

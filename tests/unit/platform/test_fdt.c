@@ -407,3 +407,65 @@ Test(fdt, sixty_four_harts_with_plic_fit)
 	prop(node("/soc/plic@c000000"), "interrupts-extended", &len);
 	cr_assert_eq(len, 64 * 8);
 }
+
+static struct fdt_params clock_params(void)
+{
+	struct fdt_params p = irq_params();
+
+	p.rtc_base = 0x101000ull;
+	p.rtc_size = 0x1000;
+	p.rtc_irq = 11;
+	p.vmgenid_base = 0x10010000ull;
+	p.vmgenid_size = 0x1000;
+	p.vmgenid_irq = 12;
+	return p;
+}
+
+Test(fdt, rtc_and_vmgenid_nodes_are_wired_and_outside_memory)
+{
+	struct fdt_params p = clock_params();
+	int plic, rtc, gen, len;
+	const fdt64_t *mem;
+
+	build(&p);
+	plic = node("/soc/plic@c000000");
+	rtc = node("/soc/rtc@101000");
+	assert_str(rtc, "compatible", "google,goldfish-rtc");
+	assert_reg(rtc, 0x101000ull, 0x1000);
+	assert_wired(rtc, plic, 11);
+	gen = node("/soc/vmgenid@10010000");
+	assert_str(gen, "compatible", "microsoft,vmgenid");
+	assert_reg(gen, 0x10010000ull, 0x1000);
+	assert_wired(gen, plic, 12);
+	/* /memory names RAM only. */
+	mem = prop(node("/memory@80000000"), "reg", &len);
+	cr_assert_eq(len, 2 * 16);
+	for (int i = 0; i < 2; i++) {
+		uint64_t base = fdt64_ld(&mem[2 * i]), size = fdt64_ld(&mem[2 * i + 1]);
+
+		cr_assert(p.vmgenid_base + p.vmgenid_size <= base || p.vmgenid_base >= base + size);
+	}
+}
+
+Test(fdt, no_rtc_or_vmgenid_without_their_windows)
+{
+	struct fdt_params p = irq_params();
+
+	build(&p);
+	cr_assert_lt(fdt_path_offset(tree, "/soc/rtc@101000"), 0);
+	cr_assert_lt(fdt_path_offset(tree, "/soc/vmgenid@10010000"), 0);
+}
+
+Test(fdt, bad_rtc_or_vmgenid_params)
+{
+	struct fdt_params p;
+
+	p = clock_params(); p.rtc_irq = 64;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = clock_params(); p.vmgenid_irq = 64;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = clock_params(); p.vmgenid_base = UINT64_MAX - 1;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+	p = clock_params(); p.rtc_base = UINT64_MAX;
+	cr_assert_eq(fdt_build(&p, tree, sizeof(tree)), -EINVAL);
+}

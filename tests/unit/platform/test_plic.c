@@ -426,3 +426,16 @@ Test(plic, concurrent_lines_and_claims_settle)
 	cr_assert_not(eip(0));
 	cr_assert_eq(rd(claim_off(0)), 0);
 }
+
+Test(plic, a_pulse_is_pending_once_and_not_again_on_completion)
+{
+	enable(0, 12);
+	wr(prio_off(12), 1);
+	plic_pulse(plic, 12);
+	cr_assert(atomic_load(&lines.level[0]));
+	cr_assert_eq(rd(claim_off(0)), 12, "claimed");
+	cr_assert_not(atomic_load(&lines.level[0]));
+	wr(claim_off(0), 12);
+	cr_assert_not(atomic_load(&lines.level[0]), "an edge is not pending again");
+	cr_assert_eq(rd(PLIC_PENDING_BASE), 0);
+}
