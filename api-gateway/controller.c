@@ -454,19 +454,32 @@ static int run_op_locked(struct controller *c, enum vm_op op, const struct op_ar
 	return 0;
 }
 
-static int run_op(struct controller *c, enum vm_op op, const struct op_args *a, char *err,
-		  size_t errlen)
+/* One operation at a time: a second one meanwhile is refused (409); the tick waits. */
+static int op_claim(struct controller *c, char *err, size_t errlen)
 {
-	int r;
-
 	if (atomic_exchange(&c->op_busy, true)) {
 		err_set(err, errlen, "another operation is in progress");
 		return -EBUSY;
 	}
 	pthread_mutex_lock(&c->op_lock);
-	r = run_op_locked(c, op, a, err, errlen);
+	return 0;
+}
+
+static void op_release(struct controller *c)
+{
 	pthread_mutex_unlock(&c->op_lock);
 	atomic_store(&c->op_busy, false);
+}
+
+static int run_op(struct controller *c, enum vm_op op, const struct op_args *a, char *err,
+		  size_t errlen)
+{
+	int r = op_claim(c, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = run_op_locked(c, op, a, err, errlen);
+	op_release(c);
 	return r;
 }
 
@@ -520,16 +533,12 @@ static int counters_locked(struct controller *c, struct json_object **ret, char 
 static int api_counters(void *opaque, struct json_object **ret, char *err, size_t errlen)
 {
 	struct controller *c = opaque;
-	int r;
+	int r = op_claim(c, err, errlen);
 
-	if (atomic_exchange(&c->op_busy, true)) {
-		err_set(err, errlen, "another operation is in progress");
-		return -EBUSY;
-	}
-	pthread_mutex_lock(&c->op_lock);
+	if (r < 0)
+		return r;
 	r = counters_locked(c, ret, err, errlen);
-	pthread_mutex_unlock(&c->op_lock);
-	atomic_store(&c->op_busy, false);
+	op_release(c);
 	return r;
 }
 
@@ -557,20 +566,16 @@ static int api_snapshot_checkpoint(void *opaque, const char *url, char *err, siz
 static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
 		       bool on_demand, bool resume, char *err, size_t errlen)
 {
-	int r;
+	int r = op_claim(c, err, errlen);
 
-	if (atomic_exchange(&c->op_busy, true)) {
-		err_set(err, errlen, "another operation is in progress");
-		return -EBUSY;
-	}
-	pthread_mutex_lock(&c->op_lock);
+	if (r < 0)
+		return r;
 	r = run_op_locked(c, VM_OP_RESTORE,
 			  &(struct op_args){ .url = url, .binds = binds, .on_demand = on_demand },
 			  err, errlen);
 	if (r == 0 && resume)
 		r = run_op_locked(c, VM_OP_RESUME, &(struct op_args){ 0 }, err, errlen);
-	pthread_mutex_unlock(&c->op_lock);
-	atomic_store(&c->op_busy, false);
+	op_release(c);
 	return r;
 }
 

@@ -676,12 +676,6 @@ static bool check_servable(const struct api_ops *ops, struct api_call *call, str
 		api_response_error(resp, 500, route->name, "not implemented in Cloister");
 		return false;
 	}
-	if (route->body == BODY_RESTORE && !ops->restore_request &&
-	    call->restore.memory_restore_mode != API_MEMORY_RESTORE_COPY) {
-		api_response_error(resp, 400, "vm.restore: bad request",
-				   "memory_restore_mode OnDemand is not supported yet");
-		return false;
-	}
 	return true;
 }
 
