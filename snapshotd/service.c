@@ -120,8 +120,10 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 		return r;
 	config = g->env->snapd_save->config;
 	r = vmjson_check_config(config, err, ERR_LEN);
+	/* With the fd store, memory stays where it is: vm.json is the one file. */
 	if (r == 0)
-		r = expect_fds(g, 1 + config->n_regions, "snapd_save", err);
+		r = expect_fds(g, g->env->snapd_save->fdstore ? 1 : 1 + config->n_regions, "snapd_save",
+			       err);
 	if (r == 0)
 		r = expect_core_hello(core, timeout_ms, err);
 	if (r == 0)
@@ -143,11 +145,12 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 {
 	const Cloister__VmConfig *config = g->env->snapd_save->config;
+	bool fdstore = g->env->snapd_save->fdstore;
 	_cleanup_free_ char *text = NULL;
 	char name[32];
 	int r;
 
-	for (size_t i = 0; i < config->n_regions; i++) {
+	for (size_t i = 0; !fdstore && i < config->n_regions; i++) {
 		r = snapshot_write_region(c->fds[i], config->regions[i]->size, g->fds[1 + i]);
 		if (r < 0) {
 			vmjson_region_file_name(i, name, sizeof(name));
@@ -155,7 +158,8 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 			return r;
 		}
 	}
-	r = vmjson_encode(config, c->env->snap_save_state->state, &text);
+	r = vmjson_encode_memory(config, c->env->snap_save_state->state,
+				 fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &text);
 	if (r == 0)
 		r = snapshot_write_json(g->fds[0], text);
 	if (r < 0)
@@ -178,7 +182,10 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 		frame_reply_send(gw, r, err);
 		return r;
 	}
-	log_info("save: %zu regions and vm.json written", g.env->snapd_save->config->n_regions);
+	if (g.env->snapd_save->fdstore)
+		log_info("save: vm.json written; memory stays in the fd store");
+	else
+		log_info("save: %zu regions and vm.json written", g.env->snapd_save->config->n_regions);
 	r = frame_reply_send(core, 0, NULL);
 	if (r == 0)
 		r = frame_reply_send(gw, 0, NULL);
@@ -187,7 +194,7 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 
 /* ---- load ---- */
 
-static int load_read_json(int fd, Cloister__VmConfig **ret_config,
+static int load_read_json(int fd, enum vmjson_memory form, Cloister__VmConfig **ret_config,
 			  Cloister__VmState **ret_state, char *err)
 {
 	_cleanup_free_ char *text = NULL;
@@ -201,7 +208,7 @@ static int load_read_json(int fd, Cloister__VmConfig **ret_config,
 		snprintf(err, ERR_LEN, "reading vm.json failed: %s", strerror(-r));
 	if (r < 0)
 		return r;
-	return vmjson_decode(text, len, ret_config, ret_state, err, ERR_LEN);
+	return vmjson_decode_memory(text, len, form, ret_config, ret_state, err, ERR_LEN);
 }
 
 static int load_check_region_files(const struct inbox *g, uint32_t found,
@@ -236,21 +243,25 @@ static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
 	Cloister__VmConfig *config;
 	Cloister__VmState *state;
 	uint32_t found;
+	bool fdstore;
 	int r;
 
 	r = inbox_recv(gw, timeout_ms, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, "the gateway", g, err);
 	if (r < 0)
 		return r;
 	found = g->env->snapd_load->region_files;
-	if (found > LAYOUT_MAX_REGIONS || g->n_fds != 1 + (size_t)found) {
-		snprintf(err, ERR_LEN, "snapd_load names %" PRIu32 " region files and carries"
-			 " %zu fds", found, g->n_fds);
+	fdstore = g->env->snapd_load->fdstore;
+	if (found > LAYOUT_MAX_REGIONS || g->n_fds != 1 + (size_t)found || (fdstore && found) ||
+	    (fdstore && g->env->snapd_load->on_demand)) {
+		snprintf(err, ERR_LEN, "snapd_load names %" PRIu32 " region files%s and carries"
+			 " %zu fds", found, fdstore ? " with the fd store" : "", g->n_fds);
 		return -EINVAL;
 	}
-	r = load_read_json(g->fds[0], &config, &state, err);
+	r = load_read_json(g->fds[0], fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &config,
+			   &state, err);
 	if (r < 0)
 		return r;
-	r = load_check_region_files(g, found, config, err);
+	r = fdstore ? 0 : load_check_region_files(g, found, config, err);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(&config->base, NULL);
 		protobuf_c_message_free_unpacked(&state->base, NULL);
@@ -297,7 +308,8 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 		r = check_regions_equal(fill->regions, fill->n_regions, config, "snap_fill", err);
 	if (r == 0)
 		r = check_memfds(c, config, err);
-	for (size_t i = 0; r == 0 && i < config->n_regions; i++) {
+	/* The fd store: the memory already holds the guest. */
+	for (size_t i = 0; r == 0 && !fill->memory_kept && i < config->n_regions; i++) {
 		r = snapshot_fill_region(g->fds[1 + i], config->regions[i]->size, c->fds[i]);
 		if (r < 0) {
 			vmjson_region_file_name(i, name, sizeof(name));
@@ -371,6 +383,12 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			 on_demand ? "OnDemand" : "Copy");
 		r = -EPROTO;
 	}
+	if (r == 0 && c.env->snap_fill->memory_kept != g->env->snapd_load->fdstore) {
+		snprintf(err, ERR_LEN, "vmm-core %s kept memory, the gateway's snapshot %s",
+			 c.env->snap_fill->memory_kept ? "has" : "has no",
+			 g->env->snapd_load->fdstore ? "is the fd store's" : "has region files");
+		r = -EPROTO;
+	}
 	if (r < 0) {
 		log_error("load: %s", err);
 		frame_reply_send(core, r, err);
@@ -385,7 +403,8 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 	r = send_fill_reply(core, 0, "", state);
 	if (r < 0 || !on_demand) {
 		if (r == 0)
-			log_info("load: %zu regions filled", config->n_regions);
+			log_info("load: %zu regions %s", config->n_regions,
+				 c.env->snap_fill->memory_kept ? "kept as they were" : "filled");
 		return r;
 	}
 	return load_page(gw, g, &c, config, prefetch);

@@ -21,22 +21,39 @@ void vmjson_region_file_name(size_t index, char *buf, size_t len)
 	snprintf(buf, len, "memory-region-%zu", index);
 }
 
-static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *r)
+void vmjson_region_fd_name(size_t index, char *buf, size_t len)
+{
+	snprintf(buf, len, "region-%zu", index);
+}
+
+/* The key of a region entry in this form, and the name it must hold. */
+static const char *region_key(enum vmjson_memory form, size_t i, char *name, size_t len)
+{
+	if (form == VMJSON_MEMORY_FDSTORE) {
+		vmjson_region_fd_name(i, name, len);
+		return "fd";
+	}
+	vmjson_region_file_name(i, name, len);
+	return "file";
+}
+
+static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *r,
+					enum vmjson_memory form)
 {
 	struct json_object *o = json_object_new_object();
 	char name[32];
+	const char *key = region_key(form, i, name, sizeof(name));
 
 	if (!o)
 		return NULL;
-	vmjson_region_file_name(i, name, sizeof(name));
-	json_object_object_add(o, "file", json_object_new_string(name));
+	json_object_object_add(o, key, json_object_new_string(name));
 	json_object_object_add(o, "guest_addr", json_object_new_uint64(r->guest_addr));
 	json_object_object_add(o, "size", json_object_new_uint64(r->size));
 	return o;
 }
 
 static int build_document(const Cloister__VmConfig *config, const Cloister__VmState *state,
-			  struct json_object *doc)
+			  enum vmjson_memory form, struct json_object *doc)
 {
 	struct json_object *c, *s, *regions;
 	int r;
@@ -55,7 +72,7 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 		return -ENOMEM;
 	json_object_object_add(doc, "memory_regions", regions);
 	for (size_t i = 0; i < config->n_regions; i++) {
-		struct json_object *e = region_entry(i, config->regions[i]);
+		struct json_object *e = region_entry(i, config->regions[i], form);
 
 		if (!e)
 			return -ENOMEM;
@@ -67,6 +84,12 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text)
 {
+	return vmjson_encode_memory(config, state, VMJSON_MEMORY_FILES, ret_text);
+}
+
+int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 enum vmjson_memory form, char **ret_text)
+{
 	struct json_object *doc = json_object_new_object();
 	const char *text;
 	char *copy = NULL;
@@ -74,7 +97,7 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
 
 	if (!doc)
 		return -ENOMEM;
-	r = build_document(config, state, doc);
+	r = build_document(config, state, form, doc);
 	if (r == 0) {
 		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -288,11 +311,12 @@ static int parse_text(const char *text, size_t len, struct json_object **ret_doc
 }
 
 static int decode_region_entry(struct json_object *e, size_t i, const Cloister__VmConfig *c,
-			       char *err, size_t errlen)
+			       enum vmjson_memory form, char *err, size_t errlen)
 {
 	struct conv cv = { .err = err, .errlen = errlen };
 	struct json_object *file = NULL, *gpa = NULL, *size = NULL;
 	char expect[32];
+	const char *where = region_key(form, i, expect, sizeof(expect));
 	uint64_t g, s;
 	size_t mark;
 
@@ -300,21 +324,21 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 	if (!json_object_is_type(e, json_type_object))
 		return conv_fail(&cv, "expected an object");
 	json_object_object_foreach(e, key, val) {
-		if (strcmp(key, "file") && strcmp(key, "guest_addr") && strcmp(key, "size")) {
+		if (strcmp(key, where) && strcmp(key, "guest_addr") && strcmp(key, "size")) {
 			path_push_key(&cv, key);
 			return conv_fail(&cv, "unknown key");
 		}
 	}
-	if (!json_object_object_get_ex(e, "file", &file) ||
+	if (!json_object_object_get_ex(e, where, &file) ||
 	    !json_object_object_get_ex(e, "guest_addr", &gpa) ||
 	    !json_object_object_get_ex(e, "size", &size))
-		return conv_fail(&cv, "needs file, guest_addr and size");
-	vmjson_region_file_name(i, expect, sizeof(expect));
+		return conv_fail(&cv, form == VMJSON_MEMORY_FDSTORE ? "needs fd, guest_addr and size" :
+				 "needs file, guest_addr and size");
 	if (!json_object_is_type(file, json_type_string) ||
 	    strcmp(json_object_get_string(file), expect) != 0) {
 		char what[64];
 
-		path_push_key(&cv, "file");
+		path_push_key(&cv, where);
 		snprintf(what, sizeof(what), "must be \"%s\"", expect);
 		return conv_fail(&cv, what);
 	}
@@ -332,7 +356,7 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 }
 
 static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
-			  char *err, size_t errlen)
+			  enum vmjson_memory form, char *err, size_t errlen)
 {
 	size_t n;
 
@@ -347,7 +371,8 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, err, errlen);
+		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, form, err,
+					    errlen);
 
 		if (r < 0)
 			return r;
@@ -392,8 +417,9 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	return 0;
 }
 
-static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_config,
-			   Cloister__VmState **ret_state, char *err, size_t errlen)
+static int decode_document(struct json_object *doc, enum vmjson_memory form,
+			   Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
+			   size_t errlen)
 {
 	struct json_object *parts[4] = { NULL };
 	ProtobufCMessage *c = NULL, *s = NULL;
@@ -408,7 +434,7 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 		return r;
 	r = vmjson_check_config((Cloister__VmConfig *)c, err, errlen);
 	if (r == 0)
-		r = decode_regions(parts[3], (Cloister__VmConfig *)c, err, errlen);
+		r = decode_regions(parts[3], (Cloister__VmConfig *)c, form, err, errlen);
 	if (r == 0)
 		r = vmjson_to_message(parts[2], &cloister__vm_state__descriptor, "state", &s,
 				      err, errlen);
@@ -429,13 +455,21 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 		  Cloister__VmState **ret_state, char *err, size_t errlen)
 {
+	return vmjson_decode_memory(text, len, VMJSON_MEMORY_FILES, ret_config, ret_state, err,
+				    errlen);
+}
+
+int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
+			 Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
+			 size_t errlen)
+{
 	struct json_object *doc;
 	int r;
 
 	r = parse_text(text, len, &doc, err, errlen);
 	if (r < 0)
 		return r;
-	r = decode_document(doc, ret_config, ret_state, err, errlen);
+	r = decode_document(doc, form, ret_config, ret_state, err, errlen);
 	json_object_put(doc);
 	return r;
 }

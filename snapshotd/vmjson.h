@@ -62,9 +62,22 @@ int vmjson_check_state(const Cloister__VmConfig *config, const Cloister__VmState
 /* Writes "memory-region-<index>" into buf. */
 void vmjson_region_file_name(size_t index, char *buf, size_t len);
 
+/*
+ * Where memory_regions says guest memory is: in region files beside vm.json
+ * ({"file": "memory-region-N", ...}), or in the service manager's fd store
+ * ({"fd": "region-N", ...}), which only the systemd restart path reads.
+ */
+enum vmjson_memory { VMJSON_MEMORY_FILES, VMJSON_MEMORY_FDSTORE };
+
+/* Writes "region-<index>", the fd store name of region index, into buf. */
+void vmjson_region_fd_name(size_t index, char *buf, size_t len);
+
 /* The vm.json text for a checked config and state; *ret_text is free()d by the caller. */
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text);
+/* As vmjson_encode(), with memory_regions in the given form. */
+int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 enum vmjson_memory form, char **ret_text);
 
 /*
  * Parses and checks a vm.json of len bytes (text need not be NUL-terminated).
@@ -73,5 +86,9 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
  */
 int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 		  Cloister__VmState **ret_state, char *err, size_t errlen);
+/* As vmjson_decode(), for a vm.json whose memory_regions must be in the given form. */
+int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
+			 Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
+			 size_t errlen);
 
 #endif

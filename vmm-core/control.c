@@ -31,6 +31,8 @@
 #define HELLO_TIMEOUT_MS 5000
 #define FDT_MAX_SIZE (64 * 1024)
 #define MAX_DEVICES LAYOUT_VIRTIO_SLOTS
+/* Configure's four, and the two of each region of given memory. */
+#define FDS_VARIABLE_MAX (4 + 2 * LAYOUT_MAX_REGIONS)
 
 enum core_state { CORE_INIT, CORE_READY, CORE_RUNNING, CORE_PAUSED, CORE_HALTED, CORE_NSTATES };
 
@@ -43,6 +45,7 @@ struct core {
 	pthread_mutex_t send_lock;
 	enum core_state state;
 	bool restore_mode;
+	bool memory_kept;	/* configured with given memory (the fd store) that holds the guest */
 	bool quit;
 	Cloister__VmConfig *config;
 	struct guest_memory *mem;
@@ -58,7 +61,7 @@ struct core {
 struct core_handler {
 	Cloister__Envelope__MsgCase msg;
 	unsigned states;	/* bit per enum core_state in which it is accepted */
-	size_t n_fds;		/* exact number of fds it takes, or SIZE_MAX for 0..4 */
+	size_t n_fds;		/* exact number of fds it takes, or SIZE_MAX for 0..FDS_VARIABLE_MAX */
 	int (*handle)(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds);
 };
 
@@ -144,6 +147,40 @@ static int configure_serial_input(struct core *c, const Cloister__CoreConfigure 
 	return r;
 }
 
+/* Given memory (a restore from the fd store): one read-write and one read-only fd per region. */
+static int configure_given_memory(struct core *c, const Cloister__CoreConfigure *req, int *fds,
+				  size_t n_fds, const struct layout_region *regions, size_t n)
+{
+	int rw[LAYOUT_MAX_REGIONS], ro[LAYOUT_MAX_REGIONS];
+
+	if (!req->restore || req->n_memory_fds != n || req->n_memory_ro_fds != n) {
+		snprintf(c->err, sizeof(c->err), "given memory needs a restore and 2 x %zu fds, not %zu"
+			 " and %zu", n, req->n_memory_fds, req->n_memory_ro_fds);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rw[i] = fd_at(fds, n_fds, req->memory_fds[i]);
+		ro[i] = fd_at(fds, n_fds, req->memory_ro_fds[i]);
+	}
+	return memory_adopt(c->mem, regions, n, rw, ro, c->err, sizeof(c->err));
+}
+
+static int configure_memory(struct core *c, const Cloister__CoreConfigure *req, int *fds,
+			    size_t n_fds, const struct layout_region *regions, size_t n)
+{
+	int r;
+
+	if (req->n_memory_fds || req->n_memory_ro_fds) {
+		r = configure_given_memory(c, req, fds, n_fds, regions, n);
+		c->memory_kept = r == 0;
+		return r;
+	}
+	r = memory_setup(c->mem, regions, n);
+	if (r < 0)
+		snprintf(c->err, sizeof(c->err), "cannot set up guest memory: %s", strerror(-r));
+	return r;
+}
+
 static int configure_build(struct core *c, const Cloister__CoreConfigure *req, int *fds,
 			   size_t n_fds, const struct layout_region *regions, size_t n)
 {
@@ -152,11 +189,9 @@ static int configure_build(struct core *c, const Cloister__CoreConfigure *req, i
 	c->config = (Cloister__VmConfig *)proto_message_dup(&req->config->base);
 	if (!c->config)
 		return -ENOMEM;
-	r = memory_setup(c->mem, regions, n);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "cannot set up guest memory: %s", strerror(-r));
+	r = configure_memory(c, req, fds, n_fds, regions, n);
+	if (r < 0)
 		return r;
-	}
 	c->m.mem = *c->mem;
 	/* The machine owns the serial fd from here, even if it fails to start. */
 	c->m.serial_fd = fd_at(fds, n_fds, req->serial_fd);
@@ -219,8 +254,9 @@ static int handle_configure(struct core *c, const Cloister__Envelope *env, int *
 	c->machine_up = true;
 	c->restore_mode = req->restore;
 	c->state = CORE_READY;
-	log_info("configured: %u vCPUs, %" PRIu64 " MiB in %zu regions%s", req->config->boot_vcpus,
-		 req->config->memory_size >> 20, n, req->restore ? ", for restore" : "");
+	log_info("configured: %u vCPUs, %" PRIu64 " MiB in %zu regions%s%s", req->config->boot_vcpus,
+		 req->config->memory_size >> 20, n, req->restore ? ", for restore" : "",
+		 c->memory_kept ? " into the memory it was given" : "");
 	return 0;
 }
 
@@ -589,6 +625,7 @@ static int restore_send_fill(struct core *c, int sock, int dev_uffd)
 	memcpy(fds, c->mem->fd, n * sizeof(fds[0]));
 	fill.regions = regions_proto(c, regions);
 	fill.n_regions = n;
+	fill.memory_kept = c->memory_kept;
 	if (dev_uffd >= 0) {
 		r = restore_register(c, dev_uffd, &fds[n], host_addrs, &clients);
 		fill.on_demand = true;
@@ -625,6 +662,13 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 		snprintf(c->err, sizeof(c->err), "this VM was booted, not configured for restore");
 		return -EINVAL;
 	}
+	/* Memory that holds the guest is never filled, and fresh memory always is. */
+	if (env->core_restore->memory_kept != c->memory_kept || (c->memory_kept && on_demand)) {
+		snprintf(c->err, sizeof(c->err), "a restore %s kept memory, but this core was %s",
+			 env->core_restore->memory_kept ? "into" : "without",
+			 c->memory_kept ? "given its memory" : "configured with fresh memory");
+		return -EINVAL;
+	}
 	r = snapd_handshake(c, sock);
 	if (r == 0)
 		r = restore_send_fill(c, sock, dev_uffd);
@@ -644,10 +688,37 @@ static int handle_restore(struct core *c, const Cloister__Envelope *env, int *fd
 	if (r < 0)
 		goto out;
 	c->state = CORE_PAUSED;
-	log_info("restored, paused%s", on_demand ? ", memory on demand" : "");
+	log_info("restored, paused%s", on_demand ? ", memory on demand" :
+		 c->memory_kept ? ", memory kept" : "");
 out:
 	frame_free(reply);
 	return r;
+}
+
+/*
+ * The gateway takes the guest's memfds to keep them in the service
+ * manager's fd store over a restart. Paused only: nothing writes them
+ * while they travel, and they are sealed at their size since configure.
+ */
+static int handle_export_memory(struct core *c, const Cloister__Envelope *env, int *fds,
+				size_t n_fds)
+{
+	Cloister__CoreExportMemoryReply rep = CLOISTER__CORE_EXPORT_MEMORY_REPLY__INIT;
+	Cloister__MemoryRegion regions[LAYOUT_MAX_REGIONS];
+	Cloister__Envelope out = CLOISTER__ENVELOPE__INIT;
+	int r;
+
+	rep.regions = regions_proto(c, regions);
+	rep.n_regions = c->mem->n_regions;
+	frame_wrap(&out, CLOISTER__ENVELOPE__MSG_CORE_EXPORT_MEMORY_REPLY, &rep.base);
+	out.request_id = env->request_id;
+	pthread_mutex_lock(&c->send_lock);
+	r = frame_send(c->gw, &out, c->mem->fd, c->mem->n_regions);
+	pthread_mutex_unlock(&c->send_lock);
+	if (r < 0)
+		return r;
+	log_info("guest memory handed to the gateway: %zu regions", c->mem->n_regions);
+	return CORE_REPLIED;
 }
 
 static int handle_shutdown(struct core *c, const Cloister__Envelope *env, int *fds, size_t n_fds)
@@ -666,6 +737,7 @@ static const struct core_handler core_handlers[] = {
 	{ CLOISTER__ENVELOPE__MSG_CORE_RESTORE, IN(CORE_READY), SIZE_MAX, handle_restore },
 	{ CLOISTER__ENVELOPE__MSG_CORE_SHUTDOWN, ~0u, 0, handle_shutdown },
 	{ CLOISTER__ENVELOPE__MSG_CORE_COUNTERS, IN(CORE_RUNNING) | IN(CORE_PAUSED), 0, handle_counters },
+	{ CLOISTER__ENVELOPE__MSG_CORE_EXPORT_MEMORY, IN(CORE_PAUSED), 0, handle_export_memory },
 };
 
 static const struct core_handler *handler_for(Cloister__Envelope__MsgCase msg)
@@ -697,7 +769,7 @@ static int control_dispatch(struct core *c, const Cloister__Envelope *env, int *
 			 frame_msg_name(env), core_state_names[c->state]);
 		return core_reply(c, env, -EPERM, c->err);
 	}
-	if ((h->n_fds == SIZE_MAX && n_fds > 4) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
+	if ((h->n_fds == SIZE_MAX && n_fds > FDS_VARIABLE_MAX) || (h->n_fds != SIZE_MAX && n_fds != h->n_fds)) {
 		snprintf(c->err, sizeof(c->err), "%s came with %zu fds", frame_msg_name(env), n_fds);
 		return core_reply(c, env, -EPROTO, c->err);
 	}

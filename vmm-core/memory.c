@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "errmsg.h"
 #include "log.h"
+#include "memfd_check.h"
 
 int memory_prepare(struct guest_memory *mem)
 {
@@ -66,6 +68,66 @@ int memory_setup(struct guest_memory *mem, const struct layout_region *regions, 
 		mem->fd[i] = mem->fd_ro[i] = -1;
 	}
 	mem->n_regions = n;
+	return 0;
+}
+
+static int adopt_check(const struct layout_region *r, size_t i, int rw, int ro, char *err,
+		       size_t errlen)
+{
+	char what[64];
+	int e;
+
+	snprintf(what, sizeof(what), "the memfd of region %zu", i);
+	e = memfd_check(rw, r->size, O_RDWR, what, err, errlen);
+	snprintf(what, sizeof(what), "the read-only memfd of region %zu", i);
+	if (e == 0)
+		e = memfd_check(ro, r->size, O_RDONLY, what, err, errlen);
+	if (e == 0 && (e = memfd_same_file(rw, ro)) < 0)
+		err_set(err, errlen, "the two memfds of region %zu are different files", i);
+	/* Sealed for good; an fd that already has F_SEAL_SEAL refuses more seals, which is fine. */
+	if (e == 0 && !(fcntl(rw, F_GET_SEALS) & F_SEAL_SEAL) && fcntl(rw, F_ADD_SEALS, F_SEAL_SEAL) < 0) {
+		err_set(err, errlen, "cannot seal the memfd of region %zu: %m", i);
+		e = -errno;
+	}
+	return e;
+}
+
+int memory_adopt(struct guest_memory *mem, const struct layout_region *regions, size_t n, int *rw,
+		 int *ro, char *err, size_t errlen)
+{
+	int r = n == 0 || n > LAYOUT_MAX_REGIONS ? -EINVAL : 0;
+
+	if (r < 0)
+		err_set(err, errlen, "%zu memory regions", n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = adopt_check(&regions[i], i, rw[i], ro[i], err, errlen);
+	for (size_t i = 0; i < LAYOUT_MAX_REGIONS; i++) {
+		cleanup_closep(&mem->fd[i]);
+		cleanup_closep(&mem->fd_ro[i]);
+		mem->fd[i] = mem->fd_ro[i] = -1;
+		if (r == 0 && i < n) {
+			mem->fd[i] = TAKE_FD(rw[i]);
+			mem->fd_ro[i] = TAKE_FD(ro[i]);
+		}
+	}
+	for (size_t i = 0; i < n && i < LAYOUT_MAX_REGIONS; i++) {
+		cleanup_closep(&rw[i]);
+		cleanup_closep(&ro[i]);
+	}
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		void *host = mmap(NULL, regions[i].size, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_NORESERVE, mem->fd[i], 0);
+
+		if (host == MAP_FAILED) {
+			err_set(err, errlen, "cannot map guest memory region %zu: %m", i);
+			return -errno;
+		}
+		mem->ram[i] = (struct guest_ram){ .gpa = regions[i].gpa, .size = regions[i].size,
+						  .host = host };
+		mem->n_regions = i + 1;
+	}
 	return 0;
 }
 

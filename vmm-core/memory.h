@@ -25,6 +25,14 @@ struct guest_memory {
 int memory_prepare(struct guest_memory *mem);
 /* Sizes, seals and maps the regions; unused memfds are closed. */
 int memory_setup(struct guest_memory *mem, const struct layout_region *regions, size_t n);
+/*
+ * As memory_setup(), but with memory that already holds the guest (the fd
+ * store): region i is rw[i] (read-write) and ro[i] (its read-only twin),
+ * each checked (memfd_check()) before it is mapped; the prepared memfds are
+ * closed. Takes every fd of rw and ro, used or not. -EINVAL with err set.
+ */
+int memory_adopt(struct guest_memory *mem, const struct layout_region *regions, size_t n, int *rw,
+		 int *ro, char *err, size_t errlen);
 void memory_release(struct guest_memory *mem);
 
 /*
