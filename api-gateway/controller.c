@@ -21,6 +21,7 @@
 #include "disk_checkpoint.h"
 #include "errmsg.h"
 #include "event_monitor.h"
+#include "fdstore.h"
 #include "frame.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -66,6 +67,8 @@ struct op_args {
 	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
 	bool on_demand;				/* restore: memory_restore_mode=OnDemand */
 	bool disks_checkpoint;		/* snapshot: copy the writable disks in too */
+	bool fdstore;			/* snapshot: guest memory into the fd store, vm.json to url */
+	const struct notify_passed *stored;	/* restore: guest memory from the fd store */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -277,9 +280,28 @@ static int op_resume(struct controller *c, const struct op_args *a, char *err, s
 	return core_op(c, CLOISTER__ENVELOPE__MSG_CORE_RESUME, "resume", err, errlen);
 }
 
+/* Memory into the fd store first: a vm.json without it would be no snapshot. */
+static int snapshot_fdstore(struct controller *c, const char *url, char *err, size_t errlen)
+{
+	int fds[LAYOUT_MAX_REGIONS];
+	size_t n = c->config->n_regions;
+	int r = fdstore_export(&c->tree, c->config, fds, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = fdstore_put_regions(fds, n, err, errlen);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	if (r == 0)
+		r = vm_snapshot_write_fdstore(&c->tree, c->config, url, err, errlen);
+	if (r < 0)
+		fdstore_remove_regions();
+	return r;
+}
+
 static int op_snapshot(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
-	int r = disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, err,
+	int r = a->fdstore ? snapshot_fdstore(c, a->url, err, errlen) : disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, err,
 					 errlen);
 
 	if (r == -ECHILD)
@@ -294,8 +316,16 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	struct timespec t0, t1;
 	int r;
 
+	int rw[LAYOUT_MAX_REGIONS], ro[LAYOUT_MAX_REGIONS];
+	struct tree_memory kept = { .rw = rw, .ro = ro, .n = 0 };
+
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
+	r = a->stored ? vm_restore_open_fdstore(&c->tree, &rs, a->url, err, errlen) :
+			vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
+	/* The stored memory is checked against the snapshot before any of it is used. */
+	if (r == 0 && a->stored && (r = fdstore_take_regions(a->stored, rs.config, rw, ro, err,
+							     errlen)) == 0)
+		kept.n = rs.config->n_regions;
 	if (r == 0)
 		r = disk_checkpoint_restore(rs.config, a->url, a->binds, &binds, err, errlen);
 	if (r == 0)
@@ -307,7 +337,8 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	set_config(c, TAKE_PTR(rs.config));
 	set_state(c, VM_STATE_CREATED);
 	rs.config = c->config;
-	r = tree_start(&c->tree, c->config, true, err, errlen);
+	r = a->stored ? tree_start_kept(&c->tree, c->config, &kept, err, errlen) :
+			tree_start(&c->tree, c->config, true, err, errlen);
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;
@@ -319,6 +350,8 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	log_info("restored from %s in %.1f ms, paused", a->url,
 		 (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 out:
+	for (size_t i = 0; i < kept.n; i++)
+		close(ro[i]);
 	restore_binds_free(&binds);
 	vm_restore_close(&rs);
 	return r;
@@ -563,16 +596,14 @@ static int api_snapshot_checkpoint(void *opaque, const char *url, char *err, siz
 		      err, errlen);
 }
 
-static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
-		       bool on_demand, bool resume, char *err, size_t errlen)
+static int restore_run(struct controller *c, const struct op_args *a, bool resume, char *err,
+		       size_t errlen)
 {
 	int r = op_claim(c, err, errlen);
 
 	if (r < 0)
 		return r;
-	r = run_op_locked(c, VM_OP_RESTORE,
-			  &(struct op_args){ .url = url, .binds = binds, .on_demand = on_demand },
-			  err, errlen);
+	r = run_op_locked(c, VM_OP_RESTORE, a, err, errlen);
 	if (r == 0 && resume)
 		r = run_op_locked(c, VM_OP_RESUME, &(struct op_args){ 0 }, err, errlen);
 	op_release(c);
@@ -592,8 +623,10 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 			return -EBADMSG;
 		have_binds = true;
 	}
-	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL,
-			req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND, req->resume, err, errlen);
+	r = restore_run(opaque, &(struct op_args){ .url = req->source_url,
+			.binds = have_binds ? &binds : NULL,
+			.on_demand = req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND },
+			req->resume, err, errlen);
 	if (have_binds)
 		restore_binds_free(&binds);
 	return r;
@@ -762,8 +795,21 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen)
 {
-	return restore_run(c, source_url, &c->opts->restore_binds, c->opts->restore_on_demand, resume,
-			   err, errlen);
+	return restore_run(c, &(struct op_args){ .url = source_url, .binds = &c->opts->restore_binds,
+			   .on_demand = c->opts->restore_on_demand }, resume, err, errlen);
+}
+
+int controller_restore_fdstore(struct controller *c, const char *url,
+			       const struct notify_passed *stored, char *err, size_t errlen)
+{
+	return restore_run(c, &(struct op_args){ .url = url, .binds = &c->opts->restore_binds,
+			   .stored = stored }, true, err, errlen);
+}
+
+int controller_snapshot_fdstore(struct controller *c, const char *url, char *err, size_t errlen)
+{
+	return run_op(c, VM_OP_SNAPSHOT, &(struct op_args){ .url = url, .fdstore = true }, err,
+		      errlen);
 }
 
 int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen)

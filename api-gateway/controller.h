@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "lifecycle.h"
+#include "notify.h"
 #include "options.h"
 
 struct controller;
@@ -45,6 +46,21 @@ int controller_restore(struct controller *c, const char *source_url, bool resume
 
 /* vm.snapshot into url (file:///ABSOLUTE); the VM must be paused. */
 int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen);
+
+/*
+ * The systemd restart: guest memory (vmm-core's memfds) into the service
+ * manager's fd store as region-N, vm.json and the host bindings into url.
+ * The VM must be paused. On failure nothing stays in the store.
+ */
+int controller_snapshot_fdstore(struct controller *c, const char *url, char *err, size_t errlen);
+
+/*
+ * Restores the VM of a controller_snapshot_fdstore() at url into the memfds
+ * stored hands back (checked first), without copying, and resumes it. The
+ * fds stay stored's.
+ */
+int controller_restore_fdstore(struct controller *c, const char *url,
+			       const struct notify_passed *stored, char *err, size_t errlen);
 
 /* The VM's state, and into error (may be NULL) why it failed, or "". */
 enum vm_state controller_state(struct controller *c, char *error, size_t errlen);

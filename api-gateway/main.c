@@ -150,6 +150,7 @@ int main(int argc, char **argv)
 	struct controller *c = NULL;
 	struct api_server *server = NULL;
 	struct service *svc = NULL;
+	struct notify_passed passed = { .api_fd = -1 };
 	char err[512] = "";
 	sigset_t set;
 	int sigfd, r, status = 1, listen_fd = -1;
@@ -183,9 +184,16 @@ int main(int argc, char **argv)
 	}
 	event_monitor_emit(events, "vmm", "starting", NULL);
 	terminal_raw(&opts);
-	r = notify_listen_fd(opts.api_socket, &listen_fd, err, sizeof(err));
+	r = notify_listen_fds(opts.api_socket, &passed, err, sizeof(err));
 	if (r == 0)
 		r = service_new(&opts, &svc, err, sizeof(err));
+	if (r == 0) {
+		/* The API socket serves below; guest memory kept over a restart goes to the service. */
+		listen_fd = passed.api_fd;
+		passed.api_fd = -1;
+		service_take_stored(svc, &passed);
+	}
+	notify_passed_close(&passed);
 	if (r < 0) {
 		log_error("%s", err);
 		goto out;

@@ -15,14 +15,19 @@
 #include "cleanup.h"
 #include "controller.h"
 #include "errmsg.h"
+#include "fdstore.h"
+#include "layout.h"
 #include "log.h"
 #include "notify.h"
 #include "options.h"
+#include "restart_query.h"
 
 /* Inside $STATE_DIRECTORY: the snapshot, one being written, one a restore refused. */
 #define SNAPSHOT_NAME "snapshot"
 #define SNAPSHOT_NEW_NAME "snapshot.new"
 #define SNAPSHOT_REFUSED_NAME "snapshot.refused"
+/* vm.json of a VM whose memory waits in the fd store over a restart. */
+#define FDSTORE_NAME "snapshot-fdstore"
 /* Files a snapshot directory may hold; anything else makes its removal stop. */
 #define SNAPSHOT_FILES_MAX 64
 
@@ -36,6 +41,7 @@ struct service {
 	uint64_t memory_size;
 	int state_dirfd;		/* -1 without a state directory */
 	char state_dir[PATH_MAX];
+	struct notify_passed stored;	/* what the fd store handed back; api_fd unused */
 };
 
 static uint64_t extend_usec(uint64_t bytes)
@@ -99,7 +105,7 @@ int service_new(const struct vm_options *o, struct service **ret, char *err, siz
 	if (!s)
 		return -ENOMEM;
 	*s = (struct service){ .managed = notify_enabled() && o->config_path, .state_dirfd = -1,
-			       .memory_size = OPTIONS_MEMORY_DEFAULT };
+			       .memory_size = OPTIONS_MEMORY_DEFAULT, .stored = { .api_fd = -1 } };
 	if (o->config_path)
 		r = config_read(s, o->config_path, err, errlen);
 	if (r == 0 && s->snapshot_on_stop)
@@ -112,10 +118,32 @@ int service_new(const struct vm_options *o, struct service **ret, char *err, siz
 	return 0;
 }
 
+/* The store keeps nothing for nobody: FDSTOREREMOVE=1 for each, and our copies closed. */
+static void stored_release(struct service *s)
+{
+	for (size_t i = 0; i < s->stored.n_stored; i++)
+		notify_fdstore_remove(s->stored.stored_name[i]);
+	notify_passed_close(&s->stored);
+}
+
+void service_take_stored(struct service *s, struct notify_passed *p)
+{
+	s->stored = (struct notify_passed){ .api_fd = -1, .n_stored = p->n_stored };
+	memcpy(s->stored.stored_fd, p->stored_fd, sizeof(p->stored_fd));
+	memcpy(s->stored.stored_name, p->stored_name, sizeof(p->stored_name));
+	p->n_stored = 0;
+	if (s->stored.n_stored && !s->snapshot_on_stop) {
+		log_warn("fd store: %zu fds handed back, but snapshot_on_stop is off: released",
+			 s->stored.n_stored);
+		stored_release(s);
+	}
+}
+
 void service_free(struct service *s)
 {
 	if (!s)
 		return;
+	stored_release(s);
 	cleanup_closep(&s->state_dirfd);
 	free(s);
 }
@@ -193,6 +221,41 @@ static int restore_undo(struct service *s, struct controller *c, char *err, size
 	return 0;
 }
 
+/* 0: restored from the fd store and running; 1: not (the disk is next); -errno: stuck. */
+static int restore_from_fdstore(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	bool have_json = snapshot_present(s, FDSTORE_NAME);
+	char url[PATH_MAX + 32], why[512] = "";
+	int r;
+
+	if (!s->stored.n_stored && !have_json)
+		return 1;
+	if (!s->stored.n_stored) {
+		log_warn("%s/%s is there but the fd store handed back no memory (the unit was stopped,"
+			 " or the host restarted): removed", s->state_dir, FDSTORE_NAME);
+		snapshot_remove(s, FDSTORE_NAME);
+		return 1;
+	}
+	if (!have_json) {
+		log_warn("the fd store handed back %zu fds but %s/%s holds no vm.json: released",
+			 s->stored.n_stored, s->state_dir, FDSTORE_NAME);
+		stored_release(s);
+		return 1;
+	}
+	snapshot_url(s, FDSTORE_NAME, url, sizeof(url));
+	log_info("restoring the VM from the fd store (%zu memfds) and %s/%s", s->stored.n_stored,
+		 s->state_dir, FDSTORE_NAME);
+	r = controller_restore_fdstore(c, url, &s->stored, why, sizeof(why));
+	/* Running again or refused: either way the store keeps no second copy of guest RAM. */
+	stored_release(s);
+	snapshot_remove(s, FDSTORE_NAME);
+	if (r == 0)
+		return 0;
+	log_warn("the VM kept in the fd store was refused (%s): trying the state directory", why);
+	r = restore_undo(s, c, err, errlen);
+	return r < 0 ? r : 1;
+}
+
 int service_restore(struct service *s, struct controller *c, char *err, size_t errlen)
 {
 	char url[PATH_MAX + 32], why[512] = "";
@@ -200,6 +263,9 @@ int service_restore(struct service *s, struct controller *c, char *err, size_t e
 
 	if (!s->snapshot_on_stop)
 		return 1;
+	r = restore_from_fdstore(s, c, err, errlen);
+	if (r != 1)
+		return r;
 	if (!snapshot_present(s, SNAPSHOT_NAME)) {
 		log_info("no snapshot in %s/%s: booting afresh", s->state_dir, SNAPSHOT_NAME);
 		return 1;
@@ -220,10 +286,9 @@ int service_restore(struct service *s, struct controller *c, char *err, size_t e
 	return r < 0 ? r : 1;
 }
 
-/* pause, snapshot into snapshot.new, then make it the snapshot. */
-static int snapshot_save(struct service *s, struct controller *c, char *err, size_t errlen)
+static int pause_to_save(struct controller *c, char *err, size_t errlen)
 {
-	char url[PATH_MAX + 32], why[512] = "";
+	char why[512] = "";
 	int r;
 
 	if (controller_state(c, NULL, 0) == VM_STATE_RUNNING &&
@@ -231,6 +296,61 @@ static int snapshot_save(struct service *s, struct controller *c, char *err, siz
 		err_set(err, errlen, "cannot pause the VM to save it: %s", why);
 		return r;
 	}
+	return 0;
+}
+
+/* How many fds guest memory takes in the store: one per region. */
+static unsigned regions_needed(const struct service *s)
+{
+	struct layout_region regions[LAYOUT_MAX_REGIONS];
+
+	return (unsigned)layout_memory(s->memory_size, regions);
+}
+
+/*
+ * A restart keeps guest memory in the fd store and writes vm.json only.
+ * 0 when saved so; < 0 when the disk has to do (logged why, nothing left).
+ */
+static int fdstore_save(struct service *s, struct controller *c)
+{
+	char url[PATH_MAX + 32], why[512] = "";
+	int r = restart_query(regions_needed(s), why, sizeof(why));
+
+	if (r <= 0) {
+		log_info("saving through the state directory: %s", why);
+		return -EAGAIN;
+	}
+	r = pause_to_save(c, why, sizeof(why));
+	snapshot_remove(s, FDSTORE_NAME);
+	if (r == 0 && mkdirat(s->state_dirfd, FDSTORE_NAME, 0700) < 0) {
+		err_set(why, sizeof(why), "cannot create %s/%s: %m", s->state_dir, FDSTORE_NAME);
+		r = -errno;
+	}
+	snapshot_url(s, FDSTORE_NAME, url, sizeof(url));
+	if (r == 0)
+		r = controller_snapshot_fdstore(c, url, why, sizeof(why));
+	if (r == 0 && fsync(s->state_dirfd) < 0)
+		log_warn("fsync %s: %m", s->state_dir);
+	if (r < 0) {
+		log_warn("cannot keep the VM in the fd store (%s): saving through the state directory",
+			 why);
+		snapshot_remove(s, FDSTORE_NAME);
+		return r;
+	}
+	/* An older disk snapshot would bring back a VM from before this one. */
+	snapshot_remove(s, SNAPSHOT_NAME);
+	return 0;
+}
+
+/* pause, snapshot into snapshot.new, then make it the snapshot. */
+static int snapshot_save(struct service *s, struct controller *c, char *err, size_t errlen)
+{
+	char url[PATH_MAX + 32], why[512] = "";
+	int r = pause_to_save(c, err, errlen);
+
+	if (r < 0)
+		return r;
+	snapshot_remove(s, FDSTORE_NAME);
 	snapshot_remove(s, SNAPSHOT_NEW_NAME);
 	if (mkdirat(s->state_dirfd, SNAPSHOT_NEW_NAME, 0700) < 0) {
 		err_set(err, errlen, "cannot create %s/%s: %m", s->state_dir, SNAPSHOT_NEW_NAME);
@@ -271,6 +391,11 @@ int service_stop(struct service *s, struct controller *c, char *err, size_t errl
 		return 0;
 	}
 	notify_stopping("VM saving into the state directory");
+	if (fdstore_save(s, c) == 0) {
+		log_info("the VM's memory is in the fd store and its state in %s/%s; the restart "
+			 "restores it", s->state_dir, FDSTORE_NAME);
+		return 0;
+	}
 	r = snapshot_save(s, c, err, errlen);
 	if (r == 0)
 		log_info("the VM is saved in %s/%s; the next start restores it", s->state_dir,

@@ -8,6 +8,12 @@
  * start restores from there and resumes. The snapshot is removed only
  * once a restore from it succeeded and the guest runs again; one that is
  * refused is kept aside as snapshot.refused and the VM boots afresh.
+ *
+ * A stop that is half of a restart (systemctl restart, asked of the
+ * manager over D-Bus) with FileDescriptorStoreMax= set keeps guest memory
+ * in the fd store instead: vmm-core's memfds as region-N, and only vm.json
+ * in $STATE_DIRECTORY/snapshot-fdstore. The next start restores into them
+ * without a copy; any failure on either side falls back to the disk.
  */
 #ifndef CLOISTER_SERVICE_H
 #define CLOISTER_SERVICE_H
@@ -16,6 +22,7 @@
 #include <stddef.h>
 
 struct controller;
+struct notify_passed;
 struct service;
 struct vm_options;
 
@@ -24,7 +31,15 @@ int service_new(const struct vm_options *o, struct service **ret, char *err, siz
 void service_free(struct service *s);
 
 /*
- * Restores and resumes the VM from the state directory's snapshot.
+ * Takes the fds the fd store handed back (p's stored fds; p keeps its API
+ * socket) for service_restore(). Without snapshot_on_stop they are released
+ * at once (FDSTOREREMOVE=1), as is whatever a restore does not use.
+ */
+void service_take_stored(struct service *s, struct notify_passed *p);
+
+/*
+ * Restores and resumes the VM from the fd store, or else from the state
+ * directory's snapshot.
  * 0 when it runs again, 1 when there is nothing to restore or the snapshot
  * was refused (the caller boots afresh; the VM is NotCreated), -errno when
  * the VM cannot be put back into a bootable state.

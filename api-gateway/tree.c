@@ -434,7 +434,7 @@ static int start_devices(struct vm_tree *t, Cloister__VmConfig *config, bool res
 
 /* The fds CoreConfigure carries, and their indices in it. */
 struct configure_fds {
-	int fds[4];
+	int fds[4 + 2 * LAYOUT_MAX_REGIONS];
 	size_t n;
 };
 
@@ -447,11 +447,14 @@ static int32_t configure_fd_add(struct configure_fds *f, int fd)
 }
 
 static int core_configure(struct vm_tree *t, Cloister__VmConfig *config, bool restore, int kernel_fd,
-			  int initramfs_fd, const struct sink *serial, char *err, size_t errlen)
+			  int initramfs_fd, const struct sink *serial, const struct tree_memory *mem,
+			  char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__CoreConfigure cfg = CLOISTER__CORE_CONFIGURE__INIT;
 	struct configure_fds f = { .n = 0 };
+	int32_t rw[LAYOUT_MAX_REGIONS], ro[LAYOUT_MAX_REGIONS];
+	size_t n = mem && mem->n <= LAYOUT_MAX_REGIONS ? mem->n : 0;
 
 	cfg.config = config;
 	cfg.restore = restore;
@@ -459,6 +462,14 @@ static int core_configure(struct vm_tree *t, Cloister__VmConfig *config, bool re
 	cfg.serial_fd = configure_fd_add(&f, serial->out_fd);
 	cfg.initramfs_fd = configure_fd_add(&f, initramfs_fd);
 	cfg.serial_in_fd = configure_fd_add(&f, serial->in_fd);
+	for (size_t i = 0; i < n; i++) {
+		rw[i] = configure_fd_add(&f, mem->rw[i]);
+		ro[i] = configure_fd_add(&f, mem->ro[i]);
+	}
+	cfg.memory_fds = rw;
+	cfg.n_memory_fds = n;
+	cfg.memory_ro_fds = ro;
+	cfg.n_memory_ro_fds = n;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_CONFIGURE, &cfg.base);
 	return tree_call(t, &t->core, &env, f.fds, f.n, TREE_CALL_TIMEOUT_MS, err, errlen);
 }
@@ -473,8 +484,8 @@ static int core_start(struct vm_tree *t, char *err, size_t errlen)
 	return r;
 }
 
-int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char *err,
-	       size_t errlen)
+static int start_tree(struct vm_tree *t, Cloister__VmConfig *config, bool restore,
+		      const struct tree_memory *mem, char *err, size_t errlen)
 {
 	_cleanup_close_ int kernel_fd = -1, initramfs_fd = -1;
 	struct sink serial = SINK_INIT;
@@ -497,11 +508,24 @@ int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char
 		sink_keep(t, &t->serial_sink, &serial, config->serial, "serial");
 	r = core_start(t, err, errlen);
 	if (r == 0)
-		r = core_configure(t, config, restore, kernel_fd, initramfs_fd, &serial, err, errlen);
+		r = core_configure(t, config, restore, kernel_fd, initramfs_fd, &serial, mem, err,
+				   errlen);
 	sink_handed_over(&serial);
 	if (r < 0)
 		return r;
 	return start_devices(t, config, restore, err, errlen);
+}
+
+int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char *err,
+	       size_t errlen)
+{
+	return start_tree(t, config, restore, NULL, err, errlen);
+}
+
+int tree_start_kept(struct vm_tree *t, Cloister__VmConfig *config, const struct tree_memory *mem,
+		    char *err, size_t errlen)
+{
+	return start_tree(t, config, true, mem, err, errlen);
 }
 
 int tree_poll_events(struct vm_tree *t, char *err, size_t errlen)

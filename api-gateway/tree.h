@@ -74,6 +74,19 @@ bool tree_alive(const struct vm_tree *t);
 int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char *err,
 	       size_t errlen);
 
+/* Guest memory a restore from the fd store brings: a read-write and a read-only fd per region. */
+struct tree_memory {
+	const int *rw, *ro;
+	size_t n;
+};
+
+/*
+ * As tree_start() for a restore, but vmm-core maps mem (which holds the
+ * guest) instead of making fresh memory; the fds stay the caller's.
+ */
+int tree_start_kept(struct vm_tree *t, Cloister__VmConfig *config, const struct tree_memory *mem,
+		    char *err, size_t errlen);
+
 /* Stops every process (SIGKILL unless kill_first is false and they are gone). */
 void tree_reap(struct vm_tree *t, bool kill_first);
 /* Also lets go of the sinks. */

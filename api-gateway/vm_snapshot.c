@@ -97,7 +97,7 @@ static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, c
 
 /* snapshotd and vmm-core, each told its part of one save. */
 static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const int *files,
-			   size_t n_regions, char *err, size_t errlen)
+			   size_t n_regions, bool fdstore, char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__SnapdSave save = CLOISTER__SNAPD_SAVE__INIT;
@@ -110,8 +110,9 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (r < 0)
 		return r;
 	save.config = config;
+	save.fdstore = fdstore;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
-	r = tree_send(t, &snapd, &env, files, 1 + n_regions, err, errlen);
+	r = tree_send(t, &snapd, &env, files, fdstore ? 1 : 1 + n_regions, err, errlen);
 	if (r == 0) {
 		env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
 		frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, &snap.base);
@@ -124,12 +125,13 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	return r;
 }
 
-int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
-		      size_t errlen)
+static int snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+			  bool fdstore, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int files[1 + LAYOUT_MAX_REGIONS];
-	size_t n_regions = config->n_regions;
+	/* With the fd store, memory stays where it is: no region files. */
+	size_t n_regions = fdstore ? 0 : config->n_regions;
 	struct timespec t0, t1;
 	int r;
 
@@ -149,7 +151,7 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 		return dirfd;
 	r = snapdir_create_partials(dirfd, n_regions, files, err, errlen);
 	if (r == 0)
-		r = snapshot_stream(t, config, files, n_regions, err, errlen);
+		r = snapshot_stream(t, config, files, config->n_regions, fdstore, err, errlen);
 	if (r == 0)
 		r = bindings_seal(dirfd, config, err, errlen);
 	if (r == 0)
@@ -160,8 +162,21 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 		cleanup_closep(&files[i]);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (r == 0)
-		log_info("snapshot written to %s in %.1f ms", url, ms_between(&t0, &t1));
+		log_info("snapshot%s written to %s in %.1f ms", fdstore ? " (memory in the fd store)" : "",
+			 url, ms_between(&t0, &t1));
 	return r;
+}
+
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
+		      size_t errlen)
+{
+	return snapshot_write(t, config, url, false, err, errlen);
+}
+
+int vm_snapshot_write_fdstore(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+			      char *err, size_t errlen)
+{
+	return snapshot_write(t, config, url, true, err, errlen);
 }
 
 static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
@@ -174,6 +189,7 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 
 	load.region_files = (uint32_t)rs->n_regions;
 	load.on_demand = rs->on_demand;
+	load.fdstore = rs->fdstore;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, &load.base);
 	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
 	if (r == 0)
@@ -197,20 +213,24 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 	return rs->config ? 0 : -ENOMEM;
 }
 
-int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-		    char *err, size_t errlen)
+static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
+			bool fdstore, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
 
 	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
-				   .on_demand = on_demand };
+				   .on_demand = on_demand, .fdstore = fdstore };
 	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
 		rs->files[i] = -1;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
 	r = snapdir_open_files(dirfd, rs->files, &rs->n_regions, err, errlen);
+	if (r == 0 && fdstore && rs->n_regions) {
+		err_set(err, errlen, "region files beside a vm.json whose memory is in the fd store");
+		r = -EBADMSG;
+	}
 	/* For tests: faults only, so the fault path and files cut meanwhile can be seen. */
 	if (r == 0)
 		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
@@ -231,6 +251,18 @@ static int open_userfaultfd(char *err, size_t errlen)
 	return fd < 0 ? -errno : fd;
 }
 
+int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
+		    char *err, size_t errlen)
+{
+	return restore_open(t, rs, url, on_demand, false, err, errlen);
+}
+
+int vm_restore_open_fdstore(struct vm_tree *t, struct vm_restore *rs, const char *url, char *err,
+			    size_t errlen)
+{
+	return restore_open(t, rs, url, false, true, err, errlen);
+}
+
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
@@ -244,6 +276,7 @@ int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t 
 			return fds[1];
 	}
 	rest.on_demand = rs->on_demand;
+	rest.memory_kept = rs->fdstore;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_RESTORE, &rest.base);
 	r = tree_call(t, &t->core, &env, fds, rs->on_demand ? 2 : 1,
 		      vm_snapshot_timeout_ms(rs->config ? rs->config->memory_size : 0), err, errlen);

@@ -22,9 +22,18 @@ int vm_snapshot_timeout_ms(uint64_t memory_size);
 int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
 		      size_t errlen);
 
+/*
+ * As vm_snapshot_write(), but guest memory stays in vmm-core's memfds, which
+ * the caller keeps in the service manager's fd store: only vm.json (with
+ * memory_regions naming fds "region-N") and the host bindings are written.
+ */
+int vm_snapshot_write_fdstore(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+			      char *err, size_t errlen);
+
 /* A restore under way: what the snapshot holds, and snapshotd ready to feed vmm-core. */
 struct vm_restore {
 	bool on_demand;		/* memory paged in by snapshotd rather than copied */
+	bool fdstore;		/* memory given to vmm-core (the fd store): snapshotd fills nothing */
 	int files[1 + LAYOUT_MAX_REGIONS];
 	size_t n_regions;
 	struct child snapd;
@@ -38,6 +47,13 @@ struct vm_restore {
  */
 int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, bool on_demand,
 		    char *err, size_t errlen);
+
+/*
+ * As vm_restore_open() for a vm.json written by vm_snapshot_write_fdstore():
+ * the caller starts t with tree_start_kept() and the stored memfds.
+ */
+int vm_restore_open_fdstore(struct vm_tree *t, struct vm_restore *r, const char *url, char *err,
+			    size_t errlen);
 
 /*
  * Once t runs vmm-core configured for r->config: fills it from the snapshot
