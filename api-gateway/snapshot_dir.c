@@ -112,7 +112,7 @@ static int commit_read(int dirfd, size_t *ret_n)
 	if (len <= 0)
 		return -EBADMSG;
 	text[len] = '\0';
-	if (sscanf(text, "regions %u%c", &n, &nl) != 2 || nl != '\n' || n < 1 || n > LAYOUT_MAX_REGIONS)
+	if (sscanf(text, "regions %u%c", &n, &nl) != 2 || nl != '\n' || n > LAYOUT_MAX_REGIONS)
 		return -EBADMSG;
 	*ret_n = n;
 	return 0;
@@ -251,7 +251,8 @@ int snapdir_publish(int dirfd, size_t n_regions, char *err, size_t errlen)
 	char name[64];
 	int r = 0;
 
-	if (n_regions < 1 || n_regions > LAYOUT_MAX_REGIONS) {
+	/* 0: the fd store keeps guest memory, only vm.json is written (vm_snapshot_write_fdstore). */
+	if (n_regions > LAYOUT_MAX_REGIONS) {
 		err_set(err, errlen, "a snapshot of %zu memory regions", n_regions);
 		return -EINVAL;
 	}

@@ -197,6 +197,8 @@ def test_container_exit_status_is_the_number_of_failed_steps(container_run):
     "vm_shutdown",        # vm.shutdown keeps the service up (VM Created) for a vm.boot
     "snapshot_on_stop",   # stop pauses and snapshots into the StateDirectory
     "restore_on_start",   # start restores, resumes, removes the snapshot: the count goes on
+    "restart_fdstore",    # restart keeps RAM in the fd store: no region file, the count goes on
+    "stop_after_restart",  # then stop and start go through the disk again
     "refused_snapshot",   # a corrupt snapshot is kept aside and the VM boots afresh
     "failed_start",       # a VM that cannot boot: failed, the reason in systemctl status
     "failed_running",     # vmm-core killed: failed, the reason in systemctl status

@@ -177,6 +177,74 @@ else
 	fi
 fi
 
+# The counts hart 0 printed in FILE $1 from byte $2 on go up by one each: no restart from 1, no gap.
+counts_consecutive() {
+	tail -c +$(($2 + 1)) "$1" | grep -a '^hart 0 count ' | awk '{print $4}' |
+		awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }'
+}
+# Guest memory files anywhere in the state directory: a restart through the fd store writes none.
+region_files() { find /var/lib/cloister/web -name 'memory-region-*' 2>/dev/null | wc -l; }
+
+# -- restart keeps guest memory in the fd store: no region file, no copy, the count goes on.
+step=restart_fdstore
+if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+	fail $step "cloister@web is not running before the restart"
+else
+	size=$(stat -c %s $serial)
+	before=$(count $serial)
+	mark=$(date '+%Y-%m-%d %H:%M:%S')
+	# Anything written meanwhile would show: watch the state directory while the restart runs.
+	( for _ in $(seq 100); do region_files; sleep 0.05; done ) >/tmp/regions-seen &
+	watcher=$!
+	systemctl restart cloister@web
+	wait_count $serial $((before + 3)) || true
+	kill $watcher 2>/dev/null
+	wait $watcher 2>/dev/null
+	seen=$(sort -n /tmp/regions-seen | tail -n 1)
+	after=$(count $serial)
+	lines=$(journal -u cloister@web --since "$mark" -o cat)
+	if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+		fail $step "not active after restart: $(tail -n 20 <<<"$lines")"
+	elif ! grep -q 'restoring the VM from the fd store' <<<"$lines"; then
+		fail $step "not restored from the fd store: $(grep -a -e warning -e error -e 'saving' <<<"$lines" | tail -n 10)"
+	elif ! grep -q 'memory stays in the fd store' <<<"$lines"; then
+		fail $step "snapshotd did not leave memory in the store"
+	elif [ "${seen:-0}" -ne 0 ] || [ "$(region_files)" -ne 0 ]; then
+		fail $step "memory region files appeared in the state directory ($seen seen)"
+	elif [ -e /var/lib/cloister/web/snapshot-fdstore ] || [ -e /var/lib/cloister/web/snapshot ]; then
+		fail $step "left behind: $(ls /var/lib/cloister/web)"
+	elif [ -z "$after" ] || [ "$after" -lt $((before + 3)) ] || ! counts_consecutive $serial "$size"; then
+		fail $step "the count did not go on: $before before, $after after, $(tail -c +$((size + 1)) $serial | grep -a count | head -n 5 | tr '\n' ' ')"
+	elif grep -a -q 'pattern: BAD' $serial; then
+		fail $step "guest memory changed across the restart"
+	else
+		ok $step
+	fi
+fi
+
+# -- after a restart through the store, stop and start still go through the disk.
+step=stop_after_restart
+systemctl stop cloister@web
+if [ ! -f /var/lib/cloister/web/snapshot/vm.json ] || [ "$(region_files)" -eq 0 ]; then
+	fail $step "no disk snapshot after stop: $(ls -R /var/lib/cloister/web | head -n 20)"
+elif [ -e /var/lib/cloister/web/snapshot-fdstore ]; then
+	fail $step "a stop kept the VM in the fd store"
+else
+	size=$(stat -c %s $serial)
+	before=$(count $serial)
+	systemctl start cloister@web
+	wait_count $serial $((before + 2)) || true
+	if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+		fail $step "not active after start"
+	elif ! counts_consecutive $serial "$size" || [ "$(count $serial)" -le "$before" ]; then
+		fail $step "the count did not go on from the disk snapshot"
+	elif [ -e /var/lib/cloister/web/snapshot ]; then
+		fail $step "the disk snapshot is still there after its restore"
+	else
+		ok $step
+	fi
+fi
+
 # -- a refused snapshot: kept aside, the VM boots afresh, the journal says why.
 step=refused_snapshot
 systemctl stop cloister@web

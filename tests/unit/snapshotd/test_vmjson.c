@@ -323,3 +323,58 @@ Test(vmjson, generic_converter_checks_int32_ranges)
 	json_object_put(ok);
 	json_object_put(bad);
 }
+
+/* The fd store form: memory_regions name fds, and each form is read only as itself. */
+Test(vmjson, fdstore_form_names_fds_and_is_not_a_file_snapshot)
+{
+	struct fixture fx;
+	struct json_object *doc, *v;
+	struct decoded d = { .err = "" };
+	char *text = NULL;
+
+	fixture_init(&fx, 4 * GIB, 1);
+	cr_assert_eq(vmjson_encode_memory(&fx.config, &fx.state, VMJSON_MEMORY_FDSTORE, &text), 0);
+	doc = json_tokener_parse(text);
+	cr_assert_eq(json_pointer_get(doc, "/memory_regions/1/fd", &v), 0);
+	cr_expect_str_eq(json_object_get_string(v), "region-1");
+	cr_expect_neq(json_pointer_get(doc, "/memory_regions/1/file", &v), 0);
+	json_object_put(doc);
+
+	d.ret = vmjson_decode_memory(text, strlen(text), VMJSON_MEMORY_FDSTORE, &d.config, &d.state,
+				     d.err, sizeof(d.err));
+	cr_assert_eq(d.ret, 0, "%s", d.err);
+	cr_expect(messages_equal(&fx.config.base, &d.config->base));
+	cr_expect(messages_equal(&fx.state.base, &d.state->base));
+	decoded_free(&d);
+
+	/* A disk restore must not take it: there are no region files to fill memory from. */
+	d = decode_text(text, strlen(text));
+	cr_expect_eq(d.ret, -EINVAL);
+	cr_expect(strstr(d.err, "memory_regions[0]") != NULL, "%s", d.err);
+	free(text);
+
+	/* Nor the other way round. */
+	text = encode_fixture(&fx);
+	d.ret = vmjson_decode_memory(text, strlen(text), VMJSON_MEMORY_FDSTORE, &d.config, &d.state,
+				     d.err, sizeof(d.err));
+	cr_expect_eq(d.ret, -EINVAL);
+	free(text);
+}
+
+Test(vmjson, fdstore_form_refuses_a_wrong_fd_name)
+{
+	struct fixture fx;
+	struct decoded d = { .err = "" };
+	char *text = NULL, *at;
+
+	fixture_init(&fx, 64 * MIB, 1);
+	cr_assert_eq(vmjson_encode_memory(&fx.config, &fx.state, VMJSON_MEMORY_FDSTORE, &text), 0);
+	at = strstr(text, "\"region-0\"");
+	cr_assert_not_null(at);
+	at[8] = '1';	/* region-1: no such region */
+	d.ret = vmjson_decode_memory(text, strlen(text), VMJSON_MEMORY_FDSTORE, &d.config, &d.state,
+				     d.err, sizeof(d.err));
+	cr_expect_eq(d.ret, -EINVAL);
+	cr_expect(strstr(d.err, "must be \"region-0\"") != NULL, "%s", d.err);
+	free(text);
+}

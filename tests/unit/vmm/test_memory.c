@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -107,4 +109,102 @@ Test(memory, host_pointers_stay_inside_one_region)
 	cr_expect_eq(memory_read(&mem, LAYOUT_MMIO_WINDOW_BASE, buf, sizeof(buf)), -EFAULT);
 	cr_expect_eq(memory_write(&mem, 0x80000000ull + 3 * GIB - 1, buf, 2), -EFAULT);
 	memory_release(&mem);
+}
+
+/* ---- memory given by the fd store ---- */
+
+static int sealed_memfd(uint64_t size, int seals)
+{
+	int fd = memfd_create("given", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	if (seals)
+		cr_assert_eq(fcntl(fd, F_ADD_SEALS, seals), 0);
+	return fd;
+}
+
+static int reopen(int fd, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
+/* adopt with region 0 of 64 MiB given as rw/ro; returns memory_adopt's result. */
+static int adopt_one(int rw, int ro, struct guest_memory *mem, char *err, size_t errlen)
+{
+	struct layout_region r[LAYOUT_MAX_REGIONS];
+	size_t n = layout_memory(64 * MIB, r);
+	int rws[LAYOUT_MAX_REGIONS] = { rw, -1 }, ros[LAYOUT_MAX_REGIONS] = { ro, -1 };
+
+	cr_assert_eq(memory_prepare(mem), 0);
+	return memory_adopt(mem, r, n, rws, ros, err, errlen);
+}
+
+Test(memory_adopt, maps_the_given_memfd_and_keeps_what_it_holds)
+{
+	struct guest_memory mem;
+	uint64_t word = 0xfeedfacecafebeefull, back = 0;
+	int rw = sealed_memfd(64 * MIB, F_SEAL_SHRINK | F_SEAL_GROW);
+	char err[256] = "";
+
+	cr_assert_eq(pwrite(rw, &word, sizeof(word), 4096), (ssize_t)sizeof(word));
+	cr_assert_eq(adopt_one(rw, reopen(rw, O_RDONLY), &mem, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem.n_regions, 1);
+	cr_expect_eq(memory_read(&mem, 0x80000000ull + 4096, &back, sizeof(back)), 0);
+	cr_expect_eq(back, word, "the guest's memory was not kept");
+	cr_expect(fcntl(mem.fd[0], F_GET_SEALS) & F_SEAL_SEAL, "sealed for good once adopted");
+	cr_expect_eq(fcntl(mem.fd_ro[0], F_GETFL) & O_ACCMODE, O_RDONLY);
+	memory_release(&mem);
+}
+
+Test(memory_adopt, refuses_memory_that_is_not_a_sealed_memfd_of_the_region_size)
+{
+	struct guest_memory mem;
+	char err[256] = "", tmpl[] = "/tmp/cloister-adopt-XXXXXX";
+	int fd, other;
+
+	/* Not sealed: it could shrink under the guest's feet. */
+	fd = sealed_memfd(64 * MIB, 0);
+	cr_expect_eq(adopt_one(fd, reopen(fd, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "seals") != NULL, "%s", err);
+	memory_release(&mem);
+
+	/* The wrong size. */
+	fd = sealed_memfd(32 * MIB, F_SEAL_SHRINK | F_SEAL_GROW);
+	cr_expect_eq(adopt_one(fd, reopen(fd, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "bytes") != NULL, "%s", err);
+	memory_release(&mem);
+
+	/* Sealed against writing: the guest could not run in it. */
+	fd = sealed_memfd(64 * MIB, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+	cr_expect_eq(adopt_one(fd, reopen(fd, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	memory_release(&mem);
+
+	/* A plain file is no memfd. */
+	fd = mkstemp(tmpl);
+	cr_assert_geq(fd, 0);
+	unlink(tmpl);
+	cr_assert_eq(ftruncate(fd, 64 * MIB), 0);
+	cr_expect_eq(adopt_one(fd, reopen(fd, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "not a memfd") != NULL, "%s", err);
+	memory_release(&mem);
+
+	/* Read-only where read-write is needed. */
+	fd = sealed_memfd(64 * MIB, F_SEAL_SHRINK | F_SEAL_GROW);
+	other = reopen(fd, O_RDONLY);
+	cr_expect_eq(adopt_one(other, reopen(fd, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	memory_release(&mem);
+	close(fd);
+
+	/* A read-only twin of another memfd. */
+	fd = sealed_memfd(64 * MIB, F_SEAL_SHRINK | F_SEAL_GROW);
+	other = sealed_memfd(64 * MIB, F_SEAL_SHRINK | F_SEAL_GROW);
+	cr_expect_eq(adopt_one(fd, reopen(other, O_RDONLY), &mem, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "different files") != NULL, "%s", err);
+	cr_expect_eq(mem.n_regions, 0);
+	memory_release(&mem);
+	close(other);
 }
