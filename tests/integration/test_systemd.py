@@ -93,11 +93,12 @@ def runtime_packages(paths):
     return sorted(packages)
 
 
-def run_in_container(work, script, configs, timeout=300):
+def run_in_container(work, script, configs, timeout=300, extra_files=(), extra_binds=()):
     """Boots the cached root with the installed tree, the counter guest, configs
     ({name: json text} as /etc/cloister/NAME.json) and script as the oneshot
     test unit; returns (nspawn's exit status, its console, the out directory,
-    /cloister-out inside)."""
+    /cloister-out inside). extra_files go into /cloister-test beside the guest;
+    extra_binds are more --bind= arguments (HOST:CONTAINER)."""
     dest = os.path.join(work, "dest")
     prefix, bindir, libexecdir, unitdir = install_tree(dest)
     libexec = os.path.join(prefix, libexecdir, "cloister")
@@ -115,6 +116,8 @@ def run_in_container(work, script, configs, timeout=300):
         os.makedirs(d)
     shutil.copy(script, os.path.join(test_dir, "inside.sh"))
     shutil.copy(GUEST, os.path.join(test_dir, "countguest.elf"))
+    for path in extra_files:
+        shutil.copy(path, os.path.join(test_dir, os.path.basename(path)))
     with open(os.path.join(test_dir, "cloister-test.service"), "w") as f:
         f.write(TEST_UNIT)
     for name, text in configs.items():
@@ -126,7 +129,7 @@ def run_in_container(work, script, configs, timeout=300):
         f"--bind-ro={test_dir}/cloister-test.service:/etc/systemd/system/cloister-test.service",
         f"--bind-ro={etc}:/etc/cloister",
         f"--bind={out}:/cloister-out",
-    ]
+    ] + [f"--bind={b}" for b in extra_binds]
     for prog in ("cloister", "cloister-remote"):
         path = os.path.join(prefix, bindir, prog)
         binds.append(f"--bind-ro={dest}{path}:{path}")
