@@ -102,10 +102,12 @@ def count_lines(path):
 
 
 def largest_gap(lines, t0, end):
-    """The largest gap (ms) between consecutive count lines around [t0, end]."""
+    """The largest gap (ms) between consecutive count lines, the later of which
+    arrived after the operation began (t0) and before the guest had counted on
+    (end)."""
     gap = 0
     for (ta, ca), (tb, cb) in zip(lines, lines[1:]):
-        if tb >= t0 and ta <= end:
+        if t0 < tb <= end:
             gap = max(gap, tb - ta)
     return gap
 
@@ -135,6 +137,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--memory", default="64M,1G")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", metavar="DIR", help="copy the raw results (stamped lines) into DIR")
     ap.add_argument("--fill", action="store_true",
                     help="the guest writes all of its RAM first (countguest-fill.elf)")
     args = ap.parse_args()
@@ -164,6 +167,8 @@ def main():
         if not os.path.exists(os.path.join(out, "ops.txt")):
             sys.exit(f"no results (nspawn exit {rc}):\n{console[-3000:]}")
         report(out)
+        if args.keep:
+            shutil.copytree(out, args.keep, dirs_exist_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
