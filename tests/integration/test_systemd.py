@@ -202,6 +202,7 @@ def test_container_exit_status_is_the_number_of_failed_steps(container_run):
     "restore_on_start",   # start restores, resumes, removes the snapshot: the count goes on
     "restart_fdstore",    # restart keeps RAM in the fd store: no region file, the count goes on
     "stop_after_restart",  # then stop and start go through the disk again
+    "restart_fdstore_refused",  # a spoiled vm.json: store emptied, logged, fresh boot
     "refused_snapshot",   # a corrupt snapshot is kept aside and the VM boots afresh
     "failed_start",       # a VM that cannot boot: failed, the reason in systemctl status
     "failed_running",     # vmm-core killed: failed, the reason in systemctl status

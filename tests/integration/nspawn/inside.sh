@@ -245,6 +245,37 @@ else
 	fi
 fi
 
+# -- a restart whose vm.json is spoiled while the memory waits in the store: refused, logged,
+# the store emptied and the VM boots afresh.
+step=restart_fdstore_refused
+mkdir -p /run/systemd/system/cloister@web.service.d
+printf '[Service]\nExecStartPre=/bin/sh -c "if [ -f /var/lib/cloister/web/snapshot-fdstore/vm.json ]; then echo {} >/var/lib/cloister/web/snapshot-fdstore/vm.json; fi"\n' \
+	>/run/systemd/system/cloister@web.service.d/spoil.conf
+systemctl daemon-reload
+before=$(count $serial)
+mark=$(date '+%Y-%m-%d %H:%M:%S')
+systemctl restart cloister@web
+sleep 0.3
+wait_count $serial 1 || true
+lines=$(journal -u cloister@web --since "$mark" -o cat)
+# A fresh boot counts from 1 again (into a serial file it starts afresh).
+after=$(count $serial)
+if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
+	fail $step "not active: $(tail -n 20 <<<"$lines")"
+elif ! grep -q 'memory stays in the fd store' <<<"$lines"; then
+	fail $step "the restart did not go through the fd store"
+elif ! grep -q 'the VM kept in the fd store was refused' <<<"$lines"; then
+	fail $step "no warning: $(grep -a -e warn -e error <<<"$lines" | tail -n 5)"
+elif [ -z "$after" ] || [ "$after" -ge "$before" ]; then
+	fail $step "the VM did not boot afresh: count $before before, $after after"
+elif [ -e /var/lib/cloister/web/snapshot-fdstore ]; then
+	fail $step "snapshot-fdstore left behind"
+else
+	ok $step
+fi
+rm -r /run/systemd/system/cloister@web.service.d
+systemctl daemon-reload
+
 # -- a refused snapshot: kept aside, the VM boots afresh, the journal says why.
 step=refused_snapshot
 systemctl stop cloister@web
