@@ -282,9 +282,9 @@ int notify_listen_fd(const char *expected_path, int *ret_fd, char *err, size_t e
 
 	if (r < 0)
 		return r;
-	/* Nothing restores from the store yet: it must not keep guest memory alive for nobody. */
+	/* This caller restores nothing from the store: it must not keep guest memory alive for nobody. */
 	for (size_t i = 0; i < p.n_stored; i++) {
-		log_warn("fd store: %s was handed back, but this build restores from disk only; released",
+		log_warn("fd store: %s was handed back, but nothing here restores from it; released",
 			 p.stored_name[i]);
 		notify_fdstore_remove(p.stored_name[i]);
 	}
