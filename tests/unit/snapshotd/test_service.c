@@ -309,6 +309,22 @@ static void load_expect_error(const char *json, const int *regions, size_t n_reg
 	close(fds[0]);
 }
 
+/* A disk load (no region files) of the vm.json in fd json is refused. */
+static void load_expect_error_fd(int json)
+{
+	struct server s;
+	Cloister__Envelope *env;
+
+	server_start(&s, snapd_serve_load, WAIT_MS);
+	send_load(s.gw_peer, 0, &json, 1);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	cr_expect_lt(env->snapd_load_reply->error, 0);
+	cr_expect_not_null(strstr(env->snapd_load_reply->message, "memory_regions[0]"), "%s",
+			   env->snapd_load_reply->message);
+	frame_free(env);
+	cr_expect_lt(server_join(&s), 0);
+}
+
 static char *replace(const char *text, const char *from, const char *to)
 {
 	const char *at = strstr(text, from);
@@ -453,4 +469,145 @@ Test(service, load_answers_the_gateway_before_vmm_core_exists)
 	free(text);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* ---- the fd store: vm.json only, memory neither written nor filled ---- */
+
+static void send_save_fdstore(int sock, Cloister__VmConfig *config, int json)
+{
+	Cloister__SnapdSave msg = CLOISTER__SNAPD_SAVE__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	msg.config = config;
+	msg.fdstore = true;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &msg.base);
+	cr_assert_eq(frame_send(sock, &env, &json, 1), 0);
+}
+
+static void send_load_fdstore(int sock, int json)
+{
+	Cloister__SnapdLoad msg = CLOISTER__SNAPD_LOAD__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	msg.fdstore = true;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, &msg.base);
+	cr_assert_eq(frame_send(sock, &env, &json, 1), 0);
+}
+
+static void send_fill_kept(int sock, Cloister__MemoryRegion **regions, int memfd, bool kept)
+{
+	Cloister__SnapFill msg = CLOISTER__SNAP_FILL__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	msg.n_regions = 1;
+	msg.regions = regions;
+	msg.memory_kept = kept;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAP_FILL, &msg.base);
+	cr_assert_eq(frame_send(sock, &env, &memfd, 1), 0);
+}
+
+/* An fd store save of fx (16 MiB, one region) into a fresh file: its fd, rewound. */
+static int save_fdstore(struct fixture *fx, int mem)
+{
+	int json = tmpfile_fd();
+	struct server s;
+	char text[65536];
+	ssize_t n;
+
+	server_start(&s, snapd_serve_save, WAIT_MS);
+	send_save_fdstore(s.gw_peer, &fx->config, json);
+	send_save_state(s.core_peer, &fx->state, fx->regions, 1, &mem, 1);
+	expect_reply(s.core_peer, 0, "");
+	expect_reply(s.gw_peer, 0, "");
+	cr_assert_eq(server_join(&s), 0);
+	n = pread(json, text, sizeof(text) - 1, 0);
+	cr_assert_gt(n, 0);
+	text[n] = '\0';
+	cr_expect_not_null(strstr(text, "\"fd\""), "%s", text);
+	cr_expect_not_null(strstr(text, "\"region-0\""), "%s", text);
+	cr_expect_null(strstr(text, "memory-region-"), "%s", text);
+	return json;
+}
+
+Test(service, fdstore_save_then_load_leaves_memory_as_it_is)
+{
+	struct fixture fx;
+	struct server s;
+	Cloister__Envelope *env;
+	int mem, json;
+	char buf[8];
+
+	fixture_init(&fx, 16 * MIB, 1);
+	mem = memfd_of_size(16 * MIB);
+	cr_assert_eq(pwrite(mem, "kept RAM", 8, 4096), 8);
+	json = save_fdstore(&fx, mem);
+
+	server_start(&s, snapd_serve_load, WAIT_MS);
+	send_load_fdstore(s.gw_peer, json);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	cr_assert_eq(env->snapd_load_reply->error, 0, "%s", env->snapd_load_reply->message);
+	cr_expect(messages_equal(&fx.config.base, &env->snapd_load_reply->config->base));
+	frame_free(env);
+	send_fill_kept(s.core_peer, fx.regions, mem, true);
+	env = recv_env(s.core_peer, CLOISTER__ENVELOPE__MSG_SNAP_FILL_REPLY);
+	cr_assert_eq(env->snap_fill_reply->error, 0, "%s", env->snap_fill_reply->message);
+	cr_expect(messages_equal(&fx.state.base, &env->snap_fill_reply->state->base));
+	frame_free(env);
+	cr_expect_eq(server_join(&s), 0);
+	cr_assert_eq(pread(mem, buf, 8, 4096), 8);
+	cr_expect_eq(memcmp(buf, "kept RAM", 8), 0, "the memory was filled over");
+	close(mem);
+	close(json);
+}
+
+Test(service, fdstore_load_refuses_a_core_that_would_be_filled)
+{
+	struct fixture fx;
+	struct server s;
+	Cloister__Envelope *env;
+	int mem, json;
+
+	fixture_init(&fx, 16 * MIB, 1);
+	mem = memfd_of_size(16 * MIB);
+	json = save_fdstore(&fx, mem);
+	server_start(&s, snapd_serve_load, WAIT_MS);
+	send_load_fdstore(s.gw_peer, json);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	cr_assert_eq(env->snapd_load_reply->error, 0, "%s", env->snapd_load_reply->message);
+	frame_free(env);
+	/* vmm-core made fresh memory: restoring only the state into it would lose the guest. */
+	send_fill_kept(s.core_peer, fx.regions, mem, false);
+	expect_reply(s.core_peer, -EPROTO, "no kept memory");
+	cr_expect_lt(server_join(&s), 0);
+	close(mem);
+	close(json);
+}
+
+Test(service, the_two_forms_of_vm_json_are_not_taken_for_each_other)
+{
+	struct fixture fx;
+	struct saved sv;
+	struct server s;
+	Cloister__Envelope *env;
+	int mem, json;
+
+	fixture_init(&fx, 16 * MIB, 1);
+	/* A disk snapshot's vm.json is no fd store one. */
+	save_fixture(&fx, &sv);
+	server_start(&s, snapd_serve_load, WAIT_MS);
+	send_load_fdstore(s.gw_peer, sv.files[0]);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	cr_expect_lt(env->snapd_load_reply->error, 0);
+	cr_expect_not_null(strstr(env->snapd_load_reply->message, "memory_regions[0]"), "%s",
+			   env->snapd_load_reply->message);
+	frame_free(env);
+	cr_expect_lt(server_join(&s), 0);
+	saved_close(&sv);
+
+	/* Nor the other way round: a disk load of it finds no region to fill from. */
+	mem = memfd_of_size(16 * MIB);
+	json = save_fdstore(&fx, mem);
+	load_expect_error_fd(json);
+	close(mem);
+	close(json);
 }
