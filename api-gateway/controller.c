@@ -307,7 +307,9 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	set_config(c, TAKE_PTR(rs.config));
 	set_state(c, VM_STATE_CREATED);
 	rs.config = c->config;
+	c->tree.restore_binds = &binds;
 	r = tree_start(&c->tree, c->config, true, err, errlen);
+	c->tree.restore_binds = NULL;
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;
@@ -591,6 +593,16 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 		if (bindings_from_json(devices, &binds, err, errlen) < 0)
 			return -EBADMSG;
 		have_binds = true;
+	}
+	if (req->n_net_fds) {
+		if (!have_binds)
+			binds = (struct restore_binds){ .n = 0 };
+		have_binds = true;
+		r = bindings_add_net_fds(&binds, req->net_fds, req->n_net_fds, err, errlen);
+		if (r < 0) {
+			restore_binds_free(&binds);
+			return r == -ENOMEM ? r : -EBADMSG;
+		}
 	}
 	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL,
 			req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND, req->resume, err, errlen);

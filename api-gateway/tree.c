@@ -383,6 +383,17 @@ static void sink_keep(struct vm_tree *t, struct sink *keep, struct sink *from,
 	log_info("%s: pty %s", what, keep->pty_path);
 }
 
+/* The tap descriptor the restorer passed for device id, if any. */
+static const struct restore_bind *bound_tap_fd(const struct vm_tree *t, const char *id)
+{
+	const struct restore_binds *binds = t->restore_binds;
+
+	for (size_t i = 0; binds && i < binds->n; i++)
+		if (binds->b[i].has_tap_fd && strcmp(binds->b[i].id, id) == 0)
+			return &binds->b[i];
+	return NULL;
+}
+
 static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool restore, char *err,
 			size_t errlen)
 {
@@ -390,6 +401,7 @@ static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool resto
 	Cloister__CoreAttachDevice att = CLOISTER__CORE_ATTACH_DEVICE__INIT;
 	struct child *ch = &t->devs[t->n_devs];
 	struct device_host host;
+	const struct restore_bind *tap;
 	const char *args[4] = { d->id, NULL, NULL, NULL };
 	int r;
 
@@ -397,7 +409,10 @@ static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool resto
 		err_set(err, errlen, "too many devices");
 		return -E2BIG;
 	}
-	r = device_host_open(d, restore, &host, err, errlen);
+	if (restore && (tap = bound_tap_fd(t, d->id)))
+		r = device_host_open_tap_fd(d, tap->tap_fd, &host, err, errlen);
+	else
+		r = device_host_open(d, restore, &host, err, errlen);
 	if (r < 0)
 		return r;
 	if (host.mac_arg[0]) {

@@ -18,6 +18,8 @@
 #include "sink.h"
 #include "spawn.h"
 
+struct restore_binds;
+
 #define TREE_MAX_DEVICES LAYOUT_VIRTIO_SLOTS
 #define TREE_CALL_TIMEOUT_MS 10000
 
@@ -52,6 +54,8 @@ struct vm_tree {
 	int cancel_fd;
 	uint64_t last_request_id;
 	struct tree_hooks hooks;
+	/* During a restore's tree_start: NICs bound to tap descriptors (borrowed), or NULL. */
+	const struct restore_binds *restore_binds;
 };
 
 void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_fd,
