@@ -465,3 +465,96 @@ Test(restore_net_fds, attach_takes_every_descriptor)
 	api_restore_request_release(&req);
 	(void)st;
 }
+
+/* ---- cloister-remote: net_fds in a restore spec, and sending them ---- */
+
+#include "remote.h"
+
+Test(remote_net_fds, the_spec_as_ch_remote_writes_it)
+{
+	int a = open("/dev/null", O_RDONLY | O_CLOEXEC), b = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct remote_net_fds n;
+	char spec[256], err[256] = "", *rest = NULL;
+
+	snprintf(spec, sizeof(spec), "source_url=file:///s,net_fds=[net0@[%d],net1@%d],resume=true", a, b);
+	cr_assert_eq(remote_take_net_fds(spec, &rest, &n, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(rest, "source_url=file:///s,resume=true");
+	cr_expect_eq(n.n_dev, 2);
+	cr_expect_str_eq(n.dev[0].id, "net0");
+	cr_expect_str_eq(n.dev[1].id, "net1");
+	cr_expect_eq(n.n_fds, 2);
+	cr_expect_eq(n.fds[0], a);
+	cr_expect_eq(n.fds[1], b);
+	free(rest);
+
+	/* A range, at the end of the spec. */
+	snprintf(spec, sizeof(spec), "source_url=file:///s,net_fds=[net0@[%d-%d]]", a < b ? a : b,
+		 a < b ? b : a);
+	if (abs(a - b) == 1) {
+		cr_assert_eq(remote_take_net_fds(spec, &rest, &n, err, sizeof(err)), 0, "%s", err);
+		cr_expect_str_eq(rest, "source_url=file:///s");
+		cr_expect_eq(n.dev[0].num_fds, 2);
+		free(rest);
+	}
+	/* None named: the spec goes through as it is. */
+	cr_assert_eq(remote_take_net_fds("source_url=file:///s", &rest, &n, err, sizeof(err)), 0);
+	cr_expect_str_eq(rest, "source_url=file:///s");
+	cr_expect_eq(n.n_fds, 0);
+	free(rest);
+	close(a);
+	close(b);
+}
+
+Test(remote_net_fds, bad_specs)
+{
+	const char *bad[] = {
+		"source_url=file:///s,net_fds=net0@3", "source_url=file:///s,net_fds=[net0]",
+		"source_url=file:///s,net_fds=[@3]", "source_url=file:///s,net_fds=[net0@x]",
+		"source_url=file:///s,net_fds=[net0@[1,x]]", "source_url=file:///s,net_fds=[net0@9999]",
+		"source_url=file:///s,net_fds=[net0@[0-0]]", "source_url=file:///s,net_fds=[a/b@0]",
+		"source_url=file:///s,net_fds=[net0@[0-30]]",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct remote_net_fds n;
+		char err[256] = "", *rest = NULL;
+
+		cr_expect_eq(remote_take_net_fds(bad[i], &rest, &n, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_expect(strstr(err, "net_fds"), "%s: '%s'", bad[i], err);
+	}
+}
+
+Test(http_fds, cloister_remote_sends_the_descriptors)
+{
+	int tap = make_tap("cltfd3", IFF_VNET_HDR), before;
+	char spec[256], *argv[5], sock_arg[128];
+	FILE *out = tmpfile(), *errout = tmpfile();
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char text[512] = "";
+
+	before = open_fds();
+	/* A descriptor that is no tap comes back as the server's 400. */
+	snprintf(sock_arg, sizeof(sock_arg), "--api-socket=%s", sock_path);
+	snprintf(spec, sizeof(spec), "source_url=file:///snap,net_fds=[net0@%d]", fd);
+	argv[0] = "cloister-remote";
+	argv[1] = sock_arg;
+	argv[2] = "restore";
+	argv[3] = spec;
+	argv[4] = NULL;
+	cr_expect_eq(remote_main(4, argv, out, errout), REMOTE_EXIT_FAILED);
+	rewind(errout);
+	(void)!fread(text, 1, sizeof(text) - 1, errout);
+	cr_expect(strstr(text, "HTTP 400") && strstr(text, "character device"), "%s", text);
+	cr_expect_eq(seen.calls, 0);
+	if (tap >= 0) {
+		snprintf(spec, sizeof(spec), "source_url=file:///snap,net_fds=[net0@[%d]]", tap);
+		cr_expect_eq(remote_main(4, argv, out, errout), REMOTE_EXIT_OK);
+		cr_expect_eq(seen.calls, 1);
+		cr_expect_str_eq(seen.ifname, "cltfd3");
+		close(tap);
+	}
+	cr_expect_eq(open_fds_settled(before - (tap >= 0)), before - (tap >= 0));
+	close(fd);
+	fclose(out);
+	fclose(errout);
+}
