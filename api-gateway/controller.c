@@ -307,9 +307,9 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	set_config(c, TAKE_PTR(rs.config));
 	set_state(c, VM_STATE_CREATED);
 	rs.config = c->config;
-	c->tree.restore_binds = &binds;
-	r = tree_start(&c->tree, c->config, true, err, errlen);
-	c->tree.restore_binds = NULL;
+	r = tree_keep_tap_fds(&c->tree, &binds, err, errlen);
+	if (r == 0)
+		r = tree_start(&c->tree, c->config, true, err, errlen);
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;

@@ -54,8 +54,16 @@ struct vm_tree {
 	int cancel_fd;
 	uint64_t last_request_id;
 	struct tree_hooks hooks;
-	/* During a restore's tree_start: NICs bound to tap descriptors (borrowed), or NULL. */
-	const struct restore_binds *restore_binds;
+	/*
+	 * NICs the restorer bound to tap descriptors (vm.restore's net_fds): the
+	 * tree keeps its own copies for the VM's life, so that every start
+	 * (the restore, a reboot) puts the NIC on that tap, never on a name.
+	 */
+	struct tree_tap_fd {
+		char id[33];
+		int fd;
+	} tap_fds[TREE_MAX_DEVICES];
+	size_t n_tap_fds;
 };
 
 void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_fd,
@@ -78,9 +86,16 @@ bool tree_alive(const struct vm_tree *t);
 int tree_start(struct vm_tree *t, Cloister__VmConfig *config, bool restore, char *err,
 	       size_t errlen);
 
+/*
+ * Keeps a copy of each tap descriptor binds names (restore_bind.has_tap_fd)
+ * for the VM from now on, instead of those kept before. -errno with err set.
+ */
+int tree_keep_tap_fds(struct vm_tree *t, const struct restore_binds *binds, char *err,
+		      size_t errlen);
+
 /* Stops every process (SIGKILL unless kill_first is false and they are gone). */
 void tree_reap(struct vm_tree *t, bool kill_first);
-/* Also lets go of the sinks. */
+/* Also lets go of the sinks and the kept tap descriptors. */
 void tree_release(struct vm_tree *t);
 
 /* A child that died: true with what says who and how. */

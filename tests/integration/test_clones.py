@@ -363,6 +363,16 @@ def test_two_clones_side_by_side_each_on_its_own_tap_and_disk(linux, workdir):
                 assert c.ask("cat /mnt/a", r"^(at-the-\S+)$").group(1) == "at-the-snapshot"
                 c.ask(f"echo {name} > /mnt/mine && sync && umount /mnt && echo unmounted",
                       r"^unmounted$")
+
+            # Rebooted, clone B is on the descriptor's tap still (a name would
+            # make a new, unconnected tap in the gateway's namespace).
+            start = len(b.text())
+            b.remote("reboot")
+            b.wait(r"cloister-guest: init reached", start, timeout=BOOT_TIMEOUT)
+            b.wait(r"~ # ", start)
+            b.ask(f"ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0 && echo up", r"^up$")
+            assert guest_pings(b, PEER_B)
+            for c in (a, b):
                 c.remote("shutdown-vmm")
                 assert c.proc.wait(timeout=20) == 0
         finally:
