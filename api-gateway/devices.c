@@ -199,6 +199,7 @@ int device_host_open_tap_fd(Cloister__DeviceConfig *d, int tap_fd, struct device
 	fd = tap_fd_for_device(tap_fd, what, err, errlen);
 	if (fd < 0)
 		return fd == -EINVAL ? -EBADMSG : fd;
+	log_info("net %s: on the tap %s, from the descriptor the restorer sent", d->id, d->tap);
 	snprintf(h.mac_arg, sizeof(h.mac_arg), "%s", d->mac);
 	h.program = "cloister-net";
 	h.fds[h.n_fds++] = fd;
