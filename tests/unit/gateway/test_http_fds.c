@@ -110,6 +110,14 @@ static int open_fds(void)
 	return count_fds();
 }
 
+static const char *tap_name(const char *prefix)
+{
+	static char name[IFNAMSIZ];
+
+	snprintf(name, sizeof(name), "%s%d", prefix, (int)getpid() % 1000000);
+	return name;
+}
+
 /* A tap of our own (IFF_TAP | IFF_NO_PI plus extra), or -1 when this host cannot make one. */
 static int make_tap(const char *name, short extra)
 {
@@ -118,7 +126,8 @@ static int make_tap(const char *name, short extra)
 
 	if (fd < 0)
 		return -1;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	/* The process id keeps two runs of this test (two worktrees) apart. */
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s%d", name, (int)getpid() % 1000000);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		close(fd);
 		return -1;
@@ -209,7 +218,7 @@ static void expect_refused(const struct reply *r, int status, const char *needle
 
 Test(http_fds, a_tap_reaches_the_restore)
 {
-	int tap = make_tap("cltfd0", IFF_VNET_HDR), before;
+	int tap = make_tap("cf0", IFF_VNET_HDR), before;
 	struct reply r;
 
 	if (tap < 0)
@@ -220,16 +229,16 @@ Test(http_fds, a_tap_reaches_the_restore)
 	cr_expect_eq(seen.calls, 1);
 	cr_expect_eq(seen.n_net_fds, 1);
 	cr_expect_str_eq(seen.id, "net0");
-	cr_expect_str_eq(seen.ifname, "cltfd0");
+	cr_expect_str_eq(seen.ifname, tap_name("cf0"));
 	cr_expect(seen.fd_open, "the op got no usable descriptor");
-	cr_expect_str_eq(seen.seen_ifname, "cltfd0");
+	cr_expect_str_eq(seen.seen_ifname, tap_name("cf0"));
 	cr_expect_eq(open_fds_settled(before), before, "the server kept a descriptor");
 	close(tap);
 }
 
 Test(http_fds, a_tap_sent_with_the_body_counts_too)
 {
-	int tap = make_tap("cltfd1", IFF_VNET_HDR), before;
+	int tap = make_tap("cf1", IFF_VNET_HDR), before;
 	struct reply r;
 
 	if (tap < 0)
@@ -237,14 +246,14 @@ Test(http_fds, a_tap_sent_with_the_body_counts_too)
 	before = open_fds();
 	r = request("PUT", "/api/v1/vm.restore", restore_one, &tap, 1, true);
 	cr_assert_eq(r.status, 204, "%s", r.text);
-	cr_expect_str_eq(seen.ifname, "cltfd1");
+	cr_expect_str_eq(seen.ifname, tap_name("cf1"));
 	cr_expect_eq(open_fds_settled(before), before);
 	close(tap);
 }
 
 Test(http_fds, a_tap_without_a_vnet_header_is_refused)
 {
-	int tap = make_tap("cltfd2", 0), before;
+	int tap = make_tap("cf2", 0), before;
 	struct reply r;
 
 	if (tap < 0)
@@ -526,7 +535,7 @@ Test(remote_net_fds, bad_specs)
 
 Test(http_fds, cloister_remote_sends_the_descriptors)
 {
-	int tap = make_tap("cltfd3", IFF_VNET_HDR), before;
+	int tap = make_tap("cf3", IFF_VNET_HDR), before;
 	char spec[256], *argv[5], sock_arg[128];
 	FILE *out = tmpfile(), *errout = tmpfile();
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -550,11 +559,74 @@ Test(http_fds, cloister_remote_sends_the_descriptors)
 		snprintf(spec, sizeof(spec), "source_url=file:///snap,net_fds=[net0@[%d]]", tap);
 		cr_expect_eq(remote_main(4, argv, out, errout), REMOTE_EXIT_OK);
 		cr_expect_eq(seen.calls, 1);
-		cr_expect_str_eq(seen.ifname, "cltfd3");
+		cr_expect_str_eq(seen.ifname, tap_name("cf3"));
 		close(tap);
 	}
 	cr_expect_eq(open_fds_settled(before - (tap >= 0)), before - (tap >= 0));
 	close(fd);
 	fclose(out);
 	fclose(errout);
+}
+
+/* ---- from the request to the NIC ---- */
+
+#include "bindings.h"
+
+Test(tap_binding, net_fds_become_bindings)
+{
+	struct tap_fd nf[2] = { { .id = "net0", .fd = 7, .ifname = "tapx" },
+				{ .id = "net1", .fd = 9, .ifname = "tapy" } };
+	struct restore_binds binds = { .n = 0 };
+	char err[256] = "";
+
+	cr_assert_eq(bindings_add_net_fds(&binds, nf, 2, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(binds.n, 2);
+	cr_expect_str_eq(binds.b[1].id, "net1");
+	cr_expect_str_eq(binds.b[1].tap, "tapy");
+	cr_expect(binds.b[1].has_tap_fd);
+	cr_expect_eq(binds.b[1].tap_fd, 9);
+	/* Named in "devices" too, or once more: refused. */
+	cr_expect_eq(bindings_add_net_fds(&binds, nf, 1, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "net0 is bound twice"), "%s", err);
+	restore_binds_free(&binds);
+	/* The borrowed descriptors are not the bindings' to close. */
+	cr_expect_eq(binds.n, 0);
+}
+
+Test(tap_binding, too_many_bindings)
+{
+	struct restore_binds binds = { .n = 0 };
+	struct tap_fd nf = { .id = "netz", .fd = 5, .ifname = "t" };
+	char err[256] = "";
+
+	for (size_t i = 0; i < OPTIONS_MAX_RESTORE_BINDS; i++) {
+		binds.b[i].id = strdup("x");
+		binds.b[i].id[0] = (char)('a' + i);
+		binds.n++;
+	}
+	cr_expect_eq(bindings_add_net_fds(&binds, &nf, 1, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "at most"), "%s", err);
+	restore_binds_free(&binds);
+}
+
+Test(tap_binding, the_device_gets_a_prepared_copy)
+{
+	int tap = make_tap("cf4", IFF_VNET_HDR), null = open("/dev/null", O_RDWR | O_CLOEXEC), copy;
+	char err[256] = "";
+	int hdr = 0;
+
+	cr_expect_eq(tap_fd_for_device(null, "net net0", err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "not a tap"), "%s", err);
+	close(null);
+	if (tap < 0)
+		cr_skip_test("cannot make a tap here (needs CAP_NET_ADMIN and /dev/net/tun)");
+	copy = tap_fd_for_device(tap, "net net0", err, sizeof(err));
+	cr_assert_geq(copy, 0, "%s", err);
+	cr_expect_neq(copy, tap);
+	cr_expect(fcntl(copy, F_GETFL) & O_NONBLOCK);
+	cr_expect(fcntl(copy, F_GETFD) & FD_CLOEXEC);
+	cr_expect_eq(ioctl(copy, TUNGETVNETHDRSZ, &hdr), 0);
+	cr_expect_eq(hdr, 12);
+	close(copy);
+	close(tap);
 }
