@@ -131,7 +131,6 @@ int api_parse_net_fds(struct json_object *obj, struct api_restore_request *req, 
 int api_restore_attach_fds(struct api_restore_request *req, int *fds, size_t n, char *err,
 			   size_t errlen)
 {
-	char ifname[TAP_FD_IFNAME_MAX];
 	int r = 0;
 
 	if (n != req->n_net_fds) {
@@ -142,21 +141,19 @@ int api_restore_attach_fds(struct api_restore_request *req, int *fds, size_t n, 
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char why[160] = "";
 
-		if (tap_fd_check(fds[i], ifname, why, sizeof(why)) < 0) {
+		if (tap_fd_check(fds[i], req->net_fds[i].ifname, why, sizeof(why)) < 0) {
 			err_set(err, errlen, "'net_fds' %s (descriptor %zu of the request): %s",
 				req->net_fds[i].id, i, why);
 			r = -EINVAL;
 		}
 	}
+	/* All or none: on failure every descriptor is closed, none is the request's. */
 	for (size_t i = 0; i < n; i++) {
-		if (r < 0) {
+		if (r < 0)
 			close(fds[i]);
-		} else {
+		else
 			req->net_fds[i].fd = fds[i];
-			tap_fd_check(fds[i], req->net_fds[i].ifname, NULL, 0);
-		}
 		fds[i] = -1;
 	}
 	return r;
 }
-
