@@ -377,14 +377,35 @@ int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination
 }
 
 /*
- * CH's RestoreConfig keys that Cloister understands. (vfio_fds, iommufd_fd
- * and zone_updates name things a Cloister VM does not have: refused as
- * unknown.) "devices", Cloister's own, binds host resources per device id
- * (bindings.h); "net_fds" binds a net device to a tap passed with the request.
+ * CH's RestoreConfig keys that Cloister understands. "devices", Cloister's
+ * own, binds host resources per device id (bindings.h); "net_fds" binds a
+ * net device to a tap passed with the request. vfio_fds, iommufd_fd and
+ * zone_updates name things a Cloister VM does not have: taken only empty
+ * (as ch-remote writes them when unused), refused otherwise.
  */
 static const char *const restore_keys[] = {
-	"source_url", "resume", "prefault", "memory_restore_mode", "devices", "net_fds", NULL,
+	"source_url", "resume", "prefault", "memory_restore_mode", "devices", "net_fds",
+	"vfio_fds", "iommufd_fd", "zone_updates", NULL,
 };
+
+/* vfio_fds, iommufd_fd, zone_updates: null or [] only. */
+static int check_unused(struct json_object *obj, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "vfio_fds", "iommufd_fd", "zone_updates" };
+	static const char *const what[] = { "VFIO devices", "VFIO devices", "memory zones" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		struct json_object *v;
+
+		if (!json_object_object_get_ex(obj, keys[i], &v) || !v ||
+		    (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0))
+			continue;
+		err_set(err, errlen, "'%s': a Cloister VM has no %s (only null or [] is taken)", keys[i],
+			what[i]);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 int api_parse_restore_request(const char *body, size_t len, struct api_restore_request *ret,
 			      char *err, size_t errlen)
@@ -406,7 +427,7 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 	if (get_optional_bool(obj, "resume", &req.resume, err, errlen) < 0 ||
 	    get_optional_bool(obj, "prefault", &req.prefault, err, errlen) < 0 ||
 	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0 ||
-	    api_parse_net_fds(obj, &req, err, errlen) < 0)
+	    api_parse_net_fds(obj, &req, err, errlen) < 0 || check_unused(obj, err, errlen) < 0)
 		return -EINVAL;
 	if (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
 		err_set(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");

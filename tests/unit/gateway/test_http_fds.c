@@ -405,8 +405,12 @@ Test(restore_net_fds, forms_ch_sends_are_taken)
 		"{\"source_url\":\"file:///s\",\"net_fds\":[{\"id\":\"a\",\"num_fds\":1},"
 		"{\"id\":\"b\",\"num_fds\":1,\"fds\":[-1]}]}",
 		"{\"source_url\":\"file:///s\",\"net_fds\":null}",
+		/* All of RestoreConfig, as ch-remote serializes it. */
+		"{\"source_url\":\"file:///s\",\"prefault\":false,\"memory_restore_mode\":\"Copy\","
+		"\"net_fds\":[{\"id\":\"net0\",\"num_fds\":1,\"fds\":null}],\"vfio_fds\":null,"
+		"\"iommufd_fd\":null,\"resume\":false,\"zone_updates\":[]}",
 	};
-	const size_t want[] = { 1, 1, 1, 2, 0 };
+	const size_t want[] = { 1, 1, 1, 2, 0, 1 };
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct api_restore_request req;
