@@ -293,6 +293,32 @@ int bindings_from_json(struct json_object *devices, struct restore_binds *ret, c
 	return 0;
 }
 
+int bindings_add_net_fds(struct restore_binds *binds, const struct tap_fd *net_fds, size_t n,
+			 char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct restore_bind *b;
+
+		for (size_t j = 0; j < binds->n; j++)
+			if (strcmp(binds->b[j].id, net_fds[i].id) == 0) {
+				err_set(err, errlen, "%s is bound twice (\"devices\" and \"net_fds\")",
+					net_fds[i].id);
+				return -EINVAL;
+			}
+		if (binds->n >= OPTIONS_MAX_RESTORE_BINDS) {
+			err_set(err, errlen, "at most %d bindings in all", OPTIONS_MAX_RESTORE_BINDS);
+			return -EINVAL;
+		}
+		b = &binds->b[binds->n];
+		*b = (struct restore_bind){ .has_tap_fd = true, .tap_fd = net_fds[i].fd,
+					    .id = strdup(net_fds[i].id), .tap = strdup(net_fds[i].ifname) };
+		binds->n++;
+		if (!b->id || !b->tap)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* A string field of an unpacked message gets value; protobuf-c's empty default is not ours to free. */
 static int set_field(char **slot, const char *value)
 {

@@ -19,6 +19,7 @@
 
 #include "cloister.pb-c.h"
 #include "options.h"
+#include "tap_fd.h"
 
 #define BINDINGS_KEY_BYTES 32
 #define BINDINGS_MAC_BYTES 32
@@ -51,6 +52,14 @@ bool bindings_verify(int dirfd, const Cloister__VmConfig *config);
  */
 int bindings_from_json(struct json_object *devices, struct restore_binds *ret, char *err,
 		       size_t errlen);
+
+/*
+ * Adds vm.restore's "net_fds" to binds: each NIC named there is bound to its
+ * tap descriptor (borrowed: it must outlive binds). A device bound both
+ * here and in "devices", or more bindings than fit: -EINVAL with err set.
+ */
+int bindings_add_net_fds(struct restore_binds *binds, const struct tap_fd *net_fds, size_t n,
+			 char *err, size_t errlen);
 
 /*
  * Puts binds into config (a snapshot's, just loaded). Without verified, every

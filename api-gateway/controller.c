@@ -301,8 +301,9 @@ static int snapshot_fdstore(struct controller *c, const char *url, char *err, si
 
 static int op_snapshot(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
-	int r = a->fdstore ? snapshot_fdstore(c, a->url, err, errlen) : disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, err,
-					 errlen);
+	int r = a->fdstore ? snapshot_fdstore(c, a->url, err, errlen) :
+			     disk_checkpoint_snapshot(&c->tree, c->config, a->url,
+						      a->disks_checkpoint, err, errlen);
 
 	if (r == -ECHILD)
 		vm_fail(c, "snapshot failed: %s", err);
@@ -337,8 +338,10 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	set_config(c, TAKE_PTR(rs.config));
 	set_state(c, VM_STATE_CREATED);
 	rs.config = c->config;
-	r = a->stored ? tree_start_kept(&c->tree, c->config, &kept, err, errlen) :
-			tree_start(&c->tree, c->config, true, err, errlen);
+	r = tree_keep_tap_fds(&c->tree, &binds, err, errlen);
+	if (r == 0)
+		r = a->stored ? tree_start_kept(&c->tree, c->config, &kept, err, errlen) :
+				tree_start(&c->tree, c->config, true, err, errlen);
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;
@@ -622,6 +625,16 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 		if (bindings_from_json(devices, &binds, err, errlen) < 0)
 			return -EBADMSG;
 		have_binds = true;
+	}
+	if (req->n_net_fds) {
+		if (!have_binds)
+			binds = (struct restore_binds){ .n = 0 };
+		have_binds = true;
+		r = bindings_add_net_fds(&binds, req->net_fds, req->n_net_fds, err, errlen);
+		if (r < 0) {
+			restore_binds_free(&binds);
+			return r == -ENOMEM ? r : -EBADMSG;
+		}
 	}
 	r = restore_run(opaque, &(struct op_args){ .url = req->source_url,
 			.binds = have_binds ? &binds : NULL,

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "options.h"
 #include "snapshot_dir.h"
+#include "tap_fd.h"
 
 /* The virtio-net header with VIRTIO_F_VERSION_1 (virtio_net_hdr_v1). */
 #define VNET_HDR_LEN 12
@@ -179,6 +180,29 @@ int device_host_open(Cloister__DeviceConfig *d, bool restore, struct device_host
 		device_host_close(&h);
 		return r;
 	}
+	*ret = h;
+	return 0;
+}
+
+int device_host_open_tap_fd(Cloister__DeviceConfig *d, int tap_fd, struct device_host *ret,
+			    char *err, size_t errlen)
+{
+	struct device_host h = { .fds = { -1, -1 }, .sink = SINK_INIT };
+	char what[64];
+	int fd;
+
+	if (strcmp(d->kind, "net") != 0 || !d->mac || !d->mac[0]) {
+		snprintf(err, errlen, "device %s: a tap descriptor binds a restored net device only", d->id);
+		return -EBADMSG;
+	}
+	snprintf(what, sizeof(what), "net %s", d->id);
+	fd = tap_fd_for_device(tap_fd, what, err, errlen);
+	if (fd < 0)
+		return fd == -EINVAL ? -EBADMSG : fd;
+	log_info("net %s: on the tap %s, from the descriptor the restorer sent", d->id, d->tap);
+	snprintf(h.mac_arg, sizeof(h.mac_arg), "%s", d->mac);
+	h.program = "cloister-net";
+	h.fds[h.n_fds++] = fd;
 	*ret = h;
 	return 0;
 }

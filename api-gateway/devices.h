@@ -28,6 +28,13 @@ struct device_host {
  */
 int device_host_open(Cloister__DeviceConfig *d, bool restore, struct device_host *ret, char *err,
 		     size_t errlen);
+/*
+ * A restored NIC on a tap descriptor the restorer passed (tap_fd.h), which
+ * stays the caller's: the device gets its own copy. d must be a net device
+ * whose MAC the snapshot holds.
+ */
+int device_host_open_tap_fd(Cloister__DeviceConfig *d, int tap_fd, struct device_host *ret,
+			    char *err, size_t errlen);
 void device_host_close(struct device_host *h);
 
 /*

@@ -365,7 +365,8 @@ int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, cons
 
 static int bind_copy(const struct restore_bind *from, struct restore_bind *to)
 {
-	*to = (struct restore_bind){ .has_sink = from->has_sink, .sink_mode = from->sink_mode };
+	*to = (struct restore_bind){ .has_sink = from->has_sink, .sink_mode = from->sink_mode,
+				     .has_tap_fd = from->has_tap_fd, .tap_fd = from->tap_fd };
 	to->id = strdup(from->id);
 	to->path = from->path ? strdup(from->path) : NULL;
 	to->tap = from->tap ? strdup(from->tap) : NULL;

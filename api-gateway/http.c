@@ -3,7 +3,9 @@
  * The API server: a Unix socket, one serving thread with a poll() loop over
  * at most API_CONNECTION_LIMIT connections, and one op thread. Each
  * connection carries one request: read whole (http_parse.c), routed
- * (http_routes.c), answered, closed.
+ * (http_routes.c), answered, closed. File descriptors the client sends
+ * along (SCM_RIGHTS, in any read of the request) stay with the connection
+ * until the request is routed, which takes them or closes them.
  *
  * Why our own loop and parser rather than a library: CH's client needs an
  * empty reason phrase, and the API needs refusals that Debian's HTTP server
@@ -60,6 +62,10 @@ struct conn {
 	uint64_t accepted_seq, deadline_ms;
 	struct http_request req;
 	bool continue_sent, shutdown_vmm;
+	/* descriptors received with the request; fds_overflow: more came than fit */
+	int fds[API_REQUEST_FDS_MAX];
+	size_t n_fds;
+	bool fds_overflow;
 	char *out;
 	size_t out_len, out_off, drained;
 };
@@ -142,8 +148,16 @@ static void *op_thread_main(void *opaque)
 
 /* ---- connections ---- */
 
+static void conn_close_fds(struct conn *c)
+{
+	for (size_t i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
+	c->n_fds = 0;
+}
+
 static void conn_close(struct conn *c)
 {
+	conn_close_fds(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	http_request_release(&c->req);
@@ -157,6 +171,8 @@ static void conn_respond(struct api_server *s, struct conn *c, struct api_respon
 {
 	int r = api_response_format(resp, &c->out, &c->out_len);
 
+	/* Answered: descriptors the request did not take go now. */
+	conn_close_fds(c);
 	c->shutdown_vmm = resp->shutdown_vmm;
 	api_response_release(resp);
 	if (r < 0) {
@@ -234,8 +250,19 @@ static void conn_dispatch(struct api_server *s, struct conn *c)
 	struct api_call call;
 	struct api_response resp = { 0 };
 	char detail[96];
+	size_t n_fds = c->n_fds;
 
-	if (!api_dispatch(s->ops, s->opaque, r->method, r->target, r->body, r->body_len, &call, &resp)) {
+	if (c->fds_overflow) {
+		conn_close_fds(c);
+		snprintf(detail, sizeof(detail), "more than %u file descriptors came with the request",
+			 API_REQUEST_FDS_MAX);
+		conn_error(s, c, 400, "bad request", detail);
+		return;
+	}
+	/* From here on the descriptors are the router's. */
+	c->n_fds = 0;
+	if (!api_dispatch_fds(s->ops, s->opaque, r->method, r->target, r->body, r->body_len, c->fds,
+			      n_fds, &call, &resp)) {
 		conn_respond(s, c, &resp);
 		return;
 	}
@@ -269,6 +296,52 @@ static void conn_head_done(struct conn *c)
 	}
 }
 
+/* Keeps what SCM_RIGHTS brought, up to API_REQUEST_FDS_MAX; closes the rest. */
+static void conn_take_fds(struct conn *c, struct msghdr *msg)
+{
+	if (msg->msg_flags & MSG_CTRUNC)
+		c->fds_overflow = true;	/* the kernel closed what did not fit */
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t n;
+		int *fds;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, fds + i, sizeof(fd));
+			if (c->n_fds < API_REQUEST_FDS_MAX) {
+				c->fds[c->n_fds++] = fd;
+			} else {
+				close(fd);
+				c->fds_overflow = true;
+			}
+		}
+	}
+}
+
+/* read(), but descriptors sent along are received (close-on-exec) and kept. */
+static ssize_t conn_recv(struct conn *c, char *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(API_REQUEST_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+	if (n >= 0)
+		conn_take_fds(c, &msg);
+	return n;
+}
+
 static void conn_read(struct api_server *s, struct conn *c)
 {
 	char buf[READ_CHUNK];
@@ -276,7 +349,7 @@ static void conn_read(struct api_server *s, struct conn *c)
 	size_t used;
 	ssize_t n;
 
-	n = read(c->fd, buf, sizeof(buf));
+	n = conn_recv(c, buf, sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {

@@ -30,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tap_fd.h"
+
 struct json_object;
 struct api_server;
 
@@ -51,6 +53,14 @@ struct api_server;
 #define API_BODY_DEADLINE_S 10u
 #define API_WRITE_DEADLINE_S 10u
 #define API_JSON_DEPTH 10
+/*
+ * A request may carry at most this many file descriptors (SCM_RIGHTS, in
+ * any of the reads of one request); more is a 400, and every descriptor of
+ * a request is closed unless the request takes it.
+ */
+#define API_REQUEST_FDS_MAX 8
+/* vm.restore's "net_fds": at most this many net devices. */
+#define API_NET_FDS_MAX 4
 
 enum api_memory_restore_mode {
 	API_MEMORY_RESTORE_COPY,	/* "Copy": read the snapshot's memory in before resuming */
@@ -65,6 +75,13 @@ struct api_restore_request {
 	enum api_memory_restore_mode memory_restore_mode;
 	/* The whole request body, borrowed for the call, for options added later. */
 	struct json_object *body;
+	/*
+	 * "net_fds" (CH's RestoredNetConfig: {"id", "num_fds", "fds"}): taps
+	 * passed with the request, one per net device, in the order of the
+	 * request's descriptors. Each fd is owned, checked to be a tap.
+	 */
+	struct tap_fd net_fds[API_NET_FDS_MAX];
+	size_t n_net_fds;
 };
 
 /*
@@ -172,6 +189,15 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 int api_parse_restore_body(const char *body, size_t len, char **ret_source_url, bool *ret_resume,
 			   char *err, size_t errlen);
 void api_restore_request_release(struct api_restore_request *req);
+/*
+ * Gives the n descriptors that came with a vm.restore request to its
+ * "net_fds" entries, in order (each entry takes num_fds of them, always 1
+ * here). Takes every fd: on success they belong to req, on failure (-EINVAL
+ * with err set: a count that does not match, a descriptor that is not a
+ * usable tap) they are closed.
+ */
+int api_restore_attach_fds(struct api_restore_request *req, int *fds, size_t n, char *err,
+			   size_t errlen);
 /* Any JSON object (vm.create and bodies of paths Cloister does not serve). */
 int api_parse_object_body(const char *body, size_t len, struct json_object **ret,
 			  char *err, size_t errlen);

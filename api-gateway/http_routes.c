@@ -14,6 +14,7 @@
 #include "log.h"
 #include "options.h"
 #include "errmsg.h"
+#include "http_net_fds.h"
 
 #define API_ERR_MAX 512
 #define API_PREFIX "/api/v1/"
@@ -376,13 +377,35 @@ int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination
 }
 
 /*
- * CH's RestoreConfig keys that Cloister understands. (net_fds, vfio_fds and
- * zone_updates name things a Cloister VM does not have: refused as unknown.)
- * "devices", Cloister's own, binds host resources per device id (bindings.h).
+ * CH's RestoreConfig keys that Cloister understands. "devices", Cloister's
+ * own, binds host resources per device id (bindings.h); "net_fds" binds a
+ * net device to a tap passed with the request. vfio_fds, iommufd_fd and
+ * zone_updates name things a Cloister VM does not have: taken only empty
+ * (as ch-remote writes them when unused), refused otherwise.
  */
 static const char *const restore_keys[] = {
-	"source_url", "resume", "prefault", "memory_restore_mode", "devices", NULL,
+	"source_url", "resume", "prefault", "memory_restore_mode", "devices", "net_fds",
+	"vfio_fds", "iommufd_fd", "zone_updates", NULL,
 };
+
+/* vfio_fds, iommufd_fd, zone_updates: null or [] only. */
+static int check_unused(struct json_object *obj, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "vfio_fds", "iommufd_fd", "zone_updates" };
+	static const char *const what[] = { "VFIO devices", "VFIO devices", "memory zones" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		struct json_object *v;
+
+		if (!json_object_object_get_ex(obj, keys[i], &v) || !v ||
+		    (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0))
+			continue;
+		err_set(err, errlen, "'%s': a Cloister VM has no %s (only null or [] is taken)", keys[i],
+			what[i]);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 int api_parse_restore_request(const char *body, size_t len, struct api_restore_request *ret,
 			      char *err, size_t errlen)
@@ -403,7 +426,8 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 		return r;
 	if (get_optional_bool(obj, "resume", &req.resume, err, errlen) < 0 ||
 	    get_optional_bool(obj, "prefault", &req.prefault, err, errlen) < 0 ||
-	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0)
+	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0 ||
+	    api_parse_net_fds(obj, &req, err, errlen) < 0 || check_unused(obj, err, errlen) < 0)
 		return -EINVAL;
 	if (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
 		err_set(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");
@@ -431,6 +455,9 @@ int api_parse_restore_body(const char *body, size_t len, char **ret_source_url, 
 
 void api_restore_request_release(struct api_restore_request *req)
 {
+	for (size_t i = 0; i < req->n_net_fds && i < API_NET_FDS_MAX; i++)
+		if (req->net_fds[i].fd >= 0)
+			close(req->net_fds[i].fd);
 	free((char *)req->source_url);
 	if (req->body)
 		json_object_put(req->body);
@@ -679,22 +706,59 @@ static bool check_servable(const struct api_ops *ops, struct api_call *call, str
 	return true;
 }
 
-bool api_dispatch(const struct api_ops *ops, void *opaque, const char *method, const char *target,
-		  const char *body, size_t len, struct api_call *call, struct api_response *resp)
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; fds && i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/* Descriptors that came with the request go to the one route that takes them. */
+static bool take_fds(struct api_call *call, int *fds, size_t n_fds, struct api_response *resp)
+{
+	char err[API_ERR_MAX] = "", what[64];
+
+	if (n_fds == 0 && call->route->body != BODY_RESTORE)
+		return true;
+	snprintf(what, sizeof(what), "%s: bad request", call->route->name);
+	if (call->route->body != BODY_RESTORE) {
+		close_fds(fds, n_fds);
+		api_response_error(resp, 400, what, "this request takes no file descriptors");
+		return false;
+	}
+	if (api_restore_attach_fds(&call->restore, fds, n_fds, err, sizeof(err)) < 0) {
+		api_response_error(resp, 400, what, err);
+		return false;
+	}
+	return true;
+}
+
+bool api_dispatch_fds(const struct api_ops *ops, void *opaque, const char *method, const char *target,
+		      const char *body, size_t len, int *fds, size_t n_fds, struct api_call *call,
+		      struct api_response *resp)
 {
 	const struct api_route *route = route_find(target);
 
 	*call = (struct api_call){ .route = route };
 	if (!route) {
+		close_fds(fds, n_fds);
 		api_response_error(resp, 404, "not found", target);
 		return false;
 	}
 	if (strcmp(method, route->method) != 0) {
+		close_fds(fds, n_fds);
 		api_response_error(resp, 405, "method not allowed", route->method);
 		resp->allow = route->method;
 		return false;
 	}
-	if (!decode_body(route, body, len, call, resp) || !check_servable(ops, call, resp)) {
+	if (!decode_body(route, body, len, call, resp)) {
+		close_fds(fds, n_fds);
+		api_call_release(call);
+		return false;
+	}
+	if (!take_fds(call, fds, n_fds, resp) || !check_servable(ops, call, resp)) {
 		api_call_release(call);
 		return false;
 	}
@@ -703,6 +767,12 @@ bool api_dispatch(const struct api_ops *ops, void *opaque, const char *method, c
 	route->run(ops, opaque, call, resp);
 	api_call_release(call);
 	return false;
+}
+
+bool api_dispatch(const struct api_ops *ops, void *opaque, const char *method, const char *target,
+		  const char *body, size_t len, struct api_call *call, struct api_response *resp)
+{
+	return api_dispatch_fds(ops, opaque, method, target, body, len, NULL, 0, call, resp);
 }
 
 void api_call_run(const struct api_ops *ops, void *opaque, struct api_call *call, struct api_response *resp)

@@ -38,6 +38,15 @@ struct api_call {
  */
 bool api_dispatch(const struct api_ops *ops, void *opaque, const char *method, const char *target,
 		  const char *body, size_t len, struct api_call *call, struct api_response *resp);
+/*
+ * The same, for a request that came with n_fds file descriptors (SCM_RIGHTS).
+ * Takes them all: the call holds those the request takes (vm.restore's
+ * "net_fds"), every other is closed, and a request that takes none, or not
+ * that many, or fds that are not taps, is answered 400.
+ */
+bool api_dispatch_fds(const struct api_ops *ops, void *opaque, const char *method, const char *target,
+		      const char *body, size_t len, int *fds, size_t n_fds, struct api_call *call,
+		      struct api_response *resp);
 void api_call_run(const struct api_ops *ops, void *opaque, struct api_call *call,
 		  struct api_response *resp);
 /* "vm.snapshot" for a call routed there */

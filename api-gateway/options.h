@@ -51,6 +51,13 @@ struct restore_bind {
 	char *id;
 	char *path;
 	char *tap;
+	/*
+	 * vm.restore's "net_fds": the NIC gets this tap descriptor (borrowed from
+	 * the request, never closed here) instead of opening tap by name; tap
+	 * then holds the name the kernel gives the descriptor's interface.
+	 */
+	bool has_tap_fd;
+	int tap_fd;
 	bool has_sink;
 	Cloister__SerialMode sink_mode;
 	char *sink_path;	/* with SERIAL_FILE and SERIAL_SOCKET */

@@ -22,7 +22,8 @@ struct verb {
 	int optional_args;	/* after nargs */
 	bool print_body;
 	/* args[0..n_args): the command's arguments. */
-	int (*make_body)(char **args, int n_args, char **ret, char *err, size_t errlen);
+	int (*make_body)(char **args, int n_args, struct remote_request *req, char **ret, char *err,
+			 size_t errlen);
 };
 
 struct response {
@@ -46,7 +47,8 @@ static int json_to_string(struct json_object *o, char **ret)
 }
 
 /* snapshot URL [disks=checkpoint] */
-static int snapshot_body(char **args, int n_args, char **ret, char *err, size_t errlen)
+static int snapshot_body(char **args, int n_args, struct remote_request *req, char **ret, char *err,
+			 size_t errlen)
 {
 	struct json_object *o;
 	int r;
@@ -66,20 +68,42 @@ static int snapshot_body(char **args, int n_args, char **ret, char *err, size_t 
 	return r;
 }
 
-static int restore_body(char **args, int n_args, char **ret, char *err, size_t errlen)
+/* [{"id": ..., "num_fds": N, "fds": null}]: the numbers travel as SCM_RIGHTS, as CH's do. */
+static struct json_object *net_fds_json(const struct remote_net_fds *n)
 {
-	const char *spec = args[0];
-	_cleanup_free_ char *url = NULL;
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; arr && i < n->n_dev; i++) {
+		struct json_object *o = json_object_new_object();
+
+		if (!o)
+			break;
+		json_object_object_add(o, "id", json_object_new_string(n->dev[i].id));
+		json_object_object_add(o, "num_fds", json_object_new_int64((int64_t)n->dev[i].num_fds));
+		json_object_object_add(o, "fds", NULL);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static int restore_body(char **args, int n_args, struct remote_request *req, char **ret, char *err,
+			size_t errlen)
+{
+	_cleanup_free_ char *url = NULL, *spec = NULL;
 	struct json_object *o;
 	bool resume, on_demand;
 	int r;
 
+	r = remote_take_net_fds(args[0], &spec, &req->net_fds, err, errlen);
+	if (r < 0)
+		return r;
 	r = parse_restore_spec(spec, &url, &resume, &on_demand);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
 		err_set(err, errlen, "restore: expected source_url=file:///DIR[,resume=true|false]"
-			"[,memory_restore_mode=Copy|OnDemand][,prefault=true|false], got '%s'", spec);
+			"[,memory_restore_mode=Copy|OnDemand][,prefault=true|false]"
+			"[,net_fds=[ID@FD,...]], got '%s'", args[0]);
 		return -EINVAL;
 	}
 	o = json_object_new_object();
@@ -89,13 +113,16 @@ static int restore_body(char **args, int n_args, char **ret, char *err, size_t e
 	json_object_object_add(o, "resume", json_object_new_boolean(resume));
 	json_object_object_add(o, "memory_restore_mode",
 			       json_object_new_string(on_demand ? "OnDemand" : "Copy"));
+	if (req->net_fds.n_dev)
+		json_object_object_add(o, "net_fds", net_fds_json(&req->net_fds));
 	r = json_to_string(o, ret);
 	json_object_put(o);
 	return r;
 }
 
 /* create FILE: the file's VmConfig JSON, checked to be an object before it is sent. */
-static int create_body(char **args, int n_args, char **ret, char *err, size_t errlen)
+static int create_body(char **args, int n_args, struct remote_request *req, char **ret, char *err,
+		       size_t errlen)
 {
 	const char *path = args[0];
 	struct json_object *o = json_object_from_file(path);
@@ -132,6 +159,7 @@ static const struct verb verbs[] = {
 int remote_build_request(int argc, char **argv, struct remote_request *ret, char *err, size_t errlen)
 {
 	const struct verb *v = NULL;
+	struct remote_request req = { .net_fds.n_dev = 0 };
 	char *body = NULL;
 	int r;
 
@@ -152,16 +180,15 @@ int remote_build_request(int argc, char **argv, struct remote_request *ret, char
 		return -EINVAL;
 	}
 	if (v->make_body) {
-		r = v->make_body(argv + 1, argc - 1, &body, err, errlen);
+		r = v->make_body(argv + 1, argc - 1, &req, &body, err, errlen);
 		if (r < 0)
 			return r;
 	}
-	*ret = (struct remote_request){
-		.method = v->method,
-		.path = v->path,
-		.body = body,
-		.print_body = v->print_body,
-	};
+	req.method = v->method;
+	req.path = v->path;
+	req.body = body;
+	req.print_body = v->print_body;
+	*ret = req;
 	return 0;
 }
 
@@ -296,6 +323,27 @@ static int remote_report(const struct remote_request *req, long status, const st
 	return REMOTE_EXIT_FAILED;
 }
 
+/* curl cannot send descriptors: a request that carries some goes over a plain socket. */
+static int remote_perform_fds(const char *socket_path, const struct remote_request *req, FILE *out,
+			      FILE *errout)
+{
+	struct response resp = { 0 };
+	char err[256] = "";
+	long status = 0;
+	int r, ret;
+
+	r = remote_send_with_fds(socket_path, req->method, req->path, req->body, req->net_fds.fds,
+				 req->net_fds.n_fds, REMOTE_RESPONSE_MAX, &status, &resp.data,
+				 &resp.len, err, sizeof(err));
+	if (r < 0) {
+		fprintf(errout, "cloister-remote: %s\n", err);
+		return REMOTE_EXIT_FAILED;
+	}
+	ret = remote_report(req, status, &resp, out, errout);
+	free(resp.data);
+	return ret;
+}
+
 int remote_perform(const char *socket_path, const struct remote_request *req, FILE *out, FILE *errout)
 {
 	struct response resp = { 0 };
@@ -306,6 +354,8 @@ int remote_perform(const char *socket_path, const struct remote_request *req, FI
 	long status = 0;
 	int ret;
 
+	if (req->net_fds.n_fds)
+		return remote_perform_fds(socket_path, req, out, errout);
 	/* "Expect:" suppresses curl's 100-continue round trip. */
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Expect:");
@@ -351,8 +401,11 @@ void remote_usage(FILE *f)
 	      "                                       save a paused VM into DIR (with a copy\n"
 	      "                                       of every writable disk)\n"
 	      "  restore source_url=file:///DIR[,resume=true|false][,memory_restore_mode=Copy|OnDemand]\n"
+	      "          [,net_fds=[ID@FD,ID@[FD,...]]]\n"
 	      "                                       restore a snapshot; OnDemand pages memory in as\n"
-	      "                                       the guest touches it (prefault=true: Copy)\n"
+	      "                                       the guest touches it (prefault=true: Copy);\n"
+	      "                                       net_fds: NICs on tap descriptors this program\n"
+	      "                                       inherited, sent along with SCM_RIGHTS\n"
 	      "  reboot                               reset the VM and boot it again\n"
 	      "  power-button                         press the VM's power button\n"
 	      "  shutdown                             shut the VM down (it can boot again)\n"

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "remote_fds.h"
+
 #define REMOTE_EXIT_OK 0
 #define REMOTE_EXIT_FAILED 1
 #define REMOTE_EXIT_USAGE 2
@@ -19,6 +21,8 @@ struct remote_request {
 	const char *path;	/* "/api/v1/..." */
 	char *body;		/* JSON or NULL */
 	bool print_body;	/* ping, info: print what the server sends */
+	/* restore's net_fds: descriptors sent along (SCM_RIGHTS) */
+	struct remote_net_fds net_fds;
 };
 
 /*

@@ -120,11 +120,19 @@ static bool pager_failed(struct vm_tree *t, char *what, size_t len)
 	return true;
 }
 
+static void drop_tap_fds(struct vm_tree *t)
+{
+	for (size_t i = 0; i < t->n_tap_fds; i++)
+		close(t->tap_fds[i].fd);
+	t->n_tap_fds = 0;
+}
+
 void tree_release(struct vm_tree *t)
 {
 	tree_reap(t, true);
 	sink_close(&t->serial_sink);
 	sink_close(&t->console_sink);
+	drop_tap_fds(t);
 }
 
 bool tree_find_dead(struct vm_tree *t, char *what, size_t len)
@@ -383,6 +391,45 @@ static void sink_keep(struct vm_tree *t, struct sink *keep, struct sink *from,
 	log_info("%s: pty %s", what, keep->pty_path);
 }
 
+/* The tap descriptor the restorer passed for device id, if any. */
+static const struct tree_tap_fd *kept_tap_fd(const struct vm_tree *t, const char *id)
+{
+	for (size_t i = 0; i < t->n_tap_fds; i++)
+		if (strcmp(t->tap_fds[i].id, id) == 0)
+			return &t->tap_fds[i];
+	return NULL;
+}
+
+int tree_keep_tap_fds(struct vm_tree *t, const struct restore_binds *binds, char *err,
+		      size_t errlen)
+{
+	drop_tap_fds(t);
+	for (size_t i = 0; binds && i < binds->n; i++) {
+		const struct restore_bind *b = &binds->b[i];
+		struct tree_tap_fd *k = &t->tap_fds[t->n_tap_fds];
+
+		if (!b->has_tap_fd)
+			continue;
+		if (t->n_tap_fds >= TREE_MAX_DEVICES || strlen(b->id) >= sizeof(k->id)) {
+			err_set(err, errlen, "too many tap descriptors");
+			drop_tap_fds(t);
+			return -E2BIG;
+		}
+		k->fd = fcntl(b->tap_fd, F_DUPFD_CLOEXEC, 3);
+		if (k->fd < 0) {
+			int e = errno;
+
+			err_set(err, errlen, "net %s: cannot keep its tap descriptor: %s", b->id,
+				strerror(e));
+			drop_tap_fds(t);
+			return -e;
+		}
+		snprintf(k->id, sizeof(k->id), "%s", b->id);
+		t->n_tap_fds++;
+	}
+	return 0;
+}
+
 static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool restore, char *err,
 			size_t errlen)
 {
@@ -390,6 +437,7 @@ static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool resto
 	Cloister__CoreAttachDevice att = CLOISTER__CORE_ATTACH_DEVICE__INIT;
 	struct child *ch = &t->devs[t->n_devs];
 	struct device_host host;
+	const struct tree_tap_fd *tap;
 	const char *args[4] = { d->id, NULL, NULL, NULL };
 	int r;
 
@@ -397,7 +445,10 @@ static int start_device(struct vm_tree *t, Cloister__DeviceConfig *d, bool resto
 		err_set(err, errlen, "too many devices");
 		return -E2BIG;
 	}
-	r = device_host_open(d, restore, &host, err, errlen);
+	if ((tap = kept_tap_fd(t, d->id)))
+		r = device_host_open_tap_fd(d, tap->fd, &host, err, errlen);
+	else
+		r = device_host_open(d, restore, &host, err, errlen);
 	if (r < 0)
 		return r;
 	if (host.mac_arg[0]) {

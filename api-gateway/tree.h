@@ -18,6 +18,8 @@
 #include "sink.h"
 #include "spawn.h"
 
+struct restore_binds;
+
 #define TREE_MAX_DEVICES LAYOUT_VIRTIO_SLOTS
 #define TREE_CALL_TIMEOUT_MS 10000
 
@@ -52,6 +54,16 @@ struct vm_tree {
 	int cancel_fd;
 	uint64_t last_request_id;
 	struct tree_hooks hooks;
+	/*
+	 * NICs the restorer bound to tap descriptors (vm.restore's net_fds): the
+	 * tree keeps its own copies for the VM's life, so that every start
+	 * (the restore, a reboot) puts the NIC on that tap, never on a name.
+	 */
+	struct tree_tap_fd {
+		char id[33];
+		int fd;
+	} tap_fds[TREE_MAX_DEVICES];
+	size_t n_tap_fds;
 };
 
 void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_fd,
@@ -87,9 +99,16 @@ struct tree_memory {
 int tree_start_kept(struct vm_tree *t, Cloister__VmConfig *config, const struct tree_memory *mem,
 		    char *err, size_t errlen);
 
+/*
+ * Keeps a copy of each tap descriptor binds names (restore_bind.has_tap_fd)
+ * for the VM from now on, instead of those kept before. -errno with err set.
+ */
+int tree_keep_tap_fds(struct vm_tree *t, const struct restore_binds *binds, char *err,
+		      size_t errlen);
+
 /* Stops every process (SIGKILL unless kill_first is false and they are gone). */
 void tree_reap(struct vm_tree *t, bool kill_first);
-/* Also lets go of the sinks. */
+/* Also lets go of the sinks and the kept tap descriptors. */
 void tree_release(struct vm_tree *t);
 
 /* A child that died: true with what says who and how. */

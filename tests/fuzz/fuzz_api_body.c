@@ -141,7 +141,17 @@ static void fuzz_bodies(const char *body, size_t size)
 	}
 	if (api_parse_restore_request(body, size, &req, err, sizeof(err)) == 0) {
 		if (!json_object_is_type(req.body, json_type_object) ||
-		    (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND))
+		    (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) ||
+		    req.n_net_fds > API_NET_FDS_MAX)
+			abort();
+		/* net_fds: plain ids, no descriptor yet; none sent is a mismatch unless none named. */
+		for (size_t i = 0; i < req.n_net_fds; i++)
+			if (req.net_fds[i].fd != -1 || !req.net_fds[i].id[0] ||
+			    strlen(req.net_fds[i].id) >= TAP_FD_ID_MAX ||
+			    strspn(req.net_fds[i].id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789-_") != strlen(req.net_fds[i].id))
+				abort();
+		if ((api_restore_attach_fds(&req, NULL, 0, err, sizeof(err)) == 0) != (req.n_net_fds == 0))
 			abort();
 		api_restore_request_release(&req);
 	}

@@ -8,6 +8,7 @@ Slow (real Linux guests); the guest comes from guest/linux/fetch.sh.
 import json
 import os
 import subprocess
+import sys
 import re
 import time
 
@@ -249,3 +250,144 @@ def test_cloister_snapshot_verify_and_check_name_what_is_wrong(linux, workdir):
     assert out.returncode == 1 and "vm.json does not decode" in out.stdout, out.stdout
     assert tool("inspect", "/nonexistent").returncode == 1
     assert tool("frobnicate", snapdir).returncode == 2
+
+
+GUEST_IP = "10.77.0.2"
+PEER_A, PEER_B = "10.77.0.1", "10.77.0.3"
+
+# Run inside clone B's namespace: makes its tap (gone when the last descriptor
+# closes), gives it the peer's address, then restores through cloister-remote,
+# which passes the tap's descriptor along as ch-remote does.
+RESTORE_WITH_TAP_FD = r"""
+import fcntl, os, struct, subprocess, sys
+remote, sock, url, tap, peer = sys.argv[1:]
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", tap.encode(), 0x0002 | 0x1000 | 0x4000))
+subprocess.run(["ip", "addr", "add", peer + "/24", "dev", tap], check=True)
+subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+r = subprocess.run([remote, "--api-socket", sock, "restore",
+                    f"source_url={url},net_fds=[net0@[{fd}]]"], pass_fds=[fd],
+                   capture_output=True, text=True)
+sys.stderr.write(r.stderr)
+sys.exit(r.returncode)
+"""
+
+
+def netns_add(names):
+    name = f"clclone{os.getpid() % 10000}{len(names)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    names.append(name)
+    ns = ["ip", "netns", "exec", name]
+    subprocess.run([*ns, "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+    return ns
+
+
+def guest_pings(vm, peer, count=2):
+    out = vm.ask(f"ping -c {count} -W 3 {peer} >/dev/null && echo ping-$? || echo ping-$?",
+                 r"^ping-(\d+)$", timeout=60)
+    return out.group(1) == "0"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                    reason="taps and network namespaces need root and /dev/net/tun")
+def test_two_clones_side_by_side_each_on_its_own_tap_and_disk(linux, workdir):
+    """One clone gets its tap by name, the other as a descriptor over the API socket."""
+    from conftest import REMOTE
+    from test_linux_devices import NetnsVM
+
+    names = []
+    try:
+        ns_a, ns_b = netns_add(names), netns_add(names)
+        for cmd in (["ip", "tuntap", "add", "dev", "cltapA", "mode", "tap"],
+                    ["ip", "addr", "add", f"{PEER_A}/24", "dev", "cltapA"],
+                    ["ip", "link", "set", "cltapA", "up"]):
+            subprocess.run([*ns_a, *cmd], check=True, capture_output=True)
+        disk = os.path.join(workdir, "disk.img")
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
+        base = NetnsVM(workdir, "base", ns_a)
+        try:
+            base.start("--cpus", "boot=2", "--memory", "size=512M", "--kernel", KERNEL,
+                       "--initramfs", INITRAMFS, "--cmdline", "console=ttyS0", "--serial", "tty",
+                       "--disk", f"path={disk}", "--net", "tap=cltapA,mac=52:54:00:00:77:05")
+            base.wait(r"cloister-guest: init reached", timeout=BOOT_TIMEOUT)
+            base.wait(r"~ # ")
+            base.ask("mke2fs -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo fs-ok",
+                     r"^fs-ok$", timeout=120)
+            base.ask("echo at-the-snapshot > /mnt/a && sync && echo synced", r"^synced$")
+            base.ask(f"ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0 && echo up",
+                     r"^up$")
+            assert guest_pings(base, PEER_A)
+            base.remote("pause")
+            snapdir = os.path.join(workdir, "snap")
+            os.mkdir(snapdir)
+            base.remote("snapshot", f"file://{snapdir}", "disks=checkpoint")
+            base.remote("shutdown-vmm")
+            assert base.proc.wait(timeout=20) == 0
+        finally:
+            base.stop()
+
+        # Clone A: in the namespace of cltapA, bound to it by name.
+        a = NetnsVM(workdir, "cloneA", ns_a)
+        # Clone B: a gateway in the host's own namespace, where no tap of that
+        # name exists: its NIC can only be the descriptor it is sent.
+        b = linux("cloneB")
+        try:
+            a.start("--restore", f"source_url=file://{snapdir}",
+                    "--restore-bind", "id=net0,tap=cltapA")
+            b.start()
+            a.wait_socket()
+            b.wait_socket()
+            r = subprocess.run([*ns_b, sys.executable, "-c", RESTORE_WITH_TAP_FD, REMOTE, b.sock,
+                                f"file://{snapdir}", "cltapB", PEER_B],
+                               capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr + open(b.log_path).read()[-2000:]
+            info = json.loads(b.remote("info"))
+            nets = [d for d in info["config"].get("net", [])]
+            assert [n.get("tap") for n in nets] == ["cltapB"], info["config"]
+            for c in (a, b):
+                c.remote("resume")
+
+            # Each clone reaches the peer on its own tap, and only that one.
+            assert guest_pings(a, PEER_A)
+            assert guest_pings(b, PEER_B)
+            assert not guest_pings(a, PEER_B, count=1)
+            assert not guest_pings(b, PEER_A, count=1)
+            for ns in (ns_a, ns_b):
+                ping = subprocess.run([*ns, "ping", "-c", "2", "-W", "5", GUEST_IP],
+                                      capture_output=True, text=True, timeout=60)
+                assert ping.returncode == 0, ping.stdout + ping.stderr
+
+            # Each has the snapshot's disk, as its own copy.
+            for name, c in (("clone-a", a), ("clone-b", b)):
+                assert c.ask("cat /mnt/a", r"^(at-the-\S+)$").group(1) == "at-the-snapshot"
+                c.ask(f"echo {name} > /mnt/mine && sync && umount /mnt && echo unmounted",
+                      r"^unmounted$")
+
+            # Rebooted, clone B is on the descriptor's tap still (a name would
+            # make a new, unconnected tap in the gateway's namespace).
+            start = len(b.text())
+            b.remote("reboot")
+            b.wait(r"cloister-guest: init reached", start, timeout=BOOT_TIMEOUT)
+            b.wait(r"~ # ", start)
+            b.ask(f"ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0 && echo up", r"^up$")
+            assert guest_pings(b, PEER_B)
+            for c in (a, b):
+                c.remote("shutdown-vmm")
+                assert c.proc.wait(timeout=20) == 0
+        finally:
+            a.stop()
+
+        images = sorted(f for f in os.listdir(snapdir) if f.startswith("clone-disk0-"))
+        assert len(images) == 2, os.listdir(snapdir)
+        mine = set()
+        for name in images:
+            image = os.path.join(snapdir, name)
+            fsck = subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True)
+            assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+            assert debugfs_cat(image, "/a").strip() == "at-the-snapshot"
+            mine.add(debugfs_cat(image, "/mine").strip())
+        assert mine == {"clone-a", "clone-b"}, mine
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)

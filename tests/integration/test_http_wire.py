@@ -168,7 +168,9 @@ def test_restore_body_is_checked(vms, workdir):
     for body, words in [
         ({"source_url": f"file://{workdir}", "memory_restore_mode": "Sometimes"}, "memory_restore_mode"),
         ({"source_url": f"file://{workdir}", "memory_restore_mode": "OnDemand", "prefault": True}, "prefault"),
-        ({"source_url": f"file://{workdir}", "zone_updates": []}, "unknown key"),
+        ({"source_url": f"file://{workdir}", "zone_updates": [{"id": "z", "host_numa_node": 0}]},
+         "no memory zones"),
+        ({"source_url": f"file://{workdir}", "surprise": []}, "unknown key"),
     ]:
         r = call(vm, "PUT", "vm.restore", body)
         assert r.status == 400, (body, r.status, r.json)

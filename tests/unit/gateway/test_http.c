@@ -979,7 +979,9 @@ Test(http, restore_modes)
 		{ "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"OnDemand\", \"prefault\": true}",
 		  "prefault" },
 		{ "{\"source_url\": \"file:///s\", \"surprise\": 1}", "unknown key 'surprise'" },
-		{ "{\"source_url\": \"file:///s\", \"net_fds\": []}", "unknown key" },
+		{ "{\"source_url\": \"file:///s\", \"vfio_fds\": [{\"id\": \"v\"}]}", "no VFIO devices" },
+		{ "{\"source_url\": \"file:///s\", \"iommufd_fd\": 3}", "no VFIO devices" },
+		{ "{\"source_url\": \"file:///s\", \"zone_updates\": [{}]}", "no memory zones" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		r = put("/api/v1/vm.restore", bad[i].body);
