@@ -7,6 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
+#include "chunk.h"
 #include "cleanup.h"
 #include "frame.h"
 #include "layout.h"
@@ -140,27 +143,55 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 	return r;
 }
 
+/* The chunk format the gateway asked for: zstd, sealed under its key, or plain. */
+static int save_format(const Cloister__SnapdSave *save, struct chunk_format *fmt, char *err)
+{
+	*fmt = (struct chunk_format){ .zstd = save->compress_zstd,
+				      .sealed = save->encryption_key.len > 0 };
+	if (fmt->sealed && save->encryption_key.len != CHUNK_KEY_BYTES) {
+		snprintf(err, ERR_LEN, "the encryption key must be %d bytes", CHUNK_KEY_BYTES);
+		return -EINVAL;
+	}
+	if (fmt->sealed)
+		memcpy(fmt->key, save->encryption_key.data, CHUNK_KEY_BYTES);
+	randombytes_buf(fmt->id, sizeof(fmt->id));
+	return 0;
+}
+
 static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 {
 	const Cloister__VmConfig *config = g->env->snapd_save->config;
 	_cleanup_free_ char *text = NULL;
-	char name[32];
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	struct chunk_format fmt;
+	struct chunk_set set;
 	int r;
 
-	for (size_t i = 0; i < config->n_regions; i++) {
-		r = snapshot_write_region(c->fds[i], config->regions[i]->size, g->fds[1 + i]);
-		if (r < 0) {
-			vmjson_region_file_name(i, name, sizeof(name));
-			snprintf(err, ERR_LEN, "writing %s failed: %s", name, strerror(-r));
-			return r;
-		}
-	}
-	r = vmjson_encode(config, c->env->snap_save_state->state, &text);
-	if (r == 0)
-		r = snapshot_write_json(g->fds[0], text);
+	for (size_t i = 0; i < config->n_regions; i++)
+		sizes[i] = config->regions[i]->size;
+	r = save_format(g->env->snapd_save, &fmt, err);
 	if (r < 0)
-		snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
+		return r;
+	r = chunk_set_init(&set, &fmt, sizes, config->n_regions);
+	sodium_memzero(fmt.key, sizeof(fmt.key));
+	for (size_t i = 0; r == 0 && i < config->n_regions; i++)
+		r = chunk_write_region(&set, i, c->fds[i], g->fds[1 + i], err, ERR_LEN);
+	if (r == 0) {
+		r = vmjson_encode_chunks(config, c->env->snap_save_state->state, &set, &text);
+		if (r == 0)
+			r = snapshot_write_json(g->fds[0], text);
+		if (r < 0)
+			snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
+	}
+	chunk_set_release(&set);
 	return r;
+}
+
+/* The key leaves our memory with the message. */
+static void wipe_key(ProtobufCBinaryData *key)
+{
+	if (key->data)
+		sodium_memzero(key->data, key->len);
 }
 
 int snapd_serve_save(int gw, int core, int timeout_ms)
@@ -172,6 +203,8 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 	r = save_receive(gw, core, timeout_ms, &g, &c, err);
 	if (r == 0)
 		r = save_write(&g, &c, err);
+	if (g.env)
+		wipe_key(&g.env->snapd_save->encryption_key);
 	if (r < 0) {
 		log_error("save: %s", err);
 		frame_reply_send(core, r, err);
@@ -187,8 +220,8 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 
 /* ---- load ---- */
 
-static int load_read_json(int fd, Cloister__VmConfig **ret_config,
-			  Cloister__VmState **ret_state, char *err)
+static int load_read_json(int fd, const ProtobufCBinaryData *key, struct chunk_set *chunks,
+			  Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;
@@ -201,11 +234,17 @@ static int load_read_json(int fd, Cloister__VmConfig **ret_config,
 		snprintf(err, ERR_LEN, "reading vm.json failed: %s", strerror(-r));
 	if (r < 0)
 		return r;
-	return vmjson_decode(text, len, ret_config, ret_state, err, ERR_LEN);
+	if (key->len != 0 && key->len != CHUNK_KEY_BYTES) {
+		snprintf(err, ERR_LEN, "the encryption key must be %d bytes", CHUNK_KEY_BYTES);
+		return -EINVAL;
+	}
+	return vmjson_decode_chunks(text, len, key->len ? key->data : NULL, chunks, ret_config,
+				    ret_state, err, ERR_LEN);
 }
 
 static int load_check_region_files(const struct inbox *g, uint32_t found,
-				   const Cloister__VmConfig *config, char *err)
+				   const Cloister__VmConfig *config, const struct chunk_set *chunks,
+				   char *err)
 {
 	char name[32];
 
@@ -218,18 +257,20 @@ static int load_check_region_files(const struct inbox *g, uint32_t found,
 		return -ENOENT;
 	}
 	for (size_t i = 0; i < config->n_regions; i++) {
-		int r;
+		struct stat st;
 
 		vmjson_region_file_name(i, name, sizeof(name));
-		r = snapshot_check_region_file(g->fds[1 + i], name, config->regions[i]->size,
-					       err, ERR_LEN);
-		if (r < 0)
-			return r;
+		if (fstat(g->fds[1 + i], &st) < 0 || !S_ISREG(st.st_mode)) {
+			snprintf(err, ERR_LEN, "%s is not a regular file", name);
+			return -EINVAL;
+		}
+		if (chunk_check_table(chunks, i, (uint64_t)st.st_size, err, ERR_LEN) < 0)
+			return -EINVAL;
 	}
 	return 0;
 }
 
-static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
+static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g, struct chunk_set *chunks,
 			      Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
 			      char *err)
 {
@@ -247,10 +288,12 @@ static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
 			 " %zu fds", found, g->n_fds);
 		return -EINVAL;
 	}
-	r = load_read_json(g->fds[0], &config, &state, err);
+	r = load_read_json(g->fds[0], &g->env->snapd_load->encryption_key, chunks, &config, &state,
+			   err);
+	wipe_key(&g->env->snapd_load->encryption_key);
 	if (r < 0)
 		return r;
-	r = load_check_region_files(g, found, config, err);
+	r = load_check_region_files(g, found, config, chunks, err);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(&config->base, NULL);
 		protobuf_c_message_free_unpacked(&state->base, NULL);
@@ -286,10 +329,9 @@ static int send_fill_reply(int core, int error, const char *message, Cloister__V
 }
 
 static int load_fill(const struct inbox *g, const struct inbox *c,
-		     const Cloister__VmConfig *config, char *err)
+		     const Cloister__VmConfig *config, struct chunk_set *chunks, char *err)
 {
 	const Cloister__SnapFill *fill = c->env->snap_fill;
-	char name[32];
 	int r;
 
 	r = expect_fds(c, config->n_regions, "snap_fill", err);
@@ -297,13 +339,8 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 		r = check_regions_equal(fill->regions, fill->n_regions, config, "snap_fill", err);
 	if (r == 0)
 		r = check_memfds(c, config, err);
-	for (size_t i = 0; r == 0 && i < config->n_regions; i++) {
-		r = snapshot_fill_region(g->fds[1 + i], config->regions[i]->size, c->fds[i]);
-		if (r < 0) {
-			vmjson_region_file_name(i, name, sizeof(name));
-			snprintf(err, ERR_LEN, "loading %s failed: %s", name, strerror(-r));
-		}
-	}
+	for (size_t i = 0; r == 0 && i < config->n_regions; i++)
+		r = chunk_fill_region(chunks, i, g->fds[1 + i], c->fds[i], err, ERR_LEN);
 	return r;
 }
 
@@ -333,7 +370,7 @@ static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *conf
 
 /* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
 static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
-		     bool prefetch)
+		     struct chunk_set *chunks, bool prefetch)
 {
 	struct pager p;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -342,6 +379,9 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	for (size_t i = 0; i < config->n_regions; i++)
 		sizes[i] = config->regions[i]->size;
 	r = pager_init(&p, &g->fds[1], sizes, config->n_regions);
+	p.chunks = chunks;
+	if (r == 0 && (chunks->fmt.zstd || chunks->fmt.sealed))
+		p.total = chunk_data_bytes(chunks);
 	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
 		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
 				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
@@ -356,7 +396,7 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 
 static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			   const Cloister__VmConfig *config, Cloister__VmState *state,
-			   bool on_demand, bool prefetch)
+			   struct chunk_set *chunks, bool on_demand, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -376,7 +416,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 		frame_reply_send(core, r, err);
 		return r;
 	}
-	r = on_demand ? check_on_demand(&c, config, err) : load_fill(g, &c, config, err);
+	r = on_demand ? check_on_demand(&c, config, err) : load_fill(g, &c, config, chunks, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_fill_reply(core, r, err, NULL);
@@ -388,7 +428,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			log_info("load: %zu regions filled", config->n_regions);
 		return r;
 	}
-	return load_page(gw, g, &c, config, prefetch);
+	return load_page(gw, g, &c, config, chunks, prefetch);
 }
 
 static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
@@ -396,19 +436,22 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
 	Cloister__VmConfig *config = NULL;
 	Cloister__VmState *state = NULL;
+	struct chunk_set chunks = { .n_regions = 0 };
 	char err[ERR_LEN] = "";
 	int r;
 
-	r = load_gateway_phase(gw, timeout_ms, &g, &config, &state, err);
+	r = load_gateway_phase(gw, timeout_ms, &g, &chunks, &config, &state, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_load_reply(gw, r, err, NULL);
+		chunk_set_release(&chunks);
 		return r;
 	}
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
-		r = load_core_phase(gw, core, timeout_ms, &g, config, state,
+		r = load_core_phase(gw, core, timeout_ms, &g, config, state, &chunks,
 				    g.env->snapd_load->on_demand, prefetch);
+	chunk_set_release(&chunks);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "chunk_json.h"
 #include "cleanup.h"
 #include "errmsg.h"
 #include "layout.h"
@@ -21,7 +24,8 @@ void vmjson_region_file_name(size_t index, char *buf, size_t len)
 	snprintf(buf, len, "memory-region-%zu", index);
 }
 
-static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *r)
+static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *r,
+					const struct chunk_set *chunks)
 {
 	struct json_object *o = json_object_new_object();
 	char name[32];
@@ -32,11 +36,12 @@ static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *
 	json_object_object_add(o, "file", json_object_new_string(name));
 	json_object_object_add(o, "guest_addr", json_object_new_uint64(r->guest_addr));
 	json_object_object_add(o, "size", json_object_new_uint64(r->size));
+	json_object_object_add(o, "chunks", chunk_table_json(chunks, i));
 	return o;
 }
 
 static int build_document(const Cloister__VmConfig *config, const Cloister__VmState *state,
-			  struct json_object *doc)
+			  const struct chunk_set *chunks, struct json_object *doc)
 {
 	struct json_object *c, *s, *regions;
 	int r;
@@ -45,6 +50,8 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 	if (r < 0)
 		return r;
 	json_object_object_add(doc, "version", json_object_new_int(VMJSON_VERSION));
+	/* First after the version: the first "document" key of the text is this one. */
+	json_object_object_add(doc, "integrity", chunk_integrity_json(chunks));
 	json_object_object_add(doc, "config", c);
 	r = vmjson_from_message(&state->base, &s);
 	if (r < 0)
@@ -55,7 +62,7 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 		return -ENOMEM;
 	json_object_object_add(doc, "memory_regions", regions);
 	for (size_t i = 0; i < config->n_regions; i++) {
-		struct json_object *e = region_entry(i, config->regions[i]);
+		struct json_object *e = region_entry(i, config->regions[i], chunks);
 
 		if (!e)
 			return -ENOMEM;
@@ -64,8 +71,8 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 	return 0;
 }
 
-int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
-		  char **ret_text)
+int vmjson_encode_chunks(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 const struct chunk_set *chunks, char **ret_text)
 {
 	struct json_object *doc = json_object_new_object();
 	const char *text;
@@ -74,7 +81,11 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
 
 	if (!doc)
 		return -ENOMEM;
-	r = build_document(config, state, doc);
+	if (chunks->n_regions != config->n_regions) {
+		json_object_put(doc);
+		return -EINVAL;
+	}
+	r = build_document(config, state, chunks, doc);
 	if (r == 0) {
 		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -82,10 +93,43 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
 		r = copy ? 0 : -ENOMEM;
 	}
 	json_object_put(doc);
-	if (r < 0)
+	if (r == 0)
+		r = chunk_document_seal_digest(copy);
+	if (r == 0 && chunks->fmt.sealed) {
+		char *sealed = NULL;
+
+		r = chunk_envelope_seal(copy, chunks->fmt.key, &sealed);
+		sodium_memzero(copy, strlen(copy));
+		free(copy);
+		copy = sealed;
+	}
+	if (r < 0) {
+		free(copy);
 		return r;
+	}
 	*ret_text = copy;
 	return 0;
+}
+
+int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		  char **ret_text)
+{
+	struct chunk_set chunks;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	int r;
+
+	for (size_t i = 0; i < config->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = config->regions[i]->size;
+	r = chunk_set_init(&chunks, &(struct chunk_format){ .zstd = false }, sizes,
+			   config->n_regions);
+	for (size_t i = 0; r == 0 && i < chunks.n_regions; i++)
+		for (size_t k = 0; k < chunks.t[i].n; k++)
+			chunks.t[i].e[k] = (struct chunk_entry){ .offset = (uint64_t)k * CHUNK_SIZE,
+				.length = (uint32_t)chunk_len(sizes[i], k), .zero = true };
+	if (r == 0)
+		r = vmjson_encode_chunks(config, state, &chunks, ret_text);
+	chunk_set_release(&chunks);
+	return r;
 }
 
 /*
@@ -288,10 +332,10 @@ static int parse_text(const char *text, size_t len, struct json_object **ret_doc
 }
 
 static int decode_region_entry(struct json_object *e, size_t i, const Cloister__VmConfig *c,
-			       char *err, size_t errlen)
+			       struct chunk_set *chunks, char *err, size_t errlen)
 {
 	struct conv cv = { .err = err, .errlen = errlen };
-	struct json_object *file = NULL, *gpa = NULL, *size = NULL;
+	struct json_object *file = NULL, *gpa = NULL, *size = NULL, *table = NULL;
 	char expect[32];
 	uint64_t g, s;
 	size_t mark;
@@ -300,15 +344,17 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 	if (!json_object_is_type(e, json_type_object))
 		return conv_fail(&cv, "expected an object");
 	json_object_object_foreach(e, key, val) {
-		if (strcmp(key, "file") && strcmp(key, "guest_addr") && strcmp(key, "size")) {
+		if (strcmp(key, "file") && strcmp(key, "guest_addr") && strcmp(key, "size") &&
+		    strcmp(key, "chunks")) {
 			path_push_key(&cv, key);
 			return conv_fail(&cv, "unknown key");
 		}
 	}
 	if (!json_object_object_get_ex(e, "file", &file) ||
 	    !json_object_object_get_ex(e, "guest_addr", &gpa) ||
-	    !json_object_object_get_ex(e, "size", &size))
-		return conv_fail(&cv, "needs file, guest_addr and size");
+	    !json_object_object_get_ex(e, "size", &size) ||
+	    !json_object_object_get_ex(e, "chunks", &table))
+		return conv_fail(&cv, "needs file, guest_addr, size and chunks");
 	vmjson_region_file_name(i, expect, sizeof(expect));
 	if (!json_object_is_type(file, json_type_string) ||
 	    strcmp(json_object_get_string(file), expect) != 0) {
@@ -328,11 +374,11 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 	path_pop(&cv, mark);
 	if (g != c->regions[i]->guest_addr || s != c->regions[i]->size)
 		return conv_fail(&cv, "does not match config.regions");
-	return 0;
+	return chunk_table_from_json(chunks, i, table, err, errlen);
 }
 
 static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
-			  char *err, size_t errlen)
+			  struct chunk_set *chunks, char *err, size_t errlen)
 {
 	size_t n;
 
@@ -347,7 +393,8 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, err, errlen);
+		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, chunks, err,
+					    errlen);
 
 		if (r < 0)
 			return r;
@@ -355,10 +402,13 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 	return 0;
 }
 
-static int decode_top_keys(struct json_object *doc, struct json_object *parts[4],
+#define TOP_KEYS 5
+
+static int decode_top_keys(struct json_object *doc, struct json_object *parts[TOP_KEYS],
 			   char *err, size_t errlen)
 {
-	static const char *const keys[4] = { "version", "config", "state", "memory_regions" };
+	static const char *const keys[TOP_KEYS] = { "version", "config", "state", "memory_regions",
+						    "integrity" };
 
 	if (!json_object_is_type(doc, json_type_object)) {
 		err_set(err, errlen, "vm.json: expected an object");
@@ -367,9 +417,9 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	json_object_object_foreach(doc, key, val) {
 		size_t k = 0;
 
-		while (k < 4 && strcmp(key, keys[k]) != 0)
+		while (k < TOP_KEYS && strcmp(key, keys[k]) != 0)
 			k++;
-		if (k == 4) {
+		if (k == TOP_KEYS) {
 			struct conv cv = { .err = err, .errlen = errlen };
 
 			path_push(&cv, "%s", key);
@@ -377,7 +427,7 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 		}
 		parts[k] = val;
 	}
-	for (size_t k = 0; k < 4; k++) {
+	for (size_t k = 0; k < TOP_KEYS; k++) {
 		if (!parts[k]) {
 			err_set(err, errlen, "%s: missing", keys[k]);
 			return -EINVAL;
@@ -392,14 +442,41 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	return 0;
 }
 
-static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_config,
-			   Cloister__VmState **ret_state, char *err, size_t errlen)
+/* The chunk format "integrity" names, checked against how the text came (sealed or not). */
+static int decode_integrity(struct json_object *o, const char *text, size_t len,
+			    const uint8_t *key, struct chunk_format *fmt, char *err, size_t errlen)
 {
-	struct json_object *parts[4] = { NULL };
+	char doc_hex[2 * CHUNK_DIGEST_BYTES + 1];
+	int r;
+
+	*fmt = (struct chunk_format){ .zstd = false };
+	r = chunk_integrity_from_json(o, fmt, doc_hex, err, errlen);
+	if (r == 0 && fmt->sealed != (key != NULL)) {
+		err_set(err, errlen, fmt->sealed ? "integrity: encrypted chunks, but vm.json is not"
+			" sealed" : "integrity: vm.json was sealed but its chunks are not");
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = chunk_document_check(text, len, doc_hex, err, errlen);
+	if (r == 0 && key)
+		memcpy(fmt->key, key, CHUNK_KEY_BYTES);
+	return r;
+}
+
+static int decode_document(struct json_object *doc, const char *text, size_t len,
+			   const uint8_t *key, struct chunk_set *chunks,
+			   Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
+			   char *err, size_t errlen)
+{
+	struct json_object *parts[TOP_KEYS] = { NULL };
 	ProtobufCMessage *c = NULL, *s = NULL;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	struct chunk_format fmt;
 	int r;
 
 	r = decode_top_keys(doc, parts, err, errlen);
+	if (r == 0)
+		r = decode_integrity(parts[4], text, len, key, &fmt, err, errlen);
 	if (r < 0)
 		return r;
 	r = vmjson_to_message(parts[1], &cloister__vm_config__descriptor, "config", &c,
@@ -407,8 +484,13 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 	if (r < 0)
 		return r;
 	r = vmjson_check_config((Cloister__VmConfig *)c, err, errlen);
+	for (size_t i = 0; r == 0 && i < ((Cloister__VmConfig *)c)->n_regions; i++)
+		sizes[i] = ((Cloister__VmConfig *)c)->regions[i]->size;
 	if (r == 0)
-		r = decode_regions(parts[3], (Cloister__VmConfig *)c, err, errlen);
+		r = chunk_set_init(chunks, &fmt, sizes, ((Cloister__VmConfig *)c)->n_regions);
+	sodium_memzero(fmt.key, sizeof(fmt.key));
+	if (r == 0)
+		r = decode_regions(parts[3], (Cloister__VmConfig *)c, chunks, err, errlen);
 	if (r == 0)
 		r = vmjson_to_message(parts[2], &cloister__vm_state__descriptor, "state", &s,
 				      err, errlen);
@@ -426,8 +508,10 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 	return 0;
 }
 
-int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
-		  Cloister__VmState **ret_state, char *err, size_t errlen)
+/* The text inside an envelope, parsed; a plain document when no key was given. */
+static int open_document(const char *text, size_t len, const uint8_t *key,
+			 struct json_object **ret_doc, char **ret_inner, size_t *ret_len,
+			 char *err, size_t errlen)
 {
 	struct json_object *doc;
 	int r;
@@ -435,7 +519,49 @@ int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 	r = parse_text(text, len, &doc, err, errlen);
 	if (r < 0)
 		return r;
-	r = decode_document(doc, ret_config, ret_state, err, errlen);
+	if (!chunk_envelope_is(doc)) {
+		*ret_doc = doc;
+		if (!key)
+			return 0;
+		json_object_put(doc);
+		err_set(err, errlen, "a key was given but the snapshot is not encrypted");
+		return -EINVAL;
+	}
+	r = chunk_envelope_open(doc, key, ret_inner, ret_len, err, errlen);
 	json_object_put(doc);
+	if (r == 0)
+		r = parse_text(*ret_inner, *ret_len, ret_doc, err, errlen);
+	return r;
+}
+
+int vmjson_decode_chunks(const char *text, size_t len, const uint8_t *key,
+			 struct chunk_set *chunks, Cloister__VmConfig **ret_config,
+			 Cloister__VmState **ret_state, char *err, size_t errlen)
+{
+	struct json_object *doc = NULL;
+	char *inner = NULL;
+	size_t inner_len = 0;
+	int r;
+
+	*chunks = (struct chunk_set){ .n_regions = 0 };
+	r = open_document(text, len, key, &doc, &inner, &inner_len, err, errlen);
+	if (r == 0)
+		r = decode_document(doc, inner ? inner : text, inner ? inner_len : len, key, chunks,
+				    ret_config, ret_state, err, errlen);
+	json_object_put(doc);
+	if (inner) {
+		sodium_memzero(inner, inner_len);
+		free(inner);
+	}
+	return r;
+}
+
+int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		  Cloister__VmState **ret_state, char *err, size_t errlen)
+{
+	struct chunk_set chunks;
+	int r = vmjson_decode_chunks(text, len, NULL, &chunks, ret_config, ret_state, err, errlen);
+
+	chunk_set_release(&chunks);
 	return r;
 }

@@ -332,6 +332,7 @@ static void load_tampered(const char *from, const char *to, const char *needle)
 	cr_assert_eq(vmjson_encode(&fx.config, &fx.state, &text), 0);
 	cr_assert_eq(ftruncate(region, 16 * MIB), 0);
 	bad = replace(text, from, to);
+	fixture_reseal(bad);
 	load_expect_error(bad, &region, 1, 1, needle);
 	free(bad);
 	free(text);
