@@ -66,6 +66,7 @@ struct op_args {
 	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
 	bool on_demand;				/* restore: memory_restore_mode=OnDemand */
 	bool disks_checkpoint;		/* snapshot: copy the writable disks in too */
+	const struct snapshot_seal *seal;	/* snapshot, restore: compression and key, or NULL */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -279,8 +280,8 @@ static int op_resume(struct controller *c, const struct op_args *a, char *err, s
 
 static int op_snapshot(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
-	int r = disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, err,
-					 errlen);
+	int r = disk_checkpoint_snapshot(&c->tree, c->config, a->url, a->disks_checkpoint, a->seal,
+					 err, errlen);
 
 	if (r == -ECHILD)
 		vm_fail(c, "snapshot failed: %s", err);
@@ -295,7 +296,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
+	r = vm_restore_open(&c->tree, &rs, a->url, a->on_demand, a->seal, err, errlen);
 	if (r == 0)
 		r = disk_checkpoint_restore(rs.config, a->url, a->binds, &binds, err, errlen);
 	if (r == 0)
@@ -563,15 +564,31 @@ static int api_snapshot_checkpoint(void *opaque, const char *url, char *err, siz
 		      err, errlen);
 }
 
+/* vm.snapshot with Cloister's keys: the key, if any, is read here and forgotten after. */
+static int api_snapshot_sealed(void *opaque, const char *url, bool checkpoint,
+			       struct json_object *body, char *err, size_t errlen)
+{
+	struct snapshot_seal seal;
+	int r = snapshot_seal_from_json(body, true, &seal, err, errlen);
+
+	if (r == 0)
+		r = run_op(opaque, VM_OP_SNAPSHOT, &(struct op_args){ .url = url,
+			   .disks_checkpoint = checkpoint, .seal = &seal }, err, errlen);
+	snapshot_seal_wipe(&seal);
+	return r;
+}
+
 static int restore_run(struct controller *c, const char *url, const struct restore_binds *binds,
-		       bool on_demand, bool resume, char *err, size_t errlen)
+		       bool on_demand, bool resume, const struct snapshot_seal *seal, char *err,
+		       size_t errlen)
 {
 	int r = op_claim(c, err, errlen);
 
 	if (r < 0)
 		return r;
 	r = run_op_locked(c, VM_OP_RESTORE,
-			  &(struct op_args){ .url = url, .binds = binds, .on_demand = on_demand },
+			  &(struct op_args){ .url = url, .binds = binds, .on_demand = on_demand,
+					     .seal = seal },
 			  err, errlen);
 	if (r == 0 && resume)
 		r = run_op_locked(c, VM_OP_RESUME, &(struct op_args){ 0 }, err, errlen);
@@ -584,16 +601,23 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 {
 	struct json_object *devices = NULL;
 	struct restore_binds binds;
+	struct snapshot_seal seal;
 	bool have_binds = false;
 	int r;
 
+	if (snapshot_seal_from_json(req->body, false, &seal, err, errlen) < 0)
+		return -EBADMSG;
 	if (req->body && json_object_object_get_ex(req->body, "devices", &devices)) {
-		if (bindings_from_json(devices, &binds, err, errlen) < 0)
+		if (bindings_from_json(devices, &binds, err, errlen) < 0) {
+			snapshot_seal_wipe(&seal);
 			return -EBADMSG;
+		}
 		have_binds = true;
 	}
 	r = restore_run(opaque, req->source_url, have_binds ? &binds : NULL,
-			req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND, req->resume, err, errlen);
+			req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND, req->resume, &seal,
+			err, errlen);
+	snapshot_seal_wipe(&seal);
 	if (have_binds)
 		restore_binds_free(&binds);
 	return r;
@@ -655,6 +679,7 @@ const struct api_ops controller_api_ops = {
 	.resume = api_resume,
 	.snapshot = api_snapshot,
 	.snapshot_checkpoint = api_snapshot_checkpoint,
+	.snapshot_sealed = api_snapshot_sealed,
 	.shutdown_vm = api_shutdown_vm,
 	.shutdown_vmm = api_shutdown_vmm,
 };
@@ -762,8 +787,19 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen)
 {
-	return restore_run(c, source_url, &c->opts->restore_binds, c->opts->restore_on_demand, resume,
-			   err, errlen);
+	struct snapshot_seal seal = { .keyed = false };
+	int r = 0;
+
+	if (c->opts->restore_key_file)
+		r = snapshot_seal_key_file(c->opts->restore_key_file, seal.key, err, errlen);
+	else if (c->opts->restore_key_credential)
+		r = snapshot_seal_key_credential(c->opts->restore_key_credential, seal.key, err, errlen);
+	seal.keyed = r == 0 && (c->opts->restore_key_file || c->opts->restore_key_credential);
+	if (r == 0)
+		r = restore_run(c, source_url, &c->opts->restore_binds, c->opts->restore_on_demand,
+				resume, &seal, err, errlen);
+	snapshot_seal_wipe(&seal);
+	return r;
 }
 
 int controller_snapshot(struct controller *c, const char *url, char *err, size_t errlen)

@@ -97,7 +97,8 @@ static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, c
 
 /* snapshotd and vmm-core, each told its part of one save. */
 static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const int *files,
-			   size_t n_regions, char *err, size_t errlen)
+			   size_t n_regions, const struct snapshot_seal *seal, char *err,
+			   size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__SnapdSave save = CLOISTER__SNAPD_SAVE__INIT;
@@ -110,6 +111,10 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (r < 0)
 		return r;
 	save.config = config;
+	save.compress_zstd = seal && seal->zstd;
+	if (seal && seal->keyed)
+		save.encryption_key = (ProtobufCBinaryData){ .len = SNAPSHOT_KEY_BYTES,
+							     .data = (uint8_t *)seal->key };
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
 	r = tree_send(t, &snapd, &env, files, 1 + n_regions, err, errlen);
 	if (r == 0) {
@@ -124,8 +129,8 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	return r;
 }
 
-int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
-		      size_t errlen)
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+		      const struct snapshot_seal *seal, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int files[1 + LAYOUT_MAX_REGIONS];
@@ -149,7 +154,7 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 		return dirfd;
 	r = snapdir_create_partials(dirfd, n_regions, files, err, errlen);
 	if (r == 0)
-		r = snapshot_stream(t, config, files, n_regions, err, errlen);
+		r = snapshot_stream(t, config, files, n_regions, seal, err, errlen);
 	if (r == 0)
 		r = bindings_seal(dirfd, config, err, errlen);
 	if (r == 0)
@@ -164,7 +169,8 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 	return r;
 }
 
-static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
+static int snapd_load(struct vm_tree *t, struct vm_restore *rs, const struct snapshot_seal *seal,
+		      char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__SnapdLoad load = CLOISTER__SNAPD_LOAD__INIT;
@@ -174,6 +180,9 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 
 	load.region_files = (uint32_t)rs->n_regions;
 	load.on_demand = rs->on_demand;
+	if (seal && seal->keyed)
+		load.encryption_key = (ProtobufCBinaryData){ .len = SNAPSHOT_KEY_BYTES,
+							     .data = (uint8_t *)seal->key };
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, &load.base);
 	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
 	if (r == 0)
@@ -198,7 +207,7 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 }
 
 int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-		    char *err, size_t errlen)
+		    const struct snapshot_seal *seal, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
@@ -216,7 +225,7 @@ int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, b
 		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
 				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
-		r = snapd_load(t, rs, err, errlen);
+		r = snapd_load(t, rs, seal, err, errlen);
 	return r;
 }
 
