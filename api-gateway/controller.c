@@ -288,6 +288,8 @@ static int op_snapshot(struct controller *c, const struct op_args *a, char *err,
 	return r;
 }
 
+static void stop_tree(struct controller *c);
+
 static int op_restore(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
 	struct vm_restore rs;
@@ -312,6 +314,15 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;
+	if (r == -EBADMSG) {
+		/* Memory that fails its checks (a damaged chunk): refused, and no VM is left. */
+		log_error("restore refused: %s", err);
+		stop_tree(c);
+		tree_release(&c->tree);
+		set_config(c, NULL);
+		set_error(c, NULL);
+		goto out;
+	}
 	if (r < 0) {
 		vm_fail(c, "restore failed: %s", err);
 		goto out;

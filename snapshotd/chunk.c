@@ -279,7 +279,7 @@ static int read_stored(int fd, uint8_t *buf, const struct chunk_entry *e, size_t
 	}
 	if ((size_t)n != e->length) {
 		err_set(err, errlen, "memory-region-%zu ends inside chunk %zu: the snapshot was cut"
-			" short or changed while in use", i, k);
+			" short, or changed during an OnDemand restore", i, k);
 		return -EIO;
 	}
 	return 0;

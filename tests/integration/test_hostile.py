@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from conftest import hart_counts
+from conftest import hart_counts, write_vm_json
 
 
 @pytest.fixture
@@ -50,8 +50,7 @@ def edit_vm_json(d, change):
     with open(path) as f:
         doc = json.load(f)
     change(doc)
-    with open(path, "w") as f:
-        json.dump(doc, f)
+    write_vm_json(path, doc)
 
 
 def test_snapshot_directory_must_exist(vms, workdir):
