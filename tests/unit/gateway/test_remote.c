@@ -293,7 +293,7 @@ Test(remote_build, sealed_snapshot_and_restore_name_their_key)
 
 	cr_assert_eq(build(4, snap, &r), 0, "%s", err);
 	cr_expect(strstr(r.body, "\"compression\":\"zstd\"") &&
-		  strstr(r.body, "\"encryption_key_file\":\"\/etc\/k\""), "%s", r.body);
+		  strstr(r.body, "\"encryption_key_file\":\"\\/etc\\/k\""), "%s", r.body);
 	remote_request_free(&r);
 	cr_expect_eq(build(4, twice, &r), -EINVAL);
 	cr_assert_eq(build(3, rest, &r), 0, "%s", err);
