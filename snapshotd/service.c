@@ -203,7 +203,7 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 	r = save_receive(gw, core, timeout_ms, &g, &c, err);
 	if (r == 0)
 		r = save_write(&g, &c, err);
-	if (g.env)
+	if (g.env && g.env->msg_case == CLOISTER__ENVELOPE__MSG_SNAPD_SAVE)
 		wipe_key(&g.env->snapd_save->encryption_key);
 	if (r < 0) {
 		log_error("save: %s", err);
