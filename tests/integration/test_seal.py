@@ -8,7 +8,7 @@ Slow (real Linux guests); the guest comes from guest/linux/fetch.sh.
 """
 import json
 import os
-import re
+import shutil
 import subprocess
 import time
 
@@ -126,7 +126,8 @@ def test_one_flipped_byte_is_refused_or_fails_the_vm_naming_the_chunk(linux, wor
     assert "Oops" not in lazy.text() and "Unable to handle" not in lazy.text()
 
 
-def test_zstd_and_encrypted_snapshots_restore_and_keep_the_key_secret(linux, workdir):
+def test_zstd_and_encrypted_snapshots_restore_and_keep_the_key_secret(linux, workdir,
+                                                                     monkeypatch):
     key = os.urandom(32)
     key_file = os.path.join(workdir, "snap.key")
     with open(key_file, "w") as f:
@@ -190,6 +191,17 @@ def test_zstd_and_encrypted_snapshots_restore_and_keep_the_key_secret(linux, wor
         assert v.proc.wait(timeout=20) == 0
         log = open(v.log_path, "rb").read()
         assert key not in log and key.hex().encode() not in log
+    # --restore with the key as a systemd credential (LoadCredential=snapkey:...).
+    creds = os.path.join(workdir, "creds")
+    os.mkdir(creds, 0o700)
+    shutil.copy(key_file, os.path.join(creds, "snapkey"))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", creds)
+    v = linux("cred").start("--restore", f"source_url=file://{sealed},resume=true",
+                            "--restore-key-credential", "snapkey")
+    v.wait_socket()
+    assert v.ask("sha256sum /blob", r"^([0-9a-f]{64})  /blob$").group(1) == digest
+    v.remote("shutdown-vmm")
+    assert v.proc.wait(timeout=20) == 0
     for name in os.listdir(workdir):
         if name.endswith((".log", ".out")):
             data = open(os.path.join(workdir, name), "rb").read()
