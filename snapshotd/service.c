@@ -180,7 +180,10 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 		r = vmjson_encode_chunks(config, c->env->snap_save_state->state, &set, &text);
 		if (r == 0)
 			r = snapshot_write_json(g->fds[0], text);
-		if (r < 0)
+		if (r == -EFBIG)
+			snprintf(err, ERR_LEN, "vm.json with this guest's chunk tables would be larger"
+				 " than the %u MiB a restore reads", VMJSON_MAX_TEXT >> 20);
+		else if (r < 0)
 			snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
 	}
 	chunk_set_release(&set);

@@ -103,6 +103,9 @@ int vmjson_encode_chunks(const Cloister__VmConfig *config, const Cloister__VmSta
 		free(copy);
 		copy = sealed;
 	}
+	/* A snapshot no restore would read must not be written. */
+	if (r == 0 && strlen(copy) > VMJSON_MAX_TEXT)
+		r = -EFBIG;
 	if (r < 0) {
 		free(copy);
 		return r;

@@ -13,6 +13,7 @@
  *         is where it should be) is made right, so the checks behind the
  *         digest are reached.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,12 @@ static void check_round_trip(const Cloister__VmConfig *config, const Cloister__V
 	struct chunk_set back;
 	char *text = NULL;
 	char err[256];
+	int r = vmjson_encode_chunks(config, state, chunks, &text);
 
-	if (vmjson_encode_chunks(config, state, chunks, &text) < 0)
+	/* Pretty-printed, a document just under the limit can come out over it. */
+	if (r == -EFBIG)
+		return;
+	if (r < 0)
 		abort();
 	if (vmjson_decode_chunks(text, strlen(text), key, &back, &c2, &s2, err, sizeof(err)) < 0)
 		abort();
