@@ -164,6 +164,25 @@ Test(chunk, one_flipped_byte_is_refused_naming_the_chunk)
 	expect_flip_refused(true, true, 4, "does not open with the key");
 }
 
+Test(chunk, a_changed_nonce_or_tag_does_not_open)
+{
+	struct region r;
+	char err[256] = "";
+
+	for (int where = 0; where < 2; where++) {
+		const struct chunk_entry *e;
+
+		save(&r, where, true);
+		e = &r.set.t[0].e[2];
+		/* The nonce's first byte, then the tag's last. */
+		flip(r.file, where == 0 ? e->offset : e->offset + e->length - 1);
+		cr_expect_eq(chunk_load(&r.set, 0, r.file, 2, r.set.plain, err, sizeof(err)), -EBADMSG);
+		cr_expect_not_null(strstr(err, "chunk 2 (memory offset 0x200000) does not open"), "%s",
+				   err);
+		release(&r);
+	}
+}
+
 Test(chunk, data_in_a_zero_chunk_is_refused)
 {
 	struct region r;
