@@ -69,6 +69,7 @@ struct op_args {
 	bool disks_checkpoint;		/* snapshot: copy the writable disks in too */
 	bool fdstore;			/* snapshot: guest memory into the fd store, vm.json to url */
 	const struct notify_passed *stored;	/* restore: guest memory from the fd store */
+	const struct snapshot_seal *seal;	/* snapshot, restore: compression and key, or NULL */
 	Cloister__VmConfig *config;	/* create: taken by the op */
 };
 
@@ -303,12 +304,14 @@ static int op_snapshot(struct controller *c, const struct op_args *a, char *err,
 {
 	int r = a->fdstore ? snapshot_fdstore(c, a->url, err, errlen) :
 			     disk_checkpoint_snapshot(&c->tree, c->config, a->url,
-						      a->disks_checkpoint, err, errlen);
+						      a->disks_checkpoint, a->seal, err, errlen);
 
 	if (r == -ECHILD)
 		vm_fail(c, "snapshot failed: %s", err);
 	return r;
 }
+
+static void stop_tree(struct controller *c);
 
 static int op_restore(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
@@ -322,7 +325,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = a->stored ? vm_restore_open_fdstore(&c->tree, &rs, a->url, err, errlen) :
-			vm_restore_open(&c->tree, &rs, a->url, a->on_demand, err, errlen);
+			vm_restore_open(&c->tree, &rs, a->url, a->on_demand, a->seal, err, errlen);
 	/* The stored memory is checked against the snapshot before any of it is used. */
 	if (r == 0 && a->stored && (r = fdstore_take_regions(a->stored, rs.config, rw, ro, err,
 							     errlen)) == 0)
@@ -345,6 +348,15 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 	if (r == 0)
 		r = vm_restore_fill(&c->tree, &rs, err, errlen);
 	rs.config = NULL;
+	if (r == -EBADMSG) {
+		/* Memory that fails its checks (a damaged chunk): refused, and no VM is left. */
+		log_error("restore refused: %s", err);
+		stop_tree(c);
+		tree_release(&c->tree);
+		set_config(c, NULL);
+		set_error(c, NULL);
+		goto out;
+	}
 	if (r < 0) {
 		vm_fail(c, "restore failed: %s", err);
 		goto out;
@@ -599,6 +611,20 @@ static int api_snapshot_checkpoint(void *opaque, const char *url, char *err, siz
 		      err, errlen);
 }
 
+/* vm.snapshot with Cloister's keys: the key, if any, is read here and forgotten after. */
+static int api_snapshot_sealed(void *opaque, const char *url, bool checkpoint,
+			       struct json_object *body, char *err, size_t errlen)
+{
+	struct snapshot_seal seal;
+	int r = snapshot_seal_from_json(body, true, &seal, err, errlen);
+
+	if (r == 0)
+		r = run_op(opaque, VM_OP_SNAPSHOT, &(struct op_args){ .url = url,
+			   .disks_checkpoint = checkpoint, .seal = &seal }, err, errlen);
+	snapshot_seal_wipe(&seal);
+	return r;
+}
+
 static int restore_run(struct controller *c, const struct op_args *a, bool resume, char *err,
 		       size_t errlen)
 {
@@ -618,12 +644,17 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 {
 	struct json_object *devices = NULL;
 	struct restore_binds binds;
+	struct snapshot_seal seal;
 	bool have_binds = false;
 	int r;
 
+	if (snapshot_seal_from_json(req->body, false, &seal, err, errlen) < 0)
+		return -EBADMSG;
 	if (req->body && json_object_object_get_ex(req->body, "devices", &devices)) {
-		if (bindings_from_json(devices, &binds, err, errlen) < 0)
+		if (bindings_from_json(devices, &binds, err, errlen) < 0) {
+			snapshot_seal_wipe(&seal);
 			return -EBADMSG;
+		}
 		have_binds = true;
 	}
 	if (req->n_net_fds) {
@@ -633,13 +664,15 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 		r = bindings_add_net_fds(&binds, req->net_fds, req->n_net_fds, err, errlen);
 		if (r < 0) {
 			restore_binds_free(&binds);
+			snapshot_seal_wipe(&seal);
 			return r == -ENOMEM ? r : -EBADMSG;
 		}
 	}
 	r = restore_run(opaque, &(struct op_args){ .url = req->source_url,
-			.binds = have_binds ? &binds : NULL,
+			.binds = have_binds ? &binds : NULL, .seal = &seal,
 			.on_demand = req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND },
 			req->resume, err, errlen);
+	snapshot_seal_wipe(&seal);
 	if (have_binds)
 		restore_binds_free(&binds);
 	return r;
@@ -701,6 +734,7 @@ const struct api_ops controller_api_ops = {
 	.resume = api_resume,
 	.snapshot = api_snapshot,
 	.snapshot_checkpoint = api_snapshot_checkpoint,
+	.snapshot_sealed = api_snapshot_sealed,
 	.shutdown_vm = api_shutdown_vm,
 	.shutdown_vmm = api_shutdown_vmm,
 };
@@ -808,8 +842,21 @@ int controller_run(struct controller *c, enum vm_op op, char *err, size_t errlen
 int controller_restore(struct controller *c, const char *source_url, bool resume, char *err,
 		       size_t errlen)
 {
-	return restore_run(c, &(struct op_args){ .url = source_url, .binds = &c->opts->restore_binds,
-			   .on_demand = c->opts->restore_on_demand }, resume, err, errlen);
+	struct snapshot_seal seal = { .keyed = false };
+	int r = 0;
+
+	if (c->opts->restore_key_file)
+		r = snapshot_seal_key_file(c->opts->restore_key_file, seal.key, err, errlen);
+	else if (c->opts->restore_key_credential)
+		r = snapshot_seal_key_credential(c->opts->restore_key_credential, seal.key, err, errlen);
+	seal.keyed = r == 0 && (c->opts->restore_key_file || c->opts->restore_key_credential);
+	if (r == 0)
+		r = restore_run(c, &(struct op_args){ .url = source_url,
+				.binds = &c->opts->restore_binds,
+				.on_demand = c->opts->restore_on_demand, .seal = &seal },
+				resume, err, errlen);
+	snapshot_seal_wipe(&seal);
+	return r;
 }
 
 int controller_restore_fdstore(struct controller *c, const char *url,

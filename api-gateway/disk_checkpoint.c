@@ -326,7 +326,8 @@ static int publish(int dirfd, const Cloister__VmConfig *config, struct json_obje
 }
 
 int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
-			     bool checkpoint, char *err, size_t errlen)
+			     bool checkpoint, const struct snapshot_seal *seal, char *err,
+			     size_t errlen)
 {
 	_cleanup_close_ int dirfd = open_dir(url, err, errlen);
 	struct json_object *list = NULL;
@@ -334,14 +335,14 @@ int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, cons
 
 	/* No directory: the snapshot itself says what is wrong with it. */
 	if (dirfd < 0)
-		return checkpoint ? dirfd : vm_snapshot_write(t, config, url, err, errlen);
+		return checkpoint ? dirfd : vm_snapshot_write(t, config, url, seal, err, errlen);
 	r = remove_list(dirfd);
 	if (r < 0) {
 		err_set(err, errlen, "cannot remove the older disk checkpoint list: %s", strerror(-r));
 		return r;
 	}
 	if (!checkpoint) {
-		r = vm_snapshot_write(t, config, url, err, errlen);
+		r = vm_snapshot_write(t, config, url, seal, err, errlen);
 		if (r == 0)
 			remove_checkpoints(dirfd, config);
 		return r;
@@ -351,7 +352,7 @@ int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, cons
 		return -ENOMEM;
 	r = checkpoint_all(dirfd, config, list, err, errlen);
 	if (r == 0)
-		r = vm_snapshot_write(t, config, url, err, errlen);
+		r = vm_snapshot_write(t, config, url, seal, err, errlen);
 	if (r == 0 && (r = publish(dirfd, config, list)) < 0)
 		err_set(err, errlen, "the memory snapshot is written but its disk checkpoint could not "
 			"be put in place: %s", strerror(-r));

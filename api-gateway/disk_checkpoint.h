@@ -18,6 +18,7 @@
 
 #include "cloister.pb-c.h"
 #include "options.h"
+#include "snapshot_seal.h"
 #include "tree.h"
 
 #define DISK_CHECKPOINT_LIST "disks.json"
@@ -46,7 +47,8 @@ int disk_copy(int src, int dst, enum disk_copy_method how, enum disk_copy_method
  * that memory and disks never come from two different snapshots.
  */
 int disk_checkpoint_snapshot(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
-			     bool checkpoint, char *err, size_t errlen);
+			     bool checkpoint, const struct snapshot_seal *seal, char *err,
+			     size_t errlen);
 
 /*
  * vm.restore: ret becomes binds plus, for each disk the snapshot at url

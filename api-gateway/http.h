@@ -118,6 +118,12 @@ struct api_ops {
 	int (*snapshot_checkpoint)(void *opaque, const char *destination_url, char *err,
 				   size_t errlen);
 	/*
+	 * vm.snapshot with "compression" or an encryption key (Cloister's own,
+	 * snapshot_seal.h), body the request's object. NULL: refused (400).
+	 */
+	int (*snapshot_sealed)(void *opaque, const char *destination_url, bool checkpoint,
+			       struct json_object *body, char *err, size_t errlen);
+	/*
 	 * vm.restore. -EEXIST answers 404 (CH: "already created"), -EOPNOTSUPP
 	 * 400 (e.g. OnDemand before it is implemented).
 	 */
@@ -179,6 +185,13 @@ int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination
 /* The same, with "disks": "checkpoint" (the only value) in *ret_checkpoint. */
 int api_parse_snapshot_request(const char *body, size_t len, char **ret_destination_url,
 			       bool *ret_checkpoint, char *err, size_t errlen);
+/*
+ * The same, and *ret_sealed (a reference to the body object, the caller's
+ * to drop) when it asks for "compression" or names an encryption key.
+ */
+int api_parse_snapshot_call(const char *body, size_t len, char **ret_destination_url,
+			    bool *ret_checkpoint, struct json_object **ret_sealed, char *err,
+			    size_t errlen);
 /*
  * On success *ret holds source_url (malloc'd) and body (a reference the
  * caller drops with api_restore_request_release()).

@@ -347,10 +347,19 @@ static int get_disks_mode(struct json_object *obj, bool *ret_checkpoint, char *e
 	return 0;
 }
 
-int api_parse_snapshot_request(const char *body, size_t len, char **ret_destination_url,
-			       bool *ret_checkpoint, char *err, size_t errlen)
+static bool asks_sealed(struct json_object *obj)
 {
-	static const char *const known[] = { "destination_url", "disks", NULL };
+	return json_object_object_get_ex(obj, "compression", NULL) ||
+	       json_object_object_get_ex(obj, "encryption_key_file", NULL) ||
+	       json_object_object_get_ex(obj, "encryption_key_credential", NULL);
+}
+
+int api_parse_snapshot_call(const char *body, size_t len, char **ret_destination_url,
+			    bool *ret_checkpoint, struct json_object **ret_sealed, char *err,
+			    size_t errlen)
+{
+	static const char *const known[] = { "destination_url", "disks", "compression",
+					     "encryption_key_file", "encryption_key_credential", NULL };
 	_cleanup_json_ struct json_object *obj = NULL;
 	bool checkpoint;
 	int r;
@@ -363,8 +372,22 @@ int api_parse_snapshot_request(const char *body, size_t len, char **ret_destinat
 		r = get_disks_mode(obj, &checkpoint, err, errlen);
 	if (r == 0)
 		r = get_file_url(obj, "destination_url", ret_destination_url, err, errlen);
-	if (r == 0)
+	if (r == 0) {
 		*ret_checkpoint = checkpoint;
+		*ret_sealed = asks_sealed(obj) ? json_object_get(obj) : NULL;
+	}
+	return r;
+}
+
+int api_parse_snapshot_request(const char *body, size_t len, char **ret_destination_url,
+			       bool *ret_checkpoint, char *err, size_t errlen)
+{
+	struct json_object *sealed = NULL;
+	int r = api_parse_snapshot_call(body, len, ret_destination_url, ret_checkpoint, &sealed, err,
+					errlen);
+
+	if (sealed)
+		json_object_put(sealed);
 	return r;
 }
 
@@ -385,7 +408,8 @@ int api_parse_snapshot_body(const char *body, size_t len, char **ret_destination
  */
 static const char *const restore_keys[] = {
 	"source_url", "resume", "prefault", "memory_restore_mode", "devices", "net_fds",
-	"vfio_fds", "iommufd_fd", "zone_updates", NULL,
+	"vfio_fds", "iommufd_fd", "zone_updates", "encryption_key_file",
+	"encryption_key_credential", NULL,
 };
 
 /* vfio_fds, iommufd_fd, zone_updates: null or [] only. */
@@ -506,7 +530,13 @@ static void run_snapshot(const struct api_ops *ops, void *opaque, struct api_cal
 	char err[API_ERR_MAX] = "";
 	int r;
 
-	if (!call->disks_checkpoint) {
+	if (call->sealed && ops->snapshot_sealed) {
+		r = ops->snapshot_sealed(opaque, call->url, call->disks_checkpoint, call->sealed, err,
+					 sizeof(err));
+	} else if (call->sealed) {
+		snprintf(err, sizeof(err), "compressed or encrypted snapshots are not available here");
+		r = -EOPNOTSUPP;
+	} else if (!call->disks_checkpoint) {
 		r = ops->snapshot(opaque, call->url, err, sizeof(err));
 	} else if (ops->snapshot_checkpoint) {
 		r = ops->snapshot_checkpoint(opaque, call->url, err, sizeof(err));
@@ -673,8 +703,8 @@ static bool decode_body(const struct api_route *route, const char *body, size_t 
 		api_response_error(resp, 400, what, "this request takes no body");
 		return false;
 	case BODY_SNAPSHOT:
-		r = api_parse_snapshot_request(body, len, &call->url, &call->disks_checkpoint, err,
-					       sizeof(err));
+		r = api_parse_snapshot_call(body, len, &call->url, &call->disks_checkpoint,
+					    &call->sealed, err, sizeof(err));
 		break;
 	case BODY_RESTORE:
 		r = api_parse_restore_request(body, len, &call->restore, err, sizeof(err));
@@ -789,6 +819,8 @@ void api_call_release(struct api_call *call)
 {
 	free(call->url);
 	api_restore_request_release(&call->restore);
+	if (call->sealed)
+		json_object_put(call->sealed);
 	if (call->body)
 		json_object_put(call->body);
 	*call = (struct api_call){ .route = call->route };

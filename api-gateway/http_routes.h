@@ -27,6 +27,7 @@ struct api_call {
 	const struct api_route *route;
 	char *url;				/* vm.snapshot */
 	bool disks_checkpoint;			/* vm.snapshot: "disks": "checkpoint" */
+	struct json_object *sealed;		/* vm.snapshot: compression or a key asked for */
 	struct api_restore_request restore;	/* vm.restore */
 	struct json_object *body;		/* vm.create */
 };

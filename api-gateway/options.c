@@ -295,6 +295,24 @@ static int apply_restore_bind(struct parse_ctx *c, const char *value)
 	return r == -ENOMEM ? r : (r < 0 ? -EINVAL : 0);
 }
 
+static int apply_restore_key_file(struct parse_ctx *c, const char *value)
+{
+	if (!options_abs_path_ok(value, PATH_MAX))
+		return fail(c, "--restore-key-file needs an absolute path");
+	free(c->o.restore_key_file);
+	c->o.restore_key_file = strdup(value);
+	return c->o.restore_key_file ? 0 : -ENOMEM;
+}
+
+static int apply_restore_key_credential(struct parse_ctx *c, const char *value)
+{
+	if (!value[0] || strchr(value, '/') || strlen(value) > 255)
+		return fail(c, "--restore-key-credential needs a credential's name");
+	free(c->o.restore_key_credential);
+	c->o.restore_key_credential = strdup(value);
+	return c->o.restore_key_credential ? 0 : -ENOMEM;
+}
+
 static int apply_host_key(struct parse_ctx *c, const char *value)
 {
 	if (!options_abs_path_ok(value, PATH_MAX))
@@ -378,6 +396,8 @@ static void print_usage(FILE *f)
 	      "  --restore-bind id=DEVICE,path=IMAGE|tap=NAME|file=PATH|socket=PATH|mode=M\n"
 	      "                               the host resource of one device of the restored VM\n"
 	      "                               (id=serial for the serial port; repeatable)\n"
+	      "  --restore-key-file PATH      the key of an encrypted snapshot (32 bytes or 64 hex)\n"
+	      "  --restore-key-credential NAME  the same, from $CREDENTIALS_DIRECTORY\n"
 	      "  --host-key PATH              key that seals snapshots' host bindings\n"
 	      "  --sandbox-user USER[:GROUP]  one identity for every VM's children\n"
 	      "  --sandbox-uid-range FIRST-LAST  uids (and gids) to give each VM its own\n"
@@ -421,6 +441,8 @@ static const struct opt_def opt_defs[] = {
 	{ "sandbox-user", 0, ARG_REQUIRED, apply_sandbox_user },
 	{ "restore-bind", 0, ARG_REQUIRED, apply_restore_bind },
 	{ "host-key", 0, ARG_REQUIRED, apply_host_key },
+	{ "restore-key-file", 0, ARG_REQUIRED, apply_restore_key_file },
+	{ "restore-key-credential", 0, ARG_REQUIRED, apply_restore_key_credential },
 	{ "sandbox-uid-range", 0, ARG_REQUIRED, apply_uid_range },
 	{ "seccomp-trap", 0, ARG_NONE, apply_seccomp_trap },
 	{ "verbose", 'v', ARG_NONE, apply_verbose },
@@ -564,6 +586,10 @@ static int validate(struct parse_ctx *c)
 		return fail(c, "--cmdline needs --kernel");
 	if (c->o.restore_binds.n && !c->o.restore_source_url)
 		return fail(c, "--restore-bind needs --restore");
+	if ((c->o.restore_key_file || c->o.restore_key_credential) && !c->o.restore_source_url)
+		return fail(c, "--restore-key-file and --restore-key-credential need --restore");
+	if (c->o.restore_key_file && c->o.restore_key_credential)
+		return fail(c, "--restore-key-file and --restore-key-credential are mutually exclusive");
 	if (c->o.sandbox_user_given && c->o.uid_range_count)
 		return fail(c, "--sandbox-user and --sandbox-uid-range are mutually exclusive");
 	if (!c->o.kernel && (c->o.n_disks || c->o.n_nets || c->o.rng ||
@@ -657,6 +683,8 @@ void options_free(struct vm_options *o)
 	free(o->restore_source_url);
 	free(o->console_path);
 	free(o->host_key);
+	free(o->restore_key_file);
+	free(o->restore_key_credential);
 	restore_binds_free(&o->restore_binds);
 	for (size_t i = 0; i < o->n_disks; i++) {
 		free(o->disks[i].path);

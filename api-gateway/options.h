@@ -92,6 +92,8 @@ struct vm_options {
 	bool verbose;
 	struct restore_binds restore_binds;	/* --restore-bind, for --restore */
 	char *host_key;		/* --host-key: the key that seals snapshots' host bindings */
+	char *restore_key_file;		/* --restore-key-file: an encrypted snapshot's key */
+	char *restore_key_credential;	/* --restore-key-credential: the same, by credential */
 	bool sandbox_user_given;	/* --sandbox-user: every VM's children run as that user */
 	uid_t uid_range_first;	/* --sandbox-uid-range: one uid (and gid) per VM from it */
 	uint32_t uid_range_count;

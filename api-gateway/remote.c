@@ -46,24 +46,51 @@ static int json_to_string(struct json_object *o, char **ret)
 	return 0;
 }
 
-/* snapshot URL [disks=checkpoint] */
+/*
+ * KEY=VALUE arguments after the first, each one of keys[] (at most once),
+ * into o as strings. -EINVAL naming the first that is not.
+ */
+static int add_key_args(struct json_object *o, char **args, int n_args, const char *const *keys,
+			const char *verb, char *err, size_t errlen)
+{
+	for (int i = 1; i < n_args; i++) {
+		const char *eq = strchr(args[i], '=');
+		size_t k = 0;
+
+		while (eq && keys[k] && (strncmp(args[i], keys[k], (size_t)(eq - args[i])) != 0 ||
+					 keys[k][eq - args[i]] != '\0'))
+			k++;
+		if (!eq || !keys[k] || !eq[1] || json_object_object_get_ex(o, keys[k], NULL)) {
+			err_set(err, errlen, "%s: '%s' is not one of the KEY=VALUE arguments it takes",
+				verb, args[i]);
+			return -EINVAL;
+		}
+		json_object_object_add(o, keys[k], json_object_new_string(eq + 1));
+	}
+	return 0;
+}
+
+/* snapshot URL [disks=checkpoint] [compression=zstd] [encryption_key_file=PATH|_credential=NAME] */
 static int snapshot_body(char **args, int n_args, struct remote_request *req, char **ret, char *err,
 			 size_t errlen)
 {
-	struct json_object *o;
+	static const char *const keys[] = { "disks", "compression", "encryption_key_file",
+					    "encryption_key_credential", NULL };
+	struct json_object *o, *v;
 	int r;
 
-	if (n_args > 1 && strcmp(args[1], "disks=checkpoint") != 0) {
-		err_set(err, errlen, "snapshot: the second argument can only be disks=checkpoint");
-		return -EINVAL;
-	}
 	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
 	json_object_object_add(o, "destination_url", json_object_new_string(args[0]));
-	if (n_args > 1)
-		json_object_object_add(o, "disks", json_object_new_string("checkpoint"));
-	r = json_to_string(o, ret);
+	r = add_key_args(o, args, n_args, keys, "snapshot", err, errlen);
+	if (r == 0 && json_object_object_get_ex(o, "disks", &v) &&
+	    strcmp(json_object_get_string(v), "checkpoint") != 0) {
+		err_set(err, errlen, "snapshot: disks=checkpoint is the only disks argument");
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = json_to_string(o, ret);
 	json_object_put(o);
 	return r;
 }
@@ -89,6 +116,8 @@ static struct json_object *net_fds_json(const struct remote_net_fds *n)
 static int restore_body(char **args, int n_args, struct remote_request *req, char **ret, char *err,
 			size_t errlen)
 {
+	static const char *const restore_keys[] = { "encryption_key_file",
+						    "encryption_key_credential", NULL };
 	_cleanup_free_ char *url = NULL, *spec = NULL;
 	struct json_object *o;
 	bool resume, on_demand;
@@ -115,7 +144,9 @@ static int restore_body(char **args, int n_args, struct remote_request *req, cha
 			       json_object_new_string(on_demand ? "OnDemand" : "Copy"));
 	if (req->net_fds.n_dev)
 		json_object_object_add(o, "net_fds", net_fds_json(&req->net_fds));
-	r = json_to_string(o, ret);
+	r = add_key_args(o, args, n_args, restore_keys, "restore", err, errlen);
+	if (r == 0)
+		r = json_to_string(o, ret);
 	json_object_put(o);
 	return r;
 }
@@ -144,8 +175,8 @@ static const struct verb verbs[] = {
 	{ "info", "GET", "/api/v1/vm.info", 0, 0, true, NULL },
 	{ "pause", "PUT", "/api/v1/vm.pause", 0, 0, false, NULL },
 	{ "resume", "PUT", "/api/v1/vm.resume", 0, 0, false, NULL },
-	{ "snapshot", "PUT", "/api/v1/vm.snapshot", 1, 1, false, snapshot_body },
-	{ "restore", "PUT", "/api/v1/vm.restore", 1, 0, false, restore_body },
+	{ "snapshot", "PUT", "/api/v1/vm.snapshot", 1, 3, false, snapshot_body },
+	{ "restore", "PUT", "/api/v1/vm.restore", 1, 1, false, restore_body },
 	{ "shutdown", "PUT", "/api/v1/vm.shutdown", 0, 0, false, NULL },
 	{ "shutdown-vmm", "PUT", "/api/v1/vmm.shutdown", 0, 0, false, NULL },
 	{ "create", "PUT", "/api/v1/vm.create", 1, 0, false, create_body },
@@ -397,15 +428,19 @@ void remote_usage(FILE *f)
 	      "  info                                 VM configuration and state\n"
 	      "  counters                             per-device I/O counters\n"
 	      "  pause | resume                       stop or continue the vCPUs\n"
-	      "  snapshot file:///DIR [disks=checkpoint]\n"
+	      "  snapshot file:///DIR [disks=checkpoint] [compression=zstd]\n"
+	      "           [encryption_key_file=PATH|encryption_key_credential=NAME]\n"
 	      "                                       save a paused VM into DIR (with a copy\n"
-	      "                                       of every writable disk)\n"
+	      "                                       of every writable disk; its memory\n"
+	      "                                       compressed; sealed with the key)\n"
 	      "  restore source_url=file:///DIR[,resume=true|false][,memory_restore_mode=Copy|OnDemand]\n"
 	      "          [,net_fds=[ID@FD,ID@[FD,...]]]\n"
 	      "                                       restore a snapshot; OnDemand pages memory in as\n"
 	      "                                       the guest touches it (prefault=true: Copy);\n"
 	      "                                       net_fds: NICs on tap descriptors this program\n"
 	      "                                       inherited, sent along with SCM_RIGHTS\n"
+	      "          [encryption_key_file=PATH|encryption_key_credential=NAME]\n"
+	      "                                       the key of an encrypted snapshot\n"
 	      "  reboot                               reset the VM and boot it again\n"
 	      "  power-button                         press the VM's power button\n"
 	      "  shutdown                             shut the VM down (it can boot again)\n"

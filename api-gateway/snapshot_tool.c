@@ -2,9 +2,14 @@
 /*
  * cloister-snapshot: looks at a snapshot directory without restoring it.
  *
- *   inspect DIR   what it holds: format, config, regions, disks, bindings
- *   verify DIR    what can be checked now: the file set, sizes, vm.json,
- *                 the disk checkpoint, the host-bindings seal (this host's key)
+ *   inspect DIR   what it holds: format, config, regions, digests, compression,
+ *                 encryption, disks, bindings
+ *   verify DIR    what can be checked now: the file set, vm.json and its
+ *                 digest, every chunk of memory against its digest, the disk
+ *                 checkpoint, the host-bindings seal (this host's key)
+ *
+ * --key-file PATH opens an encrypted snapshot; without it, inspect says
+ * only that it is encrypted.
  *   check DIR     whether this build would restore it, and if not, why
  *
  * It reads only: it never completes or removes an interrupted snapshot
@@ -23,11 +28,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "bindings.h"
+#include "chunk.h"
+#include "chunk_json.h"
 #include "cleanup.h"
 #include "disk_checkpoint.h"
 #include "layout.h"
 #include "snapshot_dir.h"
+#include "snapshot_seal.h"
 #include "vmjson.h"
 
 #define MAX_DISKS 16
@@ -36,6 +46,9 @@ struct snap {
 	int dirfd;
 	Cloister__VmConfig *config;
 	Cloister__VmState *state;
+	struct chunk_set chunks;
+	bool sealed_no_key;	/* encrypted, and no --key-file given */
+	const uint8_t *key;
 	char disks[MAX_DISKS][DISK_CHECKPOINT_ID_MAX + 1];
 	size_t n_disks;
 	unsigned problems;
@@ -103,7 +116,12 @@ static bool snap_load(const char *dir, struct snap *s)
 			r == -EBADMSG ? "not a regular file of a size vm.json can have" : strerror(-r));
 		return false;
 	}
-	r = vmjson_decode(text, len, &s->config, &s->state, err, sizeof(err));
+	r = vmjson_decode_chunks(text, len, s->key, &s->chunks, &s->config, &s->state, err,
+				 sizeof(err));
+	if (r == -ENOKEY) {
+		s->sealed_no_key = true;
+		return false;
+	}
 	if (r < 0) {
 		problem(s, "vm.json does not decode: %s", err);
 		return false;
@@ -113,6 +131,7 @@ static bool snap_load(const char *dir, struct snap *s)
 
 static void snap_free(struct snap *s)
 {
+	chunk_set_release(&s->chunks);
 	if (s->config)
 		protobuf_c_message_free_unpacked(&s->config->base, NULL);
 	if (s->state)
@@ -200,6 +219,36 @@ static void inspect_disks(struct snap *s)
 	}
 }
 
+static void inspect_chunks(const struct snap *s)
+{
+	const struct chunk_set *c = &s->chunks;
+	char hex[2 * CHUNK_DIGEST_BYTES + 1];
+
+	printf("integrity: %s of every %u KiB chunk, and of vm.json\n", CHUNK_DIGEST_NAME,
+	       CHUNK_SIZE >> 10);
+	printf("compression: %s\n", c->fmt.zstd ? "zstd" : "none (sparse raw region files)");
+	printf("encryption: %s\n", c->fmt.sealed ? CHUNK_CIPHER " (vm.json and every chunk sealed;"
+	       " opened with the key given)" : "none");
+	for (size_t i = 0; i < c->n_regions; i++) {
+		const struct chunk_table *t = &c->t[i];
+		size_t zero = 0, first = t->n;
+		uint64_t stored = 0;
+
+		for (size_t k = 0; k < t->n; k++) {
+			zero += t->e[k].zero;
+			if (!t->e[k].zero && first == t->n)
+				first = k;
+			stored += t->e[k].zero && (c->fmt.zstd || c->fmt.sealed) ? 0 : t->e[k].length;
+		}
+		printf("  memory-region-%zu: %zu chunks, %zu zero, %" PRIu64 " bytes stored\n", i, t->n,
+		       zero, stored);
+		if (first < t->n) {
+			sodium_bin2hex(hex, sizeof(hex), t->e[first].digest, CHUNK_DIGEST_BYTES);
+			printf("    first data chunk %zu: %s\n", first, hex);
+		}
+	}
+}
+
 static int cmd_inspect(struct snap *s)
 {
 	const Cloister__MachineState *m = s->state->machine;
@@ -215,7 +264,7 @@ static int cmd_inspect(struct snap *s)
 	printf("host bindings: %s\n", bindings_verify(s->dirfd, s->config) ?
 	       "sealed by this host" : "not sealed by this host (every disk and NIC needs a binding)");
 	printf("parent: none (every snapshot is whole)\n");
-	printf("encryption: none\ndigests: none recorded\n");
+	inspect_chunks(s);
 	return 0;
 }
 
@@ -278,22 +327,40 @@ static void verify_file_set(struct snap *s)
 	closedir(d);
 }
 
-static void verify_regions(struct snap *s)
+/* Each region file there, its chunk table in bounds; with contents, every chunk checked. */
+static void verify_regions(struct snap *s, bool contents)
 {
-	char name[32];
+	bool plain = !s->chunks.fmt.zstd && !s->chunks.fmt.sealed;
+	char name[32], err[512] = "";
 	struct stat st;
 
 	for (size_t i = 0; i < s->config->n_regions; i++) {
+		_cleanup_close_ int fd = -1;
+
 		vmjson_region_file_name(i, name, sizeof(name));
-		if (!file_stat(s->dirfd, name, &st))
+		if (!file_stat(s->dirfd, name, &st)) {
 			problem(s, "%s: missing", name);
-		else if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 			problem(s, "%s: not a single regular file", name);
-		else if ((uint64_t)st.st_size != s->config->regions[i]->size)
+			continue;
+		}
+		if (plain && (uint64_t)st.st_size != s->config->regions[i]->size) {
 			problem(s, "%s: %" PRIu64 " bytes, vm.json says %" PRIu64, name,
 				(uint64_t)st.st_size, s->config->regions[i]->size);
+			continue;
+		}
+		if (chunk_check_table(&s->chunks, i, (uint64_t)st.st_size, err, sizeof(err)) < 0) {
+			problem(s, "%s", err);
+			continue;
+		}
+		fd = openat(s->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (contents && (fd < 0 || chunk_verify_region(&s->chunks, i, fd, err, sizeof(err)) < 0))
+			problem(s, "%s", fd < 0 ? strerror(errno) : err);
 		else
-			printf("  ok: %s, %" PRIu64 " bytes\n", name, (uint64_t)st.st_size);
+			printf("  ok: %s, %" PRIu64 " bytes%s\n", name, (uint64_t)st.st_size,
+			       contents ? ", every chunk matches its digest" : "");
 	}
 }
 
@@ -310,16 +377,16 @@ static void verify_disks(struct snap *s)
 
 static int cmd_verify(struct snap *s)
 {
-	printf("verify:\n  ok: vm.json decodes and its config and state are consistent\n");
+	printf("verify:\n  ok: vm.json decodes, matches its digest, and its config and state are"
+	       " consistent\n");
 	verify_disks(s);
-	verify_regions(s);
+	verify_regions(s, true);
 	verify_file_set(s);
 	if (bindings_verify(s->dirfd, s->config))
 		printf("  ok: host bindings sealed by this host\n");
 	else
 		printf("  note: host bindings not sealed by this host's key: disks and NICs need "
 		       "bindings to restore\n");
-	printf("  not checked: region contents (this format records no digests)\n");
 	return s->problems ? 1 : 0;
 }
 
@@ -391,7 +458,7 @@ static int cmd_check(struct snap *s)
 	if (disk_checkpoint_check(s->dirfd, s->config, s->disks, MAX_DISKS, &s->n_disks, err,
 				  sizeof(err)) < 0)
 		problem(s, "%s", err);
-	verify_regions(s);
+	verify_regions(s, false);
 	check_machine(s);
 	check_bindings(s);
 	printf(s->problems ? "this build would refuse this snapshot\n" :
@@ -401,20 +468,31 @@ static int cmd_check(struct snap *s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: cloister-snapshot [--host-key PATH] inspect|verify|check DIR\n"
+	fputs("usage: cloister-snapshot [--host-key PATH] [--key-file PATH] inspect|verify|check DIR\n"
 	      "  inspect DIR  what the snapshot holds\n"
-	      "  verify DIR   its file set, sizes, vm.json, disk checkpoint and host-bindings seal\n"
+	      "  verify DIR   its file set, vm.json, every memory chunk against its digest, disk\n"
+	      "               checkpoint and host-bindings seal\n"
+	      "  --key-file   the key of an encrypted snapshot (32 bytes or 64 hex digits)\n"
 	      "  check DIR    whether this build would restore it, and if not, why\n", f);
 }
 
 int main(int argc, char **argv)
 {
 	struct snap s = { .dirfd = -1 };
+	uint8_t key[SNAPSHOT_KEY_BYTES];
+	char err[512] = "";
 	int i = 1, r;
 
-	if (argc > 2 && !strcmp(argv[1], "--host-key")) {
-		bindings_set_key_path(argv[2]);
-		i = 3;
+	while (argc - i > 2 && (!strcmp(argv[i], "--host-key") || !strcmp(argv[i], "--key-file"))) {
+		if (!strcmp(argv[i], "--host-key")) {
+			bindings_set_key_path(argv[i + 1]);
+		} else if (snapshot_seal_key_file(argv[i + 1], key, err, sizeof(err)) < 0) {
+			fprintf(stderr, "cloister-snapshot: %s\n", err);
+			return 2;
+		} else {
+			s.key = key;
+		}
+		i += 2;
 	}
 	if (argc - i == 1 && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))) {
 		usage(stdout);
@@ -426,8 +504,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!snap_load(argv[i + 1], &s)) {
+		r = 1;
+		if (s.sealed_no_key && !strcmp(argv[i], "inspect")) {
+			printf("format: vm.json version %d, encrypted\nencryption: %s: vm.json and"
+			       " every chunk are sealed; key required (--key-file PATH) to read more\n",
+			       VMJSON_VERSION, CHUNK_CIPHER);
+			r = 0;
+		} else if (s.sealed_no_key) {
+			problem(&s, "the snapshot is encrypted: key required (--key-file PATH)");
+		}
 		snap_free(&s);
-		return 1;
+		sodium_memzero(key, sizeof(key));
+		return r;
 	}
 	if (!strcmp(argv[i], "inspect"))
 		r = cmd_inspect(&s);
@@ -436,5 +524,6 @@ int main(int argc, char **argv)
 	else
 		r = cmd_check(&s);
 	snap_free(&s);
+	sodium_memzero(key, sizeof(key));
 	return r;
 }

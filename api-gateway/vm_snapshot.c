@@ -97,7 +97,8 @@ static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, c
 
 /* snapshotd and vmm-core, each told its part of one save. */
 static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const int *files,
-			   size_t n_regions, bool fdstore, char *err, size_t errlen)
+			   size_t n_regions, bool fdstore, const struct snapshot_seal *seal, char *err,
+			   size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__SnapdSave save = CLOISTER__SNAPD_SAVE__INIT;
@@ -111,6 +112,10 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 		return r;
 	save.config = config;
 	save.fdstore = fdstore;
+	save.compress_zstd = seal && seal->zstd;
+	if (seal && seal->keyed)
+		save.encryption_key = (ProtobufCBinaryData){ .len = SNAPSHOT_KEY_BYTES,
+							     .data = (uint8_t *)seal->key };
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
 	r = tree_send(t, &snapd, &env, files, fdstore ? 1 : 1 + n_regions, err, errlen);
 	if (r == 0) {
@@ -126,7 +131,7 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 }
 
 static int snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
-			  bool fdstore, char *err, size_t errlen)
+			  bool fdstore, const struct snapshot_seal *seal, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int files[1 + LAYOUT_MAX_REGIONS];
@@ -151,7 +156,7 @@ static int snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const c
 		return dirfd;
 	r = snapdir_create_partials(dirfd, n_regions, files, err, errlen);
 	if (r == 0)
-		r = snapshot_stream(t, config, files, config->n_regions, fdstore, err, errlen);
+		r = snapshot_stream(t, config, files, n_regions, fdstore, seal, err, errlen);
 	if (r == 0)
 		r = bindings_seal(dirfd, config, err, errlen);
 	if (r == 0)
@@ -167,19 +172,20 @@ static int snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const c
 	return r;
 }
 
-int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
-		      size_t errlen)
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+		      const struct snapshot_seal *seal, char *err, size_t errlen)
 {
-	return snapshot_write(t, config, url, false, err, errlen);
+	return snapshot_write(t, config, url, false, seal, err, errlen);
 }
 
 int vm_snapshot_write_fdstore(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
 			      char *err, size_t errlen)
 {
-	return snapshot_write(t, config, url, true, err, errlen);
+	return snapshot_write(t, config, url, true, NULL, err, errlen);
 }
 
-static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
+static int snapd_load(struct vm_tree *t, struct vm_restore *rs, const struct snapshot_seal *seal,
+		      char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__SnapdLoad load = CLOISTER__SNAPD_LOAD__INIT;
@@ -190,6 +196,9 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 	load.region_files = (uint32_t)rs->n_regions;
 	load.on_demand = rs->on_demand;
 	load.fdstore = rs->fdstore;
+	if (seal && seal->keyed)
+		load.encryption_key = (ProtobufCBinaryData){ .len = SNAPSHOT_KEY_BYTES,
+							     .data = (uint8_t *)seal->key };
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD, &load.base);
 	r = tree_send(t, &rs->snapd, &env, rs->files, 1 + rs->n_regions, err, errlen);
 	if (r == 0)
@@ -214,7 +223,7 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 }
 
 static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-			bool fdstore, char *err, size_t errlen)
+			bool fdstore, const struct snapshot_seal *seal, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
@@ -236,7 +245,7 @@ static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *ur
 		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
 				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
-		r = snapd_load(t, rs, err, errlen);
+		r = snapd_load(t, rs, seal, err, errlen);
 	return r;
 }
 
@@ -252,15 +261,15 @@ static int open_userfaultfd(char *err, size_t errlen)
 }
 
 int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-		    char *err, size_t errlen)
+		    const struct snapshot_seal *seal, char *err, size_t errlen)
 {
-	return restore_open(t, rs, url, on_demand, false, err, errlen);
+	return restore_open(t, rs, url, on_demand, false, seal, err, errlen);
 }
 
 int vm_restore_open_fdstore(struct vm_tree *t, struct vm_restore *rs, const char *url, char *err,
 			    size_t errlen)
 {
-	return restore_open(t, rs, url, false, true, err, errlen);
+	return restore_open(t, rs, url, false, true, NULL, err, errlen);
 }
 
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)

@@ -13,14 +13,18 @@
 
 #include "cloister.pb-c.h"
 #include "layout.h"
+#include "snapshot_seal.h"
 #include "tree.h"
 
 /* How long a snapshot or restore of a guest this big may take before it counts as hung. */
 int vm_snapshot_timeout_ms(uint64_t memory_size);
 
-/* Writes the paused VM t runs with config into the directory url names. */
-int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url, char *err,
-		      size_t errlen);
+/*
+ * Writes the paused VM t runs with config into the directory url names,
+ * its memory compressed and sealed as seal says (NULL: plain).
+ */
+int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char *url,
+		      const struct snapshot_seal *seal, char *err, size_t errlen);
 
 /*
  * As vm_snapshot_write(), but guest memory stays in vmm-core's memfds, which
@@ -44,9 +48,10 @@ struct vm_restore {
 /*
  * Opens the snapshot at url and has snapshotd check it; r->config is set on
  * success. on_demand: snapshotd will serve guest memory as it is touched.
+ * seal: the key of an encrypted snapshot (NULL or unkeyed: none given).
  */
 int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, bool on_demand,
-		    char *err, size_t errlen);
+		    const struct snapshot_seal *seal, char *err, size_t errlen);
 
 /*
  * As vm_restore_open() for a vm.json written by vm_snapshot_write_fdstore():

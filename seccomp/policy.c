@@ -60,6 +60,8 @@ static const char *const snapshotd_syscalls[] = {
 	"fsync", "fdatasync", "ftruncate", "fallocate",
 	/* copying a region memfd into its file without a bounce buffer */
 	"copy_file_range", "sendfile",
+	/* a fresh nonce for every sealed chunk, and the snapshot id */
+	"getrandom",
 };
 
 static const char *const device_rng_syscalls[] = {

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "sandbox.h"
 #include "service.h"
@@ -39,6 +41,11 @@ static int confine(int argc, char **argv, const char **ret_op)
 	if (check_socket(GATEWAY_FD) < 0 || check_socket(CORE_FD) < 0) {
 		log_error("fds 3 and 4 must be the sockets to the gateway and vmm-core");
 		return -EBADF;
+	}
+	/* libsodium picks its random source (getrandom) while files may still be opened. */
+	if (sodium_init() < 0) {
+		log_error("libsodium cannot start");
+		return -EIO;
 	}
 	r = sandbox_enter(&cfg);
 	if (r < 0) {

@@ -94,10 +94,16 @@ static int fail(struct pager *p, int r, const char *fmt, ...)
 	return r;
 }
 
-/* Reads [off, off + len) of region i; a short read means the file was cut. */
+/*
+ * Reads [off, off + len) of region i's memory; a short read means the file was cut.
+ * With a chunk set, from chunks decoded and checked whole before any byte is used.
+ */
 static int read_region(struct pager *p, size_t i, uint64_t off, size_t len, uint8_t *buf)
 {
 	size_t done = 0;
+
+	if (p->chunks)
+		return chunk_read(p->chunks, i, p->file[i], off, len, buf, p->err, sizeof(p->err));
 
 	while (done < len) {
 		ssize_t n = pread(p->file[i], buf + done, len - done, (off_t)(off + done));
@@ -257,15 +263,23 @@ static int prefetch_step(struct pager *p)
 		p->done = true;
 		return 0;
 	}
-	s = lseek(p->file[i], (off_t)p->cur_off, SEEK_DATA);
-	if (s < 0 && errno != ENXIO)
-		s = (off_t)p->cur_off;
+	if (p->chunks) {
+		uint64_t cs, ce;
+
+		chunk_next_data(p->chunks, i, p->file[i], p->cur_off, &cs, &ce);
+		s = (off_t)cs;
+		e = (off_t)ce;
+	} else {
+		s = lseek(p->file[i], (off_t)p->cur_off, SEEK_DATA);
+		if (s < 0 && errno != ENXIO)
+			s = (off_t)p->cur_off;
+		e = s < 0 ? s : lseek(p->file[i], s, SEEK_HOLE);
+	}
 	if (s < 0 || (uint64_t)s >= p->size[i]) {
 		p->cur_region++;
 		p->cur_off = 0;
 		return 0;
 	}
-	e = lseek(p->file[i], s, SEEK_HOLE);
 	if (e < 0 || (uint64_t)e > p->size[i])
 		e = (off_t)p->size[i];
 	len = (uint64_t)(e - s) < PREFETCH_CHUNK ? (size_t)(e - s) : PREFETCH_CHUNK;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk.h"
 #include "layout.h"
 
 #define PAGER_MAX_CLIENTS 16
@@ -34,6 +35,11 @@
 struct pager {
 	size_t n_regions;
 	int file[LAYOUT_MAX_REGIONS];		/* region files, read-only */
+	/*
+	 * How the files hold memory: every chunk is decoded and checked before
+	 * its pages are served. NULL (tests only): plain files, read unchecked.
+	 */
+	struct chunk_set *chunks;
 	uint64_t size[LAYOUT_MAX_REGIONS];
 	size_t n_clients;
 	int uffd[PAGER_MAX_CLIENTS];

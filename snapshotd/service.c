@@ -7,6 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
+#include "chunk.h"
 #include "cleanup.h"
 #include "frame.h"
 #include "layout.h"
@@ -142,29 +145,75 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 	return r;
 }
 
-static int save_write(const struct inbox *g, const struct inbox *c, char *err)
+/* The chunk format the gateway asked for: zstd, sealed under its key, or plain. */
+static int save_format(const Cloister__SnapdSave *save, struct chunk_format *fmt, char *err)
 {
-	const Cloister__VmConfig *config = g->env->snapd_save->config;
-	bool fdstore = g->env->snapd_save->fdstore;
-	_cleanup_free_ char *text = NULL;
-	char name[32];
-	int r;
-
-	for (size_t i = 0; !fdstore && i < config->n_regions; i++) {
-		r = snapshot_write_region(c->fds[i], config->regions[i]->size, g->fds[1 + i]);
-		if (r < 0) {
-			vmjson_region_file_name(i, name, sizeof(name));
-			snprintf(err, ERR_LEN, "writing %s failed: %s", name, strerror(-r));
-			return r;
-		}
+	*fmt = (struct chunk_format){ .zstd = save->compress_zstd,
+				      .sealed = save->encryption_key.len > 0 };
+	if (fmt->sealed && save->encryption_key.len != CHUNK_KEY_BYTES) {
+		snprintf(err, ERR_LEN, "the encryption key must be %d bytes", CHUNK_KEY_BYTES);
+		return -EINVAL;
 	}
-	r = vmjson_encode_memory(config, c->env->snap_save_state->state,
-				 fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &text);
+	if (fmt->sealed)
+		memcpy(fmt->key, save->encryption_key.data, CHUNK_KEY_BYTES);
+	randombytes_buf(fmt->id, sizeof(fmt->id));
+	return 0;
+}
+
+/* The fd store keeps the memory: vm.json alone, in its form. */
+static int save_write_fdstore(const struct inbox *g, const struct inbox *c, char *err)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = vmjson_encode_memory(g->env->snapd_save->config, c->env->snap_save_state->state,
+				     VMJSON_MEMORY_FDSTORE, &text);
+
 	if (r == 0)
 		r = snapshot_write_json(g->fds[0], text);
 	if (r < 0)
 		snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
 	return r;
+}
+
+static int save_write(const struct inbox *g, const struct inbox *c, char *err)
+{
+	const Cloister__VmConfig *config = g->env->snapd_save->config;
+	bool fdstore = g->env->snapd_save->fdstore;
+	_cleanup_free_ char *text = NULL;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	struct chunk_format fmt;
+	struct chunk_set set;
+	int r;
+
+	if (fdstore)
+		return save_write_fdstore(g, c, err);
+	for (size_t i = 0; i < config->n_regions; i++)
+		sizes[i] = config->regions[i]->size;
+	r = save_format(g->env->snapd_save, &fmt, err);
+	if (r < 0)
+		return r;
+	r = chunk_set_init(&set, &fmt, sizes, config->n_regions);
+	sodium_memzero(fmt.key, sizeof(fmt.key));
+	for (size_t i = 0; r == 0 && i < config->n_regions; i++)
+		r = chunk_write_region(&set, i, c->fds[i], g->fds[1 + i], err, ERR_LEN);
+	if (r == 0) {
+		r = vmjson_encode_chunks(config, c->env->snap_save_state->state, &set, &text);
+		if (r == 0)
+			r = snapshot_write_json(g->fds[0], text);
+		if (r == -EFBIG)
+			snprintf(err, ERR_LEN, "vm.json with this guest's chunk tables would be larger"
+				 " than the %u MiB a restore reads", VMJSON_MAX_TEXT >> 20);
+		else if (r < 0)
+			snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
+	}
+	chunk_set_release(&set);
+	return r;
+}
+
+/* The key leaves our memory with the message. */
+static void wipe_key(ProtobufCBinaryData *key)
+{
+	if (key->data)
+		sodium_memzero(key->data, key->len);
 }
 
 int snapd_serve_save(int gw, int core, int timeout_ms)
@@ -176,6 +225,8 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 	r = save_receive(gw, core, timeout_ms, &g, &c, err);
 	if (r == 0)
 		r = save_write(&g, &c, err);
+	if (g.env && g.env->msg_case == CLOISTER__ENVELOPE__MSG_SNAPD_SAVE)
+		wipe_key(&g.env->snapd_save->encryption_key);
 	if (r < 0) {
 		log_error("save: %s", err);
 		frame_reply_send(core, r, err);
@@ -194,7 +245,8 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 
 /* ---- load ---- */
 
-static int load_read_json(int fd, enum vmjson_memory form, Cloister__VmConfig **ret_config,
+static int load_read_json(int fd, const ProtobufCBinaryData *key, struct chunk_set *chunks,
+			  enum vmjson_memory form, Cloister__VmConfig **ret_config,
 			  Cloister__VmState **ret_state, char *err)
 {
 	_cleanup_free_ char *text = NULL;
@@ -208,11 +260,21 @@ static int load_read_json(int fd, enum vmjson_memory form, Cloister__VmConfig **
 		snprintf(err, ERR_LEN, "reading vm.json failed: %s", strerror(-r));
 	if (r < 0)
 		return r;
-	return vmjson_decode_memory(text, len, form, ret_config, ret_state, err, ERR_LEN);
+	if (key->len != 0 && key->len != CHUNK_KEY_BYTES) {
+		snprintf(err, ERR_LEN, "the encryption key must be %d bytes", CHUNK_KEY_BYTES);
+		return -EINVAL;
+	}
+	if (form == VMJSON_MEMORY_FDSTORE) {
+		*chunks = (struct chunk_set){ .n_regions = 0 };
+		return vmjson_decode_memory(text, len, form, ret_config, ret_state, err, ERR_LEN);
+	}
+	return vmjson_decode_chunks(text, len, key->len ? key->data : NULL, chunks, ret_config,
+				    ret_state, err, ERR_LEN);
 }
 
 static int load_check_region_files(const struct inbox *g, uint32_t found,
-				   const Cloister__VmConfig *config, char *err)
+				   const Cloister__VmConfig *config, const struct chunk_set *chunks,
+				   char *err)
 {
 	char name[32];
 
@@ -225,18 +287,20 @@ static int load_check_region_files(const struct inbox *g, uint32_t found,
 		return -ENOENT;
 	}
 	for (size_t i = 0; i < config->n_regions; i++) {
-		int r;
+		struct stat st;
 
 		vmjson_region_file_name(i, name, sizeof(name));
-		r = snapshot_check_region_file(g->fds[1 + i], name, config->regions[i]->size,
-					       err, ERR_LEN);
-		if (r < 0)
-			return r;
+		if (fstat(g->fds[1 + i], &st) < 0 || !S_ISREG(st.st_mode)) {
+			snprintf(err, ERR_LEN, "%s is not a regular file", name);
+			return -EINVAL;
+		}
+		if (chunk_check_table(chunks, i, (uint64_t)st.st_size, err, ERR_LEN) < 0)
+			return -EINVAL;
 	}
 	return 0;
 }
 
-static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
+static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g, struct chunk_set *chunks,
 			      Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
 			      char *err)
 {
@@ -257,11 +321,12 @@ static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
 			 " %zu fds", found, fdstore ? " with the fd store" : "", g->n_fds);
 		return -EINVAL;
 	}
-	r = load_read_json(g->fds[0], fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &config,
-			   &state, err);
+	r = load_read_json(g->fds[0], &g->env->snapd_load->encryption_key, chunks,
+			   fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &config, &state, err);
+	wipe_key(&g->env->snapd_load->encryption_key);
 	if (r < 0)
 		return r;
-	r = fdstore ? 0 : load_check_region_files(g, found, config, err);
+	r = fdstore ? 0 : load_check_region_files(g, found, config, chunks, err);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(&config->base, NULL);
 		protobuf_c_message_free_unpacked(&state->base, NULL);
@@ -297,10 +362,9 @@ static int send_fill_reply(int core, int error, const char *message, Cloister__V
 }
 
 static int load_fill(const struct inbox *g, const struct inbox *c,
-		     const Cloister__VmConfig *config, char *err)
+		     const Cloister__VmConfig *config, struct chunk_set *chunks, char *err)
 {
 	const Cloister__SnapFill *fill = c->env->snap_fill;
-	char name[32];
 	int r;
 
 	r = expect_fds(c, config->n_regions, "snap_fill", err);
@@ -309,13 +373,8 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 	if (r == 0)
 		r = check_memfds(c, config, err);
 	/* The fd store: the memory already holds the guest. */
-	for (size_t i = 0; r == 0 && !fill->memory_kept && i < config->n_regions; i++) {
-		r = snapshot_fill_region(g->fds[1 + i], config->regions[i]->size, c->fds[i]);
-		if (r < 0) {
-			vmjson_region_file_name(i, name, sizeof(name));
-			snprintf(err, ERR_LEN, "loading %s failed: %s", name, strerror(-r));
-		}
-	}
+	for (size_t i = 0; r == 0 && !fill->memory_kept && i < config->n_regions; i++)
+		r = chunk_fill_region(chunks, i, g->fds[1 + i], c->fds[i], err, ERR_LEN);
 	return r;
 }
 
@@ -345,7 +404,7 @@ static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *conf
 
 /* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
 static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
-		     bool prefetch)
+		     struct chunk_set *chunks, bool prefetch)
 {
 	struct pager p;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -354,6 +413,9 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	for (size_t i = 0; i < config->n_regions; i++)
 		sizes[i] = config->regions[i]->size;
 	r = pager_init(&p, &g->fds[1], sizes, config->n_regions);
+	p.chunks = chunks;
+	if (r == 0 && (chunks->fmt.zstd || chunks->fmt.sealed))
+		p.total = chunk_data_bytes(chunks);
 	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
 		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
 				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
@@ -368,7 +430,7 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 
 static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			   const Cloister__VmConfig *config, Cloister__VmState *state,
-			   bool on_demand, bool prefetch)
+			   struct chunk_set *chunks, bool on_demand, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -394,7 +456,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 		frame_reply_send(core, r, err);
 		return r;
 	}
-	r = on_demand ? check_on_demand(&c, config, err) : load_fill(g, &c, config, err);
+	r = on_demand ? check_on_demand(&c, config, err) : load_fill(g, &c, config, chunks, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_fill_reply(core, r, err, NULL);
@@ -407,7 +469,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 				 c.env->snap_fill->memory_kept ? "kept as they were" : "filled");
 		return r;
 	}
-	return load_page(gw, g, &c, config, prefetch);
+	return load_page(gw, g, &c, config, chunks, prefetch);
 }
 
 static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
@@ -415,19 +477,22 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
 	Cloister__VmConfig *config = NULL;
 	Cloister__VmState *state = NULL;
+	struct chunk_set chunks = { .n_regions = 0 };
 	char err[ERR_LEN] = "";
 	int r;
 
-	r = load_gateway_phase(gw, timeout_ms, &g, &config, &state, err);
+	r = load_gateway_phase(gw, timeout_ms, &g, &chunks, &config, &state, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_load_reply(gw, r, err, NULL);
+		chunk_set_release(&chunks);
 		return r;
 	}
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
-		r = load_core_phase(gw, core, timeout_ms, &g, config, state,
+		r = load_core_phase(gw, core, timeout_ms, &g, config, state, &chunks,
 				    g.env->snapd_load->on_demand, prefetch);
+	chunk_set_release(&chunks);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "chunk_json.h"
 #include "cleanup.h"
 #include "errmsg.h"
 #include "layout.h"
@@ -37,8 +40,9 @@ static const char *region_key(enum vmjson_memory form, size_t i, char *name, siz
 	return "file";
 }
 
+/* A region in the fd store has no chunks: its memory is in no file. */
 static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *r,
-					enum vmjson_memory form)
+					const struct chunk_set *chunks, enum vmjson_memory form)
 {
 	struct json_object *o = json_object_new_object();
 	char name[32];
@@ -49,11 +53,14 @@ static struct json_object *region_entry(size_t i, const Cloister__MemoryRegion *
 	json_object_object_add(o, key, json_object_new_string(name));
 	json_object_object_add(o, "guest_addr", json_object_new_uint64(r->guest_addr));
 	json_object_object_add(o, "size", json_object_new_uint64(r->size));
+	if (form == VMJSON_MEMORY_FILES)
+		json_object_object_add(o, "chunks", chunk_table_json(chunks, i));
 	return o;
 }
 
 static int build_document(const Cloister__VmConfig *config, const Cloister__VmState *state,
-			  enum vmjson_memory form, struct json_object *doc)
+			  const struct chunk_set *chunks, enum vmjson_memory form,
+			  struct json_object *doc)
 {
 	struct json_object *c, *s, *regions;
 	int r;
@@ -62,6 +69,8 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 	if (r < 0)
 		return r;
 	json_object_object_add(doc, "version", json_object_new_int(VMJSON_VERSION));
+	/* First after the version: the first "document" key of the text is this one. */
+	json_object_object_add(doc, "integrity", chunk_integrity_json(chunks));
 	json_object_object_add(doc, "config", c);
 	r = vmjson_from_message(&state->base, &s);
 	if (r < 0)
@@ -72,13 +81,62 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 		return -ENOMEM;
 	json_object_object_add(doc, "memory_regions", regions);
 	for (size_t i = 0; i < config->n_regions; i++) {
-		struct json_object *e = region_entry(i, config->regions[i], form);
+		struct json_object *e = region_entry(i, config->regions[i], chunks, form);
 
 		if (!e)
 			return -ENOMEM;
 		json_object_array_add(regions, e);
 	}
 	return 0;
+}
+
+static int encode_form(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		       const struct chunk_set *chunks, enum vmjson_memory form, char **ret_text)
+{
+	struct json_object *doc = json_object_new_object();
+	const char *text;
+	char *copy = NULL;
+	int r;
+
+	if (!doc)
+		return -ENOMEM;
+	if (chunks->n_regions != config->n_regions) {
+		json_object_put(doc);
+		return -EINVAL;
+	}
+	r = build_document(config, state, chunks, form, doc);
+	if (r == 0) {
+		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
+						      JSON_C_TO_STRING_NOSLASHESCAPE);
+		copy = text ? strdup(text) : NULL;
+		r = copy ? 0 : -ENOMEM;
+	}
+	json_object_put(doc);
+	if (r == 0)
+		r = chunk_document_seal_digest(copy);
+	if (r == 0 && chunks->fmt.sealed) {
+		char *sealed = NULL;
+
+		r = chunk_envelope_seal(copy, chunks->fmt.key, &sealed);
+		sodium_memzero(copy, strlen(copy));
+		free(copy);
+		copy = sealed;
+	}
+	/* A snapshot no restore would read must not be written. */
+	if (r == 0 && strlen(copy) > VMJSON_MAX_TEXT)
+		r = -EFBIG;
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	*ret_text = copy;
+	return 0;
+}
+
+int vmjson_encode_chunks(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 const struct chunk_set *chunks, char **ret_text)
+{
+	return encode_form(config, state, chunks, VMJSON_MEMORY_FILES, ret_text);
 }
 
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
@@ -90,25 +148,22 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
 int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
 			 enum vmjson_memory form, char **ret_text)
 {
-	struct json_object *doc = json_object_new_object();
-	const char *text;
-	char *copy = NULL;
+	struct chunk_set chunks;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
 	int r;
 
-	if (!doc)
-		return -ENOMEM;
-	r = build_document(config, state, form, doc);
-	if (r == 0) {
-		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
-						      JSON_C_TO_STRING_NOSLASHESCAPE);
-		copy = text ? strdup(text) : NULL;
-		r = copy ? 0 : -ENOMEM;
-	}
-	json_object_put(doc);
-	if (r < 0)
-		return r;
-	*ret_text = copy;
-	return 0;
+	for (size_t i = 0; i < config->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = config->regions[i]->size;
+	r = chunk_set_init(&chunks, &(struct chunk_format){ .zstd = false }, sizes,
+			   config->n_regions);
+	for (size_t i = 0; r == 0 && i < chunks.n_regions; i++)
+		for (size_t k = 0; k < chunks.t[i].n; k++)
+			chunks.t[i].e[k] = (struct chunk_entry){ .offset = (uint64_t)k * CHUNK_SIZE,
+				.length = (uint32_t)chunk_len(sizes[i], k), .zero = true };
+	if (r == 0)
+		r = encode_form(config, state, &chunks, form, ret_text);
+	chunk_set_release(&chunks);
+	return r;
 }
 
 /*
@@ -311,12 +366,14 @@ static int parse_text(const char *text, size_t len, struct json_object **ret_doc
 }
 
 static int decode_region_entry(struct json_object *e, size_t i, const Cloister__VmConfig *c,
-			       enum vmjson_memory form, char *err, size_t errlen)
+			       struct chunk_set *chunks, enum vmjson_memory form, char *err,
+			       size_t errlen)
 {
 	struct conv cv = { .err = err, .errlen = errlen };
-	struct json_object *file = NULL, *gpa = NULL, *size = NULL;
+	struct json_object *file = NULL, *gpa = NULL, *size = NULL, *table = NULL;
 	char expect[32];
 	const char *where = region_key(form, i, expect, sizeof(expect));
+	bool files = form == VMJSON_MEMORY_FILES;
 	uint64_t g, s;
 	size_t mark;
 
@@ -324,16 +381,18 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 	if (!json_object_is_type(e, json_type_object))
 		return conv_fail(&cv, "expected an object");
 	json_object_object_foreach(e, key, val) {
-		if (strcmp(key, where) && strcmp(key, "guest_addr") && strcmp(key, "size")) {
+		if (strcmp(key, where) && strcmp(key, "guest_addr") && strcmp(key, "size") &&
+		    (!files || strcmp(key, "chunks"))) {
 			path_push_key(&cv, key);
 			return conv_fail(&cv, "unknown key");
 		}
 	}
 	if (!json_object_object_get_ex(e, where, &file) ||
 	    !json_object_object_get_ex(e, "guest_addr", &gpa) ||
-	    !json_object_object_get_ex(e, "size", &size))
-		return conv_fail(&cv, form == VMJSON_MEMORY_FDSTORE ? "needs fd, guest_addr and size" :
-				 "needs file, guest_addr and size");
+	    !json_object_object_get_ex(e, "size", &size) ||
+	    (files && !json_object_object_get_ex(e, "chunks", &table)))
+		return conv_fail(&cv, files ? "needs file, guest_addr, size and chunks" :
+				 "needs fd, guest_addr and size");
 	if (!json_object_is_type(file, json_type_string) ||
 	    strcmp(json_object_get_string(file), expect) != 0) {
 		char what[64];
@@ -352,11 +411,12 @@ static int decode_region_entry(struct json_object *e, size_t i, const Cloister__
 	path_pop(&cv, mark);
 	if (g != c->regions[i]->guest_addr || s != c->regions[i]->size)
 		return conv_fail(&cv, "does not match config.regions");
-	return 0;
+	return files ? chunk_table_from_json(chunks, i, table, err, errlen) : 0;
 }
 
 static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
-			  enum vmjson_memory form, char *err, size_t errlen)
+			  struct chunk_set *chunks, enum vmjson_memory form, char *err,
+			  size_t errlen)
 {
 	size_t n;
 
@@ -371,8 +431,8 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, form, err,
-					    errlen);
+		int r = decode_region_entry(json_object_array_get_idx(list, i), i, c, chunks, form,
+					    err, errlen);
 
 		if (r < 0)
 			return r;
@@ -380,10 +440,13 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 	return 0;
 }
 
-static int decode_top_keys(struct json_object *doc, struct json_object *parts[4],
+#define TOP_KEYS 5
+
+static int decode_top_keys(struct json_object *doc, struct json_object *parts[TOP_KEYS],
 			   char *err, size_t errlen)
 {
-	static const char *const keys[4] = { "version", "config", "state", "memory_regions" };
+	static const char *const keys[TOP_KEYS] = { "version", "config", "state", "memory_regions",
+						    "integrity" };
 
 	if (!json_object_is_type(doc, json_type_object)) {
 		err_set(err, errlen, "vm.json: expected an object");
@@ -392,9 +455,9 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	json_object_object_foreach(doc, key, val) {
 		size_t k = 0;
 
-		while (k < 4 && strcmp(key, keys[k]) != 0)
+		while (k < TOP_KEYS && strcmp(key, keys[k]) != 0)
 			k++;
-		if (k == 4) {
+		if (k == TOP_KEYS) {
 			struct conv cv = { .err = err, .errlen = errlen };
 
 			path_push(&cv, "%s", key);
@@ -402,7 +465,7 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 		}
 		parts[k] = val;
 	}
-	for (size_t k = 0; k < 4; k++) {
+	for (size_t k = 0; k < TOP_KEYS; k++) {
 		if (!parts[k]) {
 			err_set(err, errlen, "%s: missing", keys[k]);
 			return -EINVAL;
@@ -417,15 +480,41 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	return 0;
 }
 
-static int decode_document(struct json_object *doc, enum vmjson_memory form,
-			   Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
-			   size_t errlen)
+/* The chunk format "integrity" names, checked against how the text came (sealed or not). */
+static int decode_integrity(struct json_object *o, const char *text, size_t len,
+			    const uint8_t *key, struct chunk_format *fmt, char *err, size_t errlen)
 {
-	struct json_object *parts[4] = { NULL };
+	char doc_hex[2 * CHUNK_DIGEST_BYTES + 1];
+	int r;
+
+	*fmt = (struct chunk_format){ .zstd = false };
+	r = chunk_integrity_from_json(o, fmt, doc_hex, err, errlen);
+	if (r == 0 && fmt->sealed != (key != NULL)) {
+		err_set(err, errlen, fmt->sealed ? "integrity: encrypted chunks, but vm.json is not"
+			" sealed" : "integrity: vm.json was sealed but its chunks are not");
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = chunk_document_check(text, len, doc_hex, err, errlen);
+	if (r == 0 && key)
+		memcpy(fmt->key, key, CHUNK_KEY_BYTES);
+	return r;
+}
+
+static int decode_document(struct json_object *doc, const char *text, size_t len,
+			   const uint8_t *key, struct chunk_set *chunks, enum vmjson_memory form,
+			   Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
+			   char *err, size_t errlen)
+{
+	struct json_object *parts[TOP_KEYS] = { NULL };
 	ProtobufCMessage *c = NULL, *s = NULL;
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+	struct chunk_format fmt;
 	int r;
 
 	r = decode_top_keys(doc, parts, err, errlen);
+	if (r == 0)
+		r = decode_integrity(parts[4], text, len, key, &fmt, err, errlen);
 	if (r < 0)
 		return r;
 	r = vmjson_to_message(parts[1], &cloister__vm_config__descriptor, "config", &c,
@@ -433,8 +522,13 @@ static int decode_document(struct json_object *doc, enum vmjson_memory form,
 	if (r < 0)
 		return r;
 	r = vmjson_check_config((Cloister__VmConfig *)c, err, errlen);
+	for (size_t i = 0; r == 0 && i < ((Cloister__VmConfig *)c)->n_regions; i++)
+		sizes[i] = ((Cloister__VmConfig *)c)->regions[i]->size;
 	if (r == 0)
-		r = decode_regions(parts[3], (Cloister__VmConfig *)c, form, err, errlen);
+		r = chunk_set_init(chunks, &fmt, sizes, ((Cloister__VmConfig *)c)->n_regions);
+	sodium_memzero(fmt.key, sizeof(fmt.key));
+	if (r == 0)
+		r = decode_regions(parts[3], (Cloister__VmConfig *)c, chunks, form, err, errlen);
 	if (r == 0)
 		r = vmjson_to_message(parts[2], &cloister__vm_state__descriptor, "state", &s,
 				      err, errlen);
@@ -452,16 +546,10 @@ static int decode_document(struct json_object *doc, enum vmjson_memory form,
 	return 0;
 }
 
-int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
-		  Cloister__VmState **ret_state, char *err, size_t errlen)
-{
-	return vmjson_decode_memory(text, len, VMJSON_MEMORY_FILES, ret_config, ret_state, err,
-				    errlen);
-}
-
-int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
-			 Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
-			 size_t errlen)
+/* The text inside an envelope, parsed; a plain document when no key was given. */
+static int open_document(const char *text, size_t len, const uint8_t *key,
+			 struct json_object **ret_doc, char **ret_inner, size_t *ret_len,
+			 char *err, size_t errlen)
 {
 	struct json_object *doc;
 	int r;
@@ -469,7 +557,67 @@ int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
 	r = parse_text(text, len, &doc, err, errlen);
 	if (r < 0)
 		return r;
-	r = decode_document(doc, form, ret_config, ret_state, err, errlen);
+	if (!chunk_envelope_is(doc)) {
+		*ret_doc = doc;
+		if (!key)
+			return 0;
+		json_object_put(doc);
+		err_set(err, errlen, "a key was given but the snapshot is not encrypted");
+		return -EINVAL;
+	}
+	r = chunk_envelope_open(doc, key, ret_inner, ret_len, err, errlen);
 	json_object_put(doc);
+	if (r == 0)
+		r = parse_text(*ret_inner, *ret_len, ret_doc, err, errlen);
+	return r;
+}
+
+static int decode_form(const char *text, size_t len, const uint8_t *key,
+		       struct chunk_set *chunks, enum vmjson_memory form,
+		       Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
+		       size_t errlen)
+{
+	struct json_object *doc = NULL;
+	char *inner = NULL;
+	size_t inner_len = 0;
+	int r;
+
+	*chunks = (struct chunk_set){ .n_regions = 0 };
+	r = open_document(text, len, key, &doc, &inner, &inner_len, err, errlen);
+	if (r == 0)
+		r = decode_document(doc, inner ? inner : text, inner ? inner_len : len, key, chunks,
+				    form, ret_config, ret_state, err, errlen);
+	json_object_put(doc);
+	if (inner) {
+		sodium_memzero(inner, inner_len);
+		free(inner);
+	}
+	return r;
+}
+
+int vmjson_decode_chunks(const char *text, size_t len, const uint8_t *key,
+			 struct chunk_set *chunks, Cloister__VmConfig **ret_config,
+			 Cloister__VmState **ret_state, char *err, size_t errlen)
+{
+	return decode_form(text, len, key, chunks, VMJSON_MEMORY_FILES, ret_config, ret_state, err,
+			   errlen);
+}
+
+int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		  Cloister__VmState **ret_state, char *err, size_t errlen)
+{
+	return vmjson_decode_memory(text, len, VMJSON_MEMORY_FILES, ret_config, ret_state, err,
+				    errlen);
+}
+
+/* The fd store's form is plain: its memory is in no file to seal. */
+int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
+			 Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
+			 size_t errlen)
+{
+	struct chunk_set chunks;
+	int r = decode_form(text, len, NULL, &chunks, form, ret_config, ret_state, err, errlen);
+
+	chunk_set_release(&chunks);
 	return r;
 }

@@ -4,8 +4,11 @@
  * protobuf-c messages and json-c objects (field names are the keys), and the
  * document built from it:
  *
- *   {"version": 1, "config": <VmConfig>, "state": <VmState>,
- *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N}, ...]}
+ *   {"version": 1, "integrity": {...}, "config": <VmConfig>, "state": <VmState>,
+ *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N,
+ *                        "chunks": [...]}, ...]}
+ *
+ * (chunk_json.h has the integrity section and the chunk tables.)
  *
  * Everything that comes out of a decode has been bounded and checked against
  * the rest of the document, because the file is as hostile as any peer.
@@ -18,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "chunk.h"
 #include "cloister.pb-c.h"
 
 #define VMJSON_VERSION 1
@@ -72,7 +76,28 @@ enum vmjson_memory { VMJSON_MEMORY_FILES, VMJSON_MEMORY_FDSTORE };
 /* Writes "region-<index>", the fd store name of region index, into buf. */
 void vmjson_region_fd_name(size_t index, char *buf, size_t len);
 
-/* The vm.json text for a checked config and state; *ret_text is free()d by the caller. */
+/*
+ * The vm.json text for a checked config and state whose memory chunks are
+ * chunks (chunk_json.h: the integrity section, the chunk tables, the
+ * digest of the text, and the envelope when chunks are sealed).
+ */
+int vmjson_encode_chunks(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 const struct chunk_set *chunks, char **ret_text);
+
+/*
+ * Parses, opens (key: the snapshot's, or NULL when none was given) and
+ * checks a vm.json, filling chunks (released by the caller, also on
+ * failure) with its format and tables. A wrong key -EKEYREJECTED, a missing
+ * one -ENOKEY, a key for a plain snapshot -EINVAL; all with err set.
+ */
+int vmjson_decode_chunks(const char *text, size_t len, const uint8_t *key,
+			 struct chunk_set *chunks, Cloister__VmConfig **ret_config,
+			 Cloister__VmState **ret_state, char *err, size_t errlen);
+
+/*
+ * The vm.json text for a checked config and state, every chunk recorded as
+ * zero (for tests); *ret_text is free()d by the caller.
+ */
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text);
 /* As vmjson_encode(), with memory_regions in the given form. */
@@ -80,7 +105,7 @@ int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmSta
 			 enum vmjson_memory form, char **ret_text);
 
 /*
- * Parses and checks a vm.json of len bytes (text need not be NUL-terminated).
+ * Parses and checks a plain vm.json of len bytes (text need not be NUL-terminated).
  * On success both messages are freed with protobuf_c_message_free_unpacked(.., NULL).
  * -EINVAL (bad content) or -EFBIG (over VMJSON_MAX_TEXT) with a message in err.
  */

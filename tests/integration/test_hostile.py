@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from conftest import hart_counts
+from conftest import hart_counts, write_vm_json
 
 
 @pytest.fixture
@@ -50,8 +50,7 @@ def edit_vm_json(d, change):
     with open(path) as f:
         doc = json.load(f)
     change(doc)
-    with open(path, "w") as f:
-        json.dump(doc, f)
+    write_vm_json(path, doc)
 
 
 def test_snapshot_directory_must_exist(vms, workdir):
@@ -177,3 +176,53 @@ def test_restore_refuses_a_disk_whose_size_changed(vms, workdir):
     vm2 = vms("again")
     vm2.start("--restore", f"source_url=file://{snapdir}")
     assert vm2.info()["state"] == "Paused"
+
+
+def test_hostile_chunk_tables_and_integrity_are_refused(vms, workdir):
+    """A zstd snapshot whose vm.json (digest made right) points chunks outside
+    the file, over each other, or at lengths no chunk can have; and one whose
+    vm.json digest does not match."""
+    vm = vms("orig")
+    vm.boot(cpus=2, memory="256M", rng=False)
+    vm.wait_serial(lambda t: hart_counts(t).get(1, 0) >= 2, what="the guest to run")
+    vm.remote("pause")
+    snap = os.path.join(workdir, "zsnap")
+    os.mkdir(snap)
+    vm.remote("snapshot", f"file://{snap}", "compression=zstd")
+    vm.remote("shutdown-vmm")
+    vm.proc.wait(timeout=10)
+    doc = json.load(open(os.path.join(snap, "vm.json")))
+    stored = [k for k, c in enumerate(doc["memory_regions"][0]["chunks"]) if c != "zero"]
+    assert len(stored) >= 2, doc["memory_regions"][0]["chunks"]
+    a, b = stored[0], stored[1]
+
+    def entry(k, off=None, length=None):
+        def change(doc):
+            e = doc["memory_regions"][0]["chunks"][k]
+            if off is not None:
+                e[0] = off
+            if length is not None:
+                e[1] = length
+        return change
+
+    for name, change, words in (
+            ("beyond", entry(a, off=1 << 40), [f"chunk {a} (offset", "beyond the end"]),
+            ("overlap", entry(b, off=0), [f"chunk {b} (offset", "overlaps"]),
+            ("huge", entry(a, length=1 << 31), [f"chunk {a} (offset", "length"]),
+            ("zero-length", entry(a, length=0), [f"chunk {a} (offset", "length"])):
+        d = tampered(snap, workdir, name)
+        edit_vm_json(d, change)
+        r = vms(f"restore-{name}")
+        r.start()
+        status, body = r.api("PUT", "vm.restore", {"source_url": f"file://{d}"})
+        assert status == 400 and all(w in json.dumps(body) for w in words), (status, body)
+        assert r.api("GET", "vm.info")[0] == 404
+
+    # vm.json edited without its digest: refused for that.
+    d = tampered(snap, workdir, "undigested")
+    path = os.path.join(d, "vm.json")
+    text = open(path).read()
+    with open(path, "w") as f:
+        f.write(text.replace('"compression":"zstd"', '"compression":"none"', 1)
+                .replace('"compression": "zstd"', '"compression": "none"', 1))
+    assert_restore_refused(vms, d, ["does not match its digest"])

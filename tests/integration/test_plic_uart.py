@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import first_counts_after, hart_counts
+from conftest import first_counts_after, hart_counts, write_vm_json
 
 HARTS = 2
 PLIC_SOURCES = 64          # riscv,ndev 63 plus source 0
@@ -70,8 +70,7 @@ def test_restore_brings_plic_state_back_and_refuses_a_bad_one(vms, workdir):
     shutil.copytree(snapdir, bad)
     doc = load_vm_json(bad)
     doc["state"]["machine"]["plic"]["priority"][1] = 99
-    with open(os.path.join(bad, "vm.json"), "w") as f:
-        json.dump(doc, f)
+    write_vm_json(os.path.join(bad, "vm.json"), doc)
     refused = vms("refused")
     refused.start()
     status, body = refused.api("PUT", "vm.restore", {"source_url": f"file://{bad}"})

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import GUEST, cmdline, hart_counts, proc_status
+from conftest import GUEST, cmdline, hart_counts, proc_status, write_vm_json
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="the attacks are on a gateway that runs as root")
@@ -45,8 +45,7 @@ def edit_vm_json(d, change):
     with open(path) as f:
         doc = json.load(f)
     change(doc)
-    with open(path, "w") as f:
-        json.dump(doc, f)
+    write_vm_json(path, doc)
 
 
 def digest(d):

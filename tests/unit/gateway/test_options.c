@@ -109,6 +109,33 @@ Test(options, restore_line)
 	options_free(&o);
 }
 
+Test(options, restore_key)
+{
+	const char *file[] = { "cloister", "--restore", "source_url=file:///var/snap",
+			       "--restore-key-file", "/etc/cloister/snap.key" };
+	const char *cred[] = { "cloister", "--restore", "source_url=file:///var/snap",
+			       "--restore-key-credential", "snapkey" };
+	const char *both[] = { "cloister", "--restore", "source_url=file:///var/snap",
+			       "--restore-key-credential", "snapkey", "--restore-key-file", "/k" };
+	const char *alone[] = { "cloister", "--restore-key-file", "/k" };
+	const char *relative[] = { "cloister", "--restore", "source_url=file:///var/snap",
+				   "--restore-key-file", "k" };
+	const char *slash[] = { "cloister", "--restore", "source_url=file:///var/snap",
+				"--restore-key-credential", "../k" };
+	struct vm_options o;
+
+	cr_assert_eq(parse(ARGC(file), file, &o), 0, "%s", err);
+	cr_expect_str_eq(o.restore_key_file, "/etc/cloister/snap.key");
+	options_free(&o);
+	cr_assert_eq(parse(ARGC(cred), cred, &o), 0, "%s", err);
+	cr_expect_str_eq(o.restore_key_credential, "snapkey");
+	options_free(&o);
+	expect_refused(ARGC(both), both, "mutually exclusive");
+	expect_refused(ARGC(alone), alone, "need --restore");
+	expect_refused(ARGC(relative), relative, "absolute path");
+	expect_refused(ARGC(slash), slash, "credential's name");
+}
+
 static void expect_stdout_contains(const char *needle)
 {
 	char buf[4096];

@@ -281,3 +281,24 @@ Test(remote_build, snapshot_with_a_disk_checkpoint)
 	cr_expect(strstr(err, "disks=checkpoint"), "%s", err);
 	cr_expect_eq(build(4, extra, &r), -EINVAL);
 }
+
+Test(remote_build, sealed_snapshot_and_restore_name_their_key)
+{
+	const char *snap[] = { "snapshot", "file:///tmp/snap", "compression=zstd",
+			       "encryption_key_file=/etc/k" };
+	const char *twice[] = { "snapshot", "file:///tmp/snap", "compression=zstd", "compression=x" };
+	const char *rest[] = { "restore", "source_url=file:///tmp/snap", "encryption_key_credential=k" };
+	const char *odd[] = { "restore", "source_url=file:///tmp/snap", "key=k" };
+	struct remote_request r;
+
+	cr_assert_eq(build(4, snap, &r), 0, "%s", err);
+	cr_expect(strstr(r.body, "\"compression\":\"zstd\"") &&
+		  strstr(r.body, "\"encryption_key_file\":\"\\/etc\\/k\""), "%s", r.body);
+	remote_request_free(&r);
+	cr_expect_eq(build(4, twice, &r), -EINVAL);
+	cr_assert_eq(build(3, rest, &r), 0, "%s", err);
+	cr_expect(strstr(r.body, "\"encryption_key_credential\":\"k\""), "%s", r.body);
+	remote_request_free(&r);
+	cr_expect_eq(build(3, odd, &r), -EINVAL);
+	cr_expect(strstr(err, "key=k"), "%s", err);
+}

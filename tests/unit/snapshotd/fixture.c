@@ -5,6 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
+#include "chunk_json.h"
 #include "fixture.h"
 #include "layout.h"
 
@@ -132,4 +135,15 @@ int memfd_of_size(uint64_t size)
 		return -1;
 	}
 	return fd;
+}
+
+void fixture_reseal(char *text)
+{
+	char *p = strstr(text, "\"document\"");
+
+	cr_assert_not_null(p, "no integrity.document in the text");
+	p = strchr(p + strlen("\"document\""), '"');
+	cr_assert_not_null(p);
+	memset(p + 1, '0', 2 * CHUNK_DIGEST_BYTES);
+	cr_assert_eq(chunk_document_seal_digest(text), 0);
 }

@@ -41,4 +41,7 @@ int messages_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
 int tmpfile_fd(void);
 int memfd_of_size(uint64_t size);
 
+/* Puts the right integrity.document digest into text, a vm.json a test edited. */
+void fixture_reseal(char *text);
+
 #endif

@@ -19,6 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "chunk.h"
 #include "fixture.h"
 #include "frame.h"
 #include "pager.h"
@@ -338,4 +341,74 @@ Test(pager, a_truncated_file_fails_with_the_reason, .timeout = 30)
 		munmap(r.map[i], SIZE);
 	close(r.memfd);
 	close(r.file);
+}
+
+/* The rig's file as one checked plain chunk (SIZE is one chunk), its digest taken now. */
+static void rig_chunks(struct rig *r, struct chunk_set *s)
+{
+	struct chunk_format f = { .zstd = false };
+	uint64_t size = SIZE;
+	uint8_t *buf = malloc(SIZE);
+
+	cr_assert_eq(SIZE, CHUNK_SIZE);
+	cr_assert_eq(chunk_set_init(s, &f, &size, 1), 0);
+	cr_assert_eq(pread(r->file, buf, SIZE, 0), (ssize_t)SIZE);
+	s->t[0].e[0] = (struct chunk_entry){ .offset = 0, .length = SIZE };
+	crypto_generichash(s->t[0].e[0].digest, CHUNK_DIGEST_BYTES, buf, SIZE, NULL, 0);
+	free(buf);
+	r->p.chunks = s;
+}
+
+Test(pager, checked_chunks_are_served, .timeout = 30)
+{
+	struct chunk_set s;
+	struct rig r;
+
+	rig_init(&r);
+	rig_chunks(&r, &s);
+	rig_start(&r, false);
+	expect_page(r.map[0], 5);
+	expect_page(r.map[1], NPAGES - 1);
+	expect_page(r.map[0], HOLE_FIRST + 3);
+	cr_expect_eq(rig_stop(&r), 0);
+	rig_release(&r);
+	chunk_set_release(&s);
+}
+
+/* A chunk that does not match its digest: no page of it reaches the client. */
+Test(pager, a_damaged_chunk_fails_before_any_page_is_served, .timeout = 30)
+{
+	Cloister__Envelope *env = NULL;
+	Cloister__SnapdProgress *pr;
+	struct chunk_set s;
+	struct toucher t;
+	pthread_t th;
+	struct rig r;
+	uint8_t b = 0x55;
+
+	rig_init(&r);
+	rig_chunks(&r, &s);
+	cr_assert_eq(pwrite(r.file, &b, 1, 200 * PAGE + 9), 1);
+	rig_start(&r, true);
+	t = (struct toucher){ .addr = r.map[0] + 5 * PAGE };
+	cr_assert_eq(pthread_create(&th, NULL, touch, &t), 0);
+	pthread_join(r.thread, NULL);
+	cr_expect_eq(r.result, -EBADMSG);
+	pr = last_progress(r.gw[1], &env);
+	cr_expect_eq(pr->error, -EBADMSG);
+	cr_expect(strstr(pr->message, "memory-region-0 chunk 0 (memory offset 0) does not match its"
+			 " digest") != NULL, "message: %s", pr->message);
+	frame_free(env);
+	pager_release(&r.p);	/* the last reference to the uffds: the fault completes */
+	pthread_join(th, NULL);
+	/* Completed without the pager: a fresh zero page, never the snapshot's byte. */
+	cr_expect_eq(t.seen, 0);
+	cr_expect_eq(r.map[1][5 * PAGE], 0);
+	close(r.gw[0]);
+	close(r.gw[1]);
+	for (int i = 0; i < 2; i++)
+		munmap(r.map[i], SIZE);
+	close(r.memfd);
+	close(r.file);
+	chunk_set_release(&s);
 }

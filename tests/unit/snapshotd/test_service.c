@@ -89,12 +89,18 @@ static void expect_reply(int sock, int error, const char *needle)
 	frame_free(env);
 }
 
+/* What the next save asks for and the next load gives: a key (empty: none) and zstd. */
+static ProtobufCBinaryData save_key, load_key;
+static bool save_zstd;
+
 static void send_save(int sock, Cloister__VmConfig *config, const int *fds, size_t n)
 {
 	Cloister__SnapdSave msg = CLOISTER__SNAPD_SAVE__INIT;
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 
 	msg.config = config;
+	msg.encryption_key = save_key;
+	msg.compress_zstd = save_zstd;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_SAVE;
 	env.snapd_save = &msg;
 	cr_assert_eq(frame_send(sock, &env, fds, n), 0);
@@ -120,6 +126,7 @@ static void send_load(int sock, uint32_t region_files, const int *fds, size_t n)
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 
 	msg.region_files = region_files;
+	msg.encryption_key = load_key;
 	env.msg_case = CLOISTER__ENVELOPE__MSG_SNAPD_LOAD;
 	env.snapd_load = &msg;
 	cr_assert_eq(frame_send(sock, &env, fds, n), 0);
@@ -202,6 +209,57 @@ Test(service, save_then_load_round_trip)
 	cr_assert_eq(pread(back, buf, 10, 4096), 10);
 	cr_expect_eq(memcmp(buf, "guest data", 10), 0);
 	close(back);
+	saved_close(&sv);
+}
+
+/* Loads sv and expects the gateway's verdict: 0, or an error whose message holds needle. */
+static void load_verdict(struct saved *sv, const char *needle)
+{
+	struct server s;
+	Cloister__Envelope *env;
+
+	server_start(&s, snapd_serve_load, WAIT_MS);
+	send_load(s.gw_peer, 1, sv->files, 2);
+	env = recv_env(s.gw_peer, CLOISTER__ENVELOPE__MSG_SNAPD_LOAD_REPLY);
+	if (!needle) {
+		cr_expect_eq(env->snapd_load_reply->error, 0, "%s", env->snapd_load_reply->message);
+	} else {
+		cr_expect_lt(env->snapd_load_reply->error, 0);
+		cr_expect_not_null(strstr(env->snapd_load_reply->message, needle), "\"%s\" not in \"%s\"",
+				   needle, env->snapd_load_reply->message);
+	}
+	frame_free(env);
+	/* No vmm-core comes: the service gives up after its verdict either way. */
+	close(s.core_peer);
+	s.core_peer = -1;
+	server_join(&s);
+}
+
+Test(service, sealed_snapshot_loads_with_its_key_only)
+{
+	uint8_t key[32], other[32];
+	struct fixture fx;
+	struct saved sv;
+	char text[64] = "";
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	fixture_init(&fx, 16 * MIB, 2);
+	save_key = (ProtobufCBinaryData){ .len = sizeof(key), .data = key };
+	save_zstd = true;
+	save_fixture(&fx, &sv);
+	save_key = (ProtobufCBinaryData){ .len = 0 };
+	save_zstd = false;
+	cr_assert_eq(pread(sv.files[0], text, sizeof(text) - 1, 0), sizeof(text) - 1);
+	cr_expect_not_null(strstr(text, "encrypted"), "%s", text);
+	load_verdict(&sv, "needs its key");
+	load_key = (ProtobufCBinaryData){ .len = sizeof(other), .data = other };
+	load_verdict(&sv, "does not open with this key");
+	load_key = (ProtobufCBinaryData){ .len = 5, .data = key };
+	load_verdict(&sv, "must be 32 bytes");
+	load_key = (ProtobufCBinaryData){ .len = sizeof(key), .data = key };
+	load_verdict(&sv, NULL);
+	load_key = (ProtobufCBinaryData){ .len = 0 };
 	saved_close(&sv);
 }
 
@@ -348,6 +406,7 @@ static void load_tampered(const char *from, const char *to, const char *needle)
 	cr_assert_eq(vmjson_encode(&fx.config, &fx.state, &text), 0);
 	cr_assert_eq(ftruncate(region, 16 * MIB), 0);
 	bad = replace(text, from, to);
+	fixture_reseal(bad);
 	load_expect_error(bad, &region, 1, 1, needle);
 	free(bad);
 	free(text);

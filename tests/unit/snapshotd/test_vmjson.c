@@ -59,7 +59,11 @@ static struct decoded decode_tampered(void (*fn)(struct json_object *doc))
 	cr_assert_not_null(doc);
 	fn(doc);
 	out = json_object_to_json_string(doc);
-	d = decode_text(out, strlen(out));
+	free(text);
+	text = strdup(out);
+	if (strstr(text, "\"document\""))
+		fixture_reseal(text);
+	d = decode_text(text, strlen(text));
 	json_object_put(doc);
 	free(text);
 	return d;

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The chunks of a snapshot's memory regions: how each region file holds
+ * guest memory, and the checks a restore makes before a byte of it reaches
+ * the guest.
+ *
+ * A region is cut into CHUNK_SIZE chunks (the last may be short). vm.json
+ * records, per chunk, "zero" or the BLAKE2b-256 digest of its bytes, and
+ * (compressed or encrypted formats) where the chunk is stored in the region
+ * file. Three stored forms:
+ *
+ *   plain   the region file is a sparse raw copy of guest memory, chunk k at
+ *           k * CHUNK_SIZE, as before digests existed;
+ *   zstd    chunks are zstd frames, back to back, each at its recorded
+ *           offset and length; zero chunks take no space;
+ *   sealed  each stored chunk (zstd or raw) is nonce (24 bytes) followed by
+ *           its XChaCha20-Poly1305 ciphertext and tag; the associated data is
+ *           the snapshot id, the region index and the chunk index, so a
+ *           chunk cannot be moved to another place or snapshot.
+ *
+ * Every chunk is decoded and its digest checked before any of it is used.
+ */
+#ifndef CLOISTER_CHUNK_H
+#define CLOISTER_CHUNK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+#define CHUNK_SIZE (1u << 20)
+#define CHUNK_DIGEST_BYTES 32
+#define CHUNK_KEY_BYTES 32
+#define CHUNK_NONCE_BYTES 24
+#define CHUNK_TAG_BYTES 16
+#define CHUNK_ID_BYTES 16
+/* Decoded chunks kept for the pager: faults and the prefetch interleave. */
+#define CHUNK_CACHE 4
+
+struct chunk_entry {
+	uint64_t offset;	/* in the region file (plain: index * CHUNK_SIZE) */
+	uint32_t length;	/* stored bytes (plain: the chunk's length) */
+	bool zero;		/* all zero: nothing stored (plain: reads as zero) */
+	uint8_t digest[CHUNK_DIGEST_BYTES];	/* of the chunk's bytes */
+};
+
+struct chunk_table {
+	uint64_t size;		/* the region's */
+	size_t n;		/* chunks: size / CHUNK_SIZE rounded up */
+	struct chunk_entry *e;
+};
+
+struct chunk_format {
+	bool zstd;
+	bool sealed;
+	uint8_t key[CHUNK_KEY_BYTES];	/* sealed only; wiped by chunk_set_release() */
+	uint8_t id[CHUNK_ID_BYTES];	/* the snapshot's, random at save */
+};
+
+struct chunk_slot {
+	size_t region, index;
+	bool valid;
+	uint8_t *data;
+};
+
+struct chunk_set {
+	struct chunk_format fmt;
+	size_t n_regions;
+	struct chunk_table t[LAYOUT_MAX_REGIONS];
+	uint8_t *stored;	/* a stored chunk as read */
+	uint8_t *plain;		/* a decoded chunk */
+	struct chunk_slot cache[CHUNK_CACHE];
+	size_t next_slot;
+	void *cctx, *dctx;	/* zstd contexts */
+};
+
+/* Largest stored form of a chunk a snapshot may record. */
+size_t chunk_max_stored(const struct chunk_format *fmt);
+
+/* An empty set of n tables for regions of sizes[i] bytes. */
+int chunk_set_init(struct chunk_set *s, const struct chunk_format *fmt, const uint64_t *sizes,
+		   size_t n);
+/* Frees the tables and buffers and wipes the key. */
+void chunk_set_release(struct chunk_set *s);
+
+/*
+ * Writes the first size bytes of memfd (region i of s) into out_fd, an empty
+ * regular file, in s's format, filling table i. Syncs out_fd.
+ */
+int chunk_write_region(struct chunk_set *s, size_t i, int memfd, int out_fd, char *err,
+		       size_t errlen);
+
+/*
+ * Checks table i against its file of file_size bytes: plain chunks in
+ * place, stored chunks in order, not overlapping, inside the file and
+ * of a length their format allows. -EINVAL naming the chunk otherwise.
+ */
+int chunk_check_table(const struct chunk_set *s, size_t i, uint64_t file_size, char *err,
+		      size_t errlen);
+
+/*
+ * Chunk k of region i, read from fd, decoded and checked against its digest,
+ * into out (CHUNK_SIZE bytes). -EBADMSG naming region, chunk and offset on a
+ * mismatch or a chunk that does not open; -EIO for a file cut short.
+ */
+int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, char *err,
+	       size_t errlen);
+
+/* Copy restore: every chunk of region i checked, its non-zero pages written to memfd. */
+int chunk_fill_region(struct chunk_set *s, size_t i, int fd, int memfd, char *err,
+		      size_t errlen);
+
+/* Checks every chunk of region i without using it (cloister-snapshot verify). */
+int chunk_verify_region(struct chunk_set *s, size_t i, int fd, char *err, size_t errlen);
+
+/*
+ * [off, off + len) of region i's memory, from checked chunks (a few kept
+ * decoded), into out. For the pager.
+ */
+int chunk_read(struct chunk_set *s, size_t i, int fd, uint64_t off, size_t len, uint8_t *out,
+	       char *err, size_t errlen);
+
+/*
+ * The next range of region i at or after pos that holds data: [*ret_start,
+ * *ret_end); *ret_start == the region size when there is none.
+ */
+void chunk_next_data(const struct chunk_set *s, size_t i, int fd, uint64_t pos,
+		     uint64_t *ret_start, uint64_t *ret_end);
+
+/* Bytes of memory in non-zero chunks, over all regions. */
+uint64_t chunk_data_bytes(const struct chunk_set *s);
+
+/* Length of chunk k of a region of size bytes. */
+static inline size_t chunk_len(uint64_t size, size_t k)
+{
+	uint64_t left = size - (uint64_t)k * CHUNK_SIZE;
+
+	return left < CHUNK_SIZE ? (size_t)left : CHUNK_SIZE;
+}
+
+#endif
