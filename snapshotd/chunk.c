@@ -50,9 +50,14 @@ int chunk_set_init(struct chunk_set *s, const struct chunk_format *fmt, const ui
 	return 0;
 }
 
-void chunk_set_release(struct chunk_set *s)
+void chunk_forget_key(struct chunk_set *s)
 {
 	sodium_memzero(s->fmt.key, sizeof(s->fmt.key));
+}
+
+void chunk_set_release(struct chunk_set *s)
+{
+	chunk_forget_key(s);
 	for (size_t i = 0; i < LAYOUT_MAX_REGIONS; i++) {
 		free(s->t[i].e);
 		s->t[i].e = NULL;

@@ -81,6 +81,9 @@ size_t chunk_max_stored(const struct chunk_format *fmt);
 /* An empty set of n tables for regions of sizes[i] bytes. */
 int chunk_set_init(struct chunk_set *s, const struct chunk_format *fmt, const uint64_t *sizes,
 		   size_t n);
+/* Wipes the key: no chunk will be read again. */
+void chunk_forget_key(struct chunk_set *s);
+
 /* Frees the tables and buffers and wipes the key. */
 void chunk_set_release(struct chunk_set *s);
 

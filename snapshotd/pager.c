@@ -313,6 +313,8 @@ static int finish(struct pager *p)
 		cleanup_closep(&p->uffd[c]);
 	}
 	close_files(p);
+	if (p->chunks)
+		chunk_forget_key(p->chunks);
 	/* Everything is in: the total (allocated blocks) is what now counts as present. */
 	p->present = p->total;
 	log_info("pager: all %" PRIu64 " bytes present (%" PRIu64 " faults served, %" PRIu64
