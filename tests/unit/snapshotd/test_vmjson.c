@@ -376,6 +376,7 @@ Test(vmjson, fdstore_form_refuses_a_wrong_fd_name)
 	at = strstr(text, "\"region-0\"");
 	cr_assert_not_null(at);
 	at[8] = '1';	/* region-1: no such region */
+	fixture_reseal(text);
 	d.ret = vmjson_decode_memory(text, strlen(text), VMJSON_MEMORY_FDSTORE, &d.config, &d.state,
 				     d.err, sizeof(d.err));
 	cr_expect_eq(d.ret, -EINVAL);
