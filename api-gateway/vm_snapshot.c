@@ -110,6 +110,8 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (r < 0)
 		return r;
 	save.config = config;
+	save.working_set = t->paging.ws;
+	save.n_working_set = t->paging.n_ws;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
 	r = tree_send(t, &snapd, &env, files, 1 + n_regions, err, errlen);
 	if (r == 0) {
@@ -136,14 +138,13 @@ int vm_snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const char 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		files[i] = -1;
-	/* Pages not yet present read as zero through the memfds: the snapshot would lose them. */
-	tree_pager_drain(t);
-	if (t->pager.pidfd >= 0 && !t->paging.done) {
-		err_set(err, errlen, "guest memory is still being paged in from the snapshot it was"
-			" restored from (%" PRIu64 " of %" PRIu64 " bytes): try again when it is done",
-			t->paging.present, t->paging.total);
-		return -EBUSY;
-	}
+	/*
+	 * Pages not yet present read as zero through the memfds: the snapshot
+	 * would lose them. The page server brings them all in first.
+	 */
+	r = tree_pager_finish(t, vm_snapshot_timeout_ms(config->memory_size), err, errlen);
+	if (r < 0)
+		return r;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;

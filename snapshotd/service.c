@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,8 +16,15 @@
 #include "service.h"
 #include "snapshot.h"
 #include "vmjson.h"
+#include "working_set.h"
 
 #define ERR_LEN 512
+
+/* The working set vm.json carries, for the pager (working_set.h). */
+struct ws_list {
+	uint64_t *blocks;
+	size_t n;
+};
 
 /* One received frame and the fds that came with it, released together. */
 struct inbox {
@@ -108,6 +116,17 @@ static int expect_core_hello(int core, int timeout_ms, char *err)
 	return r;
 }
 
+/* The gateway's working set goes into vm.json: it is checked like the file would be. */
+static int save_check_working_set(const Cloister__SnapdSave *save, char *err)
+{
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+
+	for (size_t i = 0; i < save->config->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = save->config->regions[i]->size;
+	return working_set_check(save->working_set, save->n_working_set, sizes,
+				 save->config->n_regions, err, ERR_LEN);
+}
+
 static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struct inbox *c,
 			char *err)
 {
@@ -120,6 +139,8 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 		return r;
 	config = g->env->snapd_save->config;
 	r = vmjson_check_config(config, err, ERR_LEN);
+	if (r == 0)
+		r = save_check_working_set(g->env->snapd_save, err);
 	if (r == 0)
 		r = expect_fds(g, 1 + config->n_regions, "snapd_save", err);
 	if (r == 0)
@@ -155,7 +176,8 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 			return r;
 		}
 	}
-	r = vmjson_encode(config, c->env->snap_save_state->state, &text);
+	r = vmjson_encode_ws(config, c->env->snap_save_state->state, g->env->snapd_save->working_set,
+			     g->env->snapd_save->n_working_set, &text);
 	if (r == 0)
 		r = snapshot_write_json(g->fds[0], text);
 	if (r < 0)
@@ -188,7 +210,7 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 /* ---- load ---- */
 
 static int load_read_json(int fd, Cloister__VmConfig **ret_config,
-			  Cloister__VmState **ret_state, char *err)
+			  Cloister__VmState **ret_state, struct ws_list *ws, char *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;
@@ -201,7 +223,7 @@ static int load_read_json(int fd, Cloister__VmConfig **ret_config,
 		snprintf(err, ERR_LEN, "reading vm.json failed: %s", strerror(-r));
 	if (r < 0)
 		return r;
-	return vmjson_decode(text, len, ret_config, ret_state, err, ERR_LEN);
+	return vmjson_decode_ws(text, len, ret_config, ret_state, &ws->blocks, &ws->n, err, ERR_LEN);
 }
 
 static int load_check_region_files(const struct inbox *g, uint32_t found,
@@ -231,7 +253,7 @@ static int load_check_region_files(const struct inbox *g, uint32_t found,
 
 static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
 			      Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
-			      char *err)
+			      struct ws_list *ws, char *err)
 {
 	Cloister__VmConfig *config;
 	Cloister__VmState *state;
@@ -247,11 +269,13 @@ static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g,
 			 " %zu fds", found, g->n_fds);
 		return -EINVAL;
 	}
-	r = load_read_json(g->fds[0], &config, &state, err);
+	r = load_read_json(g->fds[0], &config, &state, ws, err);
 	if (r < 0)
 		return r;
 	r = load_check_region_files(g, found, config, err);
 	if (r < 0) {
+		free(ws->blocks);
+		*ws = (struct ws_list){ 0 };
 		protobuf_c_message_free_unpacked(&config->base, NULL);
 		protobuf_c_message_free_unpacked(&state->base, NULL);
 		return r;
@@ -333,7 +357,7 @@ static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *conf
 
 /* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
 static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
-		     bool prefetch)
+		     const struct ws_list *ws, bool prefetch)
 {
 	struct pager p;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -345,6 +369,8 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
 		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
 				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
+	if (r == 0)
+		r = pager_set_working_set(&p, ws->blocks, ws->n);
 	if (r == 0) {
 		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes", p.total,
 			 p.n_clients);
@@ -356,7 +382,7 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 
 static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			   const Cloister__VmConfig *config, Cloister__VmState *state,
-			   bool on_demand, bool prefetch)
+			   const struct ws_list *ws, bool on_demand, bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -388,7 +414,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			log_info("load: %zu regions filled", config->n_regions);
 		return r;
 	}
-	return load_page(gw, g, &c, config, prefetch);
+	return load_page(gw, g, &c, config, ws, prefetch);
 }
 
 static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
@@ -396,10 +422,11 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	_cleanup_inbox_ struct inbox g = { .n_fds = 0 };
 	Cloister__VmConfig *config = NULL;
 	Cloister__VmState *state = NULL;
+	struct ws_list ws = { 0 };
 	char err[ERR_LEN] = "";
 	int r;
 
-	r = load_gateway_phase(gw, timeout_ms, &g, &config, &state, err);
+	r = load_gateway_phase(gw, timeout_ms, &g, &config, &state, &ws, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_load_reply(gw, r, err, NULL);
@@ -407,8 +434,9 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	}
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
-		r = load_core_phase(gw, core, timeout_ms, &g, config, state,
+		r = load_core_phase(gw, core, timeout_ms, &g, config, state, &ws,
 				    g.env->snapd_load->on_demand, prefetch);
+	free(ws.blocks);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;

@@ -13,6 +13,7 @@
 #include "layout.h"
 #include "vmjson.h"
 #include "vmjson_codec.h"
+#include "working_set.h"
 
 /* ---- the document ---- */
 
@@ -64,8 +65,28 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 	return 0;
 }
 
+/* The optional "working_set" key: only when there is one. */
+static int add_working_set(struct json_object *doc, const uint64_t *ws, size_t n_ws)
+{
+	struct json_object *o;
+
+	if (n_ws == 0)
+		return 0;
+	o = working_set_to_json(ws, n_ws);
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(doc, "working_set", o);
+	return 0;
+}
+
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text)
+{
+	return vmjson_encode_ws(config, state, NULL, 0, ret_text);
+}
+
+int vmjson_encode_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		     const uint64_t *ws, size_t n_ws, char **ret_text)
 {
 	struct json_object *doc = json_object_new_object();
 	const char *text;
@@ -75,6 +96,8 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
 	if (!doc)
 		return -ENOMEM;
 	r = build_document(config, state, doc);
+	if (r == 0)
+		r = add_working_set(doc, ws, n_ws);
 	if (r == 0) {
 		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -355,10 +378,13 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 	return 0;
 }
 
-static int decode_top_keys(struct json_object *doc, struct json_object *parts[4],
+#define TOP_KEYS 5
+/* The first four are required; "working_set" is optional. */
+static int decode_top_keys(struct json_object *doc, struct json_object *parts[TOP_KEYS],
 			   char *err, size_t errlen)
 {
-	static const char *const keys[4] = { "version", "config", "state", "memory_regions" };
+	static const char *const keys[TOP_KEYS] = { "version", "config", "state", "memory_regions",
+						    "working_set" };
 
 	if (!json_object_is_type(doc, json_type_object)) {
 		err_set(err, errlen, "vm.json: expected an object");
@@ -367,9 +393,9 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	json_object_object_foreach(doc, key, val) {
 		size_t k = 0;
 
-		while (k < 4 && strcmp(key, keys[k]) != 0)
+		while (k < TOP_KEYS && strcmp(key, keys[k]) != 0)
 			k++;
-		if (k == 4) {
+		if (k == TOP_KEYS) {
 			struct conv cv = { .err = err, .errlen = errlen };
 
 			path_push(&cv, "%s", key);
@@ -392,11 +418,29 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[4]
 	return 0;
 }
 
-static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_config,
-			   Cloister__VmState **ret_state, char *err, size_t errlen)
+/* The working set's blocks, checked against the (checked) configuration's regions. */
+static int decode_working_set(struct json_object *o, const Cloister__VmConfig *c,
+			      uint64_t **ret_ws, size_t *ret_n_ws, char *err, size_t errlen)
 {
-	struct json_object *parts[4] = { NULL };
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+
+	*ret_ws = NULL;
+	*ret_n_ws = 0;
+	if (!o)
+		return 0;
+	for (size_t i = 0; i < c->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = c->regions[i]->size;
+	return working_set_from_json(o, sizes, c->n_regions, ret_ws, ret_n_ws, err, errlen);
+}
+
+static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_config,
+			   Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws,
+			   char *err, size_t errlen)
+{
+	struct json_object *parts[TOP_KEYS] = { NULL };
 	ProtobufCMessage *c = NULL, *s = NULL;
+	uint64_t *ws = NULL;
+	size_t n_ws = 0;
 	int r;
 
 	r = decode_top_keys(doc, parts, err, errlen);
@@ -415,6 +459,8 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 	if (r == 0)
 		r = vmjson_check_state((Cloister__VmConfig *)c, (Cloister__VmState *)s,
 				       err, errlen);
+	if (r == 0)
+		r = decode_working_set(parts[4], (Cloister__VmConfig *)c, &ws, &n_ws, err, errlen);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(c, NULL);
 		if (s)
@@ -423,11 +469,24 @@ static int decode_document(struct json_object *doc, Cloister__VmConfig **ret_con
 	}
 	*ret_config = (Cloister__VmConfig *)c;
 	*ret_state = (Cloister__VmState *)s;
+	if (ret_ws) {
+		*ret_ws = ws;
+		*ret_n_ws = n_ws;
+	} else {
+		free(ws);
+	}
 	return 0;
 }
 
 int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 		  Cloister__VmState **ret_state, char *err, size_t errlen)
+{
+	return vmjson_decode_ws(text, len, ret_config, ret_state, NULL, NULL, err, errlen);
+}
+
+int vmjson_decode_ws(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		     Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws, char *err,
+		     size_t errlen)
 {
 	struct json_object *doc;
 	int r;
@@ -435,7 +494,7 @@ int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 	r = parse_text(text, len, &doc, err, errlen);
 	if (r < 0)
 		return r;
-	r = decode_document(doc, ret_config, ret_state, err, errlen);
+	r = decode_document(doc, ret_config, ret_state, ret_ws, ret_n_ws, err, errlen);
 	json_object_put(doc);
 	return r;
 }

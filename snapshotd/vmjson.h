@@ -5,7 +5,8 @@
  * document built from it:
  *
  *   {"version": 1, "config": <VmConfig>, "state": <VmState>,
- *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N}, ...]}
+ *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N}, ...],
+ *    "working_set": {...}}		(optional, working_set.h)
  *
  * Everything that comes out of a decode has been bounded and checked against
  * the rest of the document, because the file is as hostile as any peer.
@@ -65,6 +66,9 @@ void vmjson_region_file_name(size_t index, char *buf, size_t len);
 /* The vm.json text for a checked config and state; *ret_text is free()d by the caller. */
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text);
+/* The same with a working set (ws[0..n_ws), checked before; n_ws 0: none). */
+int vmjson_encode_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		     const uint64_t *ws, size_t n_ws, char **ret_text);
 
 /*
  * Parses and checks a vm.json of len bytes (text need not be NUL-terminated).
@@ -73,5 +77,13 @@ int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *sta
  */
 int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 		  Cloister__VmState **ret_state, char *err, size_t errlen);
+/*
+ * The same, also giving the working set (checked against the regions;
+ * *ret_ws free()d by the caller, NULL with *ret_n_ws 0 when there is none).
+ * ret_ws NULL: the working set is checked and dropped.
+ */
+int vmjson_decode_ws(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		     Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws, char *err,
+		     size_t errlen);
 
 #endif
