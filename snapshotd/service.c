@@ -372,8 +372,8 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	if (r == 0)
 		r = pager_set_working_set(&p, ws->blocks, ws->n);
 	if (r == 0) {
-		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes", p.total,
-			 p.n_clients);
+		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes, a working"
+			 " set of %zu blocks first", p.total, p.n_clients, p.n_ws);
 		r = pager_run(&p, gw, prefetch);
 	}
 	pager_release(&p);
