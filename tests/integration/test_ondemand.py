@@ -401,3 +401,27 @@ def test_region_file_eio_during_ondemand_fails_the_vm_cleanly(vms, workdir):
         if mounted:
             subprocess.run(["umount", "-l", mnt])
         subprocess.run(["losetup", "-d", loop])
+
+
+def test_reboot_and_delete_during_paging(vms, workdir):
+    """A reboot while pages are still missing boots a fresh tree (fresh
+    memfds, no page server: nothing of the snapshot comes back into the new
+    guest); a delete then leaves no process."""
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = start_faults_only(vms, vm, snapdir)
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+    assert vm2.info()["memory_restore"]["done"] is False
+    # The old guest, past count 3, never prints count 1 again: a count 1 is the new guest.
+    os.truncate(vm2.serial, 0)
+    status, body = vm2.api("PUT", "vm.reboot")
+    assert status == 204, (status, body)
+    info = vm2.info()
+    assert info["state"] == "Running" and "memory_restore" not in info, info
+    assert not snapshotd_pids(vm2), "the page server outlived the reboot"
+    vm2.wait_serial(lambda t: re.search(r"^hart 0 count 1$", t, re.M), timeout=30,
+                    what="the rebooted guest to count from the start")
+    status, body = vm2.api("PUT", "vm.delete")
+    assert status == 204, (status, body)
+    time.sleep(0.5)
+    assert not children_of(vm2.proc.pid), "a process of the deleted VM is left"
