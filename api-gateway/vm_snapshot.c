@@ -198,11 +198,30 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, char *err, size_
 	return rs->config ? 0 : -ENOMEM;
 }
 
+/*
+ * OnDemand is the default; a host (or container) without /dev/userfaultfd
+ * gets Copy instead, decided before any process of the VM exists.
+ */
+static bool userfaultfd_available(void)
+{
+	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("no usable /dev/userfaultfd (%m): the restore copies memory in (Copy)");
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
 		    char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
+
+	if (on_demand)
+		on_demand = userfaultfd_available();
 
 	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
 				   .on_demand = on_demand };
