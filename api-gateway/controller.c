@@ -277,8 +277,13 @@ static int op_pause(struct controller *c, const struct op_args *a, char *err, si
 
 static int op_resume(struct controller *c, const struct op_args *a, char *err, size_t errlen)
 {
+	int r;
+
 	(void)a;
-	return core_op(c, CLOISTER__ENVELOPE__MSG_CORE_RESUME, "resume", err, errlen);
+	r = core_op(c, CLOISTER__ENVELOPE__MSG_CORE_RESUME, "resume", err, errlen);
+	if (r == 0)
+		tree_pager_resumed(&c->tree);
+	return r;
 }
 
 /* Memory into the fd store first: a vm.json without it would be no snapshot. */
@@ -887,6 +892,14 @@ enum vm_state controller_state(struct controller *c, char *error, size_t errlen)
 		snprintf(error, errlen, "%s", c->error);
 	pthread_mutex_unlock(&c->info_lock);
 	return s;
+}
+
+bool controller_memory_paged(struct controller *c)
+{
+	const struct tree_paging *pg = &c->tree.paging;
+
+	return !__atomic_load_n(&pg->active, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&pg->done, __ATOMIC_ACQUIRE);
 }
 
 int controller_quit_fd(const struct controller *c)

@@ -69,6 +69,13 @@ enum vm_state controller_state(struct controller *c, char *error, size_t errlen)
 void controller_tick(struct controller *c);
 
 /*
+ * No page server (not an OnDemand restore, or no VM), or every page is in
+ * and the snapshot files are closed: the snapshot restored from is no
+ * longer needed.
+ */
+bool controller_memory_paged(struct controller *c);
+
+/*
  * The gateway is stopping: an operation under way stops waiting for its
  * children and fails. Safe from any thread; controller_free() does it too.
  */

@@ -310,6 +310,7 @@ static int get_optional_bool(struct json_object *obj, const char *key, bool *ret
 	return 0;
 }
 
+/* 1 when the body names the mode, 0 when it does not (*ret untouched). */
 static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mode *ret, char *err,
 			    size_t errlen)
 {
@@ -327,7 +328,7 @@ static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mod
 		err_set(err, errlen, "'memory_restore_mode' must be \"Copy\" or \"OnDemand\"");
 		return -EINVAL;
 	}
-	return 0;
+	return 1;
 }
 
 /* "disks": "checkpoint" asks for a disk checkpoint (disk_checkpoint.h); absent, none. */
@@ -436,8 +437,8 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 {
 	_cleanup_json_ struct json_object *obj = NULL;
 	_cleanup_free_ char *url = NULL;
-	struct api_restore_request req = { .memory_restore_mode = API_MEMORY_RESTORE_COPY };
-	int r;
+	struct api_restore_request req = { .memory_restore_mode = API_MEMORY_RESTORE_ON_DEMAND };
+	int r, mode_given;
 
 	r = api_parse_object_body(body, len, &obj, err, errlen);
 	if (r < 0)
@@ -450,13 +451,16 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 		return r;
 	if (get_optional_bool(obj, "resume", &req.resume, err, errlen) < 0 ||
 	    get_optional_bool(obj, "prefault", &req.prefault, err, errlen) < 0 ||
-	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0 ||
+	    (mode_given = get_restore_mode(obj, &req.memory_restore_mode, err, errlen)) < 0 ||
 	    api_parse_net_fds(obj, &req, err, errlen) < 0 || check_unused(obj, err, errlen) < 0)
 		return -EINVAL;
-	if (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
+	if (req.prefault && mode_given && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
 		err_set(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");
 		return -EINVAL;
 	}
+	/* OnDemand is the default; prefault alone asks for Copy. */
+	if (req.prefault)
+		req.memory_restore_mode = API_MEMORY_RESTORE_COPY;
 	req.source_url = TAKE_PTR(url);
 	req.body = TAKE_PTR(obj);
 	*ret = req;

@@ -97,6 +97,7 @@ static enum loop_end main_loop(struct controller *c, struct service *svc, int si
 			return LOOP_QUIT;
 		}
 		controller_tick(c);
+		service_tick(svc, c);
 		notify_watchdog_tick();
 		if (service_vm_ended(svc, c, &failed, why, sizeof(why))) {
 			/* The controller logged why the VM failed, if it did. */

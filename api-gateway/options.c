@@ -645,6 +645,7 @@ int options_parse(int argc, char **argv, struct vm_options *ret, char *err, size
 			.cpus = 1,
 			.memory_size = OPTIONS_MEMORY_DEFAULT,
 			.serial_mode = CLOISTER__SERIAL_MODE__SERIAL_TTY,
+			.restore_on_demand = OPTIONS_RESTORE_ON_DEMAND_DEFAULT,
 		},
 		.sandbox_user = DEFAULT_SANDBOX_USER,
 		.err = err,

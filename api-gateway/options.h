@@ -86,7 +86,7 @@ struct vm_options {
 	char *console_path;		/* only with SERIAL_FILE */
 	char *restore_source_url;
 	bool restore_resume;
-	bool restore_on_demand;	/* memory_restore_mode=OnDemand */
+	bool restore_on_demand;	/* memory_restore_mode=OnDemand (the default) */
 	uid_t child_uid;
 	gid_t child_gid;
 	bool verbose;
@@ -119,8 +119,8 @@ int parse_file_url(const char *url, char **ret_path);
 int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
 		       bool *ret_on_demand);
 
-/* What memory_restore_mode is when a restore does not say. */
-#define OPTIONS_RESTORE_ON_DEMAND_DEFAULT false
+/* What memory_restore_mode is when a restore does not say (and prefault is off). */
+#define OPTIONS_RESTORE_ON_DEMAND_DEFAULT true
 
 /*
  * One KEY=VALUE of a restore binding (also what vm.restore's "devices"

@@ -38,6 +38,7 @@
 struct service {
 	bool managed;			/* a service manager listens and --config gave the VM */
 	bool snapshot_on_stop;
+	bool remove_pending;		/* the snapshot restored from goes once every page is in */
 	uint64_t memory_size;
 	int state_dirfd;		/* -1 without a state directory */
 	char state_dir[PATH_MAX];
@@ -275,8 +276,9 @@ int service_restore(struct service *s, struct controller *c, char *err, size_t e
 	notify_extend_timeout(extend_usec(s->memory_size));
 	r = controller_restore(c, url, true, why, sizeof(why));
 	if (r == 0) {
-		/* The guest runs again: only now is the snapshot no longer needed. */
-		snapshot_remove(s, SNAPSHOT_NAME);
+		/* The guest runs again; the snapshot goes once the page server is done with it. */
+		s->remove_pending = true;
+		service_tick(s, c);
 		return 0;
 	}
 	log_warn("the snapshot in %s/%s was refused (%s): booting afresh", s->state_dir, SNAPSHOT_NAME,
@@ -367,6 +369,7 @@ static int snapshot_save(struct service *s, struct controller *c, char *err, siz
 	/* On disk before it counts: the host may be going down. */
 	if (syncfs(s->state_dirfd) < 0)
 		log_warn("syncfs %s: %m", s->state_dir);
+	s->remove_pending = false;
 	snapshot_remove(s, SNAPSHOT_NAME);
 	if (renameat(s->state_dirfd, SNAPSHOT_NEW_NAME, s->state_dirfd, SNAPSHOT_NAME) < 0 ||
 	    fsync(s->state_dirfd) < 0) {
@@ -374,6 +377,25 @@ static int snapshot_save(struct service *s, struct controller *c, char *err, siz
 		return -errno;
 	}
 	return 0;
+}
+
+void service_tick(struct service *s, struct controller *c)
+{
+	char why[256] = "";
+	enum vm_state st;
+
+	if (!s->remove_pending)
+		return;
+	st = controller_state(c, why, sizeof(why));
+	if ((st == VM_STATE_RUNNING || st == VM_STATE_PAUSED) && !controller_memory_paged(c))
+		return;
+	s->remove_pending = false;
+	if (st != VM_STATE_RUNNING && st != VM_STATE_PAUSED && why[0]) {
+		log_warn("the VM failed before it was all paged in: %s/%s is kept", s->state_dir,
+			 SNAPSHOT_NAME);
+		return;
+	}
+	snapshot_remove(s, SNAPSHOT_NAME);
 }
 
 bool service_saves_on_stop(const struct service *s)

@@ -6,8 +6,9 @@
  * With "snapshot_on_stop": true in the --config file, a stop by signal
  * pauses the VM and snapshots it into $STATE_DIRECTORY/snapshot; the next
  * start restores from there and resumes. The snapshot is removed only
- * once a restore from it succeeded and the guest runs again; one that is
- * refused is kept aside as snapshot.refused and the VM boots afresh.
+ * once a restore from it succeeded, the guest runs again and (OnDemand,
+ * the default) every page of it is in guest memory; one that is refused
+ * is kept aside as snapshot.refused and the VM boots afresh.
  *
  * A stop that is half of a restart (systemctl restart, asked of the
  * manager over D-Bus) with FileDescriptorStoreMax= set keeps guest memory
@@ -45,6 +46,13 @@ void service_take_stored(struct service *s, struct notify_passed *p);
  * the VM cannot be put back into a bootable state.
  */
 int service_restore(struct service *s, struct controller *c, char *err, size_t errlen);
+
+/*
+ * Every supervision tick: removes the snapshot restored from once the page
+ * server has brought every page in, or once the VM ended without failing
+ * before that (a VM that failed keeps it: it is still the last good state).
+ */
+void service_tick(struct service *s, struct controller *c);
 
 /* snapshot_on_stop is set. */
 bool service_saves_on_stop(const struct service *s);

@@ -55,6 +55,7 @@ void tree_reap(struct vm_tree *t, bool kill_first)
 	}
 	child_reap(&t->pager, true, why, sizeof(why));
 	__atomic_store_n(&t->paging.active, false, __ATOMIC_RELEASE);
+	tree_paging_drop_working_set(t);
 }
 
 void tree_adopt_pager(struct vm_tree *t, struct child *ch)
@@ -66,6 +67,7 @@ void tree_adopt_pager(struct vm_tree *t, struct child *ch)
 	__atomic_store_n(&t->paging.total, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->paging.done, false, __ATOMIC_RELAXED);
 	t->paging.error[0] = '\0';
+	tree_paging_drop_working_set(t);
 	__atomic_store_n(&t->paging.active, true, __ATOMIC_RELEASE);
 }
 
@@ -88,6 +90,8 @@ void tree_pager_drain(struct vm_tree *t)
 			snprintf(t->paging.error, sizeof(t->paging.error), "%s",
 				 pr->message && pr->message[0] ? pr->message : strerror(-pr->error));
 		/* vm.info reads these without the lock this runs under. */
+		if (pr && pr->error == 0 && pr->done)
+			tree_paging_keep_working_set(t, pr->working_set, pr->n_working_set);
 		if (pr && pr->error == 0) {
 			__atomic_store_n(&t->paging.present, pr->present, __ATOMIC_RELAXED);
 			__atomic_store_n(&t->paging.total, pr->total, __ATOMIC_RELAXED);

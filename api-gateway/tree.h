@@ -37,7 +37,13 @@ struct tree_paging {
 	bool done;		/* every page present, snapshot files closed */
 	uint64_t present, total;
 	char error[256];	/* why paging failed, or "" */
+	/* The working set it reported when done, for the VM's next snapshots (op thread only). */
+	uint64_t *ws;
+	size_t n_ws;
 };
+
+/* The page server's bound (snapshotd/working_set.h WS_MAX_BLOCKS). */
+#define TREE_WORKING_SET_MAX 16384u
 
 struct vm_tree {
 	struct child core;
@@ -74,6 +80,18 @@ void tree_adopt_pager(struct vm_tree *t, struct child *ch);
 
 /* Reads what the page server sent since (progress, an error); never blocks. */
 void tree_pager_drain(struct vm_tree *t);
+
+/* paging.c: tells the page server the VM runs now (its prefetch of the rest starts soon). */
+void tree_pager_resumed(struct vm_tree *t);
+/*
+ * Has the page server bring every page in now, and waits until it has
+ * (0 at once without one): a snapshot must not read a missing page as zero.
+ * -EIO/-ECHILD when it failed or died, -ETIMEDOUT, -ECANCELED; err says why.
+ */
+int tree_pager_finish(struct vm_tree *t, int timeout_ms, char *err, size_t errlen);
+/* Keeps (a copy of) the working set the page server reported; too long: ignored. */
+void tree_paging_keep_working_set(struct vm_tree *t, const uint64_t *blocks, size_t n);
+void tree_paging_drop_working_set(struct vm_tree *t);
 
 /* Whether vmm-core runs (the tree exists). */
 bool tree_alive(const struct vm_tree *t);

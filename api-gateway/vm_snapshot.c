@@ -116,6 +116,8 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (seal && seal->keyed)
 		save.encryption_key = (ProtobufCBinaryData){ .len = SNAPSHOT_KEY_BYTES,
 							     .data = (uint8_t *)seal->key };
+	save.working_set = t->paging.ws;
+	save.n_working_set = t->paging.n_ws;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
 	r = tree_send(t, &snapd, &env, files, fdstore ? 1 : 1 + n_regions, err, errlen);
 	if (r == 0) {
@@ -143,14 +145,13 @@ static int snapshot_write(struct vm_tree *t, Cloister__VmConfig *config, const c
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		files[i] = -1;
-	/* Pages not yet present read as zero through the memfds: the snapshot would lose them. */
-	tree_pager_drain(t);
-	if (t->pager.pidfd >= 0 && !t->paging.done) {
-		err_set(err, errlen, "guest memory is still being paged in from the snapshot it was"
-			" restored from (%" PRIu64 " of %" PRIu64 " bytes): try again when it is done",
-			t->paging.present, t->paging.total);
-		return -EBUSY;
-	}
+	/*
+	 * Pages not yet present read as zero through the memfds: the snapshot
+	 * would lose them. The page server brings them all in first.
+	 */
+	r = tree_pager_finish(t, vm_snapshot_timeout_ms(config->memory_size), err, errlen);
+	if (r < 0)
+		return r;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
@@ -222,11 +223,30 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, const struct sna
 	return rs->config ? 0 : -ENOMEM;
 }
 
+/*
+ * OnDemand is the default; a host (or container) without /dev/userfaultfd
+ * gets Copy instead, decided before any process of the VM exists.
+ */
+static bool userfaultfd_available(void)
+{
+	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("no usable /dev/userfaultfd (%m): the restore copies memory in (Copy)");
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
 			bool fdstore, const struct snapshot_seal *seal, char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
 	int r;
+
+	if (on_demand)
+		on_demand = userfaultfd_available();
 
 	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
 				   .on_demand = on_demand, .fdstore = fdstore };

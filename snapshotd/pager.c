@@ -25,6 +25,20 @@
 #define FAULT_AROUND (64u << 10)
 #define PROGRESS_EVERY_MS 100
 #define COPY_RETRIES 1000
+/*
+ * The prefetch in file order waits this long after resume, and at most
+ * HOLD_MAX_MS after the restore: the guest's first faults are its working set.
+ */
+#define HOLD_AFTER_RESUME_MS 500
+#define HOLD_MAX_MS 2000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n)
 {
@@ -37,8 +51,9 @@ int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n)
 		p->uffd[i] = -1;
 	if (n == 0 || n > LAYOUT_MAX_REGIONS)
 		return -EINVAL;
+	p->bulk_at_ms = now_ms() + HOLD_MAX_MS;
 	p->buf = malloc(PREFETCH_CHUNK);
-	if (!p->buf)
+	if (!p->buf || ws_record_init(&p->rec, sizes, n) < 0)
 		return -ENOMEM;
 	/*
 	 * The total is what the files hold on disk: walking a fragmented file's
@@ -53,6 +68,22 @@ int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n)
 			p->total += (uint64_t)st.st_blocks * 512 < sizes[i] ?
 				    (uint64_t)st.st_blocks * 512 : sizes[i];
 	}
+	return 0;
+}
+
+int pager_set_working_set(struct pager *p, const uint64_t *blocks, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (n > WS_MAX_BLOCKS)
+		return -EINVAL;
+	free(p->ws);
+	p->ws = malloc(n * sizeof(*blocks));
+	if (!p->ws)
+		return -ENOMEM;
+	memcpy(p->ws, blocks, n * sizeof(*blocks));
+	p->n_ws = n;
+	p->ws_next = 0;
 	return 0;
 }
 
@@ -81,6 +112,9 @@ void pager_release(struct pager *p)
 		cleanup_closep(&p->uffd[i]);
 	free(p->buf);
 	p->buf = NULL;
+	free(p->ws);
+	p->ws = NULL;
+	ws_record_release(&p->rec);
 }
 
 static int fail(struct pager *p, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -187,6 +221,7 @@ static int serve_fault(struct pager *p, size_t c, uint64_t addr)
 	if (r < 0)
 		return fail(p, r, "filling a page for client %zu failed: %s", c, strerror(-r));
 	p->faults++;
+	ws_record_add(&p->rec, (size_t)i, off);
 	if (copied < len) {
 		/*
 		 * Some page of the block was present already: filled for another
@@ -251,6 +286,38 @@ static int prefetch_copy(struct pager *p, size_t i, uint64_t off, size_t len)
 	return 0;
 }
 
+/* The next block of the working set (one vm.json named; a block outside memory is skipped). */
+static int prefetch_ws_step(struct pager *p)
+{
+	uint64_t b = p->ws[p->ws_next++], off = ws_block_offset(b), len;
+	size_t i = ws_block_region(b);
+	int r;
+
+	if (i >= p->n_regions || off >= p->size[i])
+		return 0;
+	len = p->size[i] - off < WS_BLOCK_SIZE ? p->size[i] - off : WS_BLOCK_SIZE;
+	r = read_region(p, i, off, (size_t)len, p->buf);
+	if (r == 0)
+		r = prefetch_copy(p, i, off, (size_t)len);
+	if (r == 0)
+		ws_record_add(&p->rec, i, off);
+	return r;
+}
+
+/* How long the prefetch waits now: 0 when it has work, -1 when it has none left. */
+static int prefetch_wait_ms(const struct pager *p)
+{
+	int64_t left;
+
+	if (!p->prefetch || p->done)
+		return -1;
+	if (p->ws_next < p->n_ws)
+		return 0;
+	left = p->bulk_at_ms - now_ms();
+	/* A long hold is waited for in steps: a resume or a finish may cut it short. */
+	return left <= 0 ? 0 : left > 1000 ? 1000 : (int)left;
+}
+
 /* One chunk of the prefetch: the next data of the current region, or a step past a hole. */
 static int prefetch_step(struct pager *p)
 {
@@ -258,6 +325,9 @@ static int prefetch_step(struct pager *p)
 	off_t s, e;
 	size_t len;
 	int r;
+
+	if (p->ws_next < p->n_ws)
+		return prefetch_ws_step(p);
 
 	if (i >= p->n_regions) {
 		p->done = true;
@@ -332,25 +402,35 @@ static int send_progress(struct pager *p, int gw, int error)
 	pr.done = p->done;
 	pr.error = error;
 	pr.message = error < 0 ? p->err : (char *)"";
+	/* The record is final once every page is present: no fault comes after. */
+	if (p->done && error == 0) {
+		pr.working_set = p->rec.blocks;
+		pr.n_working_set = p->rec.n;
+	}
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_PROGRESS, &pr.base);
 	return frame_send(gw, &env, NULL, 0);
 }
 
-static int64_t now_ms(void)
+/*
+ * What the gateway sends: SnapdControl (resumed, finish), or a hang-up
+ * (true). Anything else is ignored.
+ */
+static bool gateway_read(struct pager *p, int gw)
 {
-	struct timespec ts;
+	Cloister__Envelope *env = NULL;
+	const Cloister__SnapdControl *ctl;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The gateway only ever hangs up on us; anything it sends is ignored. */
-static bool gateway_gone(int gw)
-{
-	char b[256];
-	ssize_t n = recv(gw, b, sizeof(b), MSG_DONTWAIT);
-
-	return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+	if (frame_recv_timeout(gw, PROGRESS_EVERY_MS, &env, NULL, 0, NULL) < 0)
+		return true;
+	ctl = env->msg_case == CLOISTER__ENVELOPE__MSG_SNAPD_CONTROL ? env->snapd_control : NULL;
+	if (ctl && ctl->resumed && p->bulk_at_ms > now_ms() + HOLD_AFTER_RESUME_MS)
+		p->bulk_at_ms = now_ms() + HOLD_AFTER_RESUME_MS;
+	if (ctl && ctl->finish) {
+		p->prefetch = true;
+		p->bulk_at_ms = 0;
+	}
+	frame_free(env);
+	return false;
 }
 
 static int poll_all(struct pager *p, int gw, int timeout_ms, bool *ret_gw_gone)
@@ -366,7 +446,7 @@ static int poll_all(struct pager *p, int gw, int timeout_ms, bool *ret_gw_gone)
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (pfd[0].revents)
-		*ret_gw_gone = gateway_gone(gw);
+		*ret_gw_gone = gateway_read(p, gw);
 	for (size_t c = 0; c + 1 < n; c++) {
 		if (pfd[c + 1].revents & (POLLERR | POLLNVAL))
 			return fail(p, -EIO, "client %zu's userfaultfd broke", c);
@@ -387,14 +467,15 @@ int pager_run(struct pager *p, int gw, bool prefetch)
 
 	if (p->n_clients == 0)
 		return fail(p, -EINVAL, "no client to page for");
+	p->prefetch = prefetch;
 	/* The gateway learns the total at once, before any fault. */
 	if (send_progress(p, gw, 0) < 0)
 		gone = true;
 	while (!gone) {
-		bool working = prefetch && !p->done;
+		bool working = p->prefetch && !p->done;
 
-		r = poll_all(p, gw, working ? 0 : -1, &gone);
-		if (r == 0 && working)
+		r = poll_all(p, gw, prefetch_wait_ms(p), &gone);
+		if (r == 0 && working && prefetch_wait_ms(p) == 0)
 			r = prefetch_step(p);
 		if (r == 0 && working && p->done)
 			r = finish(p);

@@ -14,6 +14,11 @@
  * can only be written once it is present, and a present page is never
  * copied over.
  *
+ * A working set from vm.json (working_set.h) is prefetched first, in its
+ * order; the rest waits until a moment after the gateway says the VM was
+ * resumed (SnapdControl), so that the faults of the guest's first moments
+ * are recorded as the next working set, sent with the last SnapdProgress.
+ *
  * When the prefetch has passed the end, every registration is dropped
  * (UFFDIO_UNREGISTER through the client's uffd: pages still missing are
  * holes of the snapshot and read as zero), the uffds and region files are
@@ -28,6 +33,7 @@
 
 #include "chunk.h"
 #include "layout.h"
+#include "working_set.h"
 
 #define PAGER_MAX_CLIENTS 16
 #define PAGER_ERR_LEN 256
@@ -50,6 +56,17 @@ struct pager {
 	uint64_t present, total;	/* bytes of file data passed by the prefetch, of all */
 	uint64_t faults, fault_wakes;	/* faults served; of them, answered by a wake */
 	bool done;
+	bool prefetch;		/* off: faults only, until the gateway asks to finish */
+	/*
+	 * The working set vm.json named, prefetched first in its order; then the
+	 * rest in file order, from bulk_at_ms on (held back a little after
+	 * resume, so that the guest's own faults show its working set).
+	 */
+	uint64_t *ws;
+	size_t n_ws, ws_next;
+	int64_t bulk_at_ms;
+	/* Blocks in the order they were made present for the guest: the next working set. */
+	struct ws_record rec;
 	size_t page;
 	uint8_t *buf;
 	char err[PAGER_ERR_LEN];
@@ -61,6 +78,9 @@ struct pager {
  */
 int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n);
 
+/* The blocks to prefetch first, in order (copied; checked by vmjson). */
+int pager_set_working_set(struct pager *p, const uint64_t *blocks, size_t n);
+
 /* Takes over uffd (a client's, API done, regions registered at host[i]). */
 int pager_add_client(struct pager *p, int uffd, const uint64_t *host);
 
@@ -69,7 +89,8 @@ int pager_add_client(struct pager *p, int uffd, const uint64_t *host);
  * 0 then. Sends SnapdProgress on gw as it goes (and once done). On a
  * failure (a region file unreadable or cut short, a client's uffd broken)
  * sends SnapdProgress{error, message} and returns -errno with p->err set.
- * prefetch false: faults only (the tests use it to see faults served alone).
+ * prefetch false: faults only (the tests use it to see faults served alone)
+ * until the gateway sends SnapdControl{finish}.
  */
 int pager_run(struct pager *p, int gw, bool prefetch);
 

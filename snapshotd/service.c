@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,8 +19,15 @@
 #include "service.h"
 #include "snapshot.h"
 #include "vmjson.h"
+#include "working_set.h"
 
 #define ERR_LEN 512
+
+/* The working set vm.json carries, for the pager (working_set.h). */
+struct ws_list {
+	uint64_t *blocks;
+	size_t n;
+};
 
 /* One received frame and the fds that came with it, released together. */
 struct inbox {
@@ -111,6 +119,17 @@ static int expect_core_hello(int core, int timeout_ms, char *err)
 	return r;
 }
 
+/* The gateway's working set goes into vm.json: it is checked like the file would be. */
+static int save_check_working_set(const Cloister__SnapdSave *save, char *err)
+{
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+
+	for (size_t i = 0; i < save->config->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = save->config->regions[i]->size;
+	return working_set_check(save->working_set, save->n_working_set, sizes,
+				 save->config->n_regions, err, ERR_LEN);
+}
+
 static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struct inbox *c,
 			char *err)
 {
@@ -124,6 +143,8 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 	config = g->env->snapd_save->config;
 	r = vmjson_check_config(config, err, ERR_LEN);
 	/* With the fd store, memory stays where it is: vm.json is the one file. */
+	if (r == 0)
+		r = save_check_working_set(g->env->snapd_save, err);
 	if (r == 0)
 		r = expect_fds(g, g->env->snapd_save->fdstore ? 1 : 1 + config->n_regions, "snapd_save",
 			       err);
@@ -196,7 +217,9 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 	for (size_t i = 0; r == 0 && i < config->n_regions; i++)
 		r = chunk_write_region(&set, i, c->fds[i], g->fds[1 + i], err, ERR_LEN);
 	if (r == 0) {
-		r = vmjson_encode_chunks(config, c->env->snap_save_state->state, &set, &text);
+		r = vmjson_encode_chunks_ws(config, c->env->snap_save_state->state, &set,
+					    g->env->snapd_save->working_set,
+					    g->env->snapd_save->n_working_set, &text);
 		if (r == 0)
 			r = snapshot_write_json(g->fds[0], text);
 		if (r == -EFBIG)
@@ -247,7 +270,7 @@ int snapd_serve_save(int gw, int core, int timeout_ms)
 
 static int load_read_json(int fd, const ProtobufCBinaryData *key, struct chunk_set *chunks,
 			  enum vmjson_memory form, Cloister__VmConfig **ret_config,
-			  Cloister__VmState **ret_state, char *err)
+			  Cloister__VmState **ret_state, struct ws_list *ws, char *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;
@@ -268,8 +291,8 @@ static int load_read_json(int fd, const ProtobufCBinaryData *key, struct chunk_s
 		*chunks = (struct chunk_set){ .n_regions = 0 };
 		return vmjson_decode_memory(text, len, form, ret_config, ret_state, err, ERR_LEN);
 	}
-	return vmjson_decode_chunks(text, len, key->len ? key->data : NULL, chunks, ret_config,
-				    ret_state, err, ERR_LEN);
+	return vmjson_decode_chunks_ws(text, len, key->len ? key->data : NULL, chunks, ret_config,
+				       ret_state, &ws->blocks, &ws->n, err, ERR_LEN);
 }
 
 static int load_check_region_files(const struct inbox *g, uint32_t found,
@@ -302,7 +325,7 @@ static int load_check_region_files(const struct inbox *g, uint32_t found,
 
 static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g, struct chunk_set *chunks,
 			      Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
-			      char *err)
+			      struct ws_list *ws, char *err)
 {
 	Cloister__VmConfig *config;
 	Cloister__VmState *state;
@@ -322,12 +345,15 @@ static int load_gateway_phase(int gw, int timeout_ms, struct inbox *g, struct ch
 		return -EINVAL;
 	}
 	r = load_read_json(g->fds[0], &g->env->snapd_load->encryption_key, chunks,
-			   fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &config, &state, err);
+			   fdstore ? VMJSON_MEMORY_FDSTORE : VMJSON_MEMORY_FILES, &config, &state, ws,
+			   err);
 	wipe_key(&g->env->snapd_load->encryption_key);
 	if (r < 0)
 		return r;
 	r = fdstore ? 0 : load_check_region_files(g, found, config, chunks, err);
 	if (r < 0) {
+		free(ws->blocks);
+		*ws = (struct ws_list){ 0 };
 		protobuf_c_message_free_unpacked(&config->base, NULL);
 		protobuf_c_message_free_unpacked(&state->base, NULL);
 		return r;
@@ -404,7 +430,7 @@ static int check_on_demand(const struct inbox *c, const Cloister__VmConfig *conf
 
 /* Hands the region files and vmm-core's uffd to the pager, which serves until the gateway goes. */
 static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__VmConfig *config,
-		     struct chunk_set *chunks, bool prefetch)
+		     struct chunk_set *chunks, const struct ws_list *ws, bool prefetch)
 {
 	struct pager p;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -419,9 +445,11 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 	for (size_t k = 0; r == 0 && config->n_regions + k < c->n_fds; k++)
 		r = pager_add_client(&p, TAKE_FD(c->fds[config->n_regions + k]),
 				     &c->env->snap_fill->host_addrs[k * config->n_regions]);
+	if (r == 0)
+		r = pager_set_working_set(&p, ws->blocks, ws->n);
 	if (r == 0) {
-		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes", p.total,
-			 p.n_clients);
+		log_info("load: paging %" PRIu64 " bytes of data on demand for %zu processes, a working"
+			 " set of %zu blocks first", p.total, p.n_clients, p.n_ws);
 		r = pager_run(&p, gw, prefetch);
 	}
 	pager_release(&p);
@@ -430,7 +458,8 @@ static int load_page(int gw, struct inbox *g, struct inbox *c, const Cloister__V
 
 static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 			   const Cloister__VmConfig *config, Cloister__VmState *state,
-			   struct chunk_set *chunks, bool on_demand, bool prefetch)
+			   struct chunk_set *chunks, const struct ws_list *ws, bool on_demand,
+			   bool prefetch)
 {
 	_cleanup_inbox_ struct inbox c = { .n_fds = 0 };
 	char err[ERR_LEN] = "";
@@ -469,7 +498,7 @@ static int load_core_phase(int gw, int core, int timeout_ms, struct inbox *g,
 				 c.env->snap_fill->memory_kept ? "kept as they were" : "filled");
 		return r;
 	}
-	return load_page(gw, g, &c, config, chunks, prefetch);
+	return load_page(gw, g, &c, config, chunks, ws, prefetch);
 }
 
 static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
@@ -478,10 +507,11 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	Cloister__VmConfig *config = NULL;
 	Cloister__VmState *state = NULL;
 	struct chunk_set chunks = { .n_regions = 0 };
+	struct ws_list ws = { 0 };
 	char err[ERR_LEN] = "";
 	int r;
 
-	r = load_gateway_phase(gw, timeout_ms, &g, &chunks, &config, &state, err);
+	r = load_gateway_phase(gw, timeout_ms, &g, &chunks, &config, &state, &ws, err);
 	if (r < 0) {
 		log_error("load: %s", err);
 		send_load_reply(gw, r, err, NULL);
@@ -490,9 +520,10 @@ static int serve_load(int gw, int core, int timeout_ms, bool prefetch)
 	}
 	r = send_load_reply(gw, 0, "", config);
 	if (r == 0)
-		r = load_core_phase(gw, core, timeout_ms, &g, config, state, &chunks,
+		r = load_core_phase(gw, core, timeout_ms, &g, config, state, &chunks, &ws,
 				    g.env->snapd_load->on_demand, prefetch);
 	chunk_set_release(&chunks);
+	free(ws.blocks);
 	protobuf_c_message_free_unpacked(&config->base, NULL);
 	protobuf_c_message_free_unpacked(&state->base, NULL);
 	return r;

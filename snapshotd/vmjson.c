@@ -16,6 +16,7 @@
 #include "layout.h"
 #include "vmjson.h"
 #include "vmjson_codec.h"
+#include "working_set.h"
 
 /* ---- the document ---- */
 
@@ -90,8 +91,23 @@ static int build_document(const Cloister__VmConfig *config, const Cloister__VmSt
 	return 0;
 }
 
+/* The optional "working_set" key: only when there is one. */
+static int add_working_set(struct json_object *doc, const uint64_t *ws, size_t n_ws)
+{
+	struct json_object *o;
+
+	if (n_ws == 0)
+		return 0;
+	o = working_set_to_json(ws, n_ws);
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(doc, "working_set", o);
+	return 0;
+}
+
 static int encode_form(const Cloister__VmConfig *config, const Cloister__VmState *state,
-		       const struct chunk_set *chunks, enum vmjson_memory form, char **ret_text)
+		       const struct chunk_set *chunks, enum vmjson_memory form, const uint64_t *ws,
+		       size_t n_ws, char **ret_text)
 {
 	struct json_object *doc = json_object_new_object();
 	const char *text;
@@ -105,6 +121,8 @@ static int encode_form(const Cloister__VmConfig *config, const Cloister__VmState
 		return -EINVAL;
 	}
 	r = build_document(config, state, chunks, form, doc);
+	if (r == 0)
+		r = add_working_set(doc, ws, n_ws);
 	if (r == 0) {
 		text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -136,17 +154,19 @@ static int encode_form(const Cloister__VmConfig *config, const Cloister__VmState
 int vmjson_encode_chunks(const Cloister__VmConfig *config, const Cloister__VmState *state,
 			 const struct chunk_set *chunks, char **ret_text)
 {
-	return encode_form(config, state, chunks, VMJSON_MEMORY_FILES, ret_text);
+	return encode_form(config, state, chunks, VMJSON_MEMORY_FILES, NULL, 0, ret_text);
 }
 
-int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
-		  char **ret_text)
+int vmjson_encode_chunks_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			    const struct chunk_set *chunks, const uint64_t *ws, size_t n_ws,
+			    char **ret_text)
 {
-	return vmjson_encode_memory(config, state, VMJSON_MEMORY_FILES, ret_text);
+	return encode_form(config, state, chunks, VMJSON_MEMORY_FILES, ws, n_ws, ret_text);
 }
 
-int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
-			 enum vmjson_memory form, char **ret_text)
+/* A document whose every chunk is recorded as zero. */
+static int encode_zero(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		       enum vmjson_memory form, const uint64_t *ws, size_t n_ws, char **ret_text)
 {
 	struct chunk_set chunks;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -161,9 +181,27 @@ int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmSta
 			chunks.t[i].e[k] = (struct chunk_entry){ .offset = (uint64_t)k * CHUNK_SIZE,
 				.length = (uint32_t)chunk_len(sizes[i], k), .zero = true };
 	if (r == 0)
-		r = encode_form(config, state, &chunks, form, ret_text);
+		r = encode_form(config, state, &chunks, form, ws, n_ws, ret_text);
 	chunk_set_release(&chunks);
 	return r;
+}
+
+int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		  char **ret_text)
+{
+	return encode_zero(config, state, VMJSON_MEMORY_FILES, NULL, 0, ret_text);
+}
+
+int vmjson_encode_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		     const uint64_t *ws, size_t n_ws, char **ret_text)
+{
+	return encode_zero(config, state, VMJSON_MEMORY_FILES, ws, n_ws, ret_text);
+}
+
+int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			 enum vmjson_memory form, char **ret_text)
+{
+	return encode_zero(config, state, form, NULL, 0, ret_text);
 }
 
 /*
@@ -440,13 +478,14 @@ static int decode_regions(struct json_object *list, const Cloister__VmConfig *c,
 	return 0;
 }
 
-#define TOP_KEYS 5
+#define TOP_KEYS 6
+/* The first five are required; "working_set" is optional. */
 
 static int decode_top_keys(struct json_object *doc, struct json_object *parts[TOP_KEYS],
 			   char *err, size_t errlen)
 {
 	static const char *const keys[TOP_KEYS] = { "version", "config", "state", "memory_regions",
-						    "integrity" };
+						    "integrity", "working_set" };
 
 	if (!json_object_is_type(doc, json_type_object)) {
 		err_set(err, errlen, "vm.json: expected an object");
@@ -465,7 +504,7 @@ static int decode_top_keys(struct json_object *doc, struct json_object *parts[TO
 		}
 		parts[k] = val;
 	}
-	for (size_t k = 0; k < TOP_KEYS; k++) {
+	for (size_t k = 0; k < TOP_KEYS - 1; k++) {
 		if (!parts[k]) {
 			err_set(err, errlen, "%s: missing", keys[k]);
 			return -EINVAL;
@@ -501,11 +540,34 @@ static int decode_integrity(struct json_object *o, const char *text, size_t len,
 	return r;
 }
 
+/* The working set's blocks, checked against the (checked) configuration's regions. */
+static int decode_working_set(struct json_object *o, const Cloister__VmConfig *c,
+			      uint64_t **ret_ws, size_t *ret_n_ws, char *err, size_t errlen)
+{
+	uint64_t sizes[LAYOUT_MAX_REGIONS];
+
+	*ret_ws = NULL;
+	*ret_n_ws = 0;
+	if (!o)
+		return 0;
+	for (size_t i = 0; i < c->n_regions && i < LAYOUT_MAX_REGIONS; i++)
+		sizes[i] = c->regions[i]->size;
+	return working_set_from_json(o, sizes, c->n_regions, ret_ws, ret_n_ws, err, errlen);
+}
+
+/* Where a decode puts the working set: ws NULL to check it and drop it. */
+struct ws_out {
+	uint64_t **ws;
+	size_t *n_ws;
+};
+
 static int decode_document(struct json_object *doc, const char *text, size_t len,
 			   const uint8_t *key, struct chunk_set *chunks, enum vmjson_memory form,
 			   Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
-			   char *err, size_t errlen)
+			   struct ws_out out, char *err, size_t errlen)
 {
+	uint64_t *ws = NULL;
+	size_t n_ws = 0;
 	struct json_object *parts[TOP_KEYS] = { NULL };
 	ProtobufCMessage *c = NULL, *s = NULL;
 	uint64_t sizes[LAYOUT_MAX_REGIONS];
@@ -535,6 +597,8 @@ static int decode_document(struct json_object *doc, const char *text, size_t len
 	if (r == 0)
 		r = vmjson_check_state((Cloister__VmConfig *)c, (Cloister__VmState *)s,
 				       err, errlen);
+	if (r == 0)
+		r = decode_working_set(parts[5], (Cloister__VmConfig *)c, &ws, &n_ws, err, errlen);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(c, NULL);
 		if (s)
@@ -543,6 +607,12 @@ static int decode_document(struct json_object *doc, const char *text, size_t len
 	}
 	*ret_config = (Cloister__VmConfig *)c;
 	*ret_state = (Cloister__VmState *)s;
+	if (out.ws) {
+		*out.ws = ws;
+		*out.n_ws = n_ws;
+	} else {
+		free(ws);
+	}
 	return 0;
 }
 
@@ -574,8 +644,8 @@ static int open_document(const char *text, size_t len, const uint8_t *key,
 
 static int decode_form(const char *text, size_t len, const uint8_t *key,
 		       struct chunk_set *chunks, enum vmjson_memory form,
-		       Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
-		       size_t errlen)
+		       Cloister__VmConfig **ret_config, Cloister__VmState **ret_state,
+		       struct ws_out out, char *err, size_t errlen)
 {
 	struct json_object *doc = NULL;
 	char *inner = NULL;
@@ -586,7 +656,7 @@ static int decode_form(const char *text, size_t len, const uint8_t *key,
 	r = open_document(text, len, key, &doc, &inner, &inner_len, err, errlen);
 	if (r == 0)
 		r = decode_document(doc, inner ? inner : text, inner ? inner_len : len, key, chunks,
-				    form, ret_config, ret_state, err, errlen);
+				    form, ret_config, ret_state, out, err, errlen);
 	json_object_put(doc);
 	if (inner) {
 		sodium_memzero(inner, inner_len);
@@ -599,8 +669,17 @@ int vmjson_decode_chunks(const char *text, size_t len, const uint8_t *key,
 			 struct chunk_set *chunks, Cloister__VmConfig **ret_config,
 			 Cloister__VmState **ret_state, char *err, size_t errlen)
 {
-	return decode_form(text, len, key, chunks, VMJSON_MEMORY_FILES, ret_config, ret_state, err,
-			   errlen);
+	return decode_form(text, len, key, chunks, VMJSON_MEMORY_FILES, ret_config, ret_state,
+			   (struct ws_out){ NULL, NULL }, err, errlen);
+}
+
+int vmjson_decode_chunks_ws(const char *text, size_t len, const uint8_t *key,
+			    struct chunk_set *chunks, Cloister__VmConfig **ret_config,
+			    Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws,
+			    char *err, size_t errlen)
+{
+	return decode_form(text, len, key, chunks, VMJSON_MEMORY_FILES, ret_config, ret_state,
+			   (struct ws_out){ ret_ws, ret_n_ws }, err, errlen);
 }
 
 int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
@@ -616,7 +695,20 @@ int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
 			 size_t errlen)
 {
 	struct chunk_set chunks;
-	int r = decode_form(text, len, NULL, &chunks, form, ret_config, ret_state, err, errlen);
+	int r = decode_form(text, len, NULL, &chunks, form, ret_config, ret_state,
+			    (struct ws_out){ NULL, NULL }, err, errlen);
+
+	chunk_set_release(&chunks);
+	return r;
+}
+
+int vmjson_decode_ws(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		     Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws, char *err,
+		     size_t errlen)
+{
+	struct chunk_set chunks;
+	int r = decode_form(text, len, NULL, &chunks, VMJSON_MEMORY_FILES, ret_config, ret_state,
+			    (struct ws_out){ ret_ws, ret_n_ws }, err, errlen);
 
 	chunk_set_release(&chunks);
 	return r;

@@ -6,7 +6,8 @@
  *
  *   {"version": 1, "integrity": {...}, "config": <VmConfig>, "state": <VmState>,
  *    "memory_regions": [{"file": "memory-region-0", "guest_addr": N, "size": N,
- *                        "chunks": [...]}, ...]}
+ *                        "chunks": [...]}, ...],
+ *    "working_set": {...}}		(optional, working_set.h)
  *
  * (chunk_json.h has the integrity section and the chunk tables.)
  *
@@ -100,6 +101,13 @@ int vmjson_decode_chunks(const char *text, size_t len, const uint8_t *key,
  */
 int vmjson_encode(const Cloister__VmConfig *config, const Cloister__VmState *state,
 		  char **ret_text);
+/* The same with a working set (ws[0..n_ws), checked before; n_ws 0: none). */
+int vmjson_encode_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+		     const uint64_t *ws, size_t n_ws, char **ret_text);
+/* vmjson_encode_chunks() with a working set, as vmjson_encode_ws(). */
+int vmjson_encode_chunks_ws(const Cloister__VmConfig *config, const Cloister__VmState *state,
+			    const struct chunk_set *chunks, const uint64_t *ws, size_t n_ws,
+			    char **ret_text);
 /* As vmjson_encode(), with memory_regions in the given form. */
 int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmState *state,
 			 enum vmjson_memory form, char **ret_text);
@@ -115,5 +123,18 @@ int vmjson_decode(const char *text, size_t len, Cloister__VmConfig **ret_config,
 int vmjson_decode_memory(const char *text, size_t len, enum vmjson_memory form,
 			 Cloister__VmConfig **ret_config, Cloister__VmState **ret_state, char *err,
 			 size_t errlen);
+/*
+ * The same, also giving the working set (checked against the regions;
+ * *ret_ws free()d by the caller, NULL with *ret_n_ws 0 when there is none).
+ * ret_ws NULL: the working set is checked and dropped.
+ */
+int vmjson_decode_ws(const char *text, size_t len, Cloister__VmConfig **ret_config,
+		     Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws, char *err,
+		     size_t errlen);
+/* vmjson_decode_chunks() that also gives the working set, as vmjson_decode_ws(). */
+int vmjson_decode_chunks_ws(const char *text, size_t len, const uint8_t *key,
+			    struct chunk_set *chunks, Cloister__VmConfig **ret_config,
+			    Cloister__VmState **ret_state, uint64_t **ret_ws, size_t *ret_n_ws,
+			    char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,14 @@ wait_count() {
 	done
 	return 1
 }
+# Waits (up to 10 s) until PATH $1 is gone.
+wait_gone() {
+	for _ in $(seq 100); do
+		[ -e "$1" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
 journal() { journalctl --no-pager -q "$@"; }
 # journal_has UNIT PRIORITY PATTERN: waits (up to 5 s) for journald to have taken in a matching
 # line (PRIORITY "" for any); the service's stream reaches the journal a little after the fact.
@@ -166,8 +174,9 @@ else
 	first=$(tail -c +$((size + 1)) $serial | grep -a '^hart 0 count ' | head -n 1 | awk '{print $4}')
 	if [ "$(systemctl show -P ActiveState cloister@web)" != active ]; then
 		fail $step "not active after start: $(journal -u cloister@web -o cat | tail -n 20)"
-	elif [ -e /var/lib/cloister/web/snapshot ]; then
-		fail $step "the snapshot is still there after a restore that resumed"
+	elif ! wait_gone /var/lib/cloister/web/snapshot; then
+		# OnDemand (the default): removed once every page is in, about a second.
+		fail $step "the snapshot is still there after a restore that resumed and paged all in"
 	elif [ "$first" != "$((before + 1))" ]; then
 		fail $step "counted $before before the stop, then '$first'"
 	elif ! journal_has cloister@web "" 'restoring the VM from'; then

@@ -970,6 +970,13 @@ Test(http, restore_modes)
 	cr_expect_eq(r.status, 204);
 	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_COPY);
 	cr_expect(fake.prefault);
+	/* OnDemand is the default; prefault alone means Copy. */
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\"}");
+	cr_expect_eq(r.status, 204);
+	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_ON_DEMAND);
+	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"prefault\": true}");
+	cr_expect_eq(r.status, 204);
+	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_COPY);
 
 	fake.calls = 0;
 	static const struct { const char *body, *needle; } bad[] = {

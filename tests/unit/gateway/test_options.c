@@ -412,6 +412,7 @@ Test(options, parse_restore_spec)
 	cr_expect_str_eq(url, "file:///s");
 	cr_expect(!resume);
 	cr_expect_eq(od, OPTIONS_RESTORE_ON_DEMAND_DEFAULT);
+	cr_expect(od, "OnDemand is the default");
 	free(url);
 	cr_assert_eq(parse_restore_spec("resume=on,prefault=off,source_url=file:///t", &url, &resume, &od), 0);
 	cr_expect_str_eq(url, "file:///t");

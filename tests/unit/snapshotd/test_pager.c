@@ -412,3 +412,134 @@ Test(pager, a_damaged_chunk_fails_before_any_page_is_served, .timeout = 30)
 	close(r.file);
 	chunk_set_release(&s);
 }
+
+/* The gateway's SnapdControl, sent on its end of the socket. */
+static void send_control(struct rig *r, bool resumed, bool finish)
+{
+	Cloister__SnapdControl ctl = CLOISTER__SNAPD_CONTROL__INIT;
+	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
+
+	ctl.resumed = resumed;
+	ctl.finish = finish;
+	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_CONTROL, &ctl.base);
+	cr_assert_eq(frame_send(r->gw[1], &env, NULL, 0), 0);
+}
+
+/* Whether page k of the memfd is in memory, seen without faulting it in. */
+static bool resident(const struct rig *r, unsigned k)
+{
+	unsigned char v = 0;
+
+	cr_assert_eq(mincore(r->map[0] + (uint64_t)k * PAGE, PAGE, &v), 0);
+	return v & 1;
+}
+
+static void wait_done(struct rig *r)
+{
+	while (!__atomic_load_n(&r->p.done, __ATOMIC_ACQUIRE))
+		usleep(1000);
+}
+
+#define BLOCK_PAGES (WS_BLOCK_SIZE / PAGE)
+
+/* The blocks the last progress names as the working set, in order. */
+static size_t progress_working_set(struct rig *r, uint64_t *ret, size_t max)
+{
+	Cloister__Envelope *env = NULL;
+	Cloister__SnapdProgress *pr;
+	size_t n;
+
+	shutdown(r->gw[1], SHUT_WR);
+	pthread_join(r->thread, NULL);
+	pr = last_progress(r->gw[1], &env);
+	cr_expect(pr->done);
+	n = pr->n_working_set < max ? pr->n_working_set : max;
+	memcpy(ret, pr->working_set, n * sizeof(*ret));
+	n = pr->n_working_set;
+	frame_free(env);
+	close(r->gw[0]);
+	close(r->gw[1]);
+	return n;
+}
+
+/*
+ * Faults are recorded in the order they come, each block once; the record
+ * goes to the gateway with the last progress, once a finish brought every
+ * page in (the prefetch in file order adds nothing to it).
+ */
+Test(pager, faults_are_recorded_as_the_working_set_in_order, .timeout = 30)
+{
+	uint64_t ws[8];
+	struct rig r;
+
+	rig_init(&r);
+	rig_start(&r, false);
+	expect_page(r.map[0], 200);		/* block 12 */
+	expect_page(r.map[1], 5);		/* block 0 */
+	expect_page(r.map[0], 210);		/* block 13 */
+	expect_page(r.map[1], 201);		/* block 12 again: present, no fault */
+	send_control(&r, false, true);
+	wait_done(&r);
+	cr_assert_eq(progress_working_set(&r, ws, 8), 3);
+	cr_expect_eq(ws[0], ws_block(0, 200 * PAGE));
+	cr_expect_eq(ws[1], ws_block(0, 5 * PAGE));
+	cr_expect_eq(ws[2], ws_block(0, 210 * PAGE));
+	for (unsigned k = 0; k < NPAGES; k++)
+		expect_page(r.map[k % 2], k);
+	rig_release(&r);
+}
+
+/*
+ * A working set from vm.json is prefetched first, in its order, and only
+ * it while the rest is held back; the guest's faults outside it come after
+ * it in the next record.
+ */
+Test(pager, the_working_set_is_prefetched_first_in_its_order, .timeout = 30)
+{
+	const uint64_t given[3] = { ws_block(0, 12 * WS_BLOCK_SIZE), ws_block(0, 3 * WS_BLOCK_SIZE),
+				    ws_block(0, 1 * WS_BLOCK_SIZE) };
+	uint64_t ws[8];
+	struct rig r;
+
+	rig_init(&r);
+	cr_assert_eq(pager_set_working_set(&r.p, given, 3), 0);
+	r.p.bulk_at_ms = INT64_MAX;	/* the rest waits for the finish below */
+	rig_start(&r, true);
+	while (__atomic_load_n(&r.p.ws_next, __ATOMIC_ACQUIRE) < 3 ||
+	       __atomic_load_n(&r.p.rec.n, __ATOMIC_ACQUIRE) < 3)
+		usleep(1000);
+	for (unsigned k = 0; k < NPAGES; k++) {
+		unsigned b = k / BLOCK_PAGES;
+		bool in_ws = b == 12 || b == 3 || b == 1;
+
+		cr_expect_eq(resident(&r, k), in_ws, "page %u (block %u) %s", k, b,
+			     in_ws ? "missing" : "present before its turn");
+	}
+	cr_expect_eq(__atomic_load_n(&r.p.faults, __ATOMIC_ACQUIRE), 0);
+	expect_page(r.map[0], 13 * BLOCK_PAGES + 2);	/* a fault outside the working set */
+	send_control(&r, false, true);
+	wait_done(&r);
+	cr_assert_eq(progress_working_set(&r, ws, 8), 4);
+	for (size_t k = 0; k < 3; k++)
+		cr_expect_eq(ws[k], given[k], "block %zu of the record", k);
+	cr_expect_eq(ws[3], ws_block(0, 13 * WS_BLOCK_SIZE));
+	for (unsigned k = 0; k < NPAGES; k++)
+		expect_page(r.map[k % 2], k);
+	rig_release(&r);
+}
+
+/* After resume, the rest follows the working set by itself. */
+Test(pager, resumed_lets_the_rest_follow, .timeout = 30)
+{
+	struct rig r;
+
+	rig_init(&r);
+	r.p.bulk_at_ms = INT64_MAX;
+	rig_start(&r, true);
+	send_control(&r, true, false);
+	wait_done(&r);
+	cr_expect_eq(rig_stop(&r), 0);
+	for (unsigned k = 0; k < NPAGES; k++)
+		expect_page(r.map[k % 2], k);
+	rig_release(&r);
+}
