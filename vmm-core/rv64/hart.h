@@ -33,6 +33,16 @@ enum access_type { ACC_READ, ACC_WRITE, ACC_FETCH, ACC__MAX };
  */
 enum tlb_mode { TLBM_U, TLBM_S, TLBM_S_SUM, TLBM__MAX };
 
+/* Entries of the TLB: two ways of every mode's and access's table. */
+#define TLB_SLOTS (2 * TLBM__MAX * ACC__MAX * TLB_SIZE)
+
+/*
+ * The TLB is two-way: an index holds the page used last there (way 0, the
+ * one the inline lookups try) and the one before it (way 1), so two hot
+ * pages 1 MiB apart do not evict each other at every turn. The slow paths
+ * look in way 1 before walking and swap a hit into way 0; translated code
+ * reads either.
+ */
 struct tlb_entry {
 	uint64_t vpn;		/* guest virtual page number, or TLB_INVALID */
 	uintptr_t addend;	/* host address = addend + guest virtual address */
@@ -121,6 +131,7 @@ struct accel_vcpu {
 	uint64_t pc;
 	unsigned priv;
 	struct tlb_entry (*tlb)[TLB_SIZE];	/* tlb_all[tlb mode of priv/SUM] */
+	struct tlb_entry (*tlb1)[TLB_SIZE];	/* tlb_way1[the same mode] */
 
 	const struct machine_map *map;
 	struct vcpu_exit *exit;
@@ -163,12 +174,23 @@ struct accel_vcpu {
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
+	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */
+	/*
+	 * Every TLB slot made valid since the last flush (as its index in
+	 * tlb_all seen as one array with tlb_way1 behind it), so a flush
+	 * clears those alone; tlb_logged is false until a first full clear.
+	 */
+	uint16_t tlb_log[TLB_SLOTS];
+	unsigned tlb_n_log;
+	bool tlb_logged;
 	struct dc_entry dcache[DCACHE_SIZE];
 };
 
 /* mmu.c */
 void rv64_tlb_flush(struct accel_vcpu *h);
 void rv64_tlb_select(struct accel_vcpu *h);
+/* Moves va's page from way 1 to way 0 if way 1 holds it: the host address of va, else NULL. */
+uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va);
 uint8_t *rv64_ram_ptr(const struct machine_map *map, uint64_t gpa, uint64_t len);
 int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val);
 int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t val);

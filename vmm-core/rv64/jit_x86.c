@@ -32,9 +32,10 @@
  * translated (the dispatcher links such a jump the first time it is taken),
  * else to the lookup stub, which finds the next page in the fetch TLB and the
  * next block in the table and goes on there, or returns to C. A load or
- * store whose page is not in the TLB returns to C, which runs that one
- * instruction in the interpreter (filling the TLB or taking the trap); a
- * helper whose instruction trapped returns to C with pc at the handler.
+ * store tries way 0 of the TLB inline and way 1 out of line; a page in
+ * neither returns to C, which runs that one instruction in the interpreter
+ * (filling the TLB or taking the trap); a helper whose instruction trapped
+ * returns to C with pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
@@ -116,6 +117,8 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
+/* From an entry of way 0 to the same entry of way 1. */
+#define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
 /* A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp right after. */
 #define GUARD_PATCH_AT 10
 
@@ -320,7 +323,7 @@ static void set_site(struct emit *e, size_t off)
 static void emit_stubs(struct rv64_jit *j)
 {
 	struct emit e = { .buf = j->rw, .pos = 0, .end = CODE_SIZE };
-	size_t miss1, miss2;
+	size_t way1, found, miss1, miss2;
 
 	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
 	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
@@ -353,9 +356,10 @@ static void emit_stubs(struct rv64_jit *j)
 	modrm_rbx(&e, RDI, OFF_TLB);
 	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
-	miss1 = jcc(&e, CC_NE, 0);
+	way1 = jcc(&e, CC_NE, 0);
 	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
+	found = e.pos;
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -366,6 +370,15 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x3b, 0x04, 0x0a);	/* cmp rax, [rdx + rcx] */
 	miss2 = jcc(&e, CC_NE, 0);
 	EMIT(&e, 0xff, 0x64, 0x0a, 0x08);	/* jmp [rdx + rcx + 8] */
+
+	/* Not in way 0 of the fetch TLB: way 1. */
+	patch(&e, way1, e.pos);
+	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB way 1] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1));
+	miss1 = jcc(&e, CC_NE, 0);
+	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB way 1 + 8] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1 + 8));
+	jmp(&e, found);
 
 	/* rax = next pc, not in the TLB or table (or the budget ran out): back to C. */
 	j->exit_pc = e.pos;
@@ -386,6 +399,9 @@ struct cold_site {
 	uint64_t pc;
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
+	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
+	bool write;		/* ... of the write TLB (r15), else the read TLB (r14) */
+	size_t resume;
 };
 
 struct block {
@@ -407,6 +423,7 @@ struct block {
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
 	struct emit *e = &b->e;
+	struct cold_site *c;
 
 	load_x(e, RAX, d->rs1);
 	if (d->imm) {
@@ -424,10 +441,28 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
 	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
 	EMIT(e, 0x49, 0x3b, 0x0c, write ? 0x17 : 0x16);	/* cmp rcx, [r15/r14 + rdx] */
-	b->cold[b->n_cold++] = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n,
+	c = &b->cold[b->n_cold++];
+	*c = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
 	};
 	EMIT(e, 0x49, 0x8b, 0x4c, write ? 0x17 : 0x16, 0x08);	/* mov rcx, [r15/r14 + rdx + 8] */
+	c->resume = e->pos;
+}
+
+/* A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them), else the interpreter. */
+static void emit_tlb_way1(struct block *b, const struct cold_site *c)
+{
+	struct emit *e = &b->e;
+	uint8_t sib = c->write ? 0x17 : 0x16;
+	size_t miss;
+
+	EMIT(e, 0x49, 0x3b, 0x8c, sib);		/* cmp rcx, [r15/r14 + rdx + way 1] */
+	b4(e, (uint32_t)TLB_WAY1);
+	miss = jcc(e, CC_NE, 0);
+	EMIT(e, 0x49, 0x8b, 0x8c, sib);		/* mov rcx, [r15/r14 + rdx + way 1 + 8] */
+	b4(e, (uint32_t)(TLB_WAY1 + 8));
+	jmp(e, c->resume);
+	patch(e, miss, e->pos);
 }
 
 static void emit_load(struct block *b, const struct dc_entry *d)
@@ -1140,6 +1175,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		const struct cold_site *c = &b->cold[i];
 
 		patch(&b->e, c->jcc_at, b->e.pos);
+		if (c->tlb)
+			emit_tlb_way1(b, c);
 		if (c->helper) {
 			charge(&b->e, c->done);
 			leave(&b->e, j->epilogue, JIT_EXIT_HELPER);
@@ -1219,6 +1256,8 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
 
+		if (unlikely(fe->vpn != pc >> PAGE_SHIFT))
+			rv64_tlb_promote(h, ACC_FETCH, pc);	/* way 1 into fe, if there */
 		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 

@@ -4,6 +4,7 @@
  * access: TLB refill, MMIO, accesses that cross a page.
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "hart.h"
 
@@ -31,9 +32,41 @@ static const uint8_t access_fault_cause[ACC__MAX] = {
 	[ACC_FETCH] = CAUSE_FETCH_ACCESS,
 };
 
+_Static_assert(offsetof(struct accel_vcpu, tlb_way1) ==
+	       offsetof(struct accel_vcpu, tlb_all) + sizeof(((struct accel_vcpu *)0)->tlb_all),
+	       "way 1 of a table sits one tlb_all further on");
+_Static_assert(TLB_SLOTS <= UINT16_MAX, "a TLB slot's number fits the log");
+
+/* Slot i of the log's numbering: tlb_all's entries, then tlb_way1's. */
+static struct tlb_entry *tlb_slot(struct accel_vcpu *h, unsigned i)
+{
+	if (i < TLB_SLOTS / 2)
+		return &(&h->tlb_all[0][0][0])[i];
+	return &(&h->tlb_way1[0][0][0])[i - TLB_SLOTS / 2];
+}
+
+/* e (of either way) is about to become valid: remember it for the next flush. */
+static void tlb_log(struct accel_vcpu *h, const struct tlb_entry *e)
+{
+	const struct tlb_entry *way0 = &h->tlb_all[0][0][0], *way1 = &h->tlb_way1[0][0][0];
+	size_t i = e >= way1 ? (size_t)(e - way1) + TLB_SLOTS / 2 : (size_t)(e - way0);
+
+	/* A slot is logged once between flushes, so the log cannot fill up. */
+	if (e->vpn == TLB_INVALID && h->tlb_n_log < TLB_SLOTS)
+		h->tlb_log[h->tlb_n_log++] = (uint16_t)i;
+}
+
 void rv64_tlb_flush(struct accel_vcpu *h)
 {
-	memset(h->tlb_all, 0xff, sizeof(h->tlb_all));
+	if (!h->tlb_logged) {
+		memset(h->tlb_all, 0xff, sizeof(h->tlb_all));
+		memset(h->tlb_way1, 0xff, sizeof(h->tlb_way1));
+		h->tlb_logged = true;
+	} else {
+		for (unsigned i = 0; i < h->tlb_n_log; i++)
+			tlb_slot(h, h->tlb_log[i])->vpn = TLB_INVALID;
+	}
+	h->tlb_n_log = 0;
 }
 
 void rv64_tlb_select(struct accel_vcpu *h)
@@ -43,6 +76,21 @@ void rv64_tlb_select(struct accel_vcpu *h)
 	if (h->priv == PRIV_S)
 		mode = (h->sstatus & SSTATUS_SUM) ? TLBM_S_SUM : TLBM_S;
 	h->tlb = h->tlb_all[mode];
+	h->tlb1 = h->tlb_way1[mode];
+}
+
+uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va)
+{
+	unsigned i = rv64_tlb_index(va);
+	struct tlb_entry *e0 = &h->tlb[acc][i], *e1 = &h->tlb1[acc][i], t;
+
+	if (e1->vpn != va >> PAGE_SHIFT)
+		return NULL;
+	tlb_log(h, e0);
+	t = *e0;
+	*e0 = *e1;
+	*e1 = t;
+	return (uint8_t *)(e0->addend + (uintptr_t)va);
 }
 
 /* Host address of guest-physical [gpa, gpa + len) if it lies in one RAM range. */
@@ -161,6 +209,13 @@ static uint8_t *tlb_fill(struct accel_vcpu *h, enum access_type acc, uint64_t va
 	if (!page)
 		return NULL;
 	e = &h->tlb[acc][rv64_tlb_index(va)];
+	if (e->vpn != TLB_INVALID && e->vpn != va >> PAGE_SHIFT) {
+		struct tlb_entry *e1 = &h->tlb1[acc][rv64_tlb_index(va)];
+
+		tlb_log(h, e1);
+		*e1 = *e;
+	}
+	tlb_log(h, e);
 	e->vpn = va >> PAGE_SHIFT;
 	e->addend = (uintptr_t)page - (uintptr_t)(va - page_off);
 	return page + page_off;
@@ -250,6 +305,12 @@ int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *r
 			*ret_val = v;
 		return r;
 	}
+	p = rv64_tlb_promote(h, ACC_READ, va);
+	if (p) {
+		memcpy(&v, p, size);
+		*ret_val = v;
+		return 0;
+	}
 	cause = translate(h, va, ACC_READ, &pa);
 	if (cause)
 		return rv64_exception(h, cause, va);
@@ -271,6 +332,11 @@ int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t v
 
 	if ((va & PAGE_OFFSET_MASK) + size > PAGE_SIZE)
 		return access_split(h, va, size, ACC_WRITE, &val);
+	p = rv64_tlb_promote(h, ACC_WRITE, va);
+	if (p) {
+		memcpy(p, &val, size);
+		return 0;
+	}
 	cause = translate(h, va, ACC_WRITE, &pa);
 	if (cause)
 		return rv64_exception(h, cause, va);
@@ -290,6 +356,8 @@ static int fetch_parcel(struct accel_vcpu *h, uint64_t va, uint16_t *ret_parcel)
 	uint64_t pa;
 	int cause;
 
+	if (!p)
+		p = rv64_tlb_promote(h, ACC_FETCH, va);
 	if (!p) {
 		cause = translate(h, va, ACC_FETCH, &pa);
 		if (cause)
@@ -336,6 +404,8 @@ int rv64_amo_ptr(struct accel_vcpu *h, uint64_t va, unsigned size, bool is_lr, v
 	if (va & (size - 1))
 		return rv64_exception(h, is_lr ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, va);
 	p = rv64_tlb_lookup(h, acc, va, size);
+	if (!p)
+		p = rv64_tlb_promote(h, acc, va);
 	if (!p) {
 		cause = translate(h, va, acc, &pa);
 		if (cause)
