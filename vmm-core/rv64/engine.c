@@ -80,6 +80,8 @@ static bool handle_attention(struct accel_vcpu *h)
 		uint64_t req = __atomic_load_n(&h->flush_req, __ATOMIC_ACQUIRE);
 
 		rv64_tlb_flush(h);
+		/* Also what a remote FENCE.I asks for. */
+		rv64_code_changed(h);
 		__atomic_store_n(&h->flush_done, req, __ATOMIC_RELEASE);
 	}
 	return attn & ATTN_KICK;
@@ -126,9 +128,18 @@ static int rv64_vcpu_run(struct accel_vcpu *h, struct vcpu_exit *ret_exit)
 	int r;
 
 	h->exit = ret_exit;
+	/*
+	 * Memory may have been written while the hart was out (a device
+	 * while it slept, a restore or a debugger while paused). Not after an
+	 * SBI call, the common exit (the timer, every tick): serving one
+	 * writes no code.
+	 */
+	if (!h->sbi_exit)
+		rv64_code_changed(h);
 	/* Pairs with the requester's flag-then-in_run order in rv64_vcpu_flush_tlb(). */
 	__atomic_store_n(&h->in_run, 1, __ATOMIC_SEQ_CST);
 	r = run_loop(h, ret_exit);
+	h->sbi_exit = r == 0 && ret_exit->reason == VCPU_EXIT_SBI;
 	__atomic_store_n(&h->in_run, 0, __ATOMIC_RELEASE);
 	return r;
 }
@@ -206,6 +217,7 @@ static int rv64_vcpu_set_state(struct accel_vcpu *h, const struct vcpu_state *s)
 	h->instret = s->instret;
 	__atomic_store_n(&h->timer_deadline, s->timer_deadline, __ATOMIC_RELEASE);
 	h->resv_valid = false;
+	h->sbi_exit = false;	/* a restore may have brought other memory */
 	rv64_tlb_flush(h);
 	rv64_tlb_select(h);
 	return 0;

@@ -169,6 +169,15 @@ struct accel_vcpu {
 
 	/* The translator's cache, or NULL: the interpreter runs everything. */
 	struct rv64_jit *jit;
+	/*
+	 * Counts the events after which translated blocks compare their code
+	 * bytes with memory again (FENCE.I, a remote fence, a run's start but
+	 * after an SBI call, a store to a page the translator took code from):
+	 * a block runs without comparing while it was last checked in this
+	 * epoch.
+	 */
+	uint32_t code_epoch;
+	bool sbi_exit;		/* the last run ended in an SBI call */
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
@@ -237,6 +246,20 @@ int rv64_jit_prepare(unsigned max_harts);
 int rv64_jit_create(struct rv64_jit **ret_jit);
 void rv64_jit_destroy(struct rv64_jit *jit);
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget);
+/*
+ * The hart is about to write the host page at page, through a TLB fill for
+ * writing or outside the TLB: if its translator took code from that page,
+ * the page stops being watched and every block checks its code again.
+ */
+void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page);
+/* Instructions retired in translated code so far (for tests). */
+uint64_t rv64_jit_insns(const struct rv64_jit *jit);
+
+/* Code may have changed in ways no store of this hart showed: check every block again. */
+static inline void rv64_code_changed(struct accel_vcpu *h)
+{
+	h->code_epoch++;
+}
 
 static inline unsigned rv64_tlb_index(uint64_t va)
 {

@@ -12,14 +12,24 @@
  * block and is interpreted one instruction at a time, so the two always
  * agree on semantics.
  *
- * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
- * starts by comparing the guest's code bytes, as mapped now, with the bytes
- * it was translated from: so, as with the interpreter's decode cache, no
- * store from any hart or device, no remapping and no FENCE.I can make it run
- * stale code, and nothing needs to be flushed when they happen.
+ * Blocks are looked up by guest virtual pc in a direct-mapped table. A
+ * block's full check compares the guest's code bytes, as mapped now, with
+ * the bytes it was translated from; a block that fails it is retired and
+ * translated again. The full check runs when the block's stamps, written at
+ * its translation and at its last full check, differ from now: the fetch
+ * addend (the host page its pc maps to) and the hart's code epoch. The
+ * epoch moves on FENCE.I, a remote fence, every start of a run but one
+ * after an SBI call (a pause, a WFI: a device or the VMM may have written
+ * memory meanwhile), and the hart's first store to a host page it took
+ * code from since: the hart keeps no write TLB entry for such a page, so
+ * that store goes through tlb_fill() and rv64_jit_code_written(). So
+ * remapping and the hart's own stores are seen at once, as before; other
+ * harts' and devices' writes after a FENCE.I (which RISC-V requires), a
+ * pause or a WFI.
  *
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
+ *   rbp  the blocks' stamps
  *   r12  instructions left in the budget (counts down; stop at <= 0)
  *   r13  fetch addend of the current code page (host = r13 + guest pc)
  *   r14  read TLB, r15 write TLB (fixed while translated code runs: the
@@ -59,6 +69,11 @@
 #define MAP_BITS 17			/* every block of the buffer, by pc: 2^MAP_BITS entries */
 #define MAP_SIZE (1u << MAP_BITS)
 #define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
+#define PAGES_BITS 14			/* the set of pages code was taken from */
+#define PAGES_SIZE (1u << PAGES_BITS)
+#define PAGES_FULL (PAGES_SIZE / 4 * 3)	/* slots used (with removed ones) before emptying */
+#define PAGE_GONE 1			/* a removed page's slot */
+#define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
@@ -71,6 +86,7 @@ enum jit_exit {
 	JIT_EXIT_STALE,		/* the block at h->pc no longer matches memory */
 	JIT_EXIT_HELPER,	/* a C helper returned h->jit_helper_r (a trap, say) */
 	JIT_EXIT_CHAIN,		/* go on at h->pc, and link the jump at h->jit_site to it */
+	JIT_EXIT_VERIFIED,	/* the block at h->jit_site still matches memory: stamp it */
 };
 
 /* Pseudo-op for scan(): a floating-point instruction, run by jit_fp(). */
@@ -102,6 +118,27 @@ struct rv64_jit {
 	 */
 	struct jit_entry map[MAP_SIZE];
 	unsigned map_used;
+	/*
+	 * Host pages blocks were translated or checked from since: the hart
+	 * has no write TLB entry for any of them, so its first store to one
+	 * goes through tlb_fill() and rv64_jit_code_written(). Open
+	 * addressing; 0 empty, PAGE_GONE removed.
+	 */
+	uintptr_t pages[PAGES_SIZE];
+	unsigned pages_used;
+	uint32_t last_epoch;	/* h->code_epoch as the dispatcher last saw it */
+	/*
+	 * Each block's stamps, read by its entry through rbp: the fetch
+	 * addend and the epoch of its last full check. Data, not code, so
+	 * stamping a block does not rewrite code the host CPU may be running.
+	 */
+	struct jit_stamp {
+		uint64_t addend;
+		uint32_t epoch;
+		uint32_t unused;
+	} stamps[STAMPS];
+	unsigned n_stamps;
+	uint64_t insns;		/* retired in translated code */
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
@@ -116,11 +153,17 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
+#define OFF_EPOCH ((int32_t)offsetof(struct accel_vcpu, code_epoch))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
-/* A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp right after. */
+/*
+ * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
+ * right after. Then cmp r13, [rbp + disp32], the disp32 (its stamp's
+ * offset) at ENTRY_STAMP_AT.
+ */
 #define GUARD_PATCH_AT 10
+#define ENTRY_STAMP_AT 13
 
 /*
  * Called from translated code (System V ABI, rsp 16-aligned there) for a
@@ -331,6 +374,8 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
 	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
 	EMIT(&e, 0x49, 0x89, 0xd5);		/* mov r13, rdx */
+	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
+	b8(&e, (uint64_t)(uintptr_t)j->stamps);
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
 	EMIT(&e, 0x4d, 0x8d, 0xbe);		/* lea r15, [r14 + TLB_BYTES] */
@@ -999,17 +1044,39 @@ static bool is_control(unsigned op)
 }
 
 /*
- * The guard at a block's start: compare the code bytes [pc, pc + len) as
- * mapped now (r13 + pc) with those translated, else exit stale.
+ * The check at a block's start: it runs as translated while the fetch
+ * addend in r13 and the hart's code epoch are those of its last check;
+ * else to the full check at *ret_verify_jcc (two jumps).
  */
-static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t len,
-		       size_t *ret_stale_jcc, size_t *n_stale)
+static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
+{
+	struct emit *e = &b->e;
+	uint32_t disp = slot * (uint32_t)sizeof(struct jit_stamp);
+
+	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
+	b8(e, pc);
+	EMIT(e, 0x4c, 0x3b, 0xad);		/* cmp r13, [rbp + disp32]: the addend */
+	b4(e, disp);
+	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
+	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
+	b4(e, (uint32_t)OFF_EPOCH);
+	EMIT(e, 0x3b, 0x8d);			/* cmp ecx, [rbp + disp32 + 8]: the epoch */
+	b4(e, disp + 8);
+	ret_verify_jcc[1] = jcc(e, CC_NE, 0);
+}
+
+/*
+ * The full check, out of line, with rax = pc: compare the code bytes
+ * [pc, pc + len) as mapped now (r13 + pc) with those translated; a
+ * mismatch jumps to the stale exit, a match asks the dispatcher to stamp
+ * the block.
+ */
+static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_t *code,
+			size_t len, size_t *ret_stale_jcc, size_t *n_stale)
 {
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
-	b8(e, pc);
 	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
 	while (off < len) {
 		uint64_t v = 0;
@@ -1037,6 +1104,8 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 		}
 		ret_stale_jcc[(*n_stale)++] = jcc(e, CC_NE, 0);
 	}
+	set_site(e, start);
+	exit_at(e, b->j, pc, 0, JIT_EXIT_VERIFIED);
 }
 
 /* The map's entry for pc, or the empty one where it would go. */
@@ -1057,6 +1126,9 @@ static void flush_all(struct rv64_jit *j)
 	for (size_t i = 0; i < MAP_SIZE; i++)
 		j->map[i] = (struct jit_entry){ .pc = 1, .code = NULL };
 	j->map_used = 0;
+	memset(j->pages, 0, sizeof(j->pages));
+	j->pages_used = 0;
+	j->n_stamps = 0;
 	j->used = j->fixed;
 }
 
@@ -1113,10 +1185,11 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 }
 
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
-static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code,
+				uint32_t epoch)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
-	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start;
+	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify[2];
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
@@ -1126,12 +1199,16 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
 		return NULL;
-	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL)
+	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL ||
+	    j->n_stamps >= STAMPS)
 		flush_all(j);
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
-	emit_guard(b, pc, code, len, stale, &n_stale);
+	j->stamps[j->n_stamps] = (struct jit_stamp){
+		.addend = (uint64_t)((uintptr_t)code - (uintptr_t)pc), .epoch = epoch,
+	};
+	emit_entry(b, pc, j->n_stamps++, verify);
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
@@ -1191,6 +1268,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		set_site(&b->e, b->chain[i]);
 		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
+	/* The full check, when the entry's stamps do not match. */
+	patch(&b->e, verify[0], b->e.pos);
+	patch(&b->e, verify[1], b->e.pos);
+	emit_verify(b, start, pc, code, len, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
@@ -1231,16 +1312,103 @@ static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
 }
 
-/* The block at pc: from the map into the table, else translated now. */
-static const uint8_t *find(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+/* The slot of page in the set of code pages, or the free one where it would go. */
+static uintptr_t *page_slot(struct rv64_jit *j, uintptr_t page, bool for_insert)
 {
+	size_t i = (size_t)(((uint64_t)page >> PAGE_SHIFT) * 0x9e3779b97f4a7c15ull >> (64 - PAGES_BITS));
+	uintptr_t *gone = NULL;
+
+	while (j->pages[i] != page && j->pages[i] != 0) {
+		if (j->pages[i] == PAGE_GONE && !gone)
+			gone = &j->pages[i];
+		i = (i + 1) & (PAGES_SIZE - 1);
+	}
+	if (j->pages[i] == 0 && for_insert && gone)
+		return gone;
+	return &j->pages[i];
+}
+
+/*
+ * Code from the host page at page is translated or checked: watch the
+ * page, and drop the hart's write TLB entries for it so that its next
+ * store there comes through rv64_jit_code_written().
+ */
+static void watch_page(struct accel_vcpu *h, uintptr_t page)
+{
+	struct rv64_jit *j = h->jit;
+	uintptr_t *slot = page_slot(j, page, true);
+
+	if (*slot == page)
+		return;
+	j->pages_used += *slot == 0;
+	*slot = page;
+	for (unsigned m = 0; m < TLBM__MAX; m++) {
+		for (unsigned i = 0; i < TLB_SIZE; i++) {
+			struct tlb_entry *e0 = &h->tlb_all[m][ACC_WRITE][i];
+			struct tlb_entry *e1 = &h->tlb_way1[m][ACC_WRITE][i];
+
+			if (e0->vpn != TLB_INVALID && e0->addend + (e0->vpn << PAGE_SHIFT) == page)
+				e0->vpn = TLB_INVALID;
+			if (e1->vpn != TLB_INVALID && e1->addend + (e1->vpn << PAGE_SHIFT) == page)
+				e1->vpn = TLB_INVALID;
+		}
+	}
+}
+
+void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page)
+{
+	struct rv64_jit *j = h->jit;
+	uintptr_t *slot;
+
+	if (!j || j->pages_used == 0)
+		return;
+	slot = page_slot(j, (uintptr_t)page, false);
+	if (*slot != (uintptr_t)page)
+		return;
+	*slot = PAGE_GONE;
+	rv64_code_changed(h);
+}
+
+/* The block at pc: from the map into the table, else translated now. */
+static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *code)
+{
+	struct rv64_jit *j = h->jit;
 	const struct jit_entry *me = map_slot(j, pc);
+	const uint8_t *block;
 
 	if (me->pc == pc && me->code) {
 		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
 		return me->code;
 	}
-	return translate(j, pc, code);
+	if (j->pages_used >= PAGES_FULL)
+		flush_all(j);
+	block = translate(j, pc, code, h->code_epoch);
+	if (block)
+		watch_page(h, (uintptr_t)code - (pc & PAGE_OFFSET_MASK));
+	return block;
+}
+
+/*
+ * The block at offset off (for pc) matched memory in its full check: stamp
+ * it with the fetch addend and the epoch it was checked in, and watch its
+ * page again.
+ */
+static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
+{
+	struct rv64_jit *j = h->jit;
+	const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
+	uint32_t disp;
+
+	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
+	if (j->rw[off + GUARD_PATCH_AT] != 0x4c || fe->vpn != pc >> PAGE_SHIFT)
+		return;
+	memcpy(&disp, j->rw + off + ENTRY_STAMP_AT, 4);
+	if (disp / sizeof(struct jit_stamp) >= STAMPS)
+		return;
+	j->stamps[disp / sizeof(struct jit_stamp)] = (struct jit_stamp){
+		.addend = fe->addend, .epoch = h->code_epoch,
+	};
+	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
 }
 
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
@@ -1251,6 +1419,10 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 	uint64_t link_gen = 0;
 	int r;
 
+	/* A stamp is 32 bits: once the epoch wraps, an old one could match again. */
+	if (unlikely(h->code_epoch < j->last_epoch))
+		flush_all(j);
+	j->last_epoch = h->code_epoch;
 	while (left > 0) {
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
@@ -1262,7 +1434,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 
 			code = te->pc == pc ? te->code
-					    : find(j, pc, (const uint8_t *)(fe->addend + pc));
+					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
 			/* Same page as the jump's block (emit_goto()), so the same r13. */
@@ -1278,6 +1450,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			done = (uint64_t)(left - h->jit_left);
 			h->cycle += done;
 			h->instret += done;
+			j->insns += done;
 			left = h->jit_left;
 			if (r == JIT_EXIT_NORMAL)
 				continue;
@@ -1288,6 +1461,10 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			}
 			if (r == JIT_EXIT_STALE) {
 				retire(j, h->pc, h->jit_site);
+				continue;
+			}
+			if (r == JIT_EXIT_VERIFIED) {
+				stamp(h, h->pc, h->jit_site);
 				continue;
 			}
 			if (r == JIT_EXIT_HELPER) {
@@ -1313,6 +1490,11 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			return r;
 	}
 	return EXEC_OK;
+}
+
+uint64_t rv64_jit_insns(const struct rv64_jit *j)
+{
+	return j->insns;
 }
 
 /* ---- lifetime ---- */

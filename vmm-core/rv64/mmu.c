@@ -208,6 +208,8 @@ static uint8_t *tlb_fill(struct accel_vcpu *h, enum access_type acc, uint64_t va
 
 	if (!page)
 		return NULL;
+	if (acc == ACC_WRITE && h->jit)
+		rv64_jit_code_written(h, page);
 	e = &h->tlb[acc][rv64_tlb_index(va)];
 	if (e->vpn != TLB_INVALID && e->vpn != va >> PAGE_SHIFT) {
 		struct tlb_entry *e1 = &h->tlb1[acc][rv64_tlb_index(va)];
@@ -255,6 +257,8 @@ static int phys_write(struct accel_vcpu *h, uint64_t pa, unsigned size, uint64_t
 	uint8_t *p = rv64_ram_ptr(map, pa, size);
 
 	if (p) {
+		if (h->jit)
+			rv64_jit_code_written(h, (const uint8_t *)((uintptr_t)p & ~(uintptr_t)PAGE_OFFSET_MASK));
 		memcpy(p, &val, size);
 		return 0;
 	}
