@@ -501,7 +501,10 @@ static int exec_system(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	if (FUNCT7(insn) == 0x09 && RD(insn) == 0) {	/* SFENCE.VMA */
 		if (h->priv == PRIV_U)
 			return rv64_illegal(h, insn);
-		rv64_tlb_flush(h);
+		if (RS1(insn))
+			rv64_tlb_flush_page(h, h->x[RS1(insn)]);
+		else
+			rv64_tlb_flush(h);
 		h->pc += len;
 		return EXEC_OK;
 	}

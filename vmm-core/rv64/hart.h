@@ -192,11 +192,22 @@ struct accel_vcpu {
 	uint16_t tlb_log[TLB_SLOTS];
 	unsigned tlb_n_log;
 	bool tlb_logged;
+	/*
+	 * The way-0 slots filled from a superpage since the last flush (both
+	 * ways of each are dropped by a one-page flush), unless there were
+	 * more than fit; walk_super: the last walk ended at a superpage.
+	 */
+	uint16_t tlb_super[64];
+	unsigned tlb_n_super;
+	bool tlb_super_over;
+	bool walk_super;
 	struct dc_entry dcache[DCACHE_SIZE];
 };
 
 /* mmu.c */
 void rv64_tlb_flush(struct accel_vcpu *h);
+/* SFENCE.VMA for one address: its page's entries, and those filled from superpages. */
+void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va);
 void rv64_tlb_select(struct accel_vcpu *h);
 /* Moves va's page from way 1 to way 0 if way 1 holds it: the host address of va, else NULL. */
 uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va);

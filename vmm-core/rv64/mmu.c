@@ -51,9 +51,17 @@ static void tlb_log(struct accel_vcpu *h, const struct tlb_entry *e)
 	const struct tlb_entry *way0 = &h->tlb_all[0][0][0], *way1 = &h->tlb_way1[0][0][0];
 	size_t i = e >= way1 ? (size_t)(e - way1) + TLB_SLOTS / 2 : (size_t)(e - way0);
 
-	/* A slot is logged once between flushes, so the log cannot fill up. */
-	if (e->vpn == TLB_INVALID && h->tlb_n_log < TLB_SLOTS)
+	if (e->vpn != TLB_INVALID)
+		return;
+	/*
+	 * A slot dropped between flushes (a one-page flush, a swap of the
+	 * ways, a page the translator watches) is logged again when filled
+	 * again: with the log full, the next flush clears everything.
+	 */
+	if (h->tlb_n_log < TLB_SLOTS)
 		h->tlb_log[h->tlb_n_log++] = (uint16_t)i;
+	else
+		h->tlb_logged = false;
 }
 
 void rv64_tlb_flush(struct accel_vcpu *h)
@@ -67,6 +75,32 @@ void rv64_tlb_flush(struct accel_vcpu *h)
 			tlb_slot(h, h->tlb_log[i])->vpn = TLB_INVALID;
 	}
 	h->tlb_n_log = 0;
+	h->tlb_n_super = 0;
+	h->tlb_super_over = false;
+}
+
+void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va)
+{
+	unsigned idx = rv64_tlb_index(va);
+
+	if (h->tlb_super_over) {
+		rv64_tlb_flush(h);
+		return;
+	}
+	for (unsigned m = 0; m < TLBM__MAX; m++) {
+		for (unsigned a = 0; a < ACC__MAX; a++) {
+			if (h->tlb_all[m][a][idx].vpn == va >> PAGE_SHIFT)
+				h->tlb_all[m][a][idx].vpn = TLB_INVALID;
+			if (h->tlb_way1[m][a][idx].vpn == va >> PAGE_SHIFT)
+				h->tlb_way1[m][a][idx].vpn = TLB_INVALID;
+		}
+	}
+	/* A superpage's entries are cached per 4 KiB page, any of which va may share it with. */
+	for (unsigned i = 0; i < h->tlb_n_super; i++) {
+		tlb_slot(h, h->tlb_super[i])->vpn = TLB_INVALID;
+		tlb_slot(h, h->tlb_super[i] + TLB_SLOTS / 2)->vpn = TLB_INVALID;
+	}
+	h->tlb_n_super = 0;
 }
 
 void rv64_tlb_select(struct accel_vcpu *h)
@@ -177,6 +211,7 @@ static int page_walk(struct accel_vcpu *h, uint64_t va, enum access_type acc, un
 		r = pte_update_ad(host_pte, pte, acc);
 		if (r < 0)
 			return r;
+		h->walk_super = level > 0;
 		*ret_pa = (ppn << PAGE_SHIFT) | (va & ((1ull << shift) - 1));
 		return 0;
 	}
@@ -190,6 +225,7 @@ static int translate(struct accel_vcpu *h, uint64_t va, enum access_type acc, ui
 	int r;
 
 	if (mode == SATP_MODE_BARE) {
+		h->walk_super = false;
 		*ret_pa = va;
 		return 0;
 	}
@@ -218,6 +254,12 @@ static uint8_t *tlb_fill(struct accel_vcpu *h, enum access_type acc, uint64_t va
 		*e1 = *e;
 	}
 	tlb_log(h, e);
+	if (h->walk_super) {
+		if (h->tlb_n_super < sizeof(h->tlb_super) / sizeof(h->tlb_super[0]))
+			h->tlb_super[h->tlb_n_super++] = (uint16_t)(e - &h->tlb_all[0][0][0]);
+		else
+			h->tlb_super_over = true;
+	}
 	e->vpn = va >> PAGE_SHIFT;
 	e->addend = (uintptr_t)page - (uintptr_t)(va - page_off);
 	return page + page_off;
