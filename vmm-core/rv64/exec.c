@@ -450,7 +450,12 @@ static int exec_misc_mem(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	case 0:	/* FENCE: guest memory is host memory, so a host fence orders it. */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		break;
-	case 1:	/* FENCE.I: decode cache entries check their bits at every fetch. */
+	case 1:
+		/*
+		 * FENCE.I: decode cache entries check their bits at every
+		 * fetch; translated blocks check theirs at their next entry.
+		 */
+		rv64_code_changed(h);
 		break;
 	default:
 		return rv64_illegal(h, insn);
@@ -496,7 +501,10 @@ static int exec_system(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	if (FUNCT7(insn) == 0x09 && RD(insn) == 0) {	/* SFENCE.VMA */
 		if (h->priv == PRIV_U)
 			return rv64_illegal(h, insn);
-		rv64_tlb_flush(h);
+		if (RS1(insn))
+			rv64_tlb_flush_page(h, h->x[RS1(insn)]);
+		else
+			rv64_tlb_flush(h);
 		h->pc += len;
 		return EXEC_OK;
 	}

@@ -33,6 +33,16 @@ enum access_type { ACC_READ, ACC_WRITE, ACC_FETCH, ACC__MAX };
  */
 enum tlb_mode { TLBM_U, TLBM_S, TLBM_S_SUM, TLBM__MAX };
 
+/* Entries of the TLB: two ways of every mode's and access's table. */
+#define TLB_SLOTS (2 * TLBM__MAX * ACC__MAX * TLB_SIZE)
+
+/*
+ * The TLB is two-way: an index holds the page used last there (way 0, the
+ * one the inline lookups try) and the one before it (way 1), so two hot
+ * pages 1 MiB apart do not evict each other at every turn. The slow paths
+ * look in way 1 before walking and swap a hit into way 0; translated code
+ * reads either.
+ */
 struct tlb_entry {
 	uint64_t vpn;		/* guest virtual page number, or TLB_INVALID */
 	uintptr_t addend;	/* host address = addend + guest virtual address */
@@ -121,6 +131,7 @@ struct accel_vcpu {
 	uint64_t pc;
 	unsigned priv;
 	struct tlb_entry (*tlb)[TLB_SIZE];	/* tlb_all[tlb mode of priv/SUM] */
+	struct tlb_entry (*tlb1)[TLB_SIZE];	/* tlb_way1[the same mode] */
 
 	const struct machine_map *map;
 	struct vcpu_exit *exit;
@@ -158,17 +169,48 @@ struct accel_vcpu {
 
 	/* The translator's cache, or NULL: the interpreter runs everything. */
 	struct rv64_jit *jit;
+	/*
+	 * Counts the events after which translated blocks compare their code
+	 * bytes with memory again (FENCE.I, a remote fence, a run's start but
+	 * after an SBI call, a store to a page the translator took code from):
+	 * a block runs without comparing while it was last checked in this
+	 * epoch.
+	 */
+	uint32_t code_epoch;
+	bool sbi_exit;		/* the last run ended in an SBI call */
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
+	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */
+	/*
+	 * Every TLB slot made valid since the last flush (as its index in
+	 * tlb_all seen as one array with tlb_way1 behind it), so a flush
+	 * clears those alone; tlb_logged is false until a first full clear.
+	 */
+	uint16_t tlb_log[TLB_SLOTS];
+	unsigned tlb_n_log;
+	bool tlb_logged;
+	/*
+	 * The way-0 slots filled from a superpage since the last flush (both
+	 * ways of each are dropped by a one-page flush), unless there were
+	 * more than fit; walk_super: the last walk ended at a superpage.
+	 */
+	uint16_t tlb_super[64];
+	unsigned tlb_n_super;
+	bool tlb_super_over;
+	bool walk_super;
 	struct dc_entry dcache[DCACHE_SIZE];
 };
 
 /* mmu.c */
 void rv64_tlb_flush(struct accel_vcpu *h);
+/* SFENCE.VMA for one address: its page's entries, and those filled from superpages. */
+void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va);
 void rv64_tlb_select(struct accel_vcpu *h);
+/* Moves va's page from way 1 to way 0 if way 1 holds it: the host address of va, else NULL. */
+uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va);
 uint8_t *rv64_ram_ptr(const struct machine_map *map, uint64_t gpa, uint64_t len);
 int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val);
 int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t val);
@@ -215,6 +257,20 @@ int rv64_jit_prepare(unsigned max_harts);
 int rv64_jit_create(struct rv64_jit **ret_jit);
 void rv64_jit_destroy(struct rv64_jit *jit);
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget);
+/*
+ * The hart is about to write the host page at page, through a TLB fill for
+ * writing or outside the TLB: if its translator took code from that page,
+ * the page stops being watched and every block checks its code again.
+ */
+void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page);
+/* Instructions retired in translated code so far (for tests). */
+uint64_t rv64_jit_insns(const struct rv64_jit *jit);
+
+/* Code may have changed in ways no store of this hart showed: check every block again. */
+static inline void rv64_code_changed(struct accel_vcpu *h)
+{
+	h->code_epoch++;
+}
 
 static inline unsigned rv64_tlb_index(uint64_t va)
 {

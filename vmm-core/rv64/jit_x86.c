@@ -12,14 +12,24 @@
  * block and is interpreted one instruction at a time, so the two always
  * agree on semantics.
  *
- * Blocks are looked up by guest virtual pc in a direct-mapped table. A block
- * starts by comparing the guest's code bytes, as mapped now, with the bytes
- * it was translated from: so, as with the interpreter's decode cache, no
- * store from any hart or device, no remapping and no FENCE.I can make it run
- * stale code, and nothing needs to be flushed when they happen.
+ * Blocks are looked up by guest virtual pc in a direct-mapped table. A
+ * block's full check compares the guest's code bytes, as mapped now, with
+ * the bytes it was translated from; a block that fails it is retired and
+ * translated again. The full check runs when the block's stamps, written at
+ * its translation and at its last full check, differ from now: the fetch
+ * addend (the host page its pc maps to) and the hart's code epoch. The
+ * epoch moves on FENCE.I, a remote fence, every start of a run but one
+ * after an SBI call (a pause, a WFI: a device or the VMM may have written
+ * memory meanwhile), and the hart's first store to a host page it took
+ * code from since: the hart keeps no write TLB entry for such a page, so
+ * that store goes through tlb_fill() and rv64_jit_code_written(). So
+ * remapping and the hart's own stores are seen at once, as before; other
+ * harts' and devices' writes after a FENCE.I (which RISC-V requires), a
+ * pause or a WFI.
  *
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
+ *   rbp  the blocks' stamps
  *   r12  instructions left in the budget (counts down; stop at <= 0)
  *   r13  fetch addend of the current code page (host = r13 + guest pc)
  *   r14  read TLB, r15 write TLB (fixed while translated code runs: the
@@ -32,9 +42,10 @@
  * translated (the dispatcher links such a jump the first time it is taken),
  * else to the lookup stub, which finds the next page in the fetch TLB and the
  * next block in the table and goes on there, or returns to C. A load or
- * store whose page is not in the TLB returns to C, which runs that one
- * instruction in the interpreter (filling the TLB or taking the trap); a
- * helper whose instruction trapped returns to C with pc at the handler.
+ * store tries way 0 of the TLB inline and way 1 out of line; a page in
+ * neither returns to C, which runs that one instruction in the interpreter
+ * (filling the TLB or taking the trap); a helper whose instruction trapped
+ * returns to C with pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
@@ -58,6 +69,11 @@
 #define MAP_BITS 17			/* every block of the buffer, by pc: 2^MAP_BITS entries */
 #define MAP_SIZE (1u << MAP_BITS)
 #define MAP_FULL (MAP_SIZE / 4 * 3)	/* entries used before the buffer is emptied */
+#define PAGES_BITS 14			/* the set of pages code was taken from */
+#define PAGES_SIZE (1u << PAGES_BITS)
+#define PAGES_FULL (PAGES_SIZE / 4 * 3)	/* slots used (with removed ones) before emptying */
+#define PAGE_GONE 1			/* a removed page's slot */
+#define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
@@ -70,6 +86,7 @@ enum jit_exit {
 	JIT_EXIT_STALE,		/* the block at h->pc no longer matches memory */
 	JIT_EXIT_HELPER,	/* a C helper returned h->jit_helper_r (a trap, say) */
 	JIT_EXIT_CHAIN,		/* go on at h->pc, and link the jump at h->jit_site to it */
+	JIT_EXIT_VERIFIED,	/* the block at h->jit_site still matches memory: stamp it */
 };
 
 /* Pseudo-op for scan(): a floating-point instruction, run by jit_fp(). */
@@ -101,6 +118,27 @@ struct rv64_jit {
 	 */
 	struct jit_entry map[MAP_SIZE];
 	unsigned map_used;
+	/*
+	 * Host pages blocks were translated or checked from since: the hart
+	 * has no write TLB entry for any of them, so its first store to one
+	 * goes through tlb_fill() and rv64_jit_code_written(). Open
+	 * addressing; 0 empty, PAGE_GONE removed.
+	 */
+	uintptr_t pages[PAGES_SIZE];
+	unsigned pages_used;
+	uint32_t last_epoch;	/* h->code_epoch as the dispatcher last saw it */
+	/*
+	 * Each block's stamps, read by its entry through rbp: the fetch
+	 * addend and the epoch of its last full check. Data, not code, so
+	 * stamping a block does not rewrite code the host CPU may be running.
+	 */
+	struct jit_stamp {
+		uint64_t addend;
+		uint32_t epoch;
+		uint32_t unused;
+	} stamps[STAMPS];
+	unsigned n_stamps;
+	uint64_t insns;		/* retired in translated code */
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
@@ -115,9 +153,17 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
+#define OFF_EPOCH ((int32_t)offsetof(struct accel_vcpu, code_epoch))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
-/* A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp right after. */
+/* From an entry of way 0 to the same entry of way 1. */
+#define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
+/*
+ * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
+ * right after. Then cmp r13, [rbp + disp32], the disp32 (its stamp's
+ * offset) at ENTRY_STAMP_AT.
+ */
 #define GUARD_PATCH_AT 10
+#define ENTRY_STAMP_AT 13
 
 /*
  * Called from translated code (System V ABI, rsp 16-aligned there) for a
@@ -320,7 +366,7 @@ static void set_site(struct emit *e, size_t off)
 static void emit_stubs(struct rv64_jit *j)
 {
 	struct emit e = { .buf = j->rw, .pos = 0, .end = CODE_SIZE };
-	size_t miss1, miss2;
+	size_t way1, found, miss1, miss2;
 
 	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
 	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
@@ -328,6 +374,8 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
 	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
 	EMIT(&e, 0x49, 0x89, 0xd5);		/* mov r13, rdx */
+	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
+	b8(&e, (uint64_t)(uintptr_t)j->stamps);
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
 	EMIT(&e, 0x4d, 0x8d, 0xbe);		/* lea r15, [r14 + TLB_BYTES] */
@@ -353,9 +401,10 @@ static void emit_stubs(struct rv64_jit *j)
 	modrm_rbx(&e, RDI, OFF_TLB);
 	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
-	miss1 = jcc(&e, CC_NE, 0);
+	way1 = jcc(&e, CC_NE, 0);
 	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
+	found = e.pos;
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -366,6 +415,15 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x3b, 0x04, 0x0a);	/* cmp rax, [rdx + rcx] */
 	miss2 = jcc(&e, CC_NE, 0);
 	EMIT(&e, 0xff, 0x64, 0x0a, 0x08);	/* jmp [rdx + rcx + 8] */
+
+	/* Not in way 0 of the fetch TLB: way 1. */
+	patch(&e, way1, e.pos);
+	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB way 1] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1));
+	miss1 = jcc(&e, CC_NE, 0);
+	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB way 1 + 8] */
+	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1 + 8));
+	jmp(&e, found);
 
 	/* rax = next pc, not in the TLB or table (or the budget ran out): back to C. */
 	j->exit_pc = e.pos;
@@ -386,6 +444,9 @@ struct cold_site {
 	uint64_t pc;
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
+	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
+	bool write;		/* ... of the write TLB (r15), else the read TLB (r14) */
+	size_t resume;
 };
 
 struct block {
@@ -407,6 +468,7 @@ struct block {
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
 	struct emit *e = &b->e;
+	struct cold_site *c;
 
 	load_x(e, RAX, d->rs1);
 	if (d->imm) {
@@ -424,10 +486,28 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
 	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
 	EMIT(e, 0x49, 0x3b, 0x0c, write ? 0x17 : 0x16);	/* cmp rcx, [r15/r14 + rdx] */
-	b->cold[b->n_cold++] = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n,
+	c = &b->cold[b->n_cold++];
+	*c = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
 	};
 	EMIT(e, 0x49, 0x8b, 0x4c, write ? 0x17 : 0x16, 0x08);	/* mov rcx, [r15/r14 + rdx + 8] */
+	c->resume = e->pos;
+}
+
+/* A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them), else the interpreter. */
+static void emit_tlb_way1(struct block *b, const struct cold_site *c)
+{
+	struct emit *e = &b->e;
+	uint8_t sib = c->write ? 0x17 : 0x16;
+	size_t miss;
+
+	EMIT(e, 0x49, 0x3b, 0x8c, sib);		/* cmp rcx, [r15/r14 + rdx + way 1] */
+	b4(e, (uint32_t)TLB_WAY1);
+	miss = jcc(e, CC_NE, 0);
+	EMIT(e, 0x49, 0x8b, 0x8c, sib);		/* mov rcx, [r15/r14 + rdx + way 1 + 8] */
+	b4(e, (uint32_t)(TLB_WAY1 + 8));
+	jmp(e, c->resume);
+	patch(e, miss, e->pos);
 }
 
 static void emit_load(struct block *b, const struct dc_entry *d)
@@ -964,17 +1044,39 @@ static bool is_control(unsigned op)
 }
 
 /*
- * The guard at a block's start: compare the code bytes [pc, pc + len) as
- * mapped now (r13 + pc) with those translated, else exit stale.
+ * The check at a block's start: it runs as translated while the fetch
+ * addend in r13 and the hart's code epoch are those of its last check;
+ * else to the full check at *ret_verify_jcc (two jumps).
  */
-static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t len,
-		       size_t *ret_stale_jcc, size_t *n_stale)
+static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
+{
+	struct emit *e = &b->e;
+	uint32_t disp = slot * (uint32_t)sizeof(struct jit_stamp);
+
+	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
+	b8(e, pc);
+	EMIT(e, 0x4c, 0x3b, 0xad);		/* cmp r13, [rbp + disp32]: the addend */
+	b4(e, disp);
+	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
+	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
+	b4(e, (uint32_t)OFF_EPOCH);
+	EMIT(e, 0x3b, 0x8d);			/* cmp ecx, [rbp + disp32 + 8]: the epoch */
+	b4(e, disp + 8);
+	ret_verify_jcc[1] = jcc(e, CC_NE, 0);
+}
+
+/*
+ * The full check, out of line, with rax = pc: compare the code bytes
+ * [pc, pc + len) as mapped now (r13 + pc) with those translated; a
+ * mismatch jumps to the stale exit, a match asks the dispatcher to stamp
+ * the block.
+ */
+static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_t *code,
+			size_t len, size_t *ret_stale_jcc, size_t *n_stale)
 {
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
-	b8(e, pc);
 	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
 	while (off < len) {
 		uint64_t v = 0;
@@ -1002,6 +1104,8 @@ static void emit_guard(struct block *b, uint64_t pc, const uint8_t *code, size_t
 		}
 		ret_stale_jcc[(*n_stale)++] = jcc(e, CC_NE, 0);
 	}
+	set_site(e, start);
+	exit_at(e, b->j, pc, 0, JIT_EXIT_VERIFIED);
 }
 
 /* The map's entry for pc, or the empty one where it would go. */
@@ -1022,6 +1126,9 @@ static void flush_all(struct rv64_jit *j)
 	for (size_t i = 0; i < MAP_SIZE; i++)
 		j->map[i] = (struct jit_entry){ .pc = 1, .code = NULL };
 	j->map_used = 0;
+	memset(j->pages, 0, sizeof(j->pages));
+	j->pages_used = 0;
+	j->n_stamps = 0;
 	j->used = j->fixed;
 }
 
@@ -1078,10 +1185,11 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 }
 
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
-static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code,
+				uint32_t epoch)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
-	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start;
+	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify[2];
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
@@ -1091,12 +1199,16 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
 		return NULL;
-	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL)
+	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL ||
+	    j->n_stamps >= STAMPS)
 		flush_all(j);
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
-	emit_guard(b, pc, code, len, stale, &n_stale);
+	j->stamps[j->n_stamps] = (struct jit_stamp){
+		.addend = (uint64_t)((uintptr_t)code - (uintptr_t)pc), .epoch = epoch,
+	};
+	emit_entry(b, pc, j->n_stamps++, verify);
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
@@ -1140,6 +1252,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		const struct cold_site *c = &b->cold[i];
 
 		patch(&b->e, c->jcc_at, b->e.pos);
+		if (c->tlb)
+			emit_tlb_way1(b, c);
 		if (c->helper) {
 			charge(&b->e, c->done);
 			leave(&b->e, j->epilogue, JIT_EXIT_HELPER);
@@ -1154,6 +1268,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		set_site(&b->e, b->chain[i]);
 		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
+	/* The full check, when the entry's stamps do not match. */
+	patch(&b->e, verify[0], b->e.pos);
+	patch(&b->e, verify[1], b->e.pos);
+	emit_verify(b, start, pc, code, len, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
@@ -1194,16 +1312,103 @@ static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
 }
 
-/* The block at pc: from the map into the table, else translated now. */
-static const uint8_t *find(struct rv64_jit *j, uint64_t pc, const uint8_t *code)
+/* The slot of page in the set of code pages, or the free one where it would go. */
+static uintptr_t *page_slot(struct rv64_jit *j, uintptr_t page, bool for_insert)
 {
+	size_t i = (size_t)(((uint64_t)page >> PAGE_SHIFT) * 0x9e3779b97f4a7c15ull >> (64 - PAGES_BITS));
+	uintptr_t *gone = NULL;
+
+	while (j->pages[i] != page && j->pages[i] != 0) {
+		if (j->pages[i] == PAGE_GONE && !gone)
+			gone = &j->pages[i];
+		i = (i + 1) & (PAGES_SIZE - 1);
+	}
+	if (j->pages[i] == 0 && for_insert && gone)
+		return gone;
+	return &j->pages[i];
+}
+
+/*
+ * Code from the host page at page is translated or checked: watch the
+ * page, and drop the hart's write TLB entries for it so that its next
+ * store there comes through rv64_jit_code_written().
+ */
+static void watch_page(struct accel_vcpu *h, uintptr_t page)
+{
+	struct rv64_jit *j = h->jit;
+	uintptr_t *slot = page_slot(j, page, true);
+
+	if (*slot == page)
+		return;
+	j->pages_used += *slot == 0;
+	*slot = page;
+	for (unsigned m = 0; m < TLBM__MAX; m++) {
+		for (unsigned i = 0; i < TLB_SIZE; i++) {
+			struct tlb_entry *e0 = &h->tlb_all[m][ACC_WRITE][i];
+			struct tlb_entry *e1 = &h->tlb_way1[m][ACC_WRITE][i];
+
+			if (e0->vpn != TLB_INVALID && e0->addend + (e0->vpn << PAGE_SHIFT) == page)
+				e0->vpn = TLB_INVALID;
+			if (e1->vpn != TLB_INVALID && e1->addend + (e1->vpn << PAGE_SHIFT) == page)
+				e1->vpn = TLB_INVALID;
+		}
+	}
+}
+
+void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page)
+{
+	struct rv64_jit *j = h->jit;
+	uintptr_t *slot;
+
+	if (!j || j->pages_used == 0)
+		return;
+	slot = page_slot(j, (uintptr_t)page, false);
+	if (*slot != (uintptr_t)page)
+		return;
+	*slot = PAGE_GONE;
+	rv64_code_changed(h);
+}
+
+/* The block at pc: from the map into the table, else translated now. */
+static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *code)
+{
+	struct rv64_jit *j = h->jit;
 	const struct jit_entry *me = map_slot(j, pc);
+	const uint8_t *block;
 
 	if (me->pc == pc && me->code) {
 		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
 		return me->code;
 	}
-	return translate(j, pc, code);
+	if (j->pages_used >= PAGES_FULL)
+		flush_all(j);
+	block = translate(j, pc, code, h->code_epoch);
+	if (block)
+		watch_page(h, (uintptr_t)code - (pc & PAGE_OFFSET_MASK));
+	return block;
+}
+
+/*
+ * The block at offset off (for pc) matched memory in its full check: stamp
+ * it with the fetch addend and the epoch it was checked in, and watch its
+ * page again.
+ */
+static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
+{
+	struct rv64_jit *j = h->jit;
+	const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
+	uint32_t disp;
+
+	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
+	if (j->rw[off + GUARD_PATCH_AT] != 0x4c || fe->vpn != pc >> PAGE_SHIFT)
+		return;
+	memcpy(&disp, j->rw + off + ENTRY_STAMP_AT, 4);
+	if (disp / sizeof(struct jit_stamp) >= STAMPS)
+		return;
+	j->stamps[disp / sizeof(struct jit_stamp)] = (struct jit_stamp){
+		.addend = fe->addend, .epoch = h->code_epoch,
+	};
+	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
 }
 
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
@@ -1214,16 +1419,22 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 	uint64_t link_gen = 0;
 	int r;
 
+	/* A stamp is 32 bits: once the epoch wraps, an old one could match again. */
+	if (unlikely(h->code_epoch < j->last_epoch))
+		flush_all(j);
+	j->last_epoch = h->code_epoch;
 	while (left > 0) {
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
 
+		if (unlikely(fe->vpn != pc >> PAGE_SHIFT))
+			rv64_tlb_promote(h, ACC_FETCH, pc);	/* way 1 into fe, if there */
 		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 
 			code = te->pc == pc ? te->code
-					    : find(j, pc, (const uint8_t *)(fe->addend + pc));
+					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
 			/* Same page as the jump's block (emit_goto()), so the same r13. */
@@ -1239,6 +1450,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			done = (uint64_t)(left - h->jit_left);
 			h->cycle += done;
 			h->instret += done;
+			j->insns += done;
 			left = h->jit_left;
 			if (r == JIT_EXIT_NORMAL)
 				continue;
@@ -1249,6 +1461,10 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			}
 			if (r == JIT_EXIT_STALE) {
 				retire(j, h->pc, h->jit_site);
+				continue;
+			}
+			if (r == JIT_EXIT_VERIFIED) {
+				stamp(h, h->pc, h->jit_site);
 				continue;
 			}
 			if (r == JIT_EXIT_HELPER) {
@@ -1274,6 +1490,11 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			return r;
 	}
 	return EXEC_OK;
+}
+
+uint64_t rv64_jit_insns(const struct rv64_jit *j)
+{
+	return j->insns;
 }
 
 /* ---- lifetime ---- */

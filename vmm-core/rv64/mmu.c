@@ -4,6 +4,7 @@
  * access: TLB refill, MMIO, accesses that cross a page.
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "hart.h"
 
@@ -31,9 +32,75 @@ static const uint8_t access_fault_cause[ACC__MAX] = {
 	[ACC_FETCH] = CAUSE_FETCH_ACCESS,
 };
 
+_Static_assert(offsetof(struct accel_vcpu, tlb_way1) ==
+	       offsetof(struct accel_vcpu, tlb_all) + sizeof(((struct accel_vcpu *)0)->tlb_all),
+	       "way 1 of a table sits one tlb_all further on");
+_Static_assert(TLB_SLOTS <= UINT16_MAX, "a TLB slot's number fits the log");
+
+/* Slot i of the log's numbering: tlb_all's entries, then tlb_way1's. */
+static struct tlb_entry *tlb_slot(struct accel_vcpu *h, unsigned i)
+{
+	if (i < TLB_SLOTS / 2)
+		return &(&h->tlb_all[0][0][0])[i];
+	return &(&h->tlb_way1[0][0][0])[i - TLB_SLOTS / 2];
+}
+
+/* e (of either way) is about to become valid: remember it for the next flush. */
+static void tlb_log(struct accel_vcpu *h, const struct tlb_entry *e)
+{
+	const struct tlb_entry *way0 = &h->tlb_all[0][0][0], *way1 = &h->tlb_way1[0][0][0];
+	size_t i = e >= way1 ? (size_t)(e - way1) + TLB_SLOTS / 2 : (size_t)(e - way0);
+
+	if (e->vpn != TLB_INVALID)
+		return;
+	/*
+	 * A slot dropped between flushes (a one-page flush, a swap of the
+	 * ways, a page the translator watches) is logged again when filled
+	 * again: with the log full, the next flush clears everything.
+	 */
+	if (h->tlb_n_log < TLB_SLOTS)
+		h->tlb_log[h->tlb_n_log++] = (uint16_t)i;
+	else
+		h->tlb_logged = false;
+}
+
 void rv64_tlb_flush(struct accel_vcpu *h)
 {
-	memset(h->tlb_all, 0xff, sizeof(h->tlb_all));
+	if (!h->tlb_logged) {
+		memset(h->tlb_all, 0xff, sizeof(h->tlb_all));
+		memset(h->tlb_way1, 0xff, sizeof(h->tlb_way1));
+		h->tlb_logged = true;
+	} else {
+		for (unsigned i = 0; i < h->tlb_n_log; i++)
+			tlb_slot(h, h->tlb_log[i])->vpn = TLB_INVALID;
+	}
+	h->tlb_n_log = 0;
+	h->tlb_n_super = 0;
+	h->tlb_super_over = false;
+}
+
+void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va)
+{
+	unsigned idx = rv64_tlb_index(va);
+
+	if (h->tlb_super_over) {
+		rv64_tlb_flush(h);
+		return;
+	}
+	for (unsigned m = 0; m < TLBM__MAX; m++) {
+		for (unsigned a = 0; a < ACC__MAX; a++) {
+			if (h->tlb_all[m][a][idx].vpn == va >> PAGE_SHIFT)
+				h->tlb_all[m][a][idx].vpn = TLB_INVALID;
+			if (h->tlb_way1[m][a][idx].vpn == va >> PAGE_SHIFT)
+				h->tlb_way1[m][a][idx].vpn = TLB_INVALID;
+		}
+	}
+	/* A superpage's entries are cached per 4 KiB page, any of which va may share it with. */
+	for (unsigned i = 0; i < h->tlb_n_super; i++) {
+		tlb_slot(h, h->tlb_super[i])->vpn = TLB_INVALID;
+		tlb_slot(h, h->tlb_super[i] + TLB_SLOTS / 2)->vpn = TLB_INVALID;
+	}
+	h->tlb_n_super = 0;
 }
 
 void rv64_tlb_select(struct accel_vcpu *h)
@@ -43,6 +110,21 @@ void rv64_tlb_select(struct accel_vcpu *h)
 	if (h->priv == PRIV_S)
 		mode = (h->sstatus & SSTATUS_SUM) ? TLBM_S_SUM : TLBM_S;
 	h->tlb = h->tlb_all[mode];
+	h->tlb1 = h->tlb_way1[mode];
+}
+
+uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va)
+{
+	unsigned i = rv64_tlb_index(va);
+	struct tlb_entry *e0 = &h->tlb[acc][i], *e1 = &h->tlb1[acc][i], t;
+
+	if (e1->vpn != va >> PAGE_SHIFT)
+		return NULL;
+	tlb_log(h, e0);
+	t = *e0;
+	*e0 = *e1;
+	*e1 = t;
+	return (uint8_t *)(e0->addend + (uintptr_t)va);
 }
 
 /* Host address of guest-physical [gpa, gpa + len) if it lies in one RAM range. */
@@ -129,6 +211,7 @@ static int page_walk(struct accel_vcpu *h, uint64_t va, enum access_type acc, un
 		r = pte_update_ad(host_pte, pte, acc);
 		if (r < 0)
 			return r;
+		h->walk_super = level > 0;
 		*ret_pa = (ppn << PAGE_SHIFT) | (va & ((1ull << shift) - 1));
 		return 0;
 	}
@@ -142,6 +225,7 @@ static int translate(struct accel_vcpu *h, uint64_t va, enum access_type acc, ui
 	int r;
 
 	if (mode == SATP_MODE_BARE) {
+		h->walk_super = false;
 		*ret_pa = va;
 		return 0;
 	}
@@ -160,7 +244,22 @@ static uint8_t *tlb_fill(struct accel_vcpu *h, enum access_type acc, uint64_t va
 
 	if (!page)
 		return NULL;
+	if (acc == ACC_WRITE && h->jit)
+		rv64_jit_code_written(h, page);
 	e = &h->tlb[acc][rv64_tlb_index(va)];
+	if (e->vpn != TLB_INVALID && e->vpn != va >> PAGE_SHIFT) {
+		struct tlb_entry *e1 = &h->tlb1[acc][rv64_tlb_index(va)];
+
+		tlb_log(h, e1);
+		*e1 = *e;
+	}
+	tlb_log(h, e);
+	if (h->walk_super) {
+		if (h->tlb_n_super < sizeof(h->tlb_super) / sizeof(h->tlb_super[0]))
+			h->tlb_super[h->tlb_n_super++] = (uint16_t)(e - &h->tlb_all[0][0][0]);
+		else
+			h->tlb_super_over = true;
+	}
 	e->vpn = va >> PAGE_SHIFT;
 	e->addend = (uintptr_t)page - (uintptr_t)(va - page_off);
 	return page + page_off;
@@ -200,6 +299,8 @@ static int phys_write(struct accel_vcpu *h, uint64_t pa, unsigned size, uint64_t
 	uint8_t *p = rv64_ram_ptr(map, pa, size);
 
 	if (p) {
+		if (h->jit)
+			rv64_jit_code_written(h, (const uint8_t *)((uintptr_t)p & ~(uintptr_t)PAGE_OFFSET_MASK));
 		memcpy(p, &val, size);
 		return 0;
 	}
@@ -250,6 +351,12 @@ int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *r
 			*ret_val = v;
 		return r;
 	}
+	p = rv64_tlb_promote(h, ACC_READ, va);
+	if (p) {
+		memcpy(&v, p, size);
+		*ret_val = v;
+		return 0;
+	}
 	cause = translate(h, va, ACC_READ, &pa);
 	if (cause)
 		return rv64_exception(h, cause, va);
@@ -271,6 +378,11 @@ int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t v
 
 	if ((va & PAGE_OFFSET_MASK) + size > PAGE_SIZE)
 		return access_split(h, va, size, ACC_WRITE, &val);
+	p = rv64_tlb_promote(h, ACC_WRITE, va);
+	if (p) {
+		memcpy(p, &val, size);
+		return 0;
+	}
 	cause = translate(h, va, ACC_WRITE, &pa);
 	if (cause)
 		return rv64_exception(h, cause, va);
@@ -290,6 +402,8 @@ static int fetch_parcel(struct accel_vcpu *h, uint64_t va, uint16_t *ret_parcel)
 	uint64_t pa;
 	int cause;
 
+	if (!p)
+		p = rv64_tlb_promote(h, ACC_FETCH, va);
 	if (!p) {
 		cause = translate(h, va, ACC_FETCH, &pa);
 		if (cause)
@@ -336,6 +450,8 @@ int rv64_amo_ptr(struct accel_vcpu *h, uint64_t va, unsigned size, bool is_lr, v
 	if (va & (size - 1))
 		return rv64_exception(h, is_lr ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, va);
 	p = rv64_tlb_lookup(h, acc, va, size);
+	if (!p)
+		p = rv64_tlb_promote(h, acc, va);
 	if (!p) {
 		cause = translate(h, va, acc, &pa);
 		if (cause)

@@ -190,6 +190,7 @@ static inline uint32_t enc_j(unsigned rd, int32_t imm)
 #define SRET 0x10200073u
 #define WFI 0x10500073u
 #define SFENCE_VMA 0x12000073u
+#define SFENCE_VMA_ADDR(a) (0x12000073u | (uint32_t)(a) << 15)
 #define FENCE_I 0x0000100fu
 #define FENCE_RW 0x0ff0000fu
 #define NOP ADDI(0, 0, 0)

@@ -1378,13 +1378,24 @@ Test(rv64_jit, jalr_with_rd_equal_to_rs1)
 	jalr_same_reg(false);
 }
 
+/* A pause: kicked, the hart leaves its next run at once. */
+static void pause_hart(struct tmachine *t)
+{
+	struct vcpu_exit e = { 0 };
+
+	t->ops->vcpu_kick(t->cpu);
+	cr_assert_eq(t->ops->vcpu_run(t->cpu, &e), 0);
+	cr_assert_eq(e.reason, VCPU_EXIT_KICK);
+}
+
 /*
  * A subroutine runs (and is translated) three times; the program then
  * rewrites its second instruction with an ordinary store, no FENCE.I, and
- * calls it again: the new instruction must run. The first store to the
- * code page warms the write TLB, so the rewriting store itself takes the
- * translated fast path. Then the same with compressed code and a halfword
- * store, and with the test thread rewriting code between two runs.
+ * calls it again: the new instruction must run. A first store to the code
+ * page would warm the write TLB for the rewriting store, if the translator
+ * let it keep an entry for a page it took code from. Then the same with
+ * compressed code and a halfword
+ * store, and with the test thread rewriting code while the hart is paused.
  */
 static void rewrite_later_block(bool jit)
 {
@@ -1425,7 +1436,12 @@ static void rewrite_later_block(bool jit)
 		     (unsigned long long)s.x[A0]);
 	cr_expect_eq(s.x[A1], 3 * 3 + 1 + 20, "%s: a1 %llu", engine_name(jit),
 		     (unsigned long long)s.x[A1]);
-	/* The test thread rewrites the first instruction; the hart runs it without a fence. */
+	/*
+	 * The test thread, as a device or a debugger would while the hart is
+	 * paused, rewrites the first instruction; the hart runs it without a
+	 * fence.
+	 */
+	pause_hart(&tm);
 	memcpy(tm_host(&tm, sub), &(uint32_t){ ADDI(A0, A0, 1000) }, 4);
 	s = run_to_ecall(&tm, jit);
 	cr_expect_eq(s.x[A0], 110 + 1000 + 100, "%s: a0 %llu after the host's rewrite",
@@ -1723,23 +1739,23 @@ Test(rv64_jit, fp_trap_in_mid_block)
 }
 
 /*
- * Proof that translated code runs at all. A store rewriting a later
- * instruction of the block it sits in, with no FENCE.I, may or may not be
- * seen (RISC-V leaves that open): the interpreter, checking the bits at
- * every fetch, sees it; the translator, which checks them once at block
- * entry, runs the block as translated. If this starts to fail on the
- * translator side, either the translator now notices such stores (update
- * this test) or translated code is not running (find out why).
+ * A store rewriting a later instruction of the block it sits in, with no
+ * FENCE.I: RISC-V leaves open whether it is seen, and both engines see it.
+ * The interpreter checks the bits at every fetch; the translator's hart
+ * keeps no write TLB entry for a page it took code from, so the store
+ * leaves the block through the interpreter and what follows is checked
+ * again. The instructions after it run translated: the proof that the
+ * translator was there at all.
  */
-Test(rv64_jit, same_block_rewrite_tells_the_engines_apart)
+Test(rv64_jit, same_block_rewrite_is_seen_by_both_engines)
 {
 	for (int jit = 1; jit >= 0; jit--) {
 		struct vcpu_state s;
 
 		tm_init_engine(&tm, jit);
 		start_at(&tm, CODE);
-		emit(&tm, SD(S0, ZERO, 0x400));	/* 0x00: warms the write TLB of this page */
-		emit(&tm, SW(S0, S2, 0x0c));	/* 0x04: rewrites 0x0c, fast path */
+		emit(&tm, SD(S0, ZERO, 0x400));	/* 0x00: a store to this page */
+		emit(&tm, SW(S0, S2, 0x0c));	/* 0x04: rewrites 0x0c */
 		emit(&tm, ADDI(A2, A2, 1));	/* 0x08 */
 		emit(&tm, ADDI(A0, ZERO, 1));	/* 0x0c: becomes addi a0, zero, 2 */
 		emit(&tm, ECALL);
@@ -1747,9 +1763,11 @@ Test(rv64_jit, same_block_rewrite_tells_the_engines_apart)
 		set_reg(&tm, S0, CODE);
 		set_reg(&tm, S2, ADDI(A0, ZERO, 2));
 		s = run_to_ecall(&tm, jit);
-		cr_expect_eq(s.x[A0], jit ? 1 : 2, "%s: a0 %llu", engine_name(jit),
+		cr_expect_eq(s.x[A0], 2, "%s: a0 %llu", engine_name(jit),
 			     (unsigned long long)s.x[A0]);
 		cr_expect_eq(s.instret, 5, "%s", engine_name(jit));
+		if (jit)
+			cr_expect_geq(rv64_jit_insns(tm.cpu->jit), 2, "nothing ran translated");
 		tm_fini(&tm);
 	}
 }

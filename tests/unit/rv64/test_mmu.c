@@ -246,6 +246,106 @@ Test(rv64_mmu, sfence_vma_drops_stale_translations)
 	cr_expect_eq(reg(&tm, A4), 0xa17);
 }
 
+/*
+ * Two pages one TLB index apart (1 MiB) are used in turn: both stay cached
+ * (the TLB's two ways) and read and write their own frames. Then both are
+ * remapped and one SFENCE.VMA must drop both ways.
+ */
+Test(rv64_mmu, pages_sharing_a_tlb_index_and_a_flush_of_both_ways)
+{
+	uint64_t far = VA + (256ull << 12);
+	unsigned rounds = 100;
+
+	tm_poke64(&tm, L0 + 8 * 256, pte(frame(PG_ALT), PTE_V | PTE_R | PTE_W | PTE_A | PTE_D));
+	tm_poke64(&tm, frame(PG_ALT), 0xa17);
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	set_reg(&tm, A3, far);
+	set_reg(&tm, A2, L0);
+	set_reg(&tm, A5, L0 + 8 * 256);
+	set_reg(&tm, T1, rounds);
+	set_reg(&tm, S1, pte(frame(PG_RO), PTE_V | PTE_R | PTE_A));
+	set_reg(&tm, S2, pte(frame(PG_NOEXEC), PTE_V | PTE_R | PTE_A));
+	emit(&tm, LD(A0, A1, 0));		/* loop */
+	emit(&tm, ADD(S3, S3, A0));
+	emit(&tm, LD(A4, A3, 0));
+	emit(&tm, ADD(S3, S3, A4));
+	emit(&tm, SD(A3, S3, 8));
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -24));
+	emit(&tm, SD(A2, S1, 0));		/* VA to another frame */
+	emit(&tm, SD(A5, S2, 0));		/* and the far page */
+	emit(&tm, SFENCE_VMA);
+	emit(&tm, LD(A0, A1, 0));
+	emit(&tm, LD(A4, A3, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, S3), rounds * (0x1000ull + PG_RW + 0xa17));
+	cr_expect_eq(tm_peek64(&tm, frame(PG_ALT) + 8), reg(&tm, S3), "the far page's store");
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RO, "way 0 or 1 kept the old VA mapping");
+	cr_expect_eq(reg(&tm, A4), 0x1000 + PG_NOEXEC, "way 0 or 1 kept the old far mapping");
+}
+
+/*
+ * SFENCE.VMA with an address: the page's own entry goes, and so does every
+ * entry filled from a superpage, even for another 4 KiB page of it than
+ * the one named.
+ */
+Test(rv64_mmu, sfence_vma_of_one_address)
+{
+	uint64_t super = VA + (2ull << 20);
+
+	tm_poke64(&tm, L1 + 8, pte(FRAMES, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D));
+	tm_poke64(&tm, frame(PG_ALT), 0xa17);
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	set_reg(&tm, A3, super);
+	set_reg(&tm, A2, L0);
+	set_reg(&tm, A5, L1 + 8);
+	set_reg(&tm, T2, super + 5 * 4096);
+	set_reg(&tm, S1, pte(frame(PG_ALT), PTE_V | PTE_R | PTE_A));
+	emit(&tm, LD(A0, A1, 0));		/* caches VA */
+	emit(&tm, LD(A4, A3, 0));		/* caches the superpage's first page */
+	emit(&tm, SD(A2, S1, 0));		/* VA to another frame */
+	emit(&tm, SD(A5, ZERO, 0));		/* the superpage gone */
+	emit(&tm, SFENCE_VMA_ADDR(A1));
+	emit(&tm, SFENCE_VMA_ADDR(T2));		/* another page of the superpage */
+	emit(&tm, LD(S3, A1, 0));
+	emit(&tm, LD(S4, A3, 0));		/* faults */
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RW);
+	cr_expect_eq(reg(&tm, A4), 0x1000);
+	cr_expect_eq(reg(&tm, S3), 0xa17, "VA's old entry survived SFENCE.VMA of VA");
+	expect_fault(13, super);
+}
+
+/*
+ * A page flushed alone and refilled more times than the TLB has slots,
+ * then remapped: a full SFENCE.VMA must still drop its entry.
+ */
+Test(rv64_mmu, full_flush_after_many_one_page_flushes)
+{
+	tm_poke64(&tm, frame(PG_ALT), 0xa17);
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	set_reg(&tm, A3, VA + PG_RO * 4096);
+	set_reg(&tm, A2, L0 + PG_RO * 8);
+	set_reg(&tm, T1, 6000);
+	set_reg(&tm, S1, pte(frame(PG_ALT), PTE_V | PTE_R | PTE_A));
+	emit(&tm, LD(A0, A1, 0));		/* loop */
+	emit(&tm, SFENCE_VMA_ADDR(A1));
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -12));
+	emit(&tm, LD(A0, A3, 0));		/* a slot not filled before */
+	emit(&tm, SD(A2, S1, 0));		/* its page to another frame */
+	emit(&tm, SFENCE_VMA);
+	emit(&tm, LD(A4, A3, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, A0), 0x1000 + PG_RO);
+	cr_expect_eq(reg(&tm, A4), 0xa17, "a stale entry outlived SFENCE.VMA");
+}
+
 Test(rv64_mmu, remote_flush_takes_effect_on_next_run)
 {
 	start(8, ROOT);
