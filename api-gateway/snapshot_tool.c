@@ -34,6 +34,7 @@
 #include "chunk.h"
 #include "chunk_json.h"
 #include "cleanup.h"
+#include "digest.h"
 #include "disk_checkpoint.h"
 #include "layout.h"
 #include "snapshot_dir.h"
@@ -502,6 +503,11 @@ int main(int argc, char **argv)
 			      strcmp(argv[i], "check"))) {
 		usage(stderr);
 		return 2;
+	}
+	if (digest_init() < 0) {
+		fprintf(stderr, "cloister-snapshot: OpenSSL cannot provide %s\n", DIGEST_NAME);
+		sodium_memzero(key, sizeof(key));
+		return 1;
 	}
 	if (!snap_load(argv[i + 1], &s)) {
 		r = 1;

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	meson ninja-build pkg-config gcc libc6-dev
 	libseccomp-dev libcap-ng-dev protobuf-c-compiler libprotobuf-c-dev
-	libjson-c-dev libsodium-dev libzstd-dev libcriterion-dev libfdt-dev libcurl4-openssl-dev
+	libjson-c-dev libsodium-dev libssl-dev libzstd-dev libcriterion-dev libfdt-dev libcurl4-openssl-dev
 	gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
 	python3 python3-pytest python3-jsonschema python3-yaml curl gdb procps strace clang libclang-rt-14-dev
 	qemu-system-misc opensbi

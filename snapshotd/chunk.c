@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <zstd.h>
 
+#include "digest.h"
 #include "errmsg.h"
 #include "io.h"
 
@@ -72,11 +73,6 @@ void chunk_set_release(struct chunk_set *s)
 	ZSTD_freeCCtx(s->cctx);
 	ZSTD_freeDCtx(s->dctx);
 	s->cctx = s->dctx = NULL;
-}
-
-static void digest(const uint8_t *buf, size_t len, uint8_t out[CHUNK_DIGEST_BYTES])
-{
-	crypto_generichash(out, CHUNK_DIGEST_BYTES, buf, len, NULL, 0);
 }
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -174,7 +170,9 @@ static int save_chunk(struct chunk_set *s, size_t i, size_t k, int memfd, int ou
 	if (all_zero(s->plain, len))
 		return 0;
 	e->zero = false;
-	digest(s->plain, len, e->digest);
+	r = digest_bytes(s->plain, len, e->digest);
+	if (r < 0)
+		return r;
 	if (!stored_form(&s->fmt))
 		return write_nonzero_pages(out_fd, s->plain, len, off);
 	r = encode(s, i, k, s->plain, len, &n);
@@ -355,7 +353,12 @@ int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, ch
 		return all_zero(out, len) ? 0 : bad_chunk(i, k, "should be all zero but is not:"
 							  " the snapshot is damaged or was altered",
 							  err, errlen);
-	digest(out, len, d);
+	r = digest_bytes(out, len, d);
+	if (r < 0) {
+		err_set(err, errlen, "memory-region-%zu chunk %zu: its digest cannot be computed",
+			i, k);
+		return r;
+	}
 	if (sodium_memcmp(d, e->digest, sizeof(d)) != 0)
 		return bad_chunk(i, k, "does not match its digest: the snapshot is damaged or"
 				 " was altered", err, errlen);

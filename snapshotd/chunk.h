@@ -5,7 +5,7 @@
  * the guest.
  *
  * A region is cut into CHUNK_SIZE chunks (the last may be short). vm.json
- * records, per chunk, "zero" or the BLAKE2b-256 digest of its bytes, and
+ * records, per chunk, "zero" or the SHA-256 digest of its bytes, and
  * (compressed or encrypted formats) where the chunk is stored in the region
  * file. Three stored forms:
  *
@@ -27,10 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "layout.h"
 
 #define CHUNK_SIZE (1u << 20)
-#define CHUNK_DIGEST_BYTES 32
+#define CHUNK_DIGEST_BYTES DIGEST_BYTES
 #define CHUNK_KEY_BYTES 32
 #define CHUNK_NONCE_BYTES 24
 #define CHUNK_TAG_BYTES 16

@@ -2,14 +2,14 @@
 /*
  * The chunk tables and the integrity of vm.json itself, in the document:
  *
- *   "integrity": {"digest": "blake2b-256", "chunk_size": 1048576,
+ *   "integrity": {"digest": "sha256", "chunk_size": 1048576,
  *                 "compression": "none"|"zstd",
  *                 "encryption": "none"|"xchacha20poly1305-ietf",
  *                 "id": "<32 hex>", "document": "<64 hex>"}
  *   "memory_regions"[i]."chunks": ["zero" | "<64 hex>" (plain)
  *                                  | [offset, length, "<64 hex>"] (stored)]
  *
- * "document" is the BLAKE2b-256 of the vm.json text as written with those
+ * "document" is the SHA-256 of the vm.json text as written with those
  * 64 hex digits replaced by "0"s. An encrypted snapshot's vm.json is an
  * envelope around that text, sealed with the same key as the chunks:
  *
@@ -27,7 +27,7 @@
 #include "chunk.h"
 
 #define CHUNK_CIPHER "xchacha20poly1305-ietf"
-#define CHUNK_DIGEST_NAME "blake2b-256"
+#define CHUNK_DIGEST_NAME DIGEST_NAME
 
 /* The "integrity" object of s, with a "document" placeholder of zeros. */
 struct json_object *chunk_integrity_json(const struct chunk_set *s);
@@ -46,7 +46,7 @@ int chunk_integrity_from_json(struct json_object *o, struct chunk_format *fmt,
 int chunk_table_from_json(struct chunk_set *s, size_t i, struct json_object *arr, char *err,
 			  size_t errlen);
 
-/* Puts the digest of text into its zero placeholder (in place). */
+/* Puts the digest of text into its zero placeholder (in place); -EINVAL without one, -EIO. */
 int chunk_document_seal_digest(char *text);
 
 /* Checks text (len bytes) against doc_hex, the digest it records. -EBADMSG on a mismatch. */

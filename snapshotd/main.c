@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "digest.h"
 #include "log.h"
 #include "sandbox.h"
 #include "service.h"
@@ -45,6 +46,11 @@ static int confine(int argc, char **argv, const char **ret_op)
 	/* libsodium picks its random source (getrandom) while files may still be opened. */
 	if (sodium_init() < 0) {
 		log_error("libsodium cannot start");
+		return -EIO;
+	}
+	/* OpenSSL without its configuration file, SHA-256 fetched: nothing is loaded later. */
+	if (digest_init() < 0) {
+		log_error("OpenSSL cannot provide %s", DIGEST_NAME);
 		return -EIO;
 	}
 	r = sandbox_enter(&cfg);

@@ -207,7 +207,7 @@ def write_vm_json(path, doc):
     zeros = "0" * 64
     doc["integrity"]["document"] = zeros
     text = json.dumps(doc)
-    digest = hashlib.blake2b(text.encode(), digest_size=32).hexdigest()
+    digest = hashlib.sha256(text.encode()).hexdigest()
     at = text.index('"document"')
     at = text.index(zeros, at)
     with open(path, "w") as f:

@@ -218,6 +218,11 @@ def test_hostile_chunk_tables_and_integrity_are_refused(vms, workdir):
         assert status == 400 and all(w in json.dumps(body) for w in words), (status, body)
         assert r.api("GET", "vm.info")[0] == 404
 
+    # A digest this build does not compute (as an earlier build wrote): refused for that.
+    d = tampered(snap, workdir, "blake2b")
+    edit_vm_json(d, lambda doc: doc["integrity"].update(digest="blake2b-256"))
+    assert_restore_refused(vms, d, ['reads digest \\"sha256\\"'])
+
     # vm.json edited without its digest: refused for that.
     d = tampered(snap, workdir, "undigested")
     path = os.path.join(d, "vm.json")

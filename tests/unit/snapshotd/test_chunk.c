@@ -10,6 +10,7 @@
 
 #include "chunk.h"
 #include "chunk_json.h"
+#include "digest.h"
 #include "fixture.h"
 
 /* Four chunks and a short fifth: data, zero, data, a hole, a short tail of data. */
@@ -139,6 +140,36 @@ Test(chunk, sealed_round_trips)
 {
 	round_trip(false, true);
 	round_trip(true, true);
+}
+
+static void expect_hex(const uint8_t *d, const char *want)
+{
+	char hex[2 * CHUNK_DIGEST_BYTES + 1];
+
+	for (size_t i = 0; i < CHUNK_DIGEST_BYTES; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	cr_expect_str_eq(hex, want);
+}
+
+/* Known answers, worked out apart from this code (Python's hashlib.sha256). */
+Test(chunk, the_digest_is_sha256_of_the_chunk_bytes)
+{
+	struct region r;
+	uint8_t d[CHUNK_DIGEST_BYTES];
+
+	cr_expect_str_eq(CHUNK_DIGEST_NAME, "sha256");
+	cr_assert_eq(digest_bytes("abc", 3, d), 0);
+	expect_hex(d, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	for (int zstd = 0; zstd < 2; zstd++) {
+		save(&r, zstd, !zstd);
+		/* 1 MiB of zeros but for 0x5a over [4096, 16384). */
+		expect_hex(r.set.t[0].e[2].digest,
+			   "1842d69c81fb4cf1d00c78c70c2d192e11fb69be9f6f006b765d4d7959b00211");
+		/* The short tail: 8192 bytes, zero but for a 7 at 100. */
+		expect_hex(r.set.t[0].e[4].digest,
+			   "137369ffeaccfcb97c6d671fa4e87c67109cb0b300cc5ce1abe5a2ac7c26a688");
+		release(&r);
+	}
 }
 
 static void expect_flip_refused(bool zstd, bool sealed, size_t k, const char *needle)
