@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import children_of, first_counts_after, hart_counts
+from conftest import children_of, first_counts_after, hart_counts, write_vm_json
 from test_linux_devices import netns  # noqa: F401 - a fixture
 
 HARTS = 2
@@ -342,8 +342,7 @@ def test_vm_json_with_a_bad_working_set_is_refused(vms, workdir):
     doc = json.load(open(path))
     size0 = doc["memory_regions"][0]["size"]
     doc["working_set"] = {"block_size": 65536, "blocks": [[0, size0 // 65536]]}
-    with open(path, "w") as f:
-        json.dump(doc, f)
+    write_vm_json(path, doc)  # its digest made right: the working set check is what refuses it
     vm2 = vms("second")
     vm2.start()
     status, body = vm2.api("PUT", "vm.restore", {"source_url": f"file://{snapdir}"})

@@ -115,7 +115,8 @@ def test_one_flipped_byte_is_refused_or_fails_the_vm_naming_the_chunk(linux, wor
 
     # Copy: refused before any VM exists.
     copy = empty_vmm(linux, "copy")
-    r = remote(copy, "restore", f"source_url=file://{snapdir},resume=true")
+    r = remote(copy, "restore", f"source_url=file://{snapdir},resume=true,"
+               "memory_restore_mode=Copy")
     assert r.returncode != 0 and want in r.stderr and "400" in r.stderr, r.stderr
     assert_no_vm(copy)
 
