@@ -62,6 +62,9 @@ int pager_init(struct pager *p, int *files, const uint64_t *sizes, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 
+		p->chunk_in[i] = calloc(sizes[i] / CHUNK_SIZE / 8 + 1, 1);
+		if (!p->chunk_in[i])
+			return -ENOMEM;
 		p->file[i] = TAKE_FD(files[i]);
 		p->size[i] = sizes[i];
 		if (fstat(p->file[i], &st) == 0)
@@ -115,6 +118,10 @@ void pager_release(struct pager *p)
 	free(p->ws);
 	p->ws = NULL;
 	ws_record_release(&p->rec);
+	for (size_t i = 0; i < LAYOUT_MAX_REGIONS; i++) {
+		free(p->chunk_in[i]);
+		p->chunk_in[i] = NULL;
+	}
 }
 
 static int fail(struct pager *p, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -203,21 +210,75 @@ static int client_region(const struct pager *p, size_t c, uint64_t addr, uint64_
 	return -1;
 }
 
+static int prefetch_copy(struct pager *p, size_t i, uint64_t off, size_t len);
+
+static bool chunk_is_in(const struct pager *p, size_t i, uint64_t k)
+{
+	return p->chunk_in[i][k / 8] & (1u << (k % 8));
+}
+
+/*
+ * Brings every data page of the chunk holding off in (decoded and checked
+ * whole by read_region), so no chunk is checked twice for the guest.
+ */
+static int fill_chunk(struct pager *p, size_t i, uint64_t off)
+{
+	uint64_t k = off / CHUNK_SIZE, start = k * CHUNK_SIZE;
+	size_t len = chunk_len(p->size[i], (size_t)k);
+	int r;
+
+	if (chunk_is_in(p, i, k))
+		return 0;
+	r = read_region(p, i, start, len, p->buf);
+	if (r == 0)
+		r = prefetch_copy(p, i, start, len);
+	if (r == 0)
+		p->chunk_in[i][k / 8] |= (uint8_t)(1u << (k % 8));
+	return r;
+}
+
+/*
+ * What a fault at off of region i is answered with: its aligned block read
+ * now (plain files), or, with chunks, the faulting page alone once its whole
+ * chunk's data is in; a page of a chunk that was in before is a zero page.
+ */
+static int fault_source(struct pager *p, size_t i, uint64_t off, uint64_t *ret_off,
+			uint64_t *ret_len, const uint8_t **ret_src)
+{
+	static const uint8_t zero_page[1u << 16];
+	bool was_in;
+	int r;
+
+	if (!p->chunks) {
+		*ret_off = off & ~(uint64_t)(FAULT_AROUND - 1);
+		*ret_len = p->size[i] - *ret_off < FAULT_AROUND ? p->size[i] - *ret_off : FAULT_AROUND;
+		*ret_src = p->buf;
+		return read_region(p, i, *ret_off, (size_t)*ret_len, p->buf);
+	}
+	if (p->page > sizeof(zero_page))
+		return fail(p, -EINVAL, "pages of %zu bytes are larger than this pager serves", p->page);
+	was_in = chunk_is_in(p, i, off / CHUNK_SIZE);
+	r = fill_chunk(p, i, off);
+	*ret_off = off;
+	*ret_len = p->page;
+	*ret_src = was_in ? zero_page : p->buf + off % CHUNK_SIZE;
+	return r;
+}
+
 static int serve_fault(struct pager *p, size_t c, uint64_t addr)
 {
-	uint64_t page_addr = addr & ~(uint64_t)(p->page - 1), off, copied, block_off, len;
+	uint64_t page_addr = addr & ~(uint64_t)(p->page - 1), off, copied, block_off = 0, len = 0;
 	int i = client_region(p, c, page_addr, &off);
+	const uint8_t *src = NULL;
 	int r;
 
 	if (i < 0)
 		return fail(p, -EFAULT, "client %zu faulted at %#" PRIx64 ", outside guest memory", c,
 			    addr);
-	block_off = off & ~(uint64_t)(FAULT_AROUND - 1);
-	len = p->size[i] - block_off < FAULT_AROUND ? p->size[i] - block_off : FAULT_AROUND;
-	r = read_region(p, (size_t)i, block_off, len, p->buf);
+	r = fault_source(p, (size_t)i, off, &block_off, &len, &src);
 	if (r < 0)
 		return r;
-	r = copy_range(p, p->uffd[c], page_addr - (off - block_off), p->buf, len, &copied);
+	r = copy_range(p, p->uffd[c], page_addr - (off - block_off), src, len, &copied);
 	if (r < 0)
 		return fail(p, r, "filling a page for client %zu failed: %s", c, strerror(-r));
 	p->faults++;
@@ -296,9 +357,13 @@ static int prefetch_ws_step(struct pager *p)
 	if (i >= p->n_regions || off >= p->size[i])
 		return 0;
 	len = p->size[i] - off < WS_BLOCK_SIZE ? p->size[i] - off : WS_BLOCK_SIZE;
-	r = read_region(p, i, off, (size_t)len, p->buf);
-	if (r == 0)
-		r = prefetch_copy(p, i, off, (size_t)len);
+	if (p->chunks) {
+		r = fill_chunk(p, i, off);
+	} else {
+		r = read_region(p, i, off, (size_t)len, p->buf);
+		if (r == 0)
+			r = prefetch_copy(p, i, off, (size_t)len);
+	}
 	if (r == 0)
 		ws_record_add(&p->rec, i, off);
 	return r;

@@ -67,6 +67,11 @@ struct pager {
 	int64_t bulk_at_ms;
 	/* Blocks in the order they were made present for the guest: the next working set. */
 	struct ws_record rec;
+	/*
+	 * With chunks: one bit per chunk whose data pages are all present, so it
+	 * is decoded and checked once; a fault there later is one of its zero pages.
+	 */
+	uint8_t *chunk_in[LAYOUT_MAX_REGIONS];
 	size_t page;
 	uint8_t *buf;
 	char err[PAGER_ERR_LEN];

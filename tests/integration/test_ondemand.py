@@ -173,8 +173,9 @@ def test_vmm_core_faults_are_served_from_the_snapshot(vms, workdir):
     assert mr["done"] is True and mr["bytes_present"] == mr["bytes_total"], mr
     m = re.search(r"pager: all \d+ bytes present \((\d+) faults served", vm2.log())
     assert m, vm2.log()
-    # The engine fetched its code, stacks and the pattern page by page.
-    assert int(m.group(1)) > 10, m.group(0)
+    # The engine fetched its code, stacks and the pattern through faults: each
+    # fault brings its whole checked 1 MiB chunk, so a few of them, not one per page.
+    assert int(m.group(1)) >= 2, m.group(0)
     print(m.group(0))
     offset = len(vm2.serial_text())
     vm2.remote("shutdown-vmm")

@@ -542,3 +542,31 @@ Test(pager, resumed_lets_the_rest_follow, .timeout = 30)
 		expect_page(r.map[k % 2], k);
 	rig_release(&r);
 }
+
+/*
+ * With chunks, the first fault brings in every data page of its chunk, which
+ * is then checked only once; a later fault there is one of its zero pages.
+ */
+Test(pager, a_fault_fills_its_whole_checked_chunk, .timeout = 30)
+{
+	struct chunk_set s;
+	struct rig r;
+
+	rig_init(&r);
+	rig_chunks(&r, &s);
+	rig_start(&r, false);
+	expect_page(r.map[0], 5);
+	/* The faulting page may be woken before the rest of its chunk is copied: wait for it. */
+	for (int t = 0; t < 10000 && !resident(&r, NPAGES - 1); t++)
+		usleep(1000);
+	cr_expect(resident(&r, NPAGES - 1), "a data page of the faulting chunk is not in");
+	cr_expect(!resident(&r, HOLE_FIRST + 3), "a zero page of the chunk was filled too");
+	expect_page(r.map[1], NPAGES - 1);	/* in already: no fault */
+	expect_page(r.map[0], HOLE_FIRST + 3);	/* a zero page of a chunk that is in */
+	expect_page(r.map[1], ZERO_PAGE);
+	cr_expect_eq(rig_stop(&r), 0);
+	/* Counted once the pager has stopped: a copy wakes the guest before the count. */
+	cr_expect_eq(r.p.faults, 3);
+	rig_release(&r);
+	chunk_set_release(&s);
+}
