@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "errmsg.h"
+#include "frame.h"
 #include "options.h"
 
 #define KEY "net_fds="
@@ -190,41 +191,6 @@ static int connect_unix(const char *path)
 	return fd;
 }
 
-/* The whole request; the descriptors ride on its first bytes. */
-static int send_all(int sock, const char *data, size_t len, const int *fds, size_t n_fds)
-{
-	union {
-		char buf[CMSG_SPACE(REMOTE_FDS_MAX * sizeof(int))];
-		struct cmsghdr align;
-	} control = { 0 };
-	size_t off = 0;
-
-	while (off < len) {
-		struct iovec iov = { .iov_base = (char *)data + off, .iov_len = len - off };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n;
-
-		if (off == 0 && n_fds) {
-			struct cmsghdr *cm;
-
-			msg.msg_control = control.buf;
-			msg.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-			cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-			memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-		}
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 /* Reads to EOF (the server closes every connection after its answer). */
 static int read_all(int sock, size_t max, char **ret, size_t *ret_len)
 {
@@ -307,7 +273,7 @@ int remote_send_with_fds(const char *socket_path, const char *method, const char
 			strerror(-sock));
 		return sock;
 	}
-	r = send_all(sock, request, (size_t)n, fds, n_fds);
+	r = frame_send_bytes(sock, request, (size_t)n, fds, n_fds);
 	if (r == 0)
 		r = read_all(sock, max, &answer, &answer_len);
 	if (r == 0)

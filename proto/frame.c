@@ -73,8 +73,9 @@ static int wait_fd(int sock, short events, int64_t deadline)
 	}
 }
 
-static int send_all(int sock, const uint8_t *buf, size_t len, const int *fds, size_t n_fds)
+int frame_send_bytes(int sock, const void *data, size_t len, const int *fds, size_t n_fds)
 {
+	const uint8_t *buf = data;
 	union {
 		char buf[CMSG_SPACE(CL_FRAME_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
@@ -84,6 +85,8 @@ static int send_all(int sock, const uint8_t *buf, size_t len, const int *fds, si
 	size_t off = 0;
 	ssize_t n;
 
+	if (n_fds > CL_FRAME_MAX_FDS)
+		return -EINVAL;
 	if (n_fds > 0) {
 		struct cmsghdr *cmsg;
 
@@ -137,7 +140,7 @@ int frame_send(int sock, Cloister__Envelope *env, const int *fds, size_t n_fds)
 		return -ENOMEM;
 	put_le32(buf, (uint32_t)len);
 	cloister__envelope__pack(env, buf + FRAME_HDR_LEN);
-	r = send_all(sock, buf, FRAME_HDR_LEN + len, fds, n_fds);
+	r = frame_send_bytes(sock, buf, FRAME_HDR_LEN + len, fds, n_fds);
 	if (r < 0)
 		log_error("frame: sending %s failed: %s", frame_msg_name(env), strerror(-r));
 	return r;

@@ -20,6 +20,13 @@
 #define CL_FRAME_MAX_FDS 16u
 
 /*
+ * Sends all len bytes of data on sock, the fds (at most CL_FRAME_MAX_FDS)
+ * riding on its first bytes (SCM_RIGHTS); waits out EAGAIN and EINTR.
+ * Returns 0 or a negative errno (-EINVAL for too many fds).
+ */
+int frame_send_bytes(int sock, const void *data, size_t len, const int *fds, size_t n_fds);
+
+/*
  * Sends env (its n_fds is set from n_fds) with fds attached.
  * Returns 0 or a negative errno.
  */
