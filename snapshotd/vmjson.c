@@ -204,26 +204,29 @@ int vmjson_encode_memory(const Cloister__VmConfig *config, const Cloister__VmSta
 	return encode_zero(config, state, form, NULL, 0, ret_text);
 }
 
+/* The index of the '"' that closes the string opening at text[open] (len if none). */
+static size_t string_end(const char *text, size_t len, size_t open)
+{
+	for (size_t i = open + 1; i < len; i++) {
+		if (text[i] == '\\')
+			i++;
+		else if (text[i] == '"')
+			return i;
+	}
+	return len;
+}
+
 /*
  * json-c saturates integers that do not fit 64 bits instead of failing, so
  * every integer literal is range-checked on the text before parsing.
  */
 static int check_number_literals(const char *text, size_t len, char *err, size_t errlen)
 {
-	bool in_string = false;
-
 	for (size_t i = 0; i < len; i++) {
 		char ch = text[i];
 
-		if (in_string) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_string = false;
-			continue;
-		}
 		if (ch == '"') {
-			in_string = true;
+			i = string_end(text, len, i);
 			continue;
 		}
 		if (ch != '-' && (ch < '0' || ch > '9'))
@@ -279,20 +282,12 @@ static int count_keys(const char *text, size_t len, struct key_counts *kc)
 	size_t stack[2 * VMJSON_MAX_DEPTH + 8];
 	bool is_object[ARRAY_SIZE(stack)];
 	size_t depth = 0;
-	bool in_string = false;
 
 	for (size_t i = 0; i < len; i++) {
 		char ch = text[i];
 
-		if (in_string) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_string = false;
-			continue;
-		}
 		if (ch == '"') {
-			in_string = true;
+			i = string_end(text, len, i);
 		} else if (ch == '{' || ch == '[') {
 			if (depth == ARRAY_SIZE(stack))
 				return -E2BIG;
