@@ -29,6 +29,7 @@
 
 #include "cleanup.h"
 #include "errmsg.h"
+#include "io.h"
 #include "log.h"
 #include "snapshot_dir.h"
 #include "vm_snapshot.h"
@@ -61,14 +62,14 @@ static int copy_range_rw(int src, int dst, off_t off, off_t end)
 		return -ENOMEM;
 	while (off < end) {
 		size_t want = (size_t)(end - off) < COPY_CHUNK ? (size_t)(end - off) : COPY_CHUNK;
-		ssize_t n = pread(src, buf, want, off);
+		ssize_t n = io_pread_full(src, buf, want, off);
+		int r;
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		if (pwrite(dst, buf, (size_t)n, off) != n)
-			return errno ? -errno : -ENOSPC;
+			return n < 0 ? (int)n : -EIO;
+		r = io_pwrite_all(dst, buf, (size_t)n, off);
+		if (r < 0)
+			return r;
 		off += n;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 
 #include "cleanup.h"
 #include "frame.h"
+#include "io.h"
 #include "log.h"
 
 #define PREFETCH_CHUNK (1u << 20)
@@ -141,25 +142,18 @@ static int fail(struct pager *p, int r, const char *fmt, ...)
  */
 static int read_region(struct pager *p, size_t i, uint64_t off, size_t len, uint8_t *buf)
 {
-	size_t done = 0;
+	ssize_t n;
 
 	if (p->chunks)
 		return chunk_read(p->chunks, i, p->file[i], off, len, buf, p->err, sizeof(p->err));
-
-	while (done < len) {
-		ssize_t n = pread(p->file[i], buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fail(p, -errno, "memory-region-%zu cannot be read at %" PRIu64 ": %s", i,
-				    off + done, strerror(errno));
-		if (n == 0)
-			return fail(p, -EIO, "memory-region-%zu ends at %" PRIu64 ", before its %" PRIu64
-				    " bytes: the snapshot was changed during an OnDemand restore", i,
-				    off + done, p->size[i]);
-		done += (size_t)n;
-	}
+	n = io_pread_full(p->file[i], buf, len, (off_t)off);
+	if (n < 0)
+		return fail(p, (int)n, "memory-region-%zu cannot be read at %" PRIu64 ": %s", i, off,
+			    strerror((int)-n));
+	if ((size_t)n < len)
+		return fail(p, -EIO, "memory-region-%zu ends at %" PRIu64 ", before its %" PRIu64
+			    " bytes: the snapshot was changed during an OnDemand restore", i,
+			    off + (uint64_t)n, p->size[i]);
 	return 0;
 }
 
