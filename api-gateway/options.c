@@ -163,21 +163,8 @@ static int set_sink_path(struct parse_ctx *c, char **slot, const char *opt, cons
 static int apply_sink(struct parse_ctx *c, const char *opt, const char *value, bool socket_ok,
 		      Cloister__SerialMode *ret_mode, char **ret_path)
 {
-	static const struct {
-		const char *name;
-		Cloister__SerialMode mode;
-	} modes[] = {
-		{ "off", CLOISTER__SERIAL_MODE__SERIAL_OFF },
-		{ "null", CLOISTER__SERIAL_MODE__SERIAL_NULL },
-		{ "tty", CLOISTER__SERIAL_MODE__SERIAL_TTY },
-		{ "pty", CLOISTER__SERIAL_MODE__SERIAL_PTY },
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(value, modes[i].name) == 0) {
-			*ret_mode = modes[i].mode;
-			return 0;
-		}
+	if (options_serial_mode(value, ret_mode) == 0)
+		return 0;
 	if (strncmp(value, "file=", 5) == 0) {
 		*ret_mode = CLOISTER__SERIAL_MODE__SERIAL_FILE;
 		return set_sink_path(c, ret_path, opt, "file", value + 5, PATH_MAX);

@@ -242,7 +242,7 @@ static int bind_sink(struct restore_bind *b, Cloister__SerialMode mode, const ch
 	return 0;
 }
 
-static int bind_mode(struct restore_bind *b, const char *value)
+int options_serial_mode(const char *name, Cloister__SerialMode *ret)
 {
 	static const struct {
 		const char *name;
@@ -255,9 +255,20 @@ static int bind_mode(struct restore_bind *b, const char *value)
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(value, modes[i].name) == 0)
-			return bind_sink(b, modes[i].mode, NULL);
+		if (strcmp(name, modes[i].name) == 0) {
+			*ret = modes[i].mode;
+			return 0;
+		}
 	return -EINVAL;
+}
+
+static int bind_mode(struct restore_bind *b, const char *value)
+{
+	Cloister__SerialMode mode;
+
+	if (options_serial_mode(value, &mode) < 0)
+		return -EINVAL;
+	return bind_sink(b, mode, NULL);
 }
 
 static int bind_string(char **slot, const char *value)
