@@ -106,18 +106,18 @@ def run_side(name, argv, stdout_path, watch_path, timeout, env=None):
     return Result(name, seconds, failure, watch_path)
 
 
-def qemu_argv(args, kernel, initramfs):
+def qemu_argv(args, kernel, initramfs, cmdline=CMDLINE):
     return ["qemu-system-riscv64", "-machine", "virt", "-cpu", "rv64",
             "-smp", str(args.cpus), "-m", args.memory, "-bios", "default",
-            "-kernel", kernel, "-initrd", initramfs, "-append", CMDLINE,
+            "-kernel", kernel, "-initrd", initramfs, "-append", cmdline,
             "-nographic", "-monitor", "none"]
 
 
-def cloister_argv(args, kernel, initramfs, serial_log):
+def cloister_argv(args, kernel, initramfs, serial_log, cmdline=CMDLINE):
     return [os.path.join(args.build, "cloister"),
             "--cpus", f"boot={args.cpus}", "--memory", f"size={args.memory}",
             "--kernel", kernel, "--initramfs", initramfs,
-            "--cmdline", CMDLINE, "--serial", f"file={serial_log}"]
+            "--cmdline", cmdline, "--serial", f"file={serial_log}"]
 
 
 def report(result):

@@ -20,31 +20,19 @@ import os
 import re
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import boot  # noqa: E402 - the QEMU and Cloister command lines and stop(), shared
 
 CMDLINE = "console=ttyS0 quiet"
 START = re.compile(rb"bench: start (\S+)")
 END = re.compile(rb"bench: end (\S+) status=(\d+)")
 DONE = b"bench: done"
 PANIC = b"Kernel panic - not syncing"
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def watch(proc, path, timeout):
@@ -88,13 +76,8 @@ def cmdline(args):
 
 def argv_for(side, args, kernel, initramfs, serial):
     if side == "qemu":
-        return ["qemu-system-riscv64", "-machine", "virt", "-cpu", "rv64",
-                "-smp", str(args.cpus), "-m", args.memory, "-bios", "default",
-                "-kernel", kernel, "-initrd", initramfs, "-append", cmdline(args),
-                "-nographic", "-monitor", "none"]
-    return [os.path.join(args.build, "cloister"), "--cpus", f"boot={args.cpus}",
-            "--memory", f"size={args.memory}", "--kernel", kernel, "--initramfs", initramfs,
-            "--cmdline", cmdline(args), "--serial", f"file={serial}"]
+        return boot.qemu_argv(args, kernel, initramfs, cmdline(args))
+    return boot.cloister_argv(args, kernel, initramfs, serial, cmdline(args))
 
 
 def run_side(side, args, kernel, initramfs, logs, run):
@@ -111,7 +94,7 @@ def run_side(side, args, kernel, initramfs, logs, run):
     try:
         times, failure = watch(proc, serial, args.timeout)
     finally:
-        stop(proc)
+        boot.stop(proc)
     if failure:
         print(f"{side}: {failure}; log {serial}")
     return times, failure
