@@ -65,7 +65,7 @@ struct controller {
 struct op_args {
 	const char *url;
 	const struct restore_binds *binds;	/* restore: what the restorer names, or NULL */
-	bool on_demand;				/* restore: memory_restore_mode=OnDemand */
+	enum restore_mode mode;			/* restore: how memory comes in */
 	bool disks_checkpoint;		/* snapshot: copy the writable disks in too */
 	bool fdstore;			/* snapshot: guest memory into the fd store, vm.json to url */
 	const struct notify_passed *stored;	/* restore: guest memory from the fd store */
@@ -330,7 +330,7 @@ static int op_restore(struct controller *c, const struct op_args *a, char *err, 
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = a->stored ? vm_restore_open_fdstore(&c->tree, &rs, a->url, err, errlen) :
-			vm_restore_open(&c->tree, &rs, a->url, a->on_demand, a->seal, err, errlen);
+			vm_restore_open(&c->tree, &rs, a->url, a->mode, a->seal, err, errlen);
 	/* The stored memory is checked against the snapshot before any of it is used. */
 	if (r == 0 && a->stored && (r = fdstore_take_regions(a->stored, rs.config, rw, ro, err,
 							     errlen)) == 0)
@@ -675,7 +675,7 @@ static int api_restore_request(void *opaque, const struct api_restore_request *r
 	}
 	r = restore_run(opaque, &(struct op_args){ .url = req->source_url,
 			.binds = have_binds ? &binds : NULL, .seal = &seal,
-			.on_demand = req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND },
+			.mode = req->memory_restore_mode },
 			req->resume, err, errlen);
 	snapshot_seal_wipe(&seal);
 	if (have_binds)
@@ -858,7 +858,7 @@ int controller_restore(struct controller *c, const char *source_url, bool resume
 	if (r == 0)
 		r = restore_run(c, &(struct op_args){ .url = source_url,
 				.binds = &c->opts->restore_binds,
-				.on_demand = c->opts->restore_on_demand, .seal = &seal },
+				.mode = c->opts->restore_mode, .seal = &seal },
 				resume, err, errlen);
 	snapshot_seal_wipe(&seal);
 	return r;

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "restore_mode.h"
 #include "tap_fd.h"
 
 struct json_object;
@@ -62,17 +63,12 @@ struct api_server;
 /* vm.restore's "net_fds": at most this many net devices. */
 #define API_NET_FDS_MAX 4
 
-enum api_memory_restore_mode {
-	API_MEMORY_RESTORE_COPY,	/* "Copy": read the snapshot's memory in before resuming */
-	API_MEMORY_RESTORE_ON_DEMAND,	/* "OnDemand": fault pages in lazily */
-};
-
 /* A vm.restore request, checked against CH's RestoreConfig. */
 struct api_restore_request {
 	const char *source_url;		/* checked to be file:///ABSOLUTE */
 	bool resume;
-	bool prefault;			/* never true with ON_DEMAND */
-	enum api_memory_restore_mode memory_restore_mode;
+	bool prefault;			/* true: memory_restore_mode is COPY */
+	enum restore_mode memory_restore_mode;
 	/* The whole request body, borrowed for the call, for options added later. */
 	struct json_object *body;
 	/*

@@ -310,8 +310,8 @@ static int get_optional_bool(struct json_object *obj, const char *key, bool *ret
 	return 0;
 }
 
-/* 1 when the body names the mode, 0 when it does not (*ret untouched). */
-static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mode *ret, char *err,
+/* The mode the body names; *ret untouched when it names none. */
+static int get_restore_mode(struct json_object *obj, enum restore_mode *ret, char *err,
 			    size_t errlen)
 {
 	struct json_object *v;
@@ -321,9 +321,9 @@ static int get_restore_mode(struct json_object *obj, enum api_memory_restore_mod
 		return 0;
 	s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
 	if (strcmp(s, "Copy") == 0) {
-		*ret = API_MEMORY_RESTORE_COPY;
+		*ret = RESTORE_MODE_COPY;
 	} else if (strcmp(s, "OnDemand") == 0) {
-		*ret = API_MEMORY_RESTORE_ON_DEMAND;
+		*ret = RESTORE_MODE_ON_DEMAND;
 	} else {
 		err_set(err, errlen, "'memory_restore_mode' must be \"Copy\" or \"OnDemand\"");
 		return -EINVAL;
@@ -437,8 +437,8 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 {
 	_cleanup_json_ struct json_object *obj = NULL;
 	_cleanup_free_ char *url = NULL;
-	struct api_restore_request req = { .memory_restore_mode = API_MEMORY_RESTORE_ON_DEMAND };
-	int r, mode_given;
+	struct api_restore_request req = { .memory_restore_mode = RESTORE_MODE_DEFAULT };
+	int r;
 
 	r = api_parse_object_body(body, len, &obj, err, errlen);
 	if (r < 0)
@@ -451,16 +451,16 @@ int api_parse_restore_request(const char *body, size_t len, struct api_restore_r
 		return r;
 	if (get_optional_bool(obj, "resume", &req.resume, err, errlen) < 0 ||
 	    get_optional_bool(obj, "prefault", &req.prefault, err, errlen) < 0 ||
-	    (mode_given = get_restore_mode(obj, &req.memory_restore_mode, err, errlen)) < 0 ||
+	    get_restore_mode(obj, &req.memory_restore_mode, err, errlen) < 0 ||
 	    api_parse_net_fds(obj, &req, err, errlen) < 0 || check_unused(obj, err, errlen) < 0)
 		return -EINVAL;
-	if (req.prefault && mode_given && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) {
+	if (req.prefault && req.memory_restore_mode == RESTORE_MODE_ON_DEMAND) {
 		err_set(err, errlen, "'prefault' cannot be combined with memory_restore_mode OnDemand");
 		return -EINVAL;
 	}
-	/* OnDemand is the default; prefault alone asks for Copy. */
+	/* prefault alone asks for Copy. */
 	if (req.prefault)
-		req.memory_restore_mode = API_MEMORY_RESTORE_COPY;
+		req.memory_restore_mode = RESTORE_MODE_COPY;
 	req.source_url = TAKE_PTR(url);
 	req.body = TAKE_PTR(obj);
 	*ret = req;

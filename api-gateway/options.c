@@ -334,7 +334,7 @@ static int apply_seccomp_trap(struct parse_ctx *c, const char *value)
 static int apply_restore(struct parse_ctx *c, const char *value)
 {
 	int r = parse_restore_spec(value, &c->o.restore_source_url, &c->o.restore_resume,
-				   &c->o.restore_on_demand);
+				   &c->o.restore_mode);
 
 	if (r == -ENOMEM)
 		return r;
@@ -632,7 +632,6 @@ int options_parse(int argc, char **argv, struct vm_options *ret, char *err, size
 			.cpus = 1,
 			.memory_size = OPTIONS_MEMORY_DEFAULT,
 			.serial_mode = CLOISTER__SERIAL_MODE__SERIAL_TTY,
-			.restore_on_demand = OPTIONS_RESTORE_ON_DEMAND_DEFAULT,
 		},
 		.sandbox_user = DEFAULT_SANDBOX_USER,
 		.err = err,

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "cloister.pb-c.h"
+#include "restore_mode.h"
 
 #define OPTIONS_CPUS_MAX 64u
 #define OPTIONS_MEMORY_MIN (16ull << 20)
@@ -86,7 +87,7 @@ struct vm_options {
 	char *console_path;		/* only with SERIAL_FILE */
 	char *restore_source_url;
 	bool restore_resume;
-	bool restore_on_demand;	/* memory_restore_mode=OnDemand (the default) */
+	enum restore_mode restore_mode;	/* memory_restore_mode, prefault=true: Copy */
 	uid_t child_uid;
 	gid_t child_gid;
 	bool verbose;
@@ -113,14 +114,11 @@ int parse_file_url(const char *url, char **ret_path);
 
 /*
  * "source_url=file:///dir[,resume=true|false][,memory_restore_mode=Copy|OnDemand]
- * [,prefault=on|off]": *ret_on_demand says whether memory is paged in as it is
- * touched; prefault=on means Copy, and with OnDemand named too is -EINVAL.
+ * [,prefault=on|off]": *ret_mode is the mode named, RESTORE_MODE_DEFAULT if none;
+ * prefault=on means Copy, and with OnDemand named too is -EINVAL.
  */
 int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
-		       bool *ret_on_demand);
-
-/* What memory_restore_mode is when a restore does not say (and prefault is off). */
-#define OPTIONS_RESTORE_ON_DEMAND_DEFAULT true
+		       enum restore_mode *ret_mode);
 
 /*
  * One KEY=VALUE of a restore binding (also what vm.restore's "devices"

@@ -120,32 +120,35 @@ int parse_file_url(const char *url, char **ret_path)
 }
 
 /* memory_restore_mode=Copy|OnDemand and prefault=BOOL; prefault=true means Copy. */
-static int parse_restore_mode(const char *mode, const char *prefault_value, bool *ret_on_demand)
+static int parse_restore_mode(const char *mode, const char *prefault_value,
+			      enum restore_mode *ret_mode)
 {
-	bool on_demand = OPTIONS_RESTORE_ON_DEMAND_DEFAULT, prefault = false;
+	enum restore_mode m = RESTORE_MODE_DEFAULT;
+	bool prefault = false;
 
 	if (prefault_value && parse_bool(prefault_value, &prefault) < 0)
 		return -EINVAL;
 	if (mode && strcmp(mode, "Copy") == 0)
-		on_demand = false;
+		m = RESTORE_MODE_COPY;
 	else if (mode && strcmp(mode, "OnDemand") == 0)
-		on_demand = true;
+		m = RESTORE_MODE_ON_DEMAND;
 	else if (mode)
 		return -EINVAL;
-	if (prefault && mode && on_demand)
+	if (prefault && m == RESTORE_MODE_ON_DEMAND)
 		return -EINVAL;
-	*ret_on_demand = on_demand && !prefault;
+	*ret_mode = prefault ? RESTORE_MODE_COPY : m;
 	return 0;
 }
 
 int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume,
-		       bool *ret_on_demand)
+		       enum restore_mode *ret_mode)
 {
 	struct kv kvs[] = { { .key = "source_url" }, { .key = "resume" }, { .key = "prefault" },
 			    { .key = "memory_restore_mode" } };
 	_cleanup_free_ char *copy = NULL, *path = NULL;
 	const char *bad, *problem;
-	bool resume = false, on_demand;
+	enum restore_mode mode;
+	bool resume = false;
 	char *url;
 	int r;
 
@@ -164,14 +167,14 @@ int parse_restore_spec(const char *spec, char **ret_source_url, bool *ret_resume
 		return r;
 	if (kvs[1].value && parse_bool(kvs[1].value, &resume) < 0)
 		return -EINVAL;
-	if (parse_restore_mode(kvs[3].value, kvs[2].value, &on_demand) < 0)
+	if (parse_restore_mode(kvs[3].value, kvs[2].value, &mode) < 0)
 		return -EINVAL;
 	url = strdup(kvs[0].value);
 	if (!url)
 		return -ENOMEM;
 	*ret_source_url = url;
 	*ret_resume = resume;
-	*ret_on_demand = on_demand;
+	*ret_mode = mode;
 	return 0;
 }
 

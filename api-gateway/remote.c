@@ -120,13 +120,14 @@ static int restore_body(char **args, int n_args, struct remote_request *req, cha
 						    "encryption_key_credential", NULL };
 	_cleanup_free_ char *url = NULL, *spec = NULL;
 	struct json_object *o;
-	bool resume, on_demand;
+	enum restore_mode mode;
+	bool resume;
 	int r;
 
 	r = remote_take_net_fds(args[0], &spec, &req->net_fds, err, errlen);
 	if (r < 0)
 		return r;
-	r = parse_restore_spec(spec, &url, &resume, &on_demand);
+	r = parse_restore_spec(spec, &url, &resume, &mode);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
@@ -140,8 +141,10 @@ static int restore_body(char **args, int n_args, struct remote_request *req, cha
 		return -ENOMEM;
 	json_object_object_add(o, "source_url", json_object_new_string(url));
 	json_object_object_add(o, "resume", json_object_new_boolean(resume));
-	json_object_object_add(o, "memory_restore_mode",
-			       json_object_new_string(on_demand ? "OnDemand" : "Copy"));
+	/* Not named: the gateway's default, as with CH's client. */
+	if (mode != RESTORE_MODE_DEFAULT)
+		json_object_object_add(o, "memory_restore_mode", json_object_new_string(
+			mode == RESTORE_MODE_ON_DEMAND ? "OnDemand" : "Copy"));
 	if (req->net_fds.n_dev)
 		json_object_object_add(o, "net_fds", net_fds_json(&req->net_fds));
 	r = add_key_args(o, args, n_args, restore_keys, "restore", err, errlen);

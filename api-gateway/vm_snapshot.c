@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/userfaultfd.h>
 
 #include <json-c/json.h>
 
@@ -224,34 +227,60 @@ static int snapd_load(struct vm_tree *t, struct vm_restore *rs, const struct sna
 }
 
 /*
- * OnDemand is the default; a host (or container) without /dev/userfaultfd
- * gets Copy instead, decided before any process of the VM exists.
+ * The gateway opens /dev/userfaultfd, so no sandboxed process needs a
+ * capability for it; this is also what decides OnDemand, before any process
+ * of the VM exists. Not named, OnDemand falls back to Copy on a host (or
+ * container) without it; named, the restore is refused.
  */
-static bool userfaultfd_available(void)
+/* An fd of /dev/userfaultfd that makes uffds, or -errno. */
+static int userfaultfd_device(void)
 {
-	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	_cleanup_close_ int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	_cleanup_close_ int probe = -1;
 
-	if (fd < 0) {
-		log_warn("no usable /dev/userfaultfd (%m): the restore copies memory in (Copy)");
-		return false;
-	}
-	close(fd);
-	return true;
+	if (fd < 0)
+		return -errno;
+	/* Something else in its place (a container's stand-in) makes no uffd. */
+	probe = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC);
+	return probe < 0 ? -errno : TAKE_FD(fd);
 }
 
-static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-			bool fdstore, const struct snapshot_seal *seal, char *err, size_t errlen)
+static int open_userfaultfd(enum restore_mode mode, char *err, size_t errlen)
+{
+	int fd;
+
+	if (mode == RESTORE_MODE_COPY)
+		return -1;
+	fd = userfaultfd_device();
+	if (fd >= 0)
+		return fd;
+	if (mode == RESTORE_MODE_ON_DEMAND) {
+		err_set(err, errlen, "memory_restore_mode OnDemand needs a usable /dev/userfaultfd"
+			" (Linux 6.1 or later): %s; ask for Copy instead", strerror(-fd));
+		return -EOPNOTSUPP;
+	}
+	log_warn("no usable /dev/userfaultfd (%s): the restore copies memory in (Copy)",
+		 strerror(-fd));
+	return -1;
+}
+
+static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url,
+			enum restore_mode mode, bool fdstore, const struct snapshot_seal *seal,
+			char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
+	bool on_demand;
 	int r;
 
-	if (on_demand)
-		on_demand = userfaultfd_available();
-
 	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
-				   .on_demand = on_demand, .fdstore = fdstore };
+				   .uffd = -1, .fdstore = fdstore };
 	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
 		rs->files[i] = -1;
+	r = open_userfaultfd(mode, err, errlen);
+	if (r < -1)
+		return r;
+	rs->uffd = r;
+	rs->on_demand = on_demand = rs->uffd >= 0;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
@@ -269,47 +298,32 @@ static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *ur
 	return r;
 }
 
-/* The gateway opens /dev/userfaultfd: no sandboxed process needs a capability for it. */
-static int open_userfaultfd(char *err, size_t errlen)
+int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url,
+		    enum restore_mode mode, const struct snapshot_seal *seal, char *err,
+		    size_t errlen)
 {
-	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		err_set(err, errlen, "OnDemand restore needs /dev/userfaultfd (Linux 6.1 or later,"
-			" readable by the gateway): %m");
-	return fd < 0 ? -errno : fd;
-}
-
-int vm_restore_open(struct vm_tree *t, struct vm_restore *rs, const char *url, bool on_demand,
-		    const struct snapshot_seal *seal, char *err, size_t errlen)
-{
-	return restore_open(t, rs, url, on_demand, false, seal, err, errlen);
+	return restore_open(t, rs, url, mode, false, seal, err, errlen);
 }
 
 int vm_restore_open_fdstore(struct vm_tree *t, struct vm_restore *rs, const char *url, char *err,
 			    size_t errlen)
 {
-	return restore_open(t, rs, url, false, true, NULL, err, errlen);
+	return restore_open(t, rs, url, RESTORE_MODE_COPY, true, NULL, err, errlen);
 }
 
 int vm_restore_fill(struct vm_tree *t, struct vm_restore *rs, char *err, size_t errlen)
 {
 	Cloister__Envelope env = CLOISTER__ENVELOPE__INIT;
 	Cloister__CoreRestore rest = CLOISTER__CORE_RESTORE__INIT;
-	int fds[2] = { rs->core_end, -1 };
+	int fds[2] = { rs->core_end, rs->uffd };
 	int r;
 
-	if (rs->on_demand) {
-		fds[1] = open_userfaultfd(err, errlen);
-		if (fds[1] < 0)
-			return fds[1];
-	}
 	rest.on_demand = rs->on_demand;
 	rest.memory_kept = rs->fdstore;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_RESTORE, &rest.base);
 	r = tree_call(t, &t->core, &env, fds, rs->on_demand ? 2 : 1,
 		      vm_snapshot_timeout_ms(rs->config ? rs->config->memory_size : 0), err, errlen);
-	cleanup_closep(&fds[1]);
+	cleanup_closep(&rs->uffd);
 	cleanup_closep(&rs->core_end);
 	if (r == 0 && rs->on_demand)
 		tree_adopt_pager(t, &rs->snapd);
@@ -341,6 +355,7 @@ void vm_restore_close(struct vm_restore *rs)
 	for (size_t i = 0; i < ARRAY_SIZE(rs->files); i++)
 		cleanup_closep(&rs->files[i]);
 	cleanup_closep(&rs->core_end);
+	cleanup_closep(&rs->uffd);
 	snapd_finish(&rs->snapd);
 	if (rs->config)
 		cloister__vm_config__free_unpacked(rs->config, NULL);

@@ -13,6 +13,7 @@
 
 #include "cloister.pb-c.h"
 #include "layout.h"
+#include "restore_mode.h"
 #include "snapshot_seal.h"
 #include "tree.h"
 
@@ -37,6 +38,7 @@ int vm_snapshot_write_fdstore(struct vm_tree *t, Cloister__VmConfig *config, con
 /* A restore under way: what the snapshot holds, and snapshotd ready to feed vmm-core. */
 struct vm_restore {
 	bool on_demand;		/* memory paged in by snapshotd rather than copied */
+	int uffd;		/* on_demand: /dev/userfaultfd, opened by the gateway for vmm-core */
 	bool fdstore;		/* memory given to vmm-core (the fd store): snapshotd fills nothing */
 	int files[1 + LAYOUT_MAX_REGIONS];
 	size_t n_regions;
@@ -47,10 +49,12 @@ struct vm_restore {
 
 /*
  * Opens the snapshot at url and has snapshotd check it; r->config is set on
- * success. on_demand: snapshotd will serve guest memory as it is touched.
+ * success. mode: how memory comes in; OnDemand, by default or by name, has
+ * snapshotd serve it as it is touched. Named OnDemand on a host without a
+ * usable /dev/userfaultfd is -EOPNOTSUPP; the default falls back to Copy.
  * seal: the key of an encrypted snapshot (NULL or unkeyed: none given).
  */
-int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, bool on_demand,
+int vm_restore_open(struct vm_tree *t, struct vm_restore *r, const char *url, enum restore_mode mode,
 		    const struct snapshot_seal *seal, char *err, size_t errlen);
 
 /*

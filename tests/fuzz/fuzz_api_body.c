@@ -50,7 +50,7 @@ static int ok_url(void *opaque, const char *url, char *err, size_t errlen)
 
 static int ok_restore(void *opaque, const struct api_restore_request *req, char *err, size_t errlen)
 {
-	if (req->prefault && req->memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND)
+	if (req->prefault && req->memory_restore_mode == RESTORE_MODE_ON_DEMAND)
 		abort();
 	return ok_url(opaque, req->source_url, err, errlen);
 }
@@ -141,7 +141,7 @@ static void fuzz_bodies(const char *body, size_t size)
 	}
 	if (api_parse_restore_request(body, size, &req, err, sizeof(err)) == 0) {
 		if (!json_object_is_type(req.body, json_type_object) ||
-		    (req.prefault && req.memory_restore_mode == API_MEMORY_RESTORE_ON_DEMAND) ||
+		    (req.prefault && req.memory_restore_mode == RESTORE_MODE_ON_DEMAND) ||
 		    req.n_net_fds > API_NET_FDS_MAX)
 			abort();
 		/* net_fds: plain ids, no descriptor yet; none sent is a mismatch unless none named. */

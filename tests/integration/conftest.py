@@ -79,9 +79,10 @@ class Cloister:
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         self.proc = None
 
-    def start(self, *args, wait_socket=True, new_session=False, env=None):
+    def start(self, *args, wait_socket=True, new_session=False, env=None, prefix=()):
+        """prefix: a command that execs its arguments, to run cloister under."""
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([CLOISTER, "--api-socket", self.sock, *args],
+        self.proc = subprocess.Popen([*prefix, CLOISTER, "--api-socket", self.sock, *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.stderr, start_new_session=new_session,
                                      env=env)

@@ -109,6 +109,36 @@ def test_ondemand_with_prefault_is_refused(vms, workdir):
     assert status == 400, (status, body)
 
 
+# A mount namespace whose /dev/userfaultfd is /dev/null: a host or container
+# without a usable one. unshare execs sh, sh execs cloister: one pid.
+NO_USERFAULTFD = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  'mount --bind /dev/null /dev/userfaultfd && exec "$0" "$@"')
+
+
+def test_without_userfaultfd_ondemand_by_name_is_refused_and_default_copies(vms, workdir):
+    vm, snapdir, before, offset = boot_count_snapshot(vms, workdir)
+    vm2 = vms("second")
+    vm2.serial = vm.serial
+    vm2.start(prefix=NO_USERFAULTFD)
+    status, body = vm2.api("PUT", "vm.restore", {"source_url": f"file://{snapdir}",
+                                                "memory_restore_mode": "OnDemand"})
+    assert status == 400, (status, body)
+    assert "/dev/userfaultfd" in str(body) and "Copy" in str(body), body
+    status, _ = vm2.api("GET", "vm.info")
+    assert status != 200, "a refused restore left a VM"
+    assert not snapshotd_pids(vm2)
+    # Not named: the default falls back to Copy, says so, and the guest goes on.
+    status, body = vm2.api("PUT", "vm.restore", {"source_url": f"file://{snapdir}"})
+    assert status == 204, (status, body)
+    assert "no usable /dev/userfaultfd" in vm2.log()
+    info = vm2.info()
+    assert info["state"] == "Paused"
+    assert "memory_restore" not in info, info
+    assert not snapshotd_pids(vm2), "a Copy restore keeps no page server"
+    vm2.remote("resume")
+    check_continues(vm2, before, offset)
+
+
 def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
     vm, snapdir, _, _ = boot_count_snapshot(vms, workdir)
     vm2 = vms("second")

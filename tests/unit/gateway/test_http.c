@@ -26,7 +26,7 @@ struct fake {
 	char last_op[32];
 	char url[256];
 	bool resume, prefault, body_is_object;
-	enum api_memory_restore_mode mode;
+	enum restore_mode mode;
 	int cpus;
 	int blocked;
 };
@@ -964,19 +964,19 @@ Test(http, restore_modes)
 	struct reply r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"OnDemand\"}");
 
 	cr_expect_eq(r.status, 204);
-	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_ON_DEMAND);
+	cr_expect_eq(fake.mode, RESTORE_MODE_ON_DEMAND);
 	cr_expect(fake.body_is_object);
 	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"memory_restore_mode\": \"Copy\", \"prefault\": true}");
 	cr_expect_eq(r.status, 204);
-	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_COPY);
+	cr_expect_eq(fake.mode, RESTORE_MODE_COPY);
 	cr_expect(fake.prefault);
-	/* OnDemand is the default; prefault alone means Copy. */
+	/* Not named: the default (OnDemand where it can be); prefault alone means Copy. */
 	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\"}");
 	cr_expect_eq(r.status, 204);
-	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_ON_DEMAND);
+	cr_expect_eq(fake.mode, RESTORE_MODE_DEFAULT);
 	r = put("/api/v1/vm.restore", "{\"source_url\": \"file:///s\", \"prefault\": true}");
 	cr_expect_eq(r.status, 204);
-	cr_expect_eq(fake.mode, API_MEMORY_RESTORE_COPY);
+	cr_expect_eq(fake.mode, RESTORE_MODE_COPY);
 
 	fake.calls = 0;
 	static const struct { const char *body, *needle; } bad[] = {

@@ -406,13 +406,13 @@ Test(options, parse_file_url)
 Test(options, parse_restore_spec)
 {
 	char *url = NULL;
-	bool resume = true, od = true;
+	enum restore_mode od = RESTORE_MODE_COPY;
+	bool resume = true;
 
 	cr_assert_eq(parse_restore_spec("source_url=file:///s", &url, &resume, &od), 0);
 	cr_expect_str_eq(url, "file:///s");
 	cr_expect(!resume);
-	cr_expect_eq(od, OPTIONS_RESTORE_ON_DEMAND_DEFAULT);
-	cr_expect(od, "OnDemand is the default");
+	cr_expect_eq(od, RESTORE_MODE_DEFAULT, "no mode named");
 	free(url);
 	cr_assert_eq(parse_restore_spec("resume=on,prefault=off,source_url=file:///t", &url, &resume, &od), 0);
 	cr_expect_str_eq(url, "file:///t");
@@ -431,19 +431,20 @@ Test(options, parse_restore_spec)
 Test(options, parse_restore_spec_memory_mode)
 {
 	char *url = NULL;
-	bool resume, od = false;
+	enum restore_mode od = RESTORE_MODE_DEFAULT;
+	bool resume;
 
 	cr_assert_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=OnDemand", &url,
 					&resume, &od), 0);
-	cr_expect(od);
+	cr_expect_eq(od, RESTORE_MODE_ON_DEMAND);
 	free(url);
 	cr_assert_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=Copy", &url,
 					&resume, &od), 0);
-	cr_expect(!od);
+	cr_expect_eq(od, RESTORE_MODE_COPY);
 	free(url);
-	od = true;
+	od = RESTORE_MODE_DEFAULT;
 	cr_assert_eq(parse_restore_spec("source_url=file:///s,prefault=true", &url, &resume, &od), 0);
-	cr_expect(!od, "prefault=true copies everything before answering");
+	cr_expect_eq(od, RESTORE_MODE_COPY, "prefault=true copies everything before answering");
 	free(url);
 	url = NULL;
 	cr_expect_eq(parse_restore_spec("source_url=file:///s,memory_restore_mode=OnDemand,prefault=on",
