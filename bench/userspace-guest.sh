@@ -20,6 +20,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=guest/apt-riscv64.sh
+. "$here/../guest/apt-riscv64.sh"
 suite=${CLOISTER_DEBIAN_SUITE:-trixie}
 packages=(busybox-static coreutils gzip gawk perl-base python3-minimal)
 # Pulled in by the dependency closure but never run by a workload.
@@ -50,71 +52,12 @@ done
 outdir=${outdir:-${CLOISTER_CACHE:-$HOME/.cache/cloister}/userspace}
 work=$outdir/work
 
-# The machine's main Debian archive: "URI KEYRING" (see guest/linux/fetch.sh).
-archive()
-{
-	local f
-
-	if [ -n "${CLOISTER_DEBIAN_URI:-}" ]; then
-		echo "$CLOISTER_DEBIAN_URI /usr/share/keyrings/debian-archive-keyring.gpg"
-		return
-	fi
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		awk 'BEGIN { RS = "" }
-			{
-				uri = ""; key = ""
-				n = split($0, l, "\n")
-				for (i = 1; i <= n; i++) {
-					split(l[i], w, /[ \t]+/)
-					if (tolower(w[1]) == "uris:") uri = w[2]
-					if (tolower(w[1]) == "signed-by:") key = w[2]
-				}
-				if (uri != "" && uri !~ /security/ && key ~ /debian-archive-keyring/) print uri, key
-			}' "$f"
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -r "$f" ] || continue
-		awk '$1 == "deb" && $2 !~ /^\[/ && $2 ~ /debian\/?$/ && $2 !~ /security/ {
-			print $2, "/usr/share/keyrings/debian-archive-keyring.gpg" }' "$f"
-	done
-}
-
-apt_private()
-{
-	local cmd=$1
-
-	shift
-	"$cmd" -q \
-		-o Dir::Etc::SourceList="$work/riscv64.sources" \
-		-o Dir::Etc::SourceParts=/dev/null \
-		-o Dir::Etc::Preferences=/dev/null \
-		-o Dir::Etc::PreferencesParts=/dev/null \
-		-o Dir::State::Lists="$work/lists" \
-		-o Dir::State::Status=/dev/null \
-		-o Dir::Cache="$work/cache" \
-		-o APT::Architectures::=riscv64 \
-		-o APT::Sandbox::User=root \
-		"$@"
-}
-
-setup_apt()
-{
-	local uri key
-
-	read -r uri key < <(archive | head -n 1) || die "no Debian archive in /etc/apt; set CLOISTER_DEBIAN_URI"
-	[ -r "$key" ] || die "keyring $key not found"
-	mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
-	printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nArchitectures: riscv64\nSigned-By: %s\n' \
-		"$uri" "$suite" "$key" >"$work/riscv64.sources"
-}
-
 # The packages and everything they depend on (not what they recommend).
 closure()
 {
 	local p
 
-	apt_private apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+	apt_riscv apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
 		--no-breaks --no-replaces --no-enhances "${packages[@]/%/:riscv64}" |
 		awk '/^[a-z0-9]/ { sub(/:riscv64$/, "", $1); print $1 }' | sort -u |
 		while read -r p; do
@@ -127,13 +70,13 @@ download()
 	local list pkgs
 
 	note "updating private package lists for $suite/riscv64"
-	apt_private apt-get update >/dev/null
+	apt_riscv apt-get update >/dev/null
 	list=$(closure)
 	[ -n "$list" ] || die "empty dependency closure"
 	note "downloading $(echo "$list" | wc -l) packages"
 	rm -f "$work"/debs/*.deb
 	mapfile -t pkgs <<<"$list"
-	(cd "$work/debs" && apt_private apt-get download "${pkgs[@]/%/:riscv64}" >/dev/null)
+	(cd "$work/debs" && apt_riscv apt-get download "${pkgs[@]/%/:riscv64}" >/dev/null)
 }
 
 # Merged /usr as Debian has it, busybox for what coreutils does not provide.
@@ -181,7 +124,7 @@ main()
 	if ! command -v dpkg-deb >/dev/null || ! command -v cpio >/dev/null; then
 		die "needs dpkg-deb and cpio"
 	fi
-	setup_apt
+	write_sources
 	if [ "$force" -eq 1 ] || ! ls "$work"/debs/python3*-minimal_*.deb >/dev/null 2>&1; then
 		download
 	fi
