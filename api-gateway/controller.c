@@ -558,6 +558,9 @@ static int api_info(void *opaque, struct json_object **ret_info, char *err, size
 	progress = vm_restore_progress_json(&c->tree);
 	if (progress)
 		json_object_object_add(info, "memory_restore", progress);
+	progress = save_progress_json(&c->tree.saving);
+	if (progress)
+		json_object_object_add(info, "snapshot_progress", progress);
 	if (c->op != VM_OP_COUNT) {
 		struct json_object *op = json_object_new_object();
 		struct timespec now;

@@ -26,6 +26,7 @@ void tree_init(struct vm_tree *t, uid_t child_uid, gid_t child_gid, int cancel_f
 	*t = (struct vm_tree){
 		.core = { .pidfd = -1, .sock = -1 },
 		.pager = { .pidfd = -1, .sock = -1 },
+		.saving = SAVE_PROGRESS_INIT,
 		.serial_sink = SINK_INIT,
 		.console_sink = SINK_INIT,
 		.child_uid = child_uid,

@@ -15,6 +15,7 @@
 
 #include "cloister.pb-c.h"
 #include "layout.h"
+#include "save_progress.h"
 #include "sink.h"
 #include "spawn.h"
 
@@ -50,6 +51,8 @@ struct vm_tree {
 	/* snapshotd, kept as the page server of an OnDemand restore */
 	struct child pager;
 	struct tree_paging paging;
+	/* A snapshot's save under way: how far snapshotd has got (vm.info). */
+	struct save_progress saving;
 	struct child devs[TREE_MAX_DEVICES];
 	size_t n_devs;
 	/* What the gateway holds for the VM's sinks: a pty's slave, a socket's relay. */

@@ -98,6 +98,25 @@ static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, c
 	return r;
 }
 
+static uint64_t region_bytes(const Cloister__VmConfig *config)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < config->n_regions; i++)
+		n += config->regions[i]->size;
+	return n;
+}
+
+/* The page snapshotd counts in, or -1: only a number for vm.info, a save goes on without it. */
+static int progress_page(struct vm_tree *t, const Cloister__VmConfig *config)
+{
+	int fd = save_progress_start(&t->saving, region_bytes(config));
+
+	if (fd < 0)
+		log_warn("no progress for this snapshot: %s", strerror(-fd));
+	return fd < 0 ? -1 : fd;
+}
+
 /* snapshotd and vmm-core, each told its part of one save. */
 static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const int *files,
 			   size_t n_regions, bool fdstore, const struct snapshot_seal *seal, char *err,
@@ -108,11 +127,19 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	Cloister__CoreSnapshot snap = CLOISTER__CORE_SNAPSHOT__INIT;
 	struct child snapd = { .pidfd = -1, .sock = -1 };
 	int timeout = vm_snapshot_timeout_ms(config->memory_size);
+	int fds[2 + LAYOUT_MAX_REGIONS];
+	size_t n_fds = fdstore ? 1 : 1 + n_regions;
+	_cleanup_close_ int progress = fdstore ? -1 : progress_page(t, config);
 	int core_end = -1;
-	int r = snapd_start(t, &snapd, "save", &core_end, err, errlen);
+	int r;
 
+	memcpy(fds, files, n_fds * sizeof(*fds));
+	save.progress_fd = progress >= 0;
+	if (save.progress_fd)
+		fds[n_fds++] = progress;
+	r = snapd_start(t, &snapd, "save", &core_end, err, errlen);
 	if (r < 0)
-		return r;
+		goto out;
 	save.config = config;
 	save.fdstore = fdstore;
 	save.compress_zstd = seal && seal->zstd;
@@ -122,7 +149,7 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	save.working_set = t->paging.ws;
 	save.n_working_set = t->paging.n_ws;
 	frame_wrap(&env, CLOISTER__ENVELOPE__MSG_SNAPD_SAVE, &save.base);
-	r = tree_send(t, &snapd, &env, files, fdstore ? 1 : 1 + n_regions, err, errlen);
+	r = tree_send(t, &snapd, &env, fds, n_fds, err, errlen);
 	if (r == 0) {
 		env = (Cloister__Envelope)CLOISTER__ENVELOPE__INIT;
 		frame_wrap(&env, CLOISTER__ENVELOPE__MSG_CORE_SNAPSHOT, &snap.base);
@@ -132,6 +159,8 @@ static int snapshot_stream(struct vm_tree *t, Cloister__VmConfig *config, const 
 	if (r == 0)
 		r = snapd_reply(t, &snapd, timeout, err, errlen);
 	snapd_finish(&snapd);
+out:
+	save_progress_stop(&t->saving);
 	return r;
 }
 

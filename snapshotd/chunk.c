@@ -207,6 +207,8 @@ int chunk_write_region(struct chunk_set *s, size_t i, int memfd, int out_fd, cha
 				strerror(-r));
 			return r;
 		}
+		if (s->progress)
+			__atomic_fetch_add(s->progress, chunk_len(t->size, k), __ATOMIC_RELAXED);
 	}
 	if (!stored_form(&s->fmt))
 		file_end = t->size;

@@ -74,6 +74,8 @@ struct chunk_set {
 	struct chunk_slot cache[CHUNK_CACHE];
 	size_t next_slot;
 	void *cctx, *dctx;	/* zstd contexts */
+	/* NULL, or a counter (shared with the gateway) a save adds each chunk's bytes to. */
+	uint64_t *progress;
 };
 
 /* Largest stored form of a chunk a snapshot may record. */

@@ -16,6 +16,7 @@
 #include "layout.h"
 #include "log.h"
 #include "pager.h"
+#include "save_progress.h"
 #include "service.h"
 #include "snapshot.h"
 #include "vmjson.h"
@@ -146,8 +147,8 @@ static int save_receive(int gw, int core, int timeout_ms, struct inbox *g, struc
 	if (r == 0)
 		r = save_check_working_set(g->env->snapd_save, err);
 	if (r == 0)
-		r = expect_fds(g, g->env->snapd_save->fdstore ? 1 : 1 + config->n_regions, "snapd_save",
-			       err);
+		r = expect_fds(g, (g->env->snapd_save->fdstore ? 1 : 1 + config->n_regions) +
+				  g->env->snapd_save->progress_fd, "snapd_save", err);
 	if (r == 0)
 		r = expect_core_hello(core, timeout_ms, err);
 	if (r == 0)
@@ -214,6 +215,10 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 		return r;
 	r = chunk_set_init(&set, &fmt, sizes, config->n_regions);
 	sodium_memzero(fmt.key, sizeof(fmt.key));
+	/* Progress is only shown: a page that will not map leaves it at 0. */
+	if (r == 0 && g->env->snapd_save->progress_fd &&
+	    save_progress_map(g->fds[1 + config->n_regions], &set.progress) < 0)
+		log_warn("save: the progress fd is not a sealed page; no progress shown");
 	for (size_t i = 0; r == 0 && i < config->n_regions; i++)
 		r = chunk_write_region(&set, i, c->fds[i], g->fds[1 + i], err, ERR_LEN);
 	if (r == 0) {
@@ -228,6 +233,7 @@ static int save_write(const struct inbox *g, const struct inbox *c, char *err)
 		else if (r < 0)
 			snprintf(err, ERR_LEN, "writing vm.json failed: %s", strerror(-r));
 	}
+	save_progress_unmap(set.progress);
 	chunk_set_release(&set);
 	return r;
 }

@@ -2,7 +2,9 @@
 """Boot, pause, snapshot, restore and resume through the whole process tree."""
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 
 from conftest import children_of, first_counts_after, hart_counts
@@ -197,3 +199,35 @@ def test_back_to_back_pause_resume_is_never_refused(vms):
     assert not refused, f"{len(refused)} of {2 * rounds} requests refused, first: {refused[:3]}"
     assert vm.info()["state"] == "Running"
 
+
+
+def test_snapshot_progress_in_vm_info_while_it_runs(vms, workdir):
+    vm = vms()
+    boot_and_count(vm)
+    vm.remote("pause")
+    total = vm.info()["memory_actual_size"]
+    assert "snapshot_progress" not in vm.info()
+    # vmm-core held stopped: the save waits for its state, so it is seen under way.
+    core = vm.child("cloister-vmm")
+    snapdir = os.path.join(workdir, "snap")
+    os.mkdir(snapdir)
+    result = {}
+    os.kill(core, signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=lambda: result.update(
+            r=vm.api("PUT", "vm.snapshot", {"destination_url": f"file://{snapdir}"})))
+        t.start()
+        deadline = time.time() + 20
+        info = vm.info()
+        while "snapshot_progress" not in info and time.time() < deadline:
+            time.sleep(0.02)
+            info = vm.info()
+        assert info.get("operation", {}).get("name") == "snapshot", info
+        progress = info["snapshot_progress"]
+        assert progress == {"bytes_done": 0, "bytes_total": total}, progress
+    finally:
+        os.kill(core, signal.SIGCONT)
+    t.join(timeout=120)
+    assert result["r"][0] == 204, result
+    assert "snapshot_progress" not in vm.info(), "progress shown after the save ended"
+    check_snapshot_files(snapdir)
