@@ -63,6 +63,8 @@ static const char *const snapshotd_syscalls[] = {
 	 */
 	"set_robust_list", "rseq",
 	"fsync", "fdatasync", "ftruncate", "fallocate",
+	/* a region file's pages handed to the disk while the next chunks are hashed */
+	"sync_file_range",
 	/* copying a region memfd into its file without a bounce buffer */
 	"copy_file_range", "sendfile",
 	/* a fresh nonce for every sealed chunk, and the snapshot id */

@@ -2,6 +2,7 @@
 #include "chunk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -195,7 +196,21 @@ static int encode(const struct chunk_set *s, struct chunk_buf *b, size_t i, size
 struct save_job {
 	int memfd, out_fd;
 	uint64_t file_end;	/* a stored form's: written by the item whose turn it is */
+	uint64_t handed;	/* a stored form's: bytes before it handed to the disk */
 };
+
+/*
+ * Every WRITEBACK_EVERY bytes the file's pages written so far are handed to
+ * the disk, so the disk works while the next chunks are hashed and the final
+ * fdatasync() has little left to wait for. Only a head start: that sync is
+ * what makes the file durable, so a failure here is no failure.
+ */
+#define WRITEBACK_EVERY (16ull * CHUNK_SIZE)
+
+static void start_writeback(int fd, uint64_t off, uint64_t len)
+{
+	(void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
 
 /*
  * Chunk k read from memory into b->plain, its entry filled (zero, digest);
@@ -237,6 +252,7 @@ static int save_commit(struct chunk_pool *p, struct chunk_buf *b, size_t g, size
 {
 	struct save_job *j = p->arg;
 	struct chunk_entry *e = &p->s->t[i].e[k];
+	uint64_t from = 0, len = 0;
 	int r = 0;
 
 	if (!chunk_pool_wait_turn(p, g))
@@ -247,7 +263,14 @@ static int save_commit(struct chunk_pool *p, struct chunk_buf *b, size_t g, size
 		e->length = (uint32_t)n;
 		j->file_end += n;
 	}
+	if (j->file_end - j->handed >= WRITEBACK_EVERY) {
+		from = j->handed;
+		len = j->file_end - j->handed;
+		j->handed = j->file_end;
+	}
 	chunk_pool_pass_turn(p, g);
+	if (r == 0 && len > 0)
+		start_writeback(j->out_fd, from, len);
 	return r;
 }
 
@@ -262,6 +285,10 @@ static int save_chunk(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_
 	if (r == 0 && !stored_form(&s->fmt) && !s->t[i].e[k].zero)
 		r = write_nonzero_pages(j->out_fd, b->plain, chunk_len(s->t[i].size, k),
 					(uint64_t)k * CHUNK_SIZE);
+	/* Plain chunks sit at their memory offsets: hand over each run of them as it ends. */
+	if (r == 0 && !stored_form(&s->fmt) && (k + 1) % (WRITEBACK_EVERY / CHUNK_SIZE) == 0)
+		start_writeback(j->out_fd, (k + 1) * (uint64_t)CHUNK_SIZE - WRITEBACK_EVERY,
+				WRITEBACK_EVERY);
 	/* A failed item passes no turn: the pool's failure releases those waiting. */
 	if (r == 0 && stored_form(&s->fmt))
 		r = save_commit(p, b, g, i, k, n);
