@@ -59,9 +59,10 @@ static const char *const vmm_syscalls[] = {
 static const char *const snapshotd_syscalls[] = {
 	/*
 	 * Worker threads (clone is checked below) that read, check and write
-	 * chunks on every CPU during a Copy restore, a verify or a save.
+	 * chunks on every CPU during a Copy restore, a verify or a save; the
+	 * sanitizers' pthread_create asks for the new thread's CPU mask.
 	 */
-	"set_robust_list", "rseq",
+	"set_robust_list", "rseq", "sched_getaffinity",
 	"fsync", "fdatasync", "ftruncate", "fallocate",
 	/* a region file's pages handed to the disk while the next chunks are hashed */
 	"sync_file_range",
