@@ -485,6 +485,19 @@ struct fill_job {
 	const int *fds, *memfds;
 };
 
+/*
+ * A zero chunk with nothing in the file (stored: never anything; plain: a
+ * hole) has nothing to read or check, and fresh memory is zero already.
+ * Most of a large guest's chunks are such.
+ */
+static bool nothing_stored(const struct chunk_set *s, size_t i, int fd, size_t k)
+{
+	const struct chunk_entry *e = &s->t[i].e[k];
+	size_t len = chunk_len(s->t[i].size, k);
+
+	return e->zero && (stored_form(&s->fmt) || !has_data(fd, e->offset, len));
+}
+
 static int fill_chunk(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_t i, size_t k,
 		      char *err, size_t errlen)
 {
@@ -493,8 +506,7 @@ static int fill_chunk(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_
 	int r;
 
 	(void)g;
-	/* A stored zero chunk has nothing to read; fresh memory is zero already. */
-	if (j->memfds && stored_form(&s->fmt) && s->t[i].e[k].zero)
+	if (nothing_stored(s, i, j->fds[i], k))
 		return 0;
 	r = load(s, b, i, j->fds[i], k, b->plain, err, errlen);
 	if (r < 0 || !j->memfds || s->t[i].e[k].zero)

@@ -190,10 +190,11 @@ Test(chunk_pool, every_form_fills_exactly_with_any_number_of_workers)
 
 		save_with(&s, &forms[f], 2, 3);
 		for (size_t k = 0; k <= N_CHUNKS; k++)
-			cr_expect_eq(!s.set.t[0].e[k].zero, holds_data(k), "form %zu chunk %zu", f, k);
+			cr_expect_eq(!s.set.t[0].e[k].zero, holds_data(k), "form %zu, chunk %zu",
+				     f, k);
 		for (size_t w = 0; w <= CHUNK_MAX_WORKERS + 1; w++)
-			cr_expect_eq(fill_with(&s, w, err, sizeof(err)), 0, "form %zu, %zu workers: %s",
-				     f, w, err);
+			cr_expect_eq(fill_with(&s, w, err, sizeof(err)), 0,
+				     "form %zu, %zu workers: %s", f, w, err);
 		release(&s);
 	}
 }
@@ -345,7 +346,8 @@ Test(chunk_pool, a_failed_save_names_the_first_chunk_it_could_not_write)
 		cr_assert_eq(chunk_set_init(&set, &fmt, &size, 1), 0);
 		set.workers = CHUNK_MAX_WORKERS;
 		cr_expect_eq(chunk_write_region(&set, 0, memfd, ro, err, sizeof(err)), -EBADF);
-		cr_expect_not_null(strstr(err, "writing memory-region-0 chunk 0 failed"), "%s", err);
+		cr_expect_not_null(strstr(err, "writing memory-region-0 chunk 0 failed"), "%s",
+				   err);
 		chunk_set_release(&set);
 		close(ro);
 		close(rw);
