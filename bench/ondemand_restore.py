@@ -19,8 +19,20 @@ QEMU with the same kernel, initramfs, memory and fill: `migrate` to a file
 through `exec:cat`, made durable, and `-incoming "exec:cat FILE"` to paused,
 then `cont` and the same shell command.
 
+Beside dd's warm read to /dev/null, dd reads the same file into a new file
+in /dev/shm: the page cache into fresh memory, which is what a Copy restore
+must at least do (and then the same into pages already there).
+
+--copy-rounds N restores the first snapshot Copy N more times, each restored
+VM then snapshotted again and followed by dd conv=fdatasync of as much data,
+for the snapshot's rate against the disk's at that moment; with
+--also-build OTHER, OTHER's cloister does the same after each round
+(alternating, on the same snapshot), so two versions compare in one run.
+--copy-only stops there (no OnDemand, no QEMU).
+
 Run by hand, as root, from a built tree:
     nice -n 10 bench/ondemand_restore.py [--build build] [--sizes 4G,16G] [--data-mib 1024]
+    nice -n 10 bench/ondemand_restore.py --sizes 4G --copy-rounds 3 --also-build OLD --copy-only
 It is not part of the test suite: timings depend on the machine.
 """
 import argparse
