@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "chunk.h"
 #include "fixture.h"
 
@@ -75,6 +77,9 @@ static void save_with(struct saved *s, const struct chunk_format *f, size_t n_re
 	struct chunk_format fmt = *f;
 	uint64_t sizes[2] = { SIZE, SIZE };
 	char err[256] = "";
+
+	/* As snapshotd does before any worker draws a nonce. */
+	cr_assert_geq(sodium_init(), 0);
 
 	memset(fmt.key, 0x42, sizeof(fmt.key));
 	memset(fmt.id, 0x17, sizeof(fmt.id));
@@ -339,6 +344,7 @@ Test(chunk_pool, a_failed_save_names_the_first_chunk_it_could_not_write)
 		char path[64], err[256] = "";
 		int memfd = memfd_of_size(SIZE), rw = tmpfile_fd(), ro;
 
+		cr_assert_geq(sodium_init(), 0);
 		write_pattern(memfd, 1);
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
 		ro = open(path, O_RDONLY | O_CLOEXEC);
