@@ -107,10 +107,13 @@ int chunk_pool_run(struct chunk_pool *p, size_t workers, char *err, size_t errle
 		workers = CHUNK_MAX_WORKERS;
 	if (workers > p->n)
 		workers = p->n;
-	if (pthread_mutex_init(&p->lock, NULL) != 0)
+	if (pthread_mutex_init(&p->lock, NULL) != 0) {
+		err_set(err, errlen, "no lock for the chunk workers");
 		return -ENOMEM;
+	}
 	if (pthread_cond_init(&p->moved, NULL) != 0) {
 		pthread_mutex_destroy(&p->lock);
+		err_set(err, errlen, "no condition variable for the chunk workers");
 		return -ENOMEM;
 	}
 	started = workers > 1 ? start_helpers(p, helpers, workers) : 0;
