@@ -19,8 +19,20 @@ QEMU with the same kernel, initramfs, memory and fill: `migrate` to a file
 through `exec:cat`, made durable, and `-incoming "exec:cat FILE"` to paused,
 then `cont` and the same shell command.
 
+Beside dd's warm read to /dev/null, dd reads the same file into a new file
+in /dev/shm: the page cache into fresh memory, which is what a Copy restore
+must at least do (and then the same into pages already there).
+
+--copy-rounds N restores the first snapshot Copy N more times, each restored
+VM then snapshotted again and followed by dd conv=fdatasync of as much data,
+for the snapshot's rate against the disk's at that moment; with
+--also-build OTHER, OTHER's cloister does the same after each round
+(alternating, on the same snapshot), so two versions compare in one run.
+--copy-only stops there (no OnDemand, no QEMU).
+
 Run by hand, as root, from a built tree:
     nice -n 10 bench/ondemand_restore.py [--build build] [--sizes 4G,16G] [--data-mib 1024]
+    nice -n 10 bench/ondemand_restore.py --sizes 4G --copy-rounds 3 --also-build OLD --copy-only
 It is not part of the test suite: timings depend on the machine.
 """
 import argparse
@@ -175,9 +187,9 @@ def wait_all_present(v, t0):
         time.sleep(0.005)
 
 
-def restore_round(args, work, snap, mode, name, data, keep_to=None):
+def restore_round(args, work, snap, mode, name, data, keep_to=None, build=None):
     """One restore of snap: its figures; with keep_to, a snapshot of the restored VM there."""
-    v = VM(args.build, work, name)
+    v = VM(build or args.build, work, name)
     v.start("--restore", f"source_url=file://{snap},memory_restore_mode={mode}")
     paused = v.wait_paused() - v.t_start
     m = re.search(r"restored from \S+ in ([\d.]+) ms", v.logtext())
@@ -194,7 +206,9 @@ def restore_round(args, work, snap, mode, name, data, keep_to=None):
     if keep_to:
         assert api(v.sock, "PUT", "vm.pause")[0] == 204
         os.mkdir(keep_to)
+        t0 = time.perf_counter()
         status, body = api(v.sock, "PUT", "vm.snapshot", {"destination_url": f"file://{keep_to}"})
+        res["snapshot_s"] = round(time.perf_counter() - t0, 3)
         assert status == 204, body
     v.stop()
     return res
@@ -226,6 +240,45 @@ def write_digested(path, doc):
         f.write(text[:at] + digest + text[at + 64:])
 
 
+def fresh_memory_read(path):
+    """dd from the page cache into a new file in /dev/shm (tmpfs, fresh pages like a
+    memfd's), then the same into memory that is already there (the file written again)."""
+    shm = tempfile.mktemp(prefix="cl-fresh-", dir="/dev/shm")
+    try:
+        fresh = dd([f"if={path}", f"of={shm}", "bs=1M"])
+        again = dd([f"if={path}", f"of={shm}", "bs=1M", "conv=notrunc"])
+    finally:
+        if os.path.exists(shm):
+            os.unlink(shm)
+    return {"fresh": fresh, "already_allocated": again}
+
+
+def copy_rounds(args, work, snap, data, blocks):
+    """Copy restores of snap, alternating between the builds (--also-build), each
+    followed by a snapshot of the restored VM and dd conv=fdatasync of as much data."""
+    builds = [args.build] + ([args.also_build] if args.also_build else [])
+    out = {b: {"restore_ms_gateway": [], "snapshot_s": [], "dd_fdatasync_s": []} for b in builds}
+    for k in range(args.copy_rounds):
+        for n, b in enumerate(builds):
+            keep = os.path.join(work, f"copy-snap-{k}-{n}")
+            r = restore_round(args, work, snap, "Copy", f"copy-{k}-{n}", data, keep_to=keep,
+                              build=b)
+            d = dd(["if=/dev/zero", f"of={work}/dd.out", "bs=1M", f"count={blocks >> 20}",
+                    "conv=fdatasync"])
+            os.unlink(f"{work}/dd.out")
+            shutil.rmtree(keep)
+            out[b]["restore_ms_gateway"].append(r["restore_ms_gateway"])
+            out[b]["snapshot_s"].append(r["snapshot_s"])
+            out[b]["dd_fdatasync_s"].append(d[0])
+    for b in builds:
+        o = out[b]
+        o["restore_median_ms"] = statistics.median(o["restore_ms_gateway"])
+        o["restore_median_GBps"] = round(blocks / o["restore_median_ms"] / 1e6, 2)
+        o["snapshot_vs_dd"] = [round(d / s, 2) if d and s else None
+                               for s, d in zip(o["snapshot_s"], o["dd_fdatasync_s"])]
+    return out
+
+
 def rate(nbytes, seconds):
     return round(nbytes / seconds / 1e6, 1) if seconds else None
 
@@ -253,10 +306,16 @@ def cloister_side(args, size, work, data):
     res["dd_write_fdatasync"] = dd(["if=/dev/zero", f"of={work}/dd.out", "bs=1M",
                                     f"count={blocks >> 20}", "conv=fdatasync"])
     res["dd_read_warm"] = dd([f"if={work}/dd.out", "of=/dev/null", "bs=1M"])
+    # What a Copy restore must at least do: the page cache read into fresh memory.
+    res["dd_read_warm_into_fresh_memory"] = fresh_memory_read(f"{work}/dd.out")
     os.unlink(f"{work}/dd.out")
     dd_s = res["dd_write_fdatasync"][0]
     res["snapshot_vs_dd"] = round(dd_s / snap_s, 2) if dd_s else None
     res["Copy"] = restore_round(args, work, snap, "Copy", "copy", data)
+    if args.copy_rounds:
+        res["copy_rounds"] = copy_rounds(args, work, snap, data, blocks)
+        if args.copy_only:
+            return res
     # The first OnDemand restore has no working set; the VM it makes records one,
     # and its snapshot (snap2) stores it.
     snap2 = os.path.join(work, "snap2")
@@ -363,7 +422,7 @@ def one_size(args, size):
     res = {"size": size, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "loadavg": os.getloadavg()[0]}
     res["cloister"] = cloister_side(args, size, work, data)
-    if not args.no_qemu and shutil.which(QEMU):
+    if not args.no_qemu and not args.copy_only and shutil.which(QEMU):
         res["qemu"] = qemu_side(size, work, data)
     res["loadavg_end"] = os.getloadavg()[0]
     shutil.rmtree(work)
@@ -380,6 +439,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="restores of the second snapshot with and without its working set")
     ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--copy-rounds", type=int, default=0,
+                    help="more Copy restores, each followed by a snapshot of the restored VM"
+                         " and dd conv=fdatasync")
+    ap.add_argument("--also-build", help="a second build tree whose Copy restores and"
+                    " snapshots alternate with --build's in --copy-rounds")
+    ap.add_argument("--copy-only", action="store_true",
+                    help="stop after the Copy rounds (no OnDemand, no QEMU)")
     args = ap.parse_args()
     for size in args.sizes.split(","):
         print(json.dumps(one_size(args, size)), flush=True)

@@ -11,8 +11,13 @@ Then restores each (Copy, page cache warm; and OnDemand for the sealed one),
 timing vm.restore until the VM is paused, and checks once per format that the
 guest's files keep their sha256.
 
+Each write is followed by `dd conv=fdatasync` of as many bytes in the same
+directory, for the snapshot's rate against the disk's. With --also-build,
+every restore is also made with that build's cloister (alternating), so two
+versions of snapshotd's restore are timed on the same snapshots in one run.
+
 Run by hand, as root, on a quiet machine if possible:
-    nice -n 10 bench/snapshot_seal.py [--build build] [--reps 3]
+    nice -n 10 bench/snapshot_seal.py [--build build] [--reps 3] [--also-build OTHER]
 It is not part of the test suite: timings depend on the machine.
 """
 import argparse
@@ -87,6 +92,16 @@ def region_bytes(d):
     return sum(os.stat(f).st_blocks * 512 for f in files)
 
 
+def dd_fdatasync(work, nbytes):
+    """Seconds for dd to write nbytes (whole MiB) durably in work."""
+    out = os.path.join(work, "dd.out")
+    r = subprocess.run(["dd", "if=/dev/zero", f"of={out}", "bs=1M", f"count={nbytes // MIB}",
+                        "conv=fdatasync"], capture_output=True, text=True)
+    os.unlink(out)
+    m = re.search(r"copied, ([\d.]+) s", r.stderr)
+    return float(m.group(1)) if m else None
+
+
 def fill(guest):
     t0 = time.time()
     guest.ask("mkdir -p /data && mount -t tmpfs -o size=1200m tmpfs /data && echo mounted",
@@ -116,8 +131,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--also-build", help="another build tree whose restores alternate")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
+    builds = [build] + ([os.path.abspath(a.also_build)] if a.also_build else [])
     work = tempfile.mkdtemp(prefix="cloister-seal-bench-", dir="/var/tmp")
     key = os.path.join(work, "key")
     with open(key, "w") as f:
@@ -137,14 +154,16 @@ def main():
         sums = fill(base)
         base.remote("pause")
         for name, args in FORMATS:
-            times = []
+            times, vs_dd = [], []
             for rep in range(a.reps):
                 d = os.path.join(work, f"{name}-{rep}")
                 os.mkdir(d)
                 t0 = time.perf_counter()
                 base.remote("snapshot", f"file://{d}", *[x.format(key=key) for x in args])
                 times.append(time.perf_counter() - t0)
-            results[name] = {"write_s": statistics.median(times),
+                dd_s = dd_fdatasync(work, region_bytes(d))
+                vs_dd.append(round(dd_s / times[-1], 2) if dd_s else None)
+            results[name] = {"write_s": statistics.median(times), "write_vs_dd": vs_dd,
                              "bytes": region_bytes(os.path.join(work, f"{name}-0"))}
     finally:
         base.stop()
@@ -152,20 +171,24 @@ def main():
         keyarg = [f"encryption_key_file={key}"] if "sealed" in name else []
         modes = ("Copy", "OnDemand") if name == "sealed+zstd" else ("Copy",)
         for mode in modes:
-            times = []
+            times = {b: [] for b in builds}
             for rep in range(a.reps):
-                g = Guest(build, work, f"r-{name}-{mode}-{rep}").start()
-                t0 = time.perf_counter()
-                g.remote("restore", f"source_url=file://{work}/{name}-0,"
-                         f"memory_restore_mode={mode}", *keyarg)
-                times.append(time.perf_counter() - t0)
-                if rep == 0:
-                    g.remote("resume")
-                    got = g.ask("sha256sum /data/random /data/text | tr '\\n' ' '; echo",
-                                r"^([0-9a-f]{64})  /data/random ([0-9a-f]{64})  /data/text")
-                    assert (got.group(1), got.group(2)) == sums, f"{name} {mode}: data differs"
-                g.stop()
-            results[name][f"restore_{mode}_s"] = statistics.median(times)
+                for n, b in enumerate(builds):
+                    g = Guest(b, work, f"r-{name}-{mode}-{rep}-{n}").start()
+                    t0 = time.perf_counter()
+                    g.remote("restore", f"source_url=file://{work}/{name}-0,"
+                             f"memory_restore_mode={mode}", *keyarg)
+                    times[b].append(time.perf_counter() - t0)
+                    if rep == 0:
+                        g.remote("resume")
+                        got = g.ask("sha256sum /data/random /data/text | tr '\\n' ' '; echo",
+                                    r"^([0-9a-f]{64})  /data/random ([0-9a-f]{64})  /data/text")
+                        assert (got.group(1), got.group(2)) == sums, f"{name} {mode}: data differs"
+                    g.stop()
+            results[name][f"restore_{mode}_s"] = statistics.median(times[build])
+            if a.also_build:
+                results[name][f"restore_{mode}_s_also_build"] = statistics.median(
+                    times[builds[1]])
     plain = results["plain"]["bytes"]
     print(f"\n{'format':<12} {'region files':>14} {'ratio':>6} {'write':>8} {'restore':>8}"
           f" {'OnDemand':>9}")

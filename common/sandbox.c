@@ -136,8 +136,12 @@ static int sandbox_limits(enum sandbox_role role)
 	if (r == 0)
 		r = set_limit(RLIMIT_NOFILE,
 			      role == SANDBOX_ROLE_VMM ? SANDBOX_NOFILE_VMM : SANDBOX_NOFILE);
-	/* A thread counts as a process, so only the single-threaded roles get this. */
-	if (r == 0 && role != SANDBOX_ROLE_VMM)
+	/*
+	 * A thread counts as a process, so only the single-threaded roles get
+	 * this; vmm-core and snapshotd (worker threads) rely on seccomp, which
+	 * lets clone make threads only.
+	 */
+	if (r == 0 && role != SANDBOX_ROLE_VMM && role != SANDBOX_ROLE_SNAPSHOTD)
 		r = set_limit(RLIMIT_NPROC, 0);
 	if (r < 0)
 		log_error("sandbox: setrlimit failed: %s", strerror(-r));

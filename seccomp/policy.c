@@ -57,7 +57,15 @@ static const char *const vmm_syscalls[] = {
 };
 
 static const char *const snapshotd_syscalls[] = {
+	/*
+	 * Worker threads (clone is checked below) that read, check and write
+	 * chunks on every CPU during a Copy restore, a verify or a save; the
+	 * sanitizers' pthread_create asks for the new thread's CPU mask.
+	 */
+	"set_robust_list", "rseq", "sched_getaffinity",
 	"fsync", "fdatasync", "ftruncate", "fallocate",
+	/* a region file's pages handed to the disk while the next chunks are hashed */
+	"sync_file_range",
 	/* copying a region memfd into its file without a bounce buffer */
 	"copy_file_range", "sendfile",
 	/* a fresh nonce for every sealed chunk, and the snapshot id */
@@ -111,7 +119,7 @@ struct role_policy {
 static const struct role_policy role_policies[] = {
 	[SANDBOX_ROLE_VMM] = { vmm_syscalls, ARRAY_SIZE(vmm_syscalls), true,
 			       uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },
-	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), false,
+	[SANDBOX_ROLE_SNAPSHOTD] = { snapshotd_syscalls, ARRAY_SIZE(snapshotd_syscalls), true,
 				     uffd_server_ioctls, ARRAY_SIZE(uffd_server_ioctls) },
 	[SANDBOX_ROLE_DEVICE_RNG] = { device_rng_syscalls, ARRAY_SIZE(device_rng_syscalls), false,
 				      uffd_client_ioctls, ARRAY_SIZE(uffd_client_ioctls) },

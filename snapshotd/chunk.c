@@ -2,7 +2,10 @@
 #include "chunk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <sodium.h>
 #include <zstd.h>
 
+#include "chunk_pool.h"
 #include "digest.h"
 #include "errmsg.h"
 #include "io.h"
@@ -31,16 +35,55 @@ static bool stored_form(const struct chunk_format *fmt)
 	return fmt->zstd || fmt->sealed;
 }
 
+int chunk_buf_init(struct chunk_buf *b, const struct chunk_format *fmt)
+{
+	*b = (struct chunk_buf){ .stored = malloc(chunk_max_stored(fmt)),
+				 .plain = malloc(CHUNK_SIZE) };
+	return b->stored && b->plain ? 0 : -ENOMEM;
+}
+
+void chunk_buf_release(struct chunk_buf *b)
+{
+	free(b->stored);
+	free(b->plain);
+	ZSTD_freeCCtx(b->cctx);
+	ZSTD_freeDCtx(b->dctx);
+	*b = (struct chunk_buf){ .stored = NULL };
+}
+
+static pthread_once_t workers_once = PTHREAD_ONCE_INIT;
+static size_t n_workers = 1;
+
+static void count_workers(void)
+{
+	cpu_set_t set;
+	long n = 0;
+
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n <= 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	n_workers = n <= 1 ? 1 : n >= CHUNK_MAX_WORKERS ? CHUNK_MAX_WORKERS : (size_t)n;
+}
+
+size_t chunk_workers(void)
+{
+	pthread_once(&workers_once, count_workers);
+	return n_workers;
+}
+
 int chunk_set_init(struct chunk_set *s, const struct chunk_format *fmt, const uint64_t *sizes,
 		   size_t n)
 {
+	int r;
+
 	*s = (struct chunk_set){ .fmt = *fmt, .n_regions = n };
 	if (n > LAYOUT_MAX_REGIONS)
 		return -EINVAL;
-	s->stored = malloc(chunk_max_stored(fmt));
-	s->plain = malloc(CHUNK_SIZE);
-	if (!s->stored || !s->plain)
-		return -ENOMEM;
+	r = chunk_buf_init(&s->buf, fmt);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		s->t[i].size = sizes[i];
 		s->t[i].n = (size_t)((sizes[i] + CHUNK_SIZE - 1) / CHUNK_SIZE);
@@ -67,12 +110,7 @@ void chunk_set_release(struct chunk_set *s)
 		free(s->cache[c].data);
 		s->cache[c] = (struct chunk_slot){ .valid = false };
 	}
-	free(s->stored);
-	free(s->plain);
-	s->stored = s->plain = NULL;
-	ZSTD_freeCCtx(s->cctx);
-	ZSTD_freeDCtx(s->dctx);
-	s->cctx = s->dctx = NULL;
+	chunk_buf_release(&s->buf);
 }
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -102,96 +140,175 @@ static bool has_data(int fd, uint64_t off, uint64_t len)
 
 /* ---- save ---- */
 
+/* Writes the runs of pages of buf (len bytes, for fd at off) that are not all zero. */
 static int write_nonzero_pages(int fd, const uint8_t *buf, size_t len, uint64_t off)
 {
-	for (size_t pos = 0; pos < len; pos += PAGE) {
-		size_t n = len - pos < PAGE ? len - pos : PAGE;
-		int r;
+	size_t run = 0, pos = 0;
 
-		if (all_zero(buf + pos, n))
-			continue;
-		r = io_pwrite_all(fd, buf + pos, n, (off_t)(off + pos));
-		if (r < 0)
-			return r;
+	while (pos < len) {
+		size_t n = len - pos < PAGE ? len - pos : PAGE;
+
+		if (all_zero(buf + pos, n)) {
+			if (pos > run) {
+				int r = io_pwrite_all(fd, buf + run, pos - run, (off_t)(off + run));
+
+				if (r < 0)
+					return r;
+			}
+			run = pos + n;
+		}
+		pos += n;
 	}
-	return 0;
+	return pos > run ? io_pwrite_all(fd, buf + run, pos - run, (off_t)(off + run)) : 0;
 }
 
-/* The stored form of plain (len bytes) into s->stored; its length in *ret_len. */
-static int encode(struct chunk_set *s, size_t i, size_t k, const uint8_t *plain, size_t len,
+/* The stored form of b->plain (len bytes) into b->stored; its length in *ret_len. */
+static int encode(const struct chunk_set *s, struct chunk_buf *b, size_t i, size_t k, size_t len,
 		  size_t *ret_len)
 {
-	uint8_t *body = s->stored + (s->fmt.sealed ? CHUNK_NONCE_BYTES : 0);
+	uint8_t *body = b->stored + (s->fmt.sealed ? CHUNK_NONCE_BYTES : 0);
 	size_t n = len;
 
 	if (s->fmt.zstd) {
-		if (!s->cctx && !(s->cctx = ZSTD_createCCtx()))
+		if (!b->cctx && !(b->cctx = ZSTD_createCCtx()))
 			return -ENOMEM;
-		n = ZSTD_compressCCtx(s->cctx, body, ZSTD_COMPRESSBOUND(CHUNK_SIZE), plain, len,
+		n = ZSTD_compressCCtx(b->cctx, body, ZSTD_COMPRESSBOUND(CHUNK_SIZE), b->plain, len,
 				      ZSTD_LEVEL);
 		if (ZSTD_isError(n))
 			return -EIO;
 	} else {
-		memcpy(body, plain, len);
+		memcpy(body, b->plain, len);
 	}
 	if (s->fmt.sealed) {
 		unsigned long long clen;
 		uint8_t ad[32];
 
-		randombytes_buf(s->stored, CHUNK_NONCE_BYTES);
+		randombytes_buf(b->stored, CHUNK_NONCE_BYTES);
 		chunk_ad(&s->fmt, i, k, ad);
 		crypto_aead_xchacha20poly1305_ietf_encrypt(body, &clen, body, n, ad, sizeof(ad), NULL,
-							   s->stored, s->fmt.key);
+							   b->stored, s->fmt.key);
 		n = CHUNK_NONCE_BYTES + (size_t)clen;
 	}
 	*ret_len = n;
 	return 0;
 }
 
-static int save_chunk(struct chunk_set *s, size_t i, size_t k, int memfd, int out_fd,
-		      uint64_t *file_end)
+struct save_job {
+	int memfd, out_fd;
+	uint64_t file_end;	/* a stored form's: written by the item whose turn it is */
+	uint64_t handed;	/* a stored form's: bytes before it handed to the disk */
+};
+
+/*
+ * Every WRITEBACK_EVERY bytes the file's pages written so far are handed to
+ * the disk, so the disk works while the next chunks are hashed and the final
+ * fdatasync() has little left to wait for. Only a head start: that sync is
+ * what makes the file durable, so a failure here is no failure.
+ */
+#define WRITEBACK_EVERY (16ull * CHUNK_SIZE)
+
+static void start_writeback(int fd, uint64_t off, uint64_t len)
+{
+	(void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
+/*
+ * Chunk k read from memory into b->plain, its entry filled (zero, digest);
+ * a stored form's chunk encoded into b->stored, its length in *ret_n (0:
+ * nothing to store).
+ */
+static int save_prepare(const struct chunk_set *s, struct chunk_buf *b, int memfd, size_t i,
+			size_t k, size_t *ret_n)
 {
 	struct chunk_entry *e = &s->t[i].e[k];
 	uint64_t off = (uint64_t)k * CHUNK_SIZE;
-	size_t len = chunk_len(s->t[i].size, k), n;
+	size_t len = chunk_len(s->t[i].size, k);
 	ssize_t got;
 	int r;
 
+	*ret_n = 0;
 	*e = (struct chunk_entry){ .zero = true };
 	if (!stored_form(&s->fmt))
 		*e = (struct chunk_entry){ .offset = off, .length = (uint32_t)len, .zero = true };
 	if (!has_data(memfd, off, len))
 		return 0;
-	got = io_pread_full(memfd, s->plain, len, (off_t)off);
+	got = io_pread_full(memfd, b->plain, len, (off_t)off);
 	if (got < 0)
 		return (int)got;
 	if ((size_t)got != len)
 		return -EIO;
-	if (all_zero(s->plain, len))
+	if (all_zero(b->plain, len))
 		return 0;
 	e->zero = false;
-	r = digest_bytes(s->plain, len, e->digest);
-	if (r < 0)
+	r = digest_bytes(b->plain, len, e->digest);
+	if (r < 0 || !stored_form(&s->fmt))
 		return r;
-	if (!stored_form(&s->fmt))
-		return write_nonzero_pages(out_fd, s->plain, len, off);
-	r = encode(s, i, k, s->plain, len, &n);
-	if (r == 0)
-		r = io_pwrite_all(out_fd, s->stored, n, (off_t)*file_end);
+	return encode(s, b, i, k, len, ret_n);
+}
+
+/* A stored chunk goes where the one before it ended: it waits for its turn. */
+static int save_commit(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_t i, size_t k,
+		       size_t n)
+{
+	struct save_job *j = p->arg;
+	struct chunk_entry *e = &p->s->t[i].e[k];
+	uint64_t from = 0, len = 0;
+	int r = 0;
+
+	if (!chunk_pool_wait_turn(p, g))
+		return -ECANCELED;
+	if (n > 0) {
+		r = io_pwrite_all(j->out_fd, b->stored, n, (off_t)j->file_end);
+		e->offset = j->file_end;
+		e->length = (uint32_t)n;
+		j->file_end += n;
+	}
+	if (j->file_end - j->handed >= WRITEBACK_EVERY) {
+		from = j->handed;
+		len = j->file_end - j->handed;
+		j->handed = j->file_end;
+	}
+	chunk_pool_pass_turn(p, g);
+	if (r == 0 && len > 0)
+		start_writeback(j->out_fd, from, len);
+	return r;
+}
+
+static int save_chunk(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_t i, size_t k,
+		      char *err, size_t errlen)
+{
+	const struct chunk_set *s = p->s;
+	struct save_job *j = p->arg;
+	size_t n = 0;
+	int r = save_prepare(s, b, j->memfd, i, k, &n);
+
+	if (r == 0 && !stored_form(&s->fmt) && !s->t[i].e[k].zero)
+		r = write_nonzero_pages(j->out_fd, b->plain, chunk_len(s->t[i].size, k),
+					(uint64_t)k * CHUNK_SIZE);
+	/* Plain chunks sit at their memory offsets: hand over each run of them as it ends. */
+	if (r == 0 && !stored_form(&s->fmt) && (k + 1) % (WRITEBACK_EVERY / CHUNK_SIZE) == 0)
+		start_writeback(j->out_fd, (k + 1) * (uint64_t)CHUNK_SIZE - WRITEBACK_EVERY,
+				WRITEBACK_EVERY);
+	/* A failed item passes no turn: the pool's failure releases those waiting. */
+	if (r == 0 && stored_form(&s->fmt))
+		r = save_commit(p, b, g, i, k, n);
 	if (r < 0)
-		return r;
-	e->offset = *file_end;
-	e->length = (uint32_t)n;
-	*file_end += n;
-	return 0;
+		err_set(err, errlen, "writing memory-region-%zu chunk %zu failed: %s", i, k,
+			strerror(-r));
+	else if (s->progress)
+		__atomic_fetch_add(s->progress, chunk_len(s->t[i].size, k), __ATOMIC_RELAXED);
+	return r;
 }
 
 int chunk_write_region(struct chunk_set *s, size_t i, int memfd, int out_fd, char *err,
 		       size_t errlen)
 {
 	const struct chunk_table *t = &s->t[i];
-	uint64_t file_end = 0;
+	struct save_job j = { .memfd = memfd, .out_fd = out_fd };
+	struct chunk_pool p = { .s = s, .first = i, .end = i + 1, .fn = save_chunk, .arg = &j };
 	struct stat st;
+	uint64_t file_end;
+	int r;
 
 	if (fstat(out_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0 ||
 	    fstat(memfd, &st) < 0 || (uint64_t)st.st_size < t->size || t->size > INT64_MAX) {
@@ -199,19 +316,10 @@ int chunk_write_region(struct chunk_set *s, size_t i, int memfd, int out_fd, cha
 			" its region", i);
 		return -EINVAL;
 	}
-	for (size_t k = 0; k < t->n; k++) {
-		int r = save_chunk(s, i, k, memfd, out_fd, &file_end);
-
-		if (r < 0) {
-			err_set(err, errlen, "writing memory-region-%zu chunk %zu failed: %s", i, k,
-				strerror(-r));
-			return r;
-		}
-		if (s->progress)
-			__atomic_fetch_add(s->progress, chunk_len(t->size, k), __ATOMIC_RELAXED);
-	}
-	if (!stored_form(&s->fmt))
-		file_end = t->size;
+	r = chunk_pool_run(&p, s->workers, err, errlen);
+	if (r < 0)
+		return r;
+	file_end = stored_form(&s->fmt) ? j.file_end : t->size;
 	if (ftruncate(out_fd, (off_t)file_end) < 0 || fdatasync(out_fd) < 0) {
 		err_set(err, errlen, "writing memory-region-%zu failed: %m", i);
 		return -errno;
@@ -290,11 +398,11 @@ static int read_stored(int fd, uint8_t *buf, const struct chunk_entry *e, size_t
 	return 0;
 }
 
-/* The stored chunk in s->stored (length bytes) decoded into out (len bytes). */
-static int decode(struct chunk_set *s, size_t i, size_t k, size_t length, uint8_t *out,
-		  size_t len, char *err, size_t errlen)
+/* The stored chunk in b->stored (length bytes) decoded into out (len bytes). */
+static int decode(const struct chunk_set *s, struct chunk_buf *b, size_t i, size_t k,
+		  size_t length, uint8_t *out, size_t len, char *err, size_t errlen)
 {
-	uint8_t *body = s->stored;
+	uint8_t *body = b->stored;
 	size_t n = length;
 
 	if (s->fmt.sealed) {
@@ -302,18 +410,18 @@ static int decode(struct chunk_set *s, size_t i, size_t k, size_t length, uint8_
 		uint8_t ad[32];
 
 		chunk_ad(&s->fmt, i, k, ad);
-		body = s->stored + CHUNK_NONCE_BYTES;
+		body = b->stored + CHUNK_NONCE_BYTES;
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(body, &plen, NULL, body,
 							       length - CHUNK_NONCE_BYTES, ad,
-							       sizeof(ad), s->stored, s->fmt.key) != 0)
+							       sizeof(ad), b->stored, s->fmt.key) != 0)
 			return bad_chunk(i, k, "does not open with the key: altered, moved or"
 					 " damaged", err, errlen);
 		n = (size_t)plen;
 	}
 	if (s->fmt.zstd) {
-		if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
+		if (!b->dctx && !(b->dctx = ZSTD_createDCtx()))
 			return -ENOMEM;
-		n = ZSTD_decompressDCtx(s->dctx, out, len, body, n);
+		n = ZSTD_decompressDCtx(b->dctx, out, len, body, n);
 		if (ZSTD_isError(n) || n != len)
 			return bad_chunk(i, k, "is not a zstd frame of the chunk's length", err,
 					 errlen);
@@ -335,8 +443,9 @@ static int load_plain(int fd, const struct chunk_entry *e, size_t i, size_t k, u
 	return read_stored(fd, out, e, i, k, err, errlen);
 }
 
-int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, char *err,
-	       size_t errlen)
+/* chunk_load() with the buffers b. */
+static int load(const struct chunk_set *s, struct chunk_buf *b, size_t i, int fd, size_t k,
+		uint8_t *out, char *err, size_t errlen)
 {
 	const struct chunk_entry *e = &s->t[i].e[k];
 	size_t len = chunk_len(s->t[i].size, k);
@@ -347,8 +456,8 @@ int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, ch
 		r = load_plain(fd, e, i, k, out, len, err, errlen);
 	else if (e->zero)
 		r = (memset(out, 0, len), 0);
-	else if ((r = read_stored(fd, s->stored, e, i, k, err, errlen)) == 0)
-		r = decode(s, i, k, e->length, out, len, err, errlen);
+	else if ((r = read_stored(fd, b->stored, e, i, k, err, errlen)) == 0)
+		r = decode(s, b, i, k, e->length, out, len, err, errlen);
 	if (r < 0)
 		return r;
 	if (e->zero)
@@ -367,38 +476,85 @@ int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, ch
 	return 0;
 }
 
+int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, char *err,
+	       size_t errlen)
+{
+	return load(s, &s->buf, i, fd, k, out, err, errlen);
+}
+
+/* The region files and memfds of a fill or a verify (memfds NULL), by region. */
+struct fill_job {
+	const int *fds, *memfds;
+};
+
+/*
+ * A zero chunk with nothing in the file (stored: never anything; plain: a
+ * hole) has nothing to read or check, and fresh memory is zero already.
+ * Most of a large guest's chunks are such.
+ */
+static bool nothing_stored(const struct chunk_set *s, size_t i, int fd, size_t k)
+{
+	const struct chunk_entry *e = &s->t[i].e[k];
+	size_t len = chunk_len(s->t[i].size, k);
+
+	return e->zero && (stored_form(&s->fmt) || !has_data(fd, e->offset, len));
+}
+
+static int fill_chunk(struct chunk_pool *p, struct chunk_buf *b, size_t g, size_t i, size_t k,
+		      char *err, size_t errlen)
+{
+	const struct fill_job *j = p->arg;
+	const struct chunk_set *s = p->s;
+	int r;
+
+	(void)g;
+	if (nothing_stored(s, i, j->fds[i], k))
+		return 0;
+	r = load(s, b, i, j->fds[i], k, b->plain, err, errlen);
+	if (r < 0 || !j->memfds || s->t[i].e[k].zero)
+		return r;
+	r = write_nonzero_pages(j->memfds[i], b->plain, chunk_len(s->t[i].size, k),
+				(uint64_t)k * CHUNK_SIZE);
+	if (r < 0)
+		err_set(err, errlen, "loading memory-region-%zu failed: %s", i, strerror(-r));
+	return r;
+}
+
+static int run_fill(struct chunk_set *s, size_t first, size_t end, const int *fds,
+		    const int *memfds, char *err, size_t errlen)
+{
+	struct fill_job j = { .fds = fds, .memfds = memfds };
+	struct chunk_pool p = { .s = s, .first = first, .end = end, .fn = fill_chunk, .arg = &j };
+
+	return chunk_pool_run(&p, s->workers, err, errlen);
+}
+
 int chunk_fill_region(struct chunk_set *s, size_t i, int fd, int memfd, char *err,
 		      size_t errlen)
 {
-	for (size_t k = 0; k < s->t[i].n; k++) {
-		size_t len = chunk_len(s->t[i].size, k);
-		int r;
+	int fds[LAYOUT_MAX_REGIONS], memfds[LAYOUT_MAX_REGIONS];
 
-		if (stored_form(&s->fmt) && s->t[i].e[k].zero)
-			continue;
-		r = chunk_load(s, i, fd, k, s->plain, err, errlen);
-		if (r < 0)
-			return r;
-		if (s->t[i].e[k].zero)
-			continue;
-		r = write_nonzero_pages(memfd, s->plain, len, (uint64_t)k * CHUNK_SIZE);
-		if (r < 0) {
-			err_set(err, errlen, "loading memory-region-%zu failed: %s", i, strerror(-r));
-			return r;
-		}
-	}
-	return 0;
+	if (i >= s->n_regions)
+		return -EINVAL;
+	fds[i] = fd;
+	memfds[i] = memfd;
+	return run_fill(s, i, i + 1, fds, memfds, err, errlen);
+}
+
+int chunk_fill_regions(struct chunk_set *s, const int *fds, const int *memfds, char *err,
+		       size_t errlen)
+{
+	return run_fill(s, 0, s->n_regions, fds, memfds, err, errlen);
 }
 
 int chunk_verify_region(struct chunk_set *s, size_t i, int fd, char *err, size_t errlen)
 {
-	for (size_t k = 0; k < s->t[i].n; k++) {
-		int r = chunk_load(s, i, fd, k, s->plain, err, errlen);
+	int fds[LAYOUT_MAX_REGIONS];
 
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (i >= s->n_regions)
+		return -EINVAL;
+	fds[i] = fd;
+	return run_fill(s, i, i + 1, fds, NULL, err, errlen);
 }
 
 static struct chunk_slot *cached(struct chunk_set *s, size_t i, size_t k, int fd, char *err,

@@ -38,6 +38,8 @@
 #define CHUNK_ID_BYTES 16
 /* Decoded chunks kept for the pager: faults and the prefetch interleave. */
 #define CHUNK_CACHE 4
+/* Threads a restore, a verify or a snapshot's write uses at most (chunk_pool.h). */
+#define CHUNK_MAX_WORKERS 4
 
 struct chunk_entry {
 	uint64_t offset;	/* in the region file (plain: index * CHUNK_SIZE) */
@@ -65,18 +67,35 @@ struct chunk_slot {
 	uint8_t *data;
 };
 
+/* What one thread needs to encode or decode a chunk. */
+struct chunk_buf {
+	uint8_t *stored;	/* a stored chunk as read, or as encoded */
+	uint8_t *plain;		/* a decoded chunk */
+	void *cctx, *dctx;	/* zstd contexts, made when first needed */
+};
+
 struct chunk_set {
 	struct chunk_format fmt;
 	size_t n_regions;
 	struct chunk_table t[LAYOUT_MAX_REGIONS];
-	uint8_t *stored;	/* a stored chunk as read */
-	uint8_t *plain;		/* a decoded chunk */
+	struct chunk_buf buf;	/* the calling thread's (the pager's) */
 	struct chunk_slot cache[CHUNK_CACHE];
 	size_t next_slot;
-	void *cctx, *dctx;	/* zstd contexts */
+	size_t workers;		/* threads for whole regions; 0: chunk_workers() */
 	/* NULL, or a counter (shared with the gateway) a save adds each chunk's bytes to. */
 	uint64_t *progress;
 };
+
+/* Buffers for fmt's chunks; chunk_buf_release() frees them, also after a failure. */
+int chunk_buf_init(struct chunk_buf *b, const struct chunk_format *fmt);
+void chunk_buf_release(struct chunk_buf *b);
+
+/*
+ * Threads for a whole region's chunks: the CPUs this process may run on, at
+ * most CHUNK_MAX_WORKERS. Worked out once; a confined process calls it
+ * before its sandbox (it asks the kernel for the CPU mask).
+ */
+size_t chunk_workers(void);
 
 /* Largest stored form of a chunk a snapshot may record. */
 size_t chunk_max_stored(const struct chunk_format *fmt);
@@ -92,7 +111,9 @@ void chunk_set_release(struct chunk_set *s);
 
 /*
  * Writes the first size bytes of memfd (region i of s) into out_fd, an empty
- * regular file, in s's format, filling table i. Syncs out_fd.
+ * regular file, in s's format, filling table i. Syncs out_fd. The chunks are
+ * read, hashed and encoded by s's workers; a stored form's chunks reach
+ * the file in order, as one thread would write them.
  */
 int chunk_write_region(struct chunk_set *s, size_t i, int memfd, int out_fd, char *err,
 		       size_t errlen);
@@ -107,17 +128,26 @@ int chunk_check_table(const struct chunk_set *s, size_t i, uint64_t file_size, c
 
 /*
  * Chunk k of region i, read from fd, decoded and checked against its digest,
- * into out (CHUNK_SIZE bytes). -EBADMSG naming region, chunk and offset on a
- * mismatch or a chunk that does not open; -EIO for a file cut short.
+ * into out (CHUNK_SIZE bytes), with s's own buffers (one thread: the pager).
+ * -EBADMSG naming region, chunk and offset on a mismatch or a chunk that
+ * does not open; -EIO for a file cut short.
  */
 int chunk_load(struct chunk_set *s, size_t i, int fd, size_t k, uint8_t *out, char *err,
 	       size_t errlen);
 
-/* Copy restore: every chunk of region i checked, its non-zero pages written to memfd. */
+/*
+ * Copy restore: every chunk of region i checked, its non-zero pages written
+ * to memfd, by s's workers. On failure, the error of the first bad chunk in
+ * order; memfd then holds part of the region and must not be used.
+ */
 int chunk_fill_region(struct chunk_set *s, size_t i, int fd, int memfd, char *err,
 		      size_t errlen);
 
-/* Checks every chunk of region i without using it (cloister-snapshot verify). */
+/* The same for every region: fds[i] is region i's file, memfds[i] its memory. */
+int chunk_fill_regions(struct chunk_set *s, const int *fds, const int *memfds, char *err,
+		       size_t errlen);
+
+/* Checks every chunk of region i without using it (cloister-snapshot verify), by s's workers. */
 int chunk_verify_region(struct chunk_set *s, size_t i, int fd, char *err, size_t errlen);
 
 /*

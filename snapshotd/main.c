@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "chunk.h"
 #include "digest.h"
 #include "log.h"
 #include "sandbox.h"
@@ -53,6 +54,8 @@ static int confine(int argc, char **argv, const char **ret_op)
 		log_error("OpenSSL cannot provide %s", DIGEST_NAME);
 		return -EIO;
 	}
+	/* How many threads a fill or a save may use: the CPU mask, asked while allowed. */
+	chunk_workers();
 	r = sandbox_enter(&cfg);
 	if (r < 0) {
 		log_error("sandbox: %s", strerror(-r));

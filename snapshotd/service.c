@@ -405,8 +405,8 @@ static int load_fill(const struct inbox *g, const struct inbox *c,
 	if (r == 0)
 		r = check_memfds(c, config, err);
 	/* The fd store: the memory already holds the guest. */
-	for (size_t i = 0; r == 0 && !fill->memory_kept && i < config->n_regions; i++)
-		r = chunk_fill_region(chunks, i, g->fds[1 + i], c->fds[i], err, ERR_LEN);
+	if (r == 0 && !fill->memory_kept)
+		r = chunk_fill_regions(chunks, &g->fds[1], c->fds, err, ERR_LEN);
 	return r;
 }
 

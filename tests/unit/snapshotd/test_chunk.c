@@ -207,7 +207,7 @@ Test(chunk, a_changed_nonce_or_tag_does_not_open)
 		e = &r.set.t[0].e[2];
 		/* The nonce's first byte, then the tag's last. */
 		flip(r.file, where == 0 ? e->offset : e->offset + e->length - 1);
-		cr_expect_eq(chunk_load(&r.set, 0, r.file, 2, r.set.plain, err, sizeof(err)), -EBADMSG);
+		cr_expect_eq(chunk_load(&r.set, 0, r.file, 2, r.set.buf.plain, err, sizeof(err)), -EBADMSG);
 		cr_expect_not_null(strstr(err, "chunk 2 (memory offset 0x200000) does not open"), "%s",
 				   err);
 		release(&r);
@@ -243,13 +243,13 @@ Test(chunk, wrong_key_and_moved_chunks_do_not_open)
 	e = r.set.t[0].e[0];
 	r.set.t[0].e[0] = r.set.t[0].e[2];
 	r.set.t[0].e[2] = e;
-	cr_expect_eq(chunk_load(&r.set, 0, r.file, 0, r.set.plain, err, sizeof(err)), -EBADMSG);
+	cr_expect_eq(chunk_load(&r.set, 0, r.file, 0, r.set.buf.plain, err, sizeof(err)), -EBADMSG);
 	cr_expect_not_null(strstr(err, "does not open"), "%s", err);
 	/* Another snapshot's id: the same. */
 	r.set.t[0].e[2] = r.set.t[0].e[0];
 	r.set.t[0].e[0] = e;
 	r.set.fmt.id[3] ^= 1;
-	cr_expect_eq(chunk_load(&r.set, 0, r.file, 0, r.set.plain, err, sizeof(err)), -EBADMSG);
+	cr_expect_eq(chunk_load(&r.set, 0, r.file, 0, r.set.buf.plain, err, sizeof(err)), -EBADMSG);
 	release(&r);
 }
 
