@@ -181,6 +181,7 @@ struct accel_vcpu {
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
+	uintptr_t jit_addend;	/* translated code's fetch addend: host = it + guest pc */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */

@@ -31,10 +31,16 @@
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
  *   rbp  the blocks' stamps
  *   r12  instructions left in the budget (counts down; stop at <= 0)
- *   r13  fetch addend of the current code page (host = r13 + guest pc)
- *   r14  read TLB, r15 write TLB (fixed while translated code runs: the
- *        privilege and SUM only change in instructions it does not run)
- *   rax, rcx, rdx, rsi, rdi  scratch
+ *   r14  the TLB of the current mode: read, write and fetch tables one
+ *        after the other (fixed while translated code runs: the privilege
+ *        and SUM only change in instructions it does not run)
+ *   rsi, rdi, r8-r11, r13, r15  the guest registers most compiled code
+ *        uses most (cached[]): loaded at entry, written back to x[] at
+ *        every return to C, so C always sees the exact registers; around
+ *        a helper call, written back before and loaded again after
+ *   rax, rcx, rdx  scratch
+ * The fetch addend of the current code page (host = addend + guest pc)
+ * sits in h->jit_addend.
  *
  * A block ends by putting the next pc in rax, charging its instructions to
  * r12 (back to C when the budget is spent) and jumping on: to the target
@@ -76,7 +82,7 @@
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 512 + 1024)
 /* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
@@ -157,13 +163,16 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
+#define OFF_ADDEND ((int32_t)offsetof(struct accel_vcpu, jit_addend))
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
- * right after. Then cmp r13, [rbp + disp32], the disp32 (its stamp's
- * offset) at ENTRY_STAMP_AT.
+ * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
+ * cmp rcx, [rbp + disp32], that disp32 (its stamp's offset) at
+ * ENTRY_STAMP_AT.
  */
 #define GUARD_PATCH_AT 10
-#define ENTRY_STAMP_AT 13
+#define GUARD_BYTE 0x48
+#define ENTRY_STAMP_AT 20
 
 /*
  * Called from translated code (System V ABI, rsp 16-aligned there) for a
@@ -185,7 +194,38 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 }
 /* ---- the emitter ---- */
 
-enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7 };
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
+       R11 = 11, R13 = 13, R15 = 15 };
+
+/*
+ * The guest registers kept in host registers, and where: GCC's first
+ * choices for temporaries (a5, a4, a3, ...), the arguments, sp and s0.
+ */
+static const struct {
+	uint8_t guest, host;
+} cached[] = {
+	{ 15, R8 }, { 14, R9 }, { 13, R10 }, { 12, R11 }, { 10, RSI }, { 11, RDI },
+	{ 2, R13 }, { 8, R15 },
+};
+
+#define N_CACHED (sizeof(cached) / sizeof(cached[0]))
+#define NOT_CACHED 0xff
+
+/* The host register holding x[i], or NOT_CACHED. */
+static unsigned host_of(unsigned i)
+{
+	for (size_t k = 0; k < N_CACHED; k++) {
+		if (cached[k].guest == i)
+			return cached[k].host;
+	}
+	return NOT_CACHED;
+}
+
+/* Callee-saved host registers keep their value across a call into C. */
+static bool host_preserved(unsigned host)
+{
+	return host == R13 || host == R15;
+}
 
 struct emit {
 	uint8_t *buf;		/* writable view */
@@ -238,15 +278,36 @@ static void modrm_rbx(struct emit *e, unsigned reg, int32_t disp)
 	}
 }
 
-/* reg = x[i] (reg is one of rax..rdi). */
+/* mov reg, [rbx + disp] (load) or mov [rbx + disp], reg, 64 bits, any reg. */
+static void mov_rbx(struct emit *e, bool load, unsigned reg, int32_t disp)
+{
+	b1(e, (uint8_t)(0x48 | (reg >= 8 ? 0x04 : 0)));
+	b1(e, load ? 0x8b : 0x89);
+	modrm_rbx(e, reg, disp);
+}
+
+/* mov dst, src between any two 64-bit registers. */
+static void mov_rr(struct emit *e, unsigned dst, unsigned src)
+{
+	if (dst == src)
+		return;
+	b1(e, (uint8_t)(0x48 | (src >= 8 ? 0x04 : 0) | (dst >= 8 ? 0x01 : 0)));
+	b1(e, 0x89);
+	b1(e, (uint8_t)(0xc0 | (src & 7) << 3 | (dst & 7)));
+}
+
+/* reg = x[i] (reg is rax, rcx or rdx, or an argument register before a call). */
 static void load_x(struct emit *e, unsigned reg, unsigned i)
 {
 	if (i == 0) {
 		EMIT(e, 0x31, (uint8_t)(0xc0 | reg << 3 | reg));	/* xor reg32, reg32 */
 		return;
 	}
-	EMIT(e, 0x48, 0x8b);
-	modrm_rbx(e, reg, (int32_t)(8 * i));
+	if (host_of(i) != NOT_CACHED) {
+		mov_rr(e, reg, host_of(i));
+		return;
+	}
+	mov_rbx(e, true, reg, (int32_t)(8 * i));
 }
 
 /* x[i] = reg; writes to x0 vanish. */
@@ -254,8 +315,24 @@ static void store_x(struct emit *e, unsigned i, unsigned reg)
 {
 	if (i == 0)
 		return;
-	EMIT(e, 0x48, 0x89);
-	modrm_rbx(e, reg, (int32_t)(8 * i));
+	if (host_of(i) != NOT_CACHED) {
+		mov_rr(e, host_of(i), reg);
+		return;
+	}
+	mov_rbx(e, false, reg, (int32_t)(8 * i));
+}
+
+/*
+ * The cached guest registers to x[] (store) or back from it (load): all
+ * of them, or only those a call into C does not preserve.
+ */
+static void sync_cached(struct emit *e, bool load, bool volatile_only)
+{
+	for (size_t i = 0; i < N_CACHED; i++) {
+		if (volatile_only && host_preserved(cached[i].host))
+			continue;
+		mov_rbx(e, load, cached[i].host, (int32_t)(8 * cached[i].guest));
+	}
 }
 
 static void mov_rax_imm(struct emit *e, uint64_t v)
@@ -272,9 +349,19 @@ static void mov_rax_imm(struct emit *e, uint64_t v)
 /* x[i] = constant; uses rcx, never rax. */
 static void store_x_imm(struct emit *e, unsigned i, uint64_t v)
 {
+	unsigned h = host_of(i);
+
 	if (i == 0)
 		return;
-	if (fits_i32((int64_t)v)) {
+	if (h != NOT_CACHED && fits_i32((int64_t)v)) {
+		/* mov h, simm32 */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0xc7, (uint8_t)(0xc0 | (h & 7)));
+		b4(e, (uint32_t)v);
+	} else if (h != NOT_CACHED) {
+		/* movabs h, imm64 */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), (uint8_t)(0xb8 | (h & 7)));
+		b8(e, v);
+	} else if (fits_i32((int64_t)v)) {
 		EMIT(e, 0x48, 0xc7);		/* mov qword [rbx + disp], simm32 */
 		modrm_rbx(e, 0, (int32_t)(8 * i));
 		b4(e, (uint32_t)v);
@@ -373,18 +460,19 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
 	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
-	EMIT(&e, 0x49, 0x89, 0xd5);		/* mov r13, rdx */
+	mov_rbx(&e, false, RDX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rdx */
 	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
 	b8(&e, (uint64_t)(uintptr_t)j->stamps);
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
-	EMIT(&e, 0x4d, 0x8d, 0xbe);		/* lea r15, [r14 + TLB_BYTES] */
-	b4(&e, (uint32_t)TLB_BYTES);
-	EMIT(&e, 0xff, 0xe6);			/* jmp rsi */
+	EMIT(&e, 0x48, 0x89, 0xf0);		/* mov rax, rsi */
+	sync_cached(&e, true, false);
+	EMIT(&e, 0xff, 0xe0);			/* jmp rax */
 
 	j->epilogue = e.pos;
 	EMIT(&e, 0x4c, 0x89, 0xa3);		/* mov [rbx + OFF_LEFT], r12 */
 	b4(&e, (uint32_t)OFF_LEFT);
+	sync_cached(&e, false, false);
 	EMIT(&e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
 	EMIT(&e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b);	/* pop r15..rbx */
 	EMIT(&e, 0xc3);				/* ret */
@@ -392,19 +480,17 @@ static void emit_stubs(struct rv64_jit *j)
 	/* rax = next pc; its instructions are charged and r12 > 0. */
 	j->lookup = e.pos;
 	store_pc_rax(&e);
-	EMIT(&e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
-	EMIT(&e, 0x48, 0xc1, 0xee, 0x0c);	/* shr rsi, 12 */
-	EMIT(&e, 0x89, 0xf2);			/* mov edx, esi */
-	EMIT(&e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
+	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(&e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
+	EMIT(&e, 0x0f, 0xb6, 0xd1);		/* movzx edx, cl */
 	EMIT(&e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
-	EMIT(&e, 0x48, 0x8b);			/* mov rdi, [rbx + OFF_TLB] */
-	modrm_rbx(&e, RDI, OFF_TLB);
-	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB] */
+	EMIT(&e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
 	way1 = jcc(&e, CC_NE, 0);
-	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB + 8] */
+	EMIT(&e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
 	found = e.pos;
+	mov_rbx(&e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -418,10 +504,10 @@ static void emit_stubs(struct rv64_jit *j)
 
 	/* Not in way 0 of the fetch TLB: way 1. */
 	patch(&e, way1, e.pos);
-	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB way 1] */
+	EMIT(&e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB way 1] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1));
 	miss1 = jcc(&e, CC_NE, 0);
-	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB way 1 + 8] */
+	EMIT(&e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB way 1 + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1 + 8));
 	jmp(&e, found);
 
@@ -445,7 +531,7 @@ struct cold_site {
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
-	bool write;		/* ... of the write TLB (r15), else the read TLB (r14) */
+	bool write;		/* ... of the write TLB, else the read TLB */
 	size_t resume;
 };
 
@@ -462,8 +548,9 @@ struct block {
 };
 
 /*
- * rax = x[rs1] + imm, then the TLB check against the table at r14 (read)
- * or r15 (write): on a hit rcx + rax is the host address, else a cold exit.
+ * rax = x[rs1] + imm, then the TLB check against the read or the write
+ * table (r14, r14 + TLB_BYTES): on a hit rcx + rax is the host address,
+ * else a cold exit.
  */
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
@@ -485,12 +572,14 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	EMIT(e, 0x48, 0xc1, 0xea, 0x0c);	/* shr rdx, 12 */
 	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
 	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
-	EMIT(e, 0x49, 0x3b, 0x0c, write ? 0x17 : 0x16);	/* cmp rcx, [r15/r14 + rdx] */
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table] */
+	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
 	};
-	EMIT(e, 0x49, 0x8b, 0x4c, write ? 0x17 : 0x16, 0x08);	/* mov rcx, [r15/r14 + rdx + 8] */
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
+	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
 	c->resume = e->pos;
 }
 
@@ -498,14 +587,14 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 {
 	struct emit *e = &b->e;
-	uint8_t sib = c->write ? 0x17 : 0x16;
+	uint32_t table = (c->write ? (uint32_t)TLB_BYTES : 0) + (uint32_t)TLB_WAY1;
 	size_t miss;
 
-	EMIT(e, 0x49, 0x3b, 0x8c, sib);		/* cmp rcx, [r15/r14 + rdx + way 1] */
-	b4(e, (uint32_t)TLB_WAY1);
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table way 1] */
+	b4(e, table);
 	miss = jcc(e, CC_NE, 0);
-	EMIT(e, 0x49, 0x8b, 0x8c, sib);		/* mov rcx, [r15/r14 + rdx + way 1 + 8] */
-	b4(e, (uint32_t)(TLB_WAY1 + 8));
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table way 1 + 8] */
+	b4(e, table + 8);
 	jmp(e, c->resume);
 	patch(e, miss, e->pos);
 }
@@ -533,12 +622,12 @@ static void emit_store(struct block *b, const struct dc_entry *d)
 	struct emit *e = &b->e;
 
 	address(b, d, sizes[d->op - DC_SB], true);
-	load_x(e, RSI, d->rs2);
+	load_x(e, RDX, d->rs2);			/* rdx is free once the TLB hit */
 	switch (d->op) {
-	case DC_SB: EMIT(e, 0x40, 0x88, 0x34, 0x01); break;	/* mov [rcx + rax], sil */
-	case DC_SH: EMIT(e, 0x66, 0x89, 0x34, 0x01); break;
-	case DC_SW: EMIT(e, 0x89, 0x34, 0x01); break;
-	default: EMIT(e, 0x48, 0x89, 0x34, 0x01); break;
+	case DC_SB: EMIT(e, 0x88, 0x14, 0x01); break;	/* mov [rcx + rax], dl */
+	case DC_SH: EMIT(e, 0x66, 0x89, 0x14, 0x01); break;
+	case DC_SW: EMIT(e, 0x89, 0x14, 0x01); break;
+	default: EMIT(e, 0x48, 0x89, 0x14, 0x01); break;
 	}
 }
 
@@ -573,11 +662,14 @@ static void emit_muldiv(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 
+	sync_cached(e, false, true);
+	/* rdx, rsi, then edi: each read before the argument that could clobber it is set. */
+	load_x(e, RDX, d->rs2);
+	load_x(e, RSI, d->rs1);
 	EMIT(e, 0xbf);				/* mov edi, op */
 	b4(e, d->op);
-	load_x(e, RSI, d->rs1);
-	load_x(e, RDX, d->rs2);
 	call_abs(e, (const void *)rv64_muldiv);
+	sync_cached(e, true, true);
 	store_x(e, d->rd, RAX);
 }
 
@@ -588,12 +680,14 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 
 	mov_rax_imm(e, b->pc);
 	store_pc_rax(e);
+	sync_cached(e, false, false);		/* it reads and writes x[] */
 	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
 	EMIT(e, 0xbe);				/* mov esi, insn */
 	b4(e, d->raw);
 	EMIT(e, 0xba);				/* mov edx, parcel: the bits as written */
 	b4(e, (uint32_t)d->imm);
 	call_abs(e, (const void *)jit_fp);
+	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
@@ -619,7 +713,7 @@ static bool fp_quick_d_op(uint32_t insn, uint8_t *ret_sse)
 	}
 }
 
-/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx, rsi, rdi = 2^53. */
+/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx. */
 static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow, unsigned *n_slow)
 {
 	size_t zero_at;
@@ -632,10 +726,9 @@ static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow
 		slow[(*n_slow)++] = jcc(e, CC_E, 0);
 		zero_at = 0;
 	}
-	EMIT(e, 0x48, 0x29, 0xfa);				/* sub rdx, rdi */
-	EMIT(e, 0x48, 0xbe);					/* movabs rsi, 0x7fe << 53 */
-	b8(e, 0x7feull << 53);
-	EMIT(e, 0x48, 0x39, 0xf2);				/* cmp rdx, rsi */
+	EMIT(e, 0x48, 0xc1, 0xea, 53);				/* shr rdx, 53: the exponent */
+	EMIT(e, 0x83, 0xea, 0x01);				/* sub edx, 1 */
+	EMIT(e, 0x81, 0xfa, 0xfe, 0x07, 0, 0);			/* cmp edx, 0x7fe */
 	slow[(*n_slow)++] = jcc(e, CC_AE, 0);			/* exponent 0 or all ones */
 	if (zero_ok)
 		patch(e, zero_at, e->pos);
@@ -673,8 +766,6 @@ static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t s
 	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rs1);
 	EMIT(e, 0x48, 0x8b);				/* mov rcx, f[rs2] */
 	modrm_rbx(e, RCX, OFF_F + 8 * (int32_t)rs2);
-	EMIT(e, 0x48, 0xbf);				/* movabs rdi, 2^53 */
-	b8(e, 1ull << 53);
 	check_plain(e, RAX, true, slow, &n_slow);
 	check_plain(e, RCX, sse != 0x5e, slow, &n_slow);
 	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);		/* movq xmm0, rax */
@@ -687,11 +778,12 @@ static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t s
 		zero_at = jcc(e, CC_E, 0);
 	}
 	/* 2^53 < rdx < 0x7ff << 53: normal, and above the smallest normal. */
-	EMIT(e, 0x48, 0x29, 0xfa);			/* sub rdx, rdi */
-	EMIT(e, 0x48, 0x83, 0xea, 0x01);		/* sub rdx, 1 */
-	EMIT(e, 0x48, 0xbe);				/* movabs rsi, (0x7fe << 53) - 1 */
+	EMIT(e, 0x48, 0xb9);				/* movabs rcx, 2^53 + 1 */
+	b8(e, (1ull << 53) + 1);
+	EMIT(e, 0x48, 0x29, 0xca);			/* sub rdx, rcx */
+	EMIT(e, 0x48, 0xb9);				/* movabs rcx, (0x7fe << 53) - 1 */
 	b8(e, (0x7feull << 53) - 1);
-	EMIT(e, 0x48, 0x39, 0xf2);			/* cmp rdx, rsi */
+	EMIT(e, 0x48, 0x39, 0xca);			/* cmp rdx, rcx */
 	slow[n_slow++] = jcc(e, CC_AE, 0);
 	if (is_sum)
 		patch(e, zero_at, e->pos);
@@ -738,12 +830,12 @@ static void emit_fp_mem(struct block *b, const struct dc_entry *d)
 	};
 	address(b, &m, dbl ? 8 : 4, store);
 	if (store) {
-		EMIT(e, 0x48, 0x8b);		/* mov rsi, f[reg] */
-		modrm_rbx(e, RSI, OFF_F + 8 * (int32_t)reg);
+		EMIT(e, 0x48, 0x8b);		/* mov rdx, f[reg] */
+		modrm_rbx(e, RDX, OFF_F + 8 * (int32_t)reg);
 		if (dbl)
-			EMIT(e, 0x48, 0x89, 0x34, 0x01);	/* mov [rcx + rax], rsi */
+			EMIT(e, 0x48, 0x89, 0x14, 0x01);	/* mov [rcx + rax], rdx */
 		else
-			EMIT(e, 0x89, 0x34, 0x01);		/* mov [rcx + rax], esi */
+			EMIT(e, 0x89, 0x14, 0x01);		/* mov [rcx + rax], edx */
 		return;
 	}
 	if (dbl) {
@@ -845,16 +937,19 @@ static void emit_zb_call(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 
-	EMIT(e, 0xbf);				/* mov edi, op */
-	b4(e, d->op);
-	load_x(e, RSI, d->rs1);
+	sync_cached(e, false, true);
+	/* rdx, rsi, then edi: each read before the argument that could clobber it is set. */
 	if (d->op >= DC_ZB_FIRST_IMM) {
 		EMIT(e, 0x48, 0xc7, 0xc2);	/* mov rdx, simm32 */
 		b4(e, (uint32_t)d->imm);
 	} else {
 		load_x(e, RDX, d->rs2);
 	}
+	load_x(e, RSI, d->rs1);
+	EMIT(e, 0xbf);				/* mov edi, op */
+	b4(e, d->op);
 	call_abs(e, (const void *)rv64_bitmanip);
+	sync_cached(e, true, true);
 	store_x(e, d->rd, RAX);
 }
 
@@ -978,8 +1073,8 @@ static void emit_next(struct block *b)
 }
 
 /*
- * The block's end towards a known pc. On the same page the fetch addend in
- * r13 stays right, so the jump can go straight to the target block once it
+ * The block's end towards a known pc. On the same page the fetch addend
+ * stays right, so the jump can go straight to the target block once it
  * is translated: until then it goes to a stub that asks the dispatcher to
  * link it.
  */
@@ -1045,7 +1140,7 @@ static bool is_control(unsigned op)
 
 /*
  * The check at a block's start: it runs as translated while the fetch
- * addend in r13 and the hart's code epoch are those of its last check;
+ * addend and the hart's code epoch are those of its last check;
  * else to the full check at *ret_verify_jcc (two jumps).
  */
 static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
@@ -1055,7 +1150,9 @@ static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_
 
 	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
 	b8(e, pc);
-	EMIT(e, 0x4c, 0x3b, 0xad);		/* cmp r13, [rbp + disp32]: the addend */
+	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_ADDEND] */
+	b4(e, (uint32_t)OFF_ADDEND);
+	EMIT(e, 0x48, 0x3b, 0x8d);		/* cmp rcx, [rbp + disp32]: the addend */
 	b4(e, disp);
 	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
 	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
@@ -1067,7 +1164,7 @@ static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_
 
 /*
  * The full check, out of line, with rax = pc: compare the code bytes
- * [pc, pc + len) as mapped now (r13 + pc) with those translated; a
+ * [pc, pc + len) as mapped now (addend + pc) with those translated; a
  * mismatch jumps to the stale exit, a match asks the dispatcher to stamp
  * the block.
  */
@@ -1077,7 +1174,8 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
+	EMIT(e, 0x48, 0x03, 0x83);		/* add rax, [rbx + OFF_ADDEND] */
+	b4(e, (uint32_t)OFF_ADDEND);
 	while (off < len) {
 		uint64_t v = 0;
 
@@ -1400,7 +1498,7 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 	uint32_t disp;
 
 	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
-	if (j->rw[off + GUARD_PATCH_AT] != 0x4c || fe->vpn != pc >> PAGE_SHIFT)
+	if (j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE || fe->vpn != pc >> PAGE_SHIFT)
 		return;
 	memcpy(&disp, j->rw + off + ENTRY_STAMP_AT, 4);
 	if (disp / sizeof(struct jit_stamp) >= STAMPS)
@@ -1437,7 +1535,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
-			/* Same page as the jump's block (emit_goto()), so the same r13. */
+			/* Same page as the jump's block (emit_goto()), so the same addend. */
 			int32_t rel = (int32_t)((int64_t)(code - j->rx) - (int64_t)(link_at + 5));
 
 			memcpy(j->rw + link_at + 1, &rel, 4);

@@ -1791,3 +1791,89 @@ Test(rv64_jit, harts_beyond_the_prepared_buffers_are_interpreted)
 	cr_assert_eq(rv64_jit_create(&c), 0, "a buffer given back is not taken again");
 	rv64_jit_destroy(c);
 }
+
+/*
+ * Registers the translator keeps in host registers (a0-a5, sp, s0) live
+ * across a division and a population count (calls into C), FP helpers
+ * that read them (fcvt.d.l) and write them (fcvt.l.d, fmv.x.d), a device
+ * store (the interpreter runs it), and a load that faults: the device and
+ * the trap must see them exact, and the faulting load must leave its
+ * destination (a5) as it was.
+ */
+static void cached_registers(bool jit)
+{
+	const unsigned iters = 3;
+	struct vcpu_state s;
+	uint64_t a5 = 100, sp = 0x80001000, a4 = 0, a1 = 0, a2 = 0;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A3, ZERO, 3));
+	emit(&tm, ADDI(T1, ZERO, (int32_t)iters));
+	emit(&tm, ADDI(A5, A5, 7));			/* loop: 12 a time */
+	emit(&tm, ADDI(SP, SP, -16));
+	emit(&tm, DIV(A4, A5, A3));
+	emit(&tm, enc_r(0x53, 1, 0, A4, 2, 0x69));	/* fcvt.d.l f1, a4 */
+	emit(&tm, enc_r(0x53, S0, 1, 1, 2, 0x61));	/* fcvt.l.d s0, f1, rtz */
+	emit(&tm, enc_r(0x53, A0, 0, 1, 0, 0x71));	/* fmv.x.d a0, f1 */
+	emit(&tm, CPOP(A1, A5));
+	emit(&tm, ADD(A2, A2, A1));
+	emit(&tm, SW(S2, A5, 8));			/* the device */
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, ADD(A0, A0, ZERO));
+	emit(&tm, BNE(T1, ZERO, -44));
+	emit(&tm, LD(A5, S1, 0));			/* nothing there: a load access fault */
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	tm_trap_to_ecall(&tm);
+	set_reg(&tm, S2, MMIO_BASE);
+	set_reg(&tm, S1, 0x40000000);
+	set_reg(&tm, A5, a5);
+	set_reg(&tm, SP, sp);
+	s = tm_state(&tm);
+	s.sstatus = 1ull << 13;				/* FS initial: the FPU on */
+	cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+	for (unsigned i = 0; i < iters; i++) {
+		a5 += 7;
+		sp -= 16;
+		a4 = a5 / 3;
+		a1 = (uint64_t)__builtin_popcountll(a5);
+		a2 += a1;
+	}
+	tm_run_to_ecall(&tm);
+	s = tm_state(&tm);
+	cr_expect_eq(s.scause, CAUSE_LOAD_ACCESS, "%s: scause %llu", engine_name(jit),
+		     (unsigned long long)s.scause);
+	cr_expect_eq(s.sepc, CODE + 4 * 14, "%s: sepc %#llx", engine_name(jit),
+		     (unsigned long long)s.sepc);
+	cr_expect_eq(s.x[A5], a5, "%s: a5 %llu", engine_name(jit), (unsigned long long)s.x[A5]);
+	cr_expect_eq(s.x[SP], sp, "%s: sp %#llx", engine_name(jit), (unsigned long long)s.x[SP]);
+	cr_expect_eq(s.x[A4], a4, "%s: a4", engine_name(jit));
+	cr_expect_eq(s.x[S0], a4, "%s: s0 %llu", engine_name(jit), (unsigned long long)s.x[S0]);
+	{
+		double d = (double)a4;
+		uint64_t bits;
+
+		memcpy(&bits, &d, 8);
+		cr_expect_eq(s.x[A0], bits, "%s: a0 %#llx", engine_name(jit),
+			     (unsigned long long)s.x[A0]);
+	}
+	cr_expect_eq(s.x[A1], a1, "%s: a1", engine_name(jit));
+	cr_expect_eq(s.x[A2], a2, "%s: a2 %llu", engine_name(jit), (unsigned long long)s.x[A2]);
+	cr_expect_eq(s.x[A3], 3, "%s", engine_name(jit));
+	cr_expect_eq(tm.mmio_writes, iters, "%s", engine_name(jit));
+	cr_expect_eq(tm.mmio_reg, a5, "%s: the device saw %llu", engine_name(jit),
+		     (unsigned long long)tm.mmio_reg);
+	/* 2 + 12 a time, the faulting load (a cycle, no instret), the handler's ecall */
+	cr_expect_eq(s.instret, 2 + 12 * iters + 1, "%s: instret %llu", engine_name(jit),
+		     (unsigned long long)s.instret);
+	cr_expect_eq(s.cycle, s.instret + 1, "%s: cycle %llu", engine_name(jit),
+		     (unsigned long long)s.cycle);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, cached_registers_exact_across_calls_devices_and_traps)
+{
+	cached_registers(true);
+	cached_registers(false);
+}
