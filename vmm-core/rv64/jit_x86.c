@@ -230,6 +230,12 @@ static bool host_preserved(unsigned host)
 struct emit {
 	uint8_t *buf;		/* writable view */
 	size_t pos, end;	/* offsets into it */
+	/*
+	 * Non-zero: rax holds x[rax_is], stored from rax by the last bytes
+	 * emitted (one instruction's result), so the next instruction need
+	 * not load it again. Any byte emitted after clears it.
+	 */
+	unsigned rax_is;
 };
 
 static void b1(struct emit *e, uint8_t v)
@@ -238,6 +244,7 @@ static void b1(struct emit *e, uint8_t v)
 	if (e->pos < e->end)
 		e->buf[e->pos] = v;
 	e->pos++;
+	e->rax_is = 0;
 }
 
 static void bytes(struct emit *e, const uint8_t *p, size_t n)
@@ -303,6 +310,8 @@ static void load_x(struct emit *e, unsigned reg, unsigned i)
 		EMIT(e, 0x31, (uint8_t)(0xc0 | reg << 3 | reg));	/* xor reg32, reg32 */
 		return;
 	}
+	if (reg == RAX && e->rax_is == i)
+		return;		/* the previous instruction's result, still in rax */
 	if (host_of(i) != NOT_CACHED) {
 		mov_rr(e, reg, host_of(i));
 		return;
@@ -315,11 +324,12 @@ static void store_x(struct emit *e, unsigned i, unsigned reg)
 {
 	if (i == 0)
 		return;
-	if (host_of(i) != NOT_CACHED) {
+	if (host_of(i) != NOT_CACHED)
 		mov_rr(e, host_of(i), reg);
-		return;
-	}
-	mov_rbx(e, false, reg, (int32_t)(8 * i));
+	else
+		mov_rbx(e, false, reg, (int32_t)(8 * i));
+	if (reg == RAX)
+		e->rax_is = i;
 }
 
 /*
@@ -555,12 +565,19 @@ struct block {
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
 	struct emit *e = &b->e;
+	unsigned h = d->rs1 ? host_of(d->rs1) : NOT_CACHED;
 	struct cold_site *c;
 
-	load_x(e, RAX, d->rs1);
-	if (d->imm) {
-		EMIT(e, 0x48, 0x05);		/* add rax, simm32 */
+	if (h != NOT_CACHED && d->imm) {
+		/* lea rax, [h + simm32] (no cached register is rsp or r12: no SIB) */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0x8d, (uint8_t)(0x80 | (h & 7)));
 		b4(e, (uint32_t)d->imm);
+	} else {
+		load_x(e, RAX, d->rs1);
+		if (d->imm) {
+			EMIT(e, 0x48, 0x05);	/* add rax, simm32 */
+			b4(e, (uint32_t)d->imm);
+		}
 	}
 	/*
 	 * The page of the access's last byte must be the entry's: an entry
@@ -568,10 +585,9 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	 */
 	EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)(size - 1));	/* lea rcx, [rax + size - 1] */
 	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
-	EMIT(e, 0x48, 0x89, 0xc2);		/* mov rdx, rax */
-	EMIT(e, 0x48, 0xc1, 0xea, 0x0c);	/* shr rdx, 12 */
-	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
-	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	EMIT(e, 0x89, 0xc2);			/* mov edx, eax */
+	EMIT(e, 0xc1, 0xea, 0x08);		/* shr edx, 8 */
+	EMIT(e, 0x81, 0xe2, 0xf0, 0x0f, 0, 0);	/* and edx, 0xff0: the index times 16 */
 	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table] */
 	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];

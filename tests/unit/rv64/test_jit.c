@@ -1877,3 +1877,41 @@ Test(rv64_jit, cached_registers_exact_across_calls_devices_and_traps)
 	cached_registers(true);
 	cached_registers(false);
 }
+
+/*
+ * Each instruction reading the one before's result, from registers kept
+ * in memory (t3-t5) and in host registers (a5), then as a load's base:
+ * the translator takes such a result from where it left it.
+ */
+static void result_chain(bool jit)
+{
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	tm_poke64(&tm, DATA + 72, 1000);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T3, ZERO, 5));
+	emit(&tm, SLLI(T3, T3, 3));		/* 40 */
+	emit(&tm, ADD(A5, T3, T3));		/* 80 */
+	emit(&tm, ADDI(A5, A5, -8));		/* 72 */
+	emit(&tm, ADD(A5, S0, A5));		/* DATA + 72 */
+	emit(&tm, LD(T5, A5, 0));		/* 1000 */
+	emit(&tm, ADDI(T5, T5, 1));
+	emit(&tm, SUB(T4, T5, T3));		/* 961 */
+	emit(&tm, ADDI(T4, T4, 1));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, S0, DATA);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[T3], 40, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A5], DATA + 72, "%s", engine_name(jit));
+	cr_expect_eq(s.x[T5], 1001, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T5]);
+	cr_expect_eq(s.x[T4], 962, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T4]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, each_instruction_using_the_result_before)
+{
+	result_chain(true);
+	result_chain(false);
+}
