@@ -710,25 +710,6 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	};
 }
 
-/*
- * FADD.D, FSUB.D, FMUL.D and FDIV.D in round-to-nearest (static, or DYN):
- * their SSE opcode, for emit_fp_quick_d(); false for anything else.
- */
-static bool fp_quick_d_op(uint32_t insn, uint8_t *ret_sse)
-{
-	unsigned rm = (insn >> 12) & 7;
-
-	if ((insn & 0x7f) != 0x53 || (rm != 0 && rm != 7))
-		return false;
-	switch (insn >> 25) {
-	case 0x01: *ret_sse = 0x58; return true;	/* addsd */
-	case 0x05: *ret_sse = 0x5c; return true;	/* subsd */
-	case 0x09: *ret_sse = 0x59; return true;	/* mulsd */
-	case 0x0d: *ret_sse = 0x5e; return true;	/* divsd */
-	default: return false;
-	}
-}
-
 /* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx. */
 static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow, unsigned *n_slow)
 {
@@ -750,69 +731,352 @@ static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow
 		patch(e, zero_at, e->pos);
 }
 
-/*
- * fpu.c's quick way in place for the four double operations: the FPU on,
- * NX already in fcsr, round to nearest (the host's mode in translated
- * code), zero or normal operands (a non-zero divisor), and a normal result
- * above the smallest one (or an exactly zero sum): then nothing but the
- * result changes. Anything else goes to jit_fp() as before.
- */
-static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+/* The slow exits of one inline FP instruction, all to jit_fp(). */
+struct fp_slow {
+	size_t at[12];
+	unsigned n;
+};
+
+static void to_slow(struct emit *e, struct fp_slow *sl, uint8_t cc)
 {
-	uint32_t insn = d->raw;
-	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
-	bool is_sum = sse == 0x58 || sse == 0x5c, dyn = ((insn >> 12) & 7) == 7;
-	struct emit *e = &b->e;
-	size_t slow[8], done, zero_at = 0;
-	unsigned n_slow = 0;
+	sl->at[sl->n++] = jcc(e, cc, 0);
+}
+
+/* mov reg, f[i] (reg rax or rcx) */
+static void load_f(struct emit *e, unsigned reg, unsigned i)
+{
+	mov_rbx(e, true, reg, OFF_F + 8 * (int32_t)i);
+}
+
+/* f[i] = rax, and sstatus.FS dirty, as fpu.c's f64_set() */
+static void set_f_rax(struct emit *e, unsigned i)
+{
+	mov_rbx(e, false, RAX, OFF_F + 8 * (int32_t)i);
+	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+}
+
+/*
+ * What every inline FP instruction checks first: the FPU on (else the
+ * interpreter traps). rounds: one that may round, done only in round to
+ * nearest (static, or DYN with frm 0: the host's mode in translated code)
+ * with NX already in fcsr, so it cannot raise anything new; else a DYN
+ * one (an exact conversion) still needs a legal frm.
+ */
+static void fp_guard(struct emit *e, uint32_t insn, bool rounds, struct fp_slow *sl)
+{
+	bool dyn = ((insn >> 12) & 7) == 7;
 
 	EMIT(e, 0xf7, 0x83);				/* test dword [rbx + OFF_SSTATUS], FS */
 	b4(e, (uint32_t)OFF_SSTATUS);
 	b4(e, (uint32_t)SSTATUS_FS);
-	slow[n_slow++] = jcc(e, CC_E, 0);
+	to_slow(e, sl, CC_E);
+	if (!rounds && !dyn)
+		return;
 	EMIT(e, 0x48, 0x8b);				/* mov rax, fcsr */
 	modrm_rbx(e, RAX, OFF_FCSR);
-	if (dyn) {
-		EMIT(e, 0xa9, 0xe0, 0, 0, 0);		/* test eax, frm */
-		slow[n_slow++] = jcc(e, CC_NE, 0);
+	if (rounds) {
+		if (dyn) {
+			EMIT(e, 0xa9, 0xe0, 0, 0, 0);	/* test eax, frm */
+			to_slow(e, sl, CC_NE);
+		}
+		EMIT(e, 0xa8, 0x01);			/* test al, NX */
+		to_slow(e, sl, CC_E);
+	} else {
+		EMIT(e, 0x25, 0xe0, 0, 0, 0);		/* and eax, frm */
+		EMIT(e, 0x3d, 0x80, 0, 0, 0);		/* cmp eax, RMM << 5 */
+		to_slow(e, sl, 0x87);			/* ja: a reserved frm */
 	}
-	EMIT(e, 0xa8, 0x01);				/* test al, NX */
-	slow[n_slow++] = jcc(e, CC_E, 0);
-	EMIT(e, 0x48, 0x8b);				/* mov rax, f[rs1] */
-	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rs1);
-	EMIT(e, 0x48, 0x8b);				/* mov rcx, f[rs2] */
-	modrm_rbx(e, RCX, OFF_F + 8 * (int32_t)rs2);
-	check_plain(e, RAX, true, slow, &n_slow);
-	check_plain(e, RCX, sse != 0x5e, slow, &n_slow);
-	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);		/* movq xmm0, rax */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc9);		/* movq xmm1, rcx */
-	EMIT(e, 0xf2, 0x0f, sse, 0xc1);			/* op xmm0, xmm1 */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xc0);		/* movq rax, xmm0 */
+}
+
+/*
+ * Jumps to slow unless rax is a normal double above the smallest normal
+ * (a result that raised neither UF nor OF), or with zero_ok an exact zero.
+ * Uses rcx and rdx.
+ */
+static void check_result(struct emit *e, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
 	EMIT(e, 0x48, 0x8d, 0x14, 0x00);		/* lea rdx, [rax + rax] */
-	if (is_sum) {
-		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx: an exact zero */
+	if (zero_ok) {
+		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx */
 		zero_at = jcc(e, CC_E, 0);
 	}
-	/* 2^53 < rdx < 0x7ff << 53: normal, and above the smallest normal. */
+	/* 2^53 < rdx < 0x7ff << 53 */
 	EMIT(e, 0x48, 0xb9);				/* movabs rcx, 2^53 + 1 */
 	b8(e, (1ull << 53) + 1);
 	EMIT(e, 0x48, 0x29, 0xca);			/* sub rdx, rcx */
 	EMIT(e, 0x48, 0xb9);				/* movabs rcx, (0x7fe << 53) - 1 */
 	b8(e, (0x7feull << 53) - 1);
 	EMIT(e, 0x48, 0x39, 0xca);			/* cmp rdx, rcx */
-	slow[n_slow++] = jcc(e, CC_AE, 0);
-	if (is_sum)
+	to_slow(e, sl, CC_AE);
+	if (zero_ok)
 		patch(e, zero_at, e->pos);
-	EMIT(e, 0x48, 0x89);				/* mov f[rd], rax */
-	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rd);
-	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
-	b4(e, (uint32_t)OFF_SSTATUS);
-	b4(e, (uint32_t)SSTATUS_FS);
-	done = jmp(e, 0);
-	for (unsigned i = 0; i < n_slow; i++)
-		patch(e, slow[i], e->pos);
+}
+
+/* The end of an inline FP instruction: its slow exits call jit_fp(), as before. */
+static void fp_finish(struct block *b, const struct dc_entry *d, struct fp_slow *sl)
+{
+	struct emit *e = &b->e;
+	size_t done = jmp(e, 0);
+
+	for (unsigned i = 0; i < sl->n; i++)
+		patch(e, sl->at[i], e->pos);
 	emit_fp(b, d);
 	patch(e, done, e->pos);
+}
+
+#define F_RD(i) (((i) >> 7) & 31)
+#define F_RS1(i) (((i) >> 15) & 31)
+#define F_RS2(i) (((i) >> 20) & 31)
+#define F_RM(i) (((i) >> 12) & 7)
+
+static const uint8_t movq_xmm0_rax[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc0 };
+static const uint8_t movq_xmm1_rcx[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc9 };
+static const uint8_t movq_rax_xmm0[] = { 0x66, 0x48, 0x0f, 0x7e, 0xc0 };
+
+/*
+ * FADD.D, FSUB.D, FMUL.D, FDIV.D and FSQRT.D, fpu.c's quick way in place:
+ * zero or normal operands (a non-zero divisor, a non-negative root), and
+ * a normal result above the smallest one (or an exactly zero sum; a root
+ * of such a number is always one): then nothing but the result changes.
+ */
+static void emit_fp_arith_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+{
+	uint32_t insn = d->raw;
+	bool is_sum = sse == 0x58 || sse == 0x5c, is_sqrt = sse == 0x51;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, true, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	if (is_sqrt) {
+		EMIT(e, 0x48, 0x85, 0xc0);		/* test rax, rax: no sign */
+		to_slow(e, &sl, 0x88);			/* js */
+		check_plain(e, RAX, true, sl.at, &sl.n);
+		bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+		EMIT(e, 0xf2, 0x0f, 0x51, 0xc0);	/* sqrtsd xmm0, xmm0 */
+		bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+	} else {
+		load_f(e, RCX, F_RS2(insn));
+		check_plain(e, RAX, true, sl.at, &sl.n);
+		check_plain(e, RCX, sse != 0x5e, sl.at, &sl.n);
+		bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+		bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
+		EMIT(e, 0xf2, 0x0f, sse, 0xc1);		/* op xmm0, xmm1 */
+		bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+		check_result(e, is_sum, &sl);
+	}
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/* Whether the host has FMA3, for the fused operations in place. */
+static bool host_fma(void)
+{
+	static int have = -1;
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("fma") ? 1 : 0;
+	}
+	return have;
+}
+
+/*
+ * FMADD.D, FMSUB.D, FNMSUB.D, FNMADD.D: the quick way of f64_arith() for
+ * FOP_FMA in place (signs folded into the operands as fpu.c does; three
+ * zero or normal operands, a normal result above the smallest one; a zero
+ * result goes the full way, its sign depends on the rounding).
+ */
+static void emit_fp_fma_d(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned which = ((insn & 0x7f) - 0x43) >> 2;
+	bool neg_product = which >= 2, neg_addend = which == 1 || which == 3;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, true, &sl);
+	load_f(e, RAX, insn >> 27);
+	check_plain(e, RAX, true, sl.at, &sl.n);
+	if (neg_addend)
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, 63);	/* btc rax, 63 */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xd0);		/* movq xmm2, rax */
+	load_f(e, RAX, F_RS1(insn));
+	load_f(e, RCX, F_RS2(insn));
+	check_plain(e, RAX, true, sl.at, &sl.n);
+	check_plain(e, RCX, true, sl.at, &sl.n);
+	if (neg_product)
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, 63);	/* btc rax, 63 */
+	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
+	EMIT(e, 0xc4, 0xe2, 0xf9, 0xb9, 0xd1);		/* vfmadd231sd xmm2, xmm0, xmm1 */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xd0);		/* movq rax, xmm2 */
+	check_result(e, false, &sl);
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/* FSGNJ.D, FSGNJN.D, FSGNJX.D (f3 0, 1, 2): bits only, no flags. */
+static void emit_fp_sgnj_d(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned f3 = F_RM(insn);
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	load_f(e, RCX, F_RS2(insn));
+	if (f3 == 1)
+		EMIT(e, 0x48, 0xf7, 0xd1);		/* not rcx */
+	EMIT(e, 0x48, 0xc1, 0xe9, 63);			/* shr rcx, 63 */
+	EMIT(e, 0x48, 0xc1, 0xe1, 63);			/* shl rcx, 63: the sign alone */
+	if (f3 == 2) {
+		EMIT(e, 0x48, 0x31, 0xc8);		/* xor rax, rcx */
+	} else {
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf0, 63);	/* btr rax, 63 */
+		EMIT(e, 0x48, 0x09, 0xc8);		/* or rax, rcx */
+	}
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/* FMV.X.D, FMV.X.W (into x[rd]) and FMV.D.X, FMV.W.X (into f[rd]). */
+static void emit_fp_mv(struct block *b, const struct dc_entry *d, bool to_x, bool dbl)
+{
+	uint32_t insn = d->raw;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	if (to_x) {
+		load_f(e, RAX, F_RS1(insn));
+		if (!dbl)
+			EMIT(e, 0x48, 0x63, 0xc0);	/* movsxd rax, eax */
+		store_x(e, F_RD(insn), RAX);
+	} else {
+		load_x(e, RAX, F_RS1(insn));
+		if (!dbl) {
+			EMIT(e, 0x89, 0xc0);		/* mov eax, eax */
+			EMIT(e, 0x48, 0xb9);		/* movabs rcx, the NaN box */
+			b8(e, 0xffffffff00000000ull);
+			EMIT(e, 0x48, 0x09, 0xc8);	/* or rax, rcx */
+		}
+		set_f_rax(e, F_RD(insn));
+	}
+	fp_finish(b, d, &sl);
+}
+
+/* FEQ.D, FLT.D, FLE.D (f3 2, 1, 0) without a NaN: no flags, x[rd] 0 or 1. */
+static void emit_fp_cmp_d(struct block *b, const struct dc_entry *d)
+{
+	static const uint8_t setcc[] = { 0x96, 0x92, 0x94 };	/* setbe, setb, sete */
+	uint32_t insn = d->raw;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	load_f(e, RCX, F_RS2(insn));
+	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
+	EMIT(e, 0x66, 0x0f, 0x2e, 0xc1);		/* ucomisd xmm0, xmm1 */
+	to_slow(e, &sl, 0x8a);				/* jp: unordered, a NaN */
+	setcc_rax(e, setcc[F_RM(insn)]);
+	store_x(e, F_RD(insn), RAX);
+	fp_finish(b, d, &sl);
+}
+
+/*
+ * FCVT.D.W, FCVT.D.WU (always exact), FCVT.D.L and FCVT.D.LU (exact
+ * below 2^53 in magnitude, else the full way): no flags, any legal rm.
+ */
+static void emit_fp_cvt_d_int(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned type = F_RS2(insn);
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_x(e, RAX, F_RS1(insn));
+	switch (type) {
+	case 0: EMIT(e, 0x48, 0x63, 0xc0); break;	/* movsxd rax, eax */
+	case 1: EMIT(e, 0x89, 0xc0); break;		/* mov eax, eax */
+	case 2:
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, 2^53 */
+		b8(e, 1ull << 53);
+		EMIT(e, 0x48, 0x8d, 0x14, 0x08);	/* lea rdx, [rax + rcx] */
+		EMIT(e, 0x48, 0x01, 0xc9);		/* add rcx, rcx: 2^54 */
+		EMIT(e, 0x48, 0x39, 0xca);		/* cmp rdx, rcx */
+		to_slow(e, &sl, CC_AE);
+		break;
+	default:
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, 2^53 */
+		b8(e, 1ull << 53);
+		EMIT(e, 0x48, 0x39, 0xc8);		/* cmp rax, rcx */
+		to_slow(e, &sl, CC_AE);
+		break;
+	}
+	EMIT(e, 0xf2, 0x48, 0x0f, 0x2a, 0xc0);		/* cvtsi2sd xmm0, rax */
+	bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/* An OP-FP or fused instruction in place where it has a quick form; false for the rest. */
+static bool emit_fp_inline(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned op = insn & 0x7f, f7 = insn >> 25, rm = F_RM(insn);
+	bool rne = rm == 0 || rm == 7;
+
+	if (op >= 0x43 && op <= 0x4f) {
+		if ((f7 & 3) != 1 || !rne || !host_fma())
+			return false;
+		emit_fp_fma_d(b, d);
+		return true;
+	}
+	if (op != 0x53)
+		return false;
+	switch (f7) {
+	case 0x01: case 0x05: case 0x09: case 0x0d:
+		if (!rne)
+			return false;
+		emit_fp_arith_d(b, d, (const uint8_t[]){ 0x58, 0x5c, 0x59, 0x5e }[f7 >> 2]);
+		return true;
+	case 0x2d:
+		if (!rne || F_RS2(insn))
+			return false;
+		emit_fp_arith_d(b, d, 0x51);
+		return true;
+	case 0x11:
+		if (rm > 2)
+			return false;
+		emit_fp_sgnj_d(b, d);
+		return true;
+	case 0x51:
+		if (rm > 2)
+			return false;
+		emit_fp_cmp_d(b, d);
+		return true;
+	case 0x69:
+		if (F_RS2(insn) > 3 || rm == 5 || rm == 6)
+			return false;
+		emit_fp_cvt_d_int(b, d);
+		return true;
+	case 0x70: case 0x71: case 0x78: case 0x79:
+		if (rm || F_RS2(insn))
+			return false;
+		emit_fp_mv(b, d, f7 < 0x78, f7 & 1);
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* FLW, FLD, FSW, FSD (compressed ones expanded): what the translator does itself. */
@@ -1308,7 +1572,6 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	unsigned n;
 	bool unknown_next;
 	struct jit_entry *te, *me;
-	uint8_t sse;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
@@ -1338,10 +1601,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_control(b, d);
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
 			emit_fp_mem(b, d);
-		else if (d->op == JIT_OP_FP && fp_quick_d_op(d->raw, &sse))
-			emit_fp_quick_d(b, d, sse);
-		else if (d->op == JIT_OP_FP)
-			emit_fp(b, d);
+		else if (d->op == JIT_OP_FP) {
+			if (!emit_fp_inline(b, d))
+				emit_fp(b, d);
+		}
 		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
 			emit_zb(b, d);
 		else if (!emit_alu(b, d))

@@ -10,6 +10,7 @@
  * engines: a TLB miss, MMIO or an FP trap in mid-block, code across pages,
  * JALR rd == rs1, code rewritten under a cached block, kicks, long loops.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1914,4 +1915,111 @@ Test(rv64_jit, each_instruction_using_the_result_before)
 {
 	result_chain(true);
 	result_chain(false);
+}
+
+static uint64_t dbits(double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, 8);
+	return v;
+}
+
+#define FUSED(op, rd, rs1, rs2, rs3, rm) \
+	((uint32_t)(rs3) << 27 | 1u << 25 | (uint32_t)(rs2) << 20 | (uint32_t)(rs1) << 15 | \
+	 (uint32_t)(rm) << 12 | (uint32_t)(rd) << 7 | (op))
+
+/*
+ * The double operations the translator runs in place when they cannot
+ * raise a new flag (fused multiply-add, square root, sign injection,
+ * moves, exact conversions from integers, compares without a NaN), with
+ * fcsr starting at fcsr_in; each case that can raise one (an underflow, an
+ * inexact conversion, a NaN compare) must still raise it.
+ */
+static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
+{
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, FUSED(0x43, 10, 1, 2, 3, 7));		/* fmadd.d f10, f1, f2, f3, dyn */
+	emit(&tm, FUSED(0x47, 11, 1, 2, 3, 0));		/* fmsub.d */
+	emit(&tm, FUSED(0x4b, 12, 1, 2, 3, 0));		/* fnmsub.d */
+	emit(&tm, FUSED(0x4f, 13, 1, 2, 3, 0));		/* fnmadd.d */
+	emit(&tm, FUSED(0x43, 14, 7, 7, 0, 0));		/* 1e-200 squared: underflow */
+	emit(&tm, enc_r(0x53, 15, 0, 2, 0, 0x2d));	/* fsqrt.d f15, f2 */
+	emit(&tm, enc_r(0x53, 16, 0, 1, 4, 0x11));	/* fsgnj.d f16, f1, f4 */
+	emit(&tm, enc_r(0x53, 17, 1, 1, 4, 0x11));	/* fsgnjn.d */
+	emit(&tm, enc_r(0x53, 18, 2, 4, 4, 0x11));	/* fsgnjx.d */
+	emit(&tm, enc_r(0x53, A5, 0, 1, 0, 0x71));	/* fmv.x.d a5, f1 */
+	emit(&tm, enc_r(0x53, 19, 0, A4, 0, 0x79));	/* fmv.d.x f19, a4 */
+	emit(&tm, enc_r(0x53, A7, 0, 2, 0, 0x70));	/* fmv.x.w a7, f2 */
+	emit(&tm, enc_r(0x53, 20, 0, A4, 0, 0x78));	/* fmv.w.x f20, a4 */
+	emit(&tm, enc_r(0x53, 21, 7, A4, 2, 0x69));	/* fcvt.d.l f21, a4 */
+	emit(&tm, enc_r(0x53, 22, 1, A2, 0, 0x69));	/* fcvt.d.w f22, a2 */
+	emit(&tm, enc_r(0x53, 23, 0, A1, 3, 0x69));	/* fcvt.d.lu f23, a1: inexact */
+	emit(&tm, enc_r(0x53, A0, 1, 1, 2, 0x51));	/* flt.d a0, f1, f2 */
+	emit(&tm, enc_r(0x53, A3, 0, 2, 2, 0x51));	/* fle.d a3, f2, f2 */
+	emit(&tm, enc_r(0x53, T3, 2, 5, 5, 0x51));	/* feq.d t3, f5, f5: a NaN, quiet */
+	emit(&tm, enc_r(0x53, A6, 1, 5, 1, 0x51));	/* flt.d a6, f5, f1: NV */
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	s = tm_state(&tm);
+	s.f[0] = 0;
+	s.f[1] = dbits(1.1);
+	s.f[2] = dbits(2.5);
+	s.f[3] = dbits(-0.3);
+	s.f[4] = dbits(-7.0);
+	s.f[5] = 0x7ff8000000000000ull;
+	s.f[7] = dbits(1e-200);
+	s.x[A4] = (uint64_t)-123456789;
+	s.x[A2] = (uint64_t)-5;
+	s.x[A1] = (1ull << 60) + 1;
+	s.fcsr = fcsr_in;
+	s.sstatus = 1ull << 13;
+	cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+	s = run_to_ecall(&tm, jit);
+	tm_fini(&tm);
+	return s;
+}
+
+static void fp_inline_expect(const struct vcpu_state *s, const char *what)
+{
+	volatile double a = 1.1, b = 2.5, c = -0.3;
+
+	cr_expect_eq(s->f[10], dbits(fma(a, b, c)), "%s: fmadd", what);
+	cr_expect_eq(s->f[11], dbits(fma(a, b, -c)), "%s: fmsub", what);
+	cr_expect_eq(s->f[12], dbits(fma(-a, b, c)), "%s: fnmsub", what);
+	cr_expect_eq(s->f[13], dbits(fma(-a, b, -c)), "%s: fnmadd", what);
+	cr_expect_eq(s->f[15], dbits(sqrt(b)), "%s: fsqrt", what);
+	cr_expect_eq(s->f[16], dbits(-1.1), "%s: fsgnj", what);
+	cr_expect_eq(s->f[17], dbits(1.1), "%s: fsgnjn", what);
+	cr_expect_eq(s->f[18], dbits(7.0), "%s: fsgnjx", what);
+	cr_expect_eq(s->x[A5], dbits(1.1), "%s: fmv.x.d", what);
+	cr_expect_eq(s->f[19], (uint64_t)-123456789, "%s: fmv.d.x", what);
+	cr_expect_eq(s->x[A7], 0, "%s: fmv.x.w of 2.5's low word", what);
+	cr_expect_eq(s->f[20], 0xffffffff00000000ull | (uint32_t)-123456789, "%s: fmv.w.x", what);
+	cr_expect_eq(s->f[21], dbits(-123456789.0), "%s: fcvt.d.l", what);
+	cr_expect_eq(s->f[22], dbits(-5.0), "%s: fcvt.d.w", what);
+	cr_expect_eq(s->f[23], dbits(0x1p60), "%s: fcvt.d.lu", what);
+	cr_expect_eq(s->x[A0], 1, "%s: flt", what);
+	cr_expect_eq(s->x[A3], 1, "%s: fle", what);
+	cr_expect_eq(s->x[T3], 0, "%s: feq NaN", what);
+	cr_expect_eq(s->x[A6], 0, "%s: flt NaN", what);
+	/* NX (fmadd, fsqrt, fcvt.d.lu), UF (the tiny product), NV (flt with a NaN) */
+	cr_expect_eq(s->fcsr, 0x13, "%s: fcsr %#llx", what, (unsigned long long)s->fcsr);
+}
+
+Test(rv64_jit, fp_in_place_matches_the_interpreter_and_raises_flags)
+{
+	for (unsigned nx = 0; nx < 2; nx++) {
+		struct vcpu_state t = fp_inline_run(true, nx), i = fp_inline_run(false, nx);
+
+		fp_inline_expect(&t, nx ? "translator, NX set" : "translator, NX clear");
+		fp_inline_expect(&i, nx ? "interpreter, NX set" : "interpreter, NX clear");
+		cr_expect_eq(memcmp(t.f, i.f, sizeof(t.f)), 0, "f registers differ");
+		cr_expect_eq(memcmp(t.x, i.x, sizeof(t.x)), 0, "x registers differ");
+		cr_expect_eq(t.f[14], i.f[14], "the underflow");
+		cr_expect_eq(t.instret, i.instret, "instret");
+	}
 }
