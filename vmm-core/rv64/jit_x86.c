@@ -1345,11 +1345,39 @@ static void charge_block(struct block *b)
 	jcc(&b->e, CC_LE, b->j->exit_pc);
 }
 
-/* The block's end: rax = next pc, charge the block, go on through the lookup stub. */
+/*
+ * The block's end: rax = next pc, charge the block, and the lookup stub's
+ * way-0 path in place: the fetch TLB, then the table. So each jump the
+ * guest makes through a register (a return, an interpreter's dispatch)
+ * has its own host indirect jump, predicted on its own, rather than all
+ * of them sharing the stub's one. A miss in either goes to the stub.
+ */
 static void emit_next(struct block *b)
 {
+	struct emit *e = &b->e;
+	size_t lookup = b->j->lookup;
+
 	charge_block(b);
-	jmp(&b->e, b->j->lookup);
+	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
+	EMIT(e, 0x0f, 0xb6, 0xd1);		/* movzx edx, cl */
+	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
+	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES));
+	jcc(e, CC_NE, lookup);
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
+	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
+	mov_rbx(e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
+	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
+	EMIT(e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
+	b4(e, TABLE_SIZE - 1);
+	EMIT(e, 0x48, 0xc1, 0xe1, 0x04);	/* shl rcx, 4 */
+	EMIT(e, 0x48, 0xba);			/* movabs rdx, table */
+	b8(e, (uint64_t)(uintptr_t)b->j->table);
+	EMIT(e, 0x48, 0x3b, 0x04, 0x0a);	/* cmp rax, [rdx + rcx] */
+	jcc(e, CC_NE, lookup);
+	EMIT(e, 0xff, 0x64, 0x0a, 0x08);	/* jmp [rdx + rcx + 8] */
 }
 
 /*
