@@ -21,7 +21,7 @@
 #define PAGE_SIZE (1ull << PAGE_SHIFT)
 #define PAGE_OFFSET_MASK (PAGE_SIZE - 1)
 
-#define TLB_SIZE 256
+#define TLB_SIZE 1024
 
 /* What an access is for; indexes the TLB tables and picks exception causes. */
 enum access_type { ACC_READ, ACC_WRITE, ACC_FETCH, ACC__MAX };

@@ -149,7 +149,10 @@ struct rv64_jit {
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
 _Static_assert(sizeof(struct tlb_entry) == 16, "translated code indexes the TLB by 16");
-_Static_assert(TLB_SIZE == 256, "translated code indexes the TLB with a byte");
+_Static_assert(TLB_SIZE >= 256 && TLB_SIZE <= 4096 && (TLB_SIZE & (TLB_SIZE - 1)) == 0,
+	       "translated code indexes the TLB with (va >> 8) & TLB_INDEX16");
+/* The index of va's page in a TLB table, times the entry's 16 bytes. */
+#define TLB_INDEX16 ((uint32_t)(TLB_SIZE - 1) << 4)
 _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
 
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
@@ -458,6 +461,15 @@ static void set_site(struct emit *e, size_t off)
 	modrm_rbx(e, RCX, OFF_SITE);
 }
 
+/* edx = the TLB index of the page of rax, times 16 */
+static void tlb_index16(struct emit *e)
+{
+	EMIT(e, 0x89, 0xc2);			/* mov edx, eax */
+	EMIT(e, 0xc1, 0xea, 0x08);		/* shr edx, 8 */
+	EMIT(e, 0x81, 0xe2);			/* and edx, TLB_INDEX16 */
+	b4(e, TLB_INDEX16);
+}
+
 /* ---- the fixed stubs at the start of the buffer ---- */
 
 static void emit_stubs(struct rv64_jit *j)
@@ -492,8 +504,7 @@ static void emit_stubs(struct rv64_jit *j)
 	store_pc_rax(&e);
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
-	EMIT(&e, 0x0f, 0xb6, 0xd1);		/* movzx edx, cl */
-	EMIT(&e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	tlb_index16(&e);
 	EMIT(&e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
 	way1 = jcc(&e, CC_NE, 0);
@@ -585,9 +596,7 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	 */
 	EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)(size - 1));	/* lea rcx, [rax + size - 1] */
 	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
-	EMIT(e, 0x89, 0xc2);			/* mov edx, eax */
-	EMIT(e, 0xc1, 0xea, 0x08);		/* shr edx, 8 */
-	EMIT(e, 0x81, 0xe2, 0xf0, 0x0f, 0, 0);	/* and edx, 0xff0: the index times 16 */
+	tlb_index16(e);
 	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table] */
 	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
@@ -1360,8 +1369,7 @@ static void emit_next(struct block *b)
 	charge_block(b);
 	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
-	EMIT(e, 0x0f, 0xb6, 0xd1);		/* movzx edx, cl */
-	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
+	tlb_index16(e);
 	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
 	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES));
 	jcc(e, CC_NE, lookup);

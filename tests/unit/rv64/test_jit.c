@@ -2023,3 +2023,53 @@ Test(rv64_jit, fp_in_place_matches_the_interpreter_and_raises_flags)
 		cr_expect_eq(t.instret, i.instret, "instret");
 	}
 }
+
+/*
+ * A load and a store in each of 600 pages, twice round: more pages than
+ * a 256-entry TLB indexes apart, each slot's page must be its own.
+ */
+static void many_pages(bool jit)
+{
+	const unsigned pages = 600;
+	const uint64_t base = RAM_BASE + 0x160000;	/* to 0x3b8000 */
+	struct vcpu_state s;
+	uint64_t sum = 0;
+
+	tm_init_engine(&tm, jit);
+	for (unsigned i = 0; i < pages; i++) {
+		tm_poke64(&tm, base + i * PAGE + 8 * (i % 64), i * 3 + 1);
+		sum += i * 3 + 1;
+	}
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T1, ZERO, 2));			/* rounds */
+	emit(&tm, ADD(A0, S0, ZERO));			/* round: */
+	emit(&tm, ADDI(A1, ZERO, (int32_t)pages));
+	emit(&tm, ADDI(A2, ZERO, 0));			/* i % 64, times 8 */
+	emit(&tm, ADD(A3, A0, A2));			/* page: */
+	emit(&tm, LD(A4, A3, 0));
+	emit(&tm, ADD(A5, A5, A4));
+	emit(&tm, SD(A3, A4, 0));			/* stores what it loaded */
+	emit(&tm, ADDI(A2, A2, 8));
+	emit(&tm, ANDI(A2, A2, 0x1ff));
+	emit(&tm, LUI(T0, PAGE));
+	emit(&tm, ADD(A0, A0, T0));
+	emit(&tm, ADDI(A1, A1, -1));
+	emit(&tm, BNE(A1, ZERO, -36));
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -56));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, S0, base);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A5], 2 * sum, "%s: %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A5], (unsigned long long)(2 * sum));
+	cr_expect_eq(s.instret, 1 + 2 * (3 + 10 * pages + 2) + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, loads_and_stores_over_600_pages)
+{
+	many_pages(true);
+	many_pages(false);
+}
