@@ -44,10 +44,12 @@
  *
  * A block ends by putting the next pc in rax, charging its instructions to
  * r12 (back to C when the budget is spent) and jumping on: to the target
- * block itself when the target is a known pc on the same page and has been
- * translated (the dispatcher links such a jump the first time it is taken),
- * else to the lookup stub, which finds the next page in the fetch TLB and the
- * next block in the table and goes on there, or returns to C. A load or
+ * block itself when the target is a known pc and has been translated (the
+ * dispatcher links such a jump the first time it is taken; one to another
+ * page first takes that page's fetch addend from its slot of the fetch
+ * TLB), else through the lookup stub's path, emitted in place, which finds
+ * the next page in the fetch TLB and the next block in the table and goes
+ * on there, or returns to C. A load or
  * store tries way 0 of the TLB inline and way 1 out of line; a page in
  * neither returns to C, which runs that one instruction in the interpreter
  * (filling the TLB or taking the trap); a helper whose instruction trapped
@@ -1389,22 +1391,35 @@ static void emit_next(struct block *b)
 }
 
 /*
- * The block's end towards a known pc. On the same page the fetch addend
- * stays right, so the jump can go straight to the target block once it
- * is translated: until then it goes to a stub that asks the dispatcher to
- * link it.
+ * The block's end towards a known pc: it can go straight to the target
+ * block once that is translated (until then it goes to a stub that asks
+ * the dispatcher to link it). On the same page the fetch addend stays
+ * right; on another, the target page's entry of the fetch TLB (its slot
+ * known now) gives it, else the lookup stub takes over. The target's own
+ * entry check then compares that addend with its stamp, as after a lookup.
  */
 static void emit_goto(struct block *b, uint64_t target)
 {
 	struct emit *e = &b->e;
+	uint64_t vpn = target >> PAGE_SHIFT;
+	uint32_t slot = ACC_FETCH * (uint32_t)TLB_BYTES + 16 * (uint32_t)rv64_tlb_index(target);
 
 	mov_rax_imm(e, target);
-	if (target >> PAGE_SHIFT != b->start_pc >> PAGE_SHIFT ||
-	    b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
+	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
 		emit_next(b);
 		return;
 	}
 	charge_block(b);
+	if (vpn != b->start_pc >> PAGE_SHIFT) {
+		EMIT(e, 0x48, 0xb9);		/* movabs rcx, vpn */
+		b8(e, vpn);
+		EMIT(e, 0x49, 0x3b, 0x8e);	/* cmp rcx, [r14 + slot] */
+		b4(e, slot);
+		jcc(e, CC_NE, b->j->lookup);
+		EMIT(e, 0x49, 0x8b, 0x8e);	/* mov rcx, [r14 + slot + 8] */
+		b4(e, slot + 8);
+		mov_rbx(e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
+	}
 	b->chain[b->n_chain++] = e->pos;
 	jmp(e, 0);
 }
@@ -1850,7 +1865,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
-			/* Same page as the jump's block (emit_goto()), so the same addend. */
+			/* emit_goto() set the addend of this page before the jump. */
 			int32_t rel = (int32_t)((int64_t)(code - j->rx) - (int64_t)(link_at + 5));
 
 			memcpy(j->rw + link_at + 1, &rel, 4);

@@ -2073,3 +2073,52 @@ Test(rv64_jit, loads_and_stores_over_600_pages)
 	many_pages(true);
 	many_pages(false);
 }
+
+/*
+ * Under Sv39, a loop calling a function on the next page: the call and
+ * the return are linked jumps across pages. After the first round the
+ * guest maps that page to another frame holding other code, as an exec
+ * would, and drops it with SFENCE.VMA (no FENCE.I): the same linked call
+ * must now reach the new code, through the new fetch addend.
+ */
+static void call_across_pages_then_remap(bool jit)
+{
+	const uint64_t other = CODE_FRAMES + 6 * PAGE;
+	uint32_t code[2] = { ADDI(A0, A0, 100), JALR(ZERO, RA, 0) };
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T2, ZERO, 2));
+	emit(&tm, ADDI(T1, ZERO, 10));
+	emit(&tm, JAL(RA, (int32_t)PAGE - 8));		/* loop: the call linked in round 1 */
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -8));
+	emit(&tm, SD(A1, A2, 0));			/* the new mapping */
+	emit(&tm, SFENCE_VMA_ADDR(A3));
+	emit(&tm, ADDI(T1, ZERO, 10));
+	emit(&tm, ADDI(T2, T2, -1));
+	emit(&tm, BNE(T2, ZERO, -28));			/* to the loop */
+	emit(&tm, ECALL);
+	start_at(&tm, CODE + PAGE);
+	emit(&tm, ADDI(A0, A0, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	map_code_pages(&tm);
+	memcpy(tm_host(&tm, other), code, sizeof(code));
+	tm_reset_satp(&tm, CODE_VA, NULL, SATP_SV39);
+	set_reg(&tm, A1, PT_L0 + 8 * 17);		/* RAM is mapped at its own address */
+	set_reg(&tm, A2, pte(other, PTE_LEAF));
+	set_reg(&tm, A3, CODE_VA + PAGE);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 10 + 1000, "%s: a0 %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0]);
+	cr_expect_eq(s.instret, 2 + 2 * (10 * 5 + 5) + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, linked_call_across_pages_follows_a_remap)
+{
+	call_across_pages_then_remap(true);
+	call_across_pages_then_remap(false);
+}
