@@ -6,8 +6,10 @@
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
  * instructions inside one guest page, ending at the first branch or jump, at
  * the first instruction it does not know, at the page's end or at
- * BLOCK_MAX_INSNS. Division, floating point and a few bit-manipulation
- * instructions call the interpreter's own C functions from the block.
+ * BLOCK_MAX_INSNS. Division and the common double-precision operations
+ * run in place where they cannot trap or raise a new flag; the rest of
+ * floating point, MULHSU and a few bit-manipulation instructions call the
+ * interpreter's own C functions from the block.
  * Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
  * block and is interpreted one instruction at a time, so the two always
  * agree on semantics.
@@ -698,6 +700,52 @@ static void emit_muldiv(struct block *b, const struct dc_entry *d)
 	call_abs(e, (const void *)rv64_muldiv);
 	sync_cached(e, true, true);
 	store_x(e, d->rd, RAX);
+}
+
+/*
+ * The divisions in place on the host's div and idiv: a zero divisor, and
+ * for the signed ones a divisor of -1 (INT_MIN / -1 faults on x86), go to
+ * rv64_muldiv() with what RISC-V defines for them.
+ */
+static void emit_div(struct block *b, const struct dc_entry *d)
+{
+	bool w = d->op >= DC_DIVW, sign = d->op == DC_DIV || d->op == DC_REM ||
+					  d->op == DC_DIVW || d->op == DC_REMW;
+	bool rem = d->op == DC_REM || d->op == DC_REMU || d->op == DC_REMW || d->op == DC_REMUW;
+	struct emit *e = &b->e;
+	size_t slow[2], done;
+	unsigned n_slow = 0;
+
+	load_x(e, RAX, d->rs1);
+	load_x(e, RCX, d->rs2);
+	if (w)
+		EMIT(e, 0x85, 0xc9);			/* test ecx, ecx */
+	else
+		EMIT(e, 0x48, 0x85, 0xc9);		/* test rcx, rcx */
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	if (sign) {
+		if (w)
+			EMIT(e, 0x83, 0xf9, 0xff);	/* cmp ecx, -1 */
+		else
+			EMIT(e, 0x48, 0x83, 0xf9, 0xff);	/* cmp rcx, -1 */
+		slow[n_slow++] = jcc(e, CC_E, 0);
+	}
+	switch ((w ? 2 : 0) + sign) {
+	case 0: EMIT(e, 0x31, 0xd2, 0x48, 0xf7, 0xf1); break;	/* xor edx, edx; div rcx */
+	case 1: EMIT(e, 0x48, 0x99, 0x48, 0xf7, 0xf9); break;	/* cqo; idiv rcx */
+	case 2: EMIT(e, 0x31, 0xd2, 0xf7, 0xf1); break;		/* xor edx, edx; div ecx */
+	default: EMIT(e, 0x99, 0xf7, 0xf9); break;		/* cdq; idiv ecx */
+	}
+	if (rem)
+		EMIT(e, 0x48, 0x89, 0xd0);		/* mov rax, rdx */
+	if (w)
+		movsxd_rax(e);
+	store_x(e, d->rd, RAX);
+	done = jmp(e, 0);
+	for (unsigned i = 0; i < n_slow; i++)
+		patch(e, slow[i], e->pos);
+	emit_muldiv(b, d);
+	patch(e, done, e->pos);
 }
 
 /* jit_fp(h, insn, parcel) with h->pc at the instruction; a trap leaves the block. */
@@ -1658,6 +1706,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		}
 		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
 			emit_zb(b, d);
+		else if (d->op >= DC_DIV && d->op <= DC_REMUW)
+			emit_div(b, d);
 		else if (!emit_alu(b, d))
 			emit_muldiv(b, d);
 		b->pc += d->len;

@@ -302,7 +302,7 @@ struct rop {
 	unsigned opcode, f3, f7;
 };
 
-/* OP and OP-32, M included: DIV/REM and MULHSU are the interpreter's in both engines. */
+/* OP and OP-32, M included (MULHSU is the interpreter's in both engines). */
 static const struct rop rops[] = {
 	{ "add", 0x33, 0, 0 }, { "sub", 0x33, 0, 0x20 }, { "sll", 0x33, 1, 0 },
 	{ "slt", 0x33, 2, 0 }, { "sltu", 0x33, 3, 0 }, { "xor", 0x33, 4, 0 },
@@ -2121,4 +2121,67 @@ Test(rv64_jit, linked_call_across_pages_follows_a_remap)
 {
 	call_across_pages_then_remap(true);
 	call_across_pages_then_remap(false);
+}
+
+/* RISC-V's divisions, by the book: division by zero and INT_MIN / -1 included. */
+static uint64_t ref_div(unsigned k, uint64_t a, uint64_t b)
+{
+	int64_t sa = (int64_t)a, sb = (int64_t)b;
+	int32_t wa = (int32_t)a, wb = (int32_t)b;
+	uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+
+	switch (k) {
+	case 0: return !b ? UINT64_MAX : (sa == INT64_MIN && sb == -1) ? a : (uint64_t)(sa / sb);
+	case 1: return !b ? UINT64_MAX : a / b;
+	case 2: return !b ? a : (sa == INT64_MIN && sb == -1) ? 0 : (uint64_t)(sa % sb);
+	case 3: return !b ? a : a % b;
+	case 4: return !wb ? UINT64_MAX : (wa == INT32_MIN && wb == -1) ? (uint64_t)(int64_t)wa
+					 : (uint64_t)(int64_t)(wa / wb);
+	case 5: return !ub ? UINT64_MAX : (uint64_t)(int64_t)(int32_t)(ua / ub);
+	case 6: return !wb ? (uint64_t)(int64_t)wa : (wa == INT32_MIN && wb == -1) ? 0
+					: (uint64_t)(int64_t)(wa % wb);
+	default: return !ub ? (uint64_t)(int64_t)wa : (uint64_t)(int64_t)(int32_t)(ua % ub);
+	}
+}
+
+/* The eight divisions of a0 by a1, into t0-t2, a2-a5 and t3, each pair on both engines. */
+static void divisions(bool jit, uint64_t a, uint64_t b)
+{
+	static const unsigned rd[8] = { T0, T1, T2, A2, A3, A4, A5, T3 };
+	const uint32_t insn[8] = {
+		DIV(T0, A0, A1), DIVU(T1, A0, A1), REM(T2, A0, A1), REMU(A2, A0, A1),
+		DIVW(A3, A0, A1), DIVUW(A4, A0, A1), REMW(A5, A0, A1), REMUW(T3, A0, A1),
+	};
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	for (unsigned k = 0; k < 8; k++)
+		emit(&tm, insn[k]);
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A0, a);
+	set_reg(&tm, A1, b);
+	s = run_to_ecall(&tm, jit);
+	for (unsigned k = 0; k < 8; k++)
+		cr_expect_eq(s.x[rd[k]], ref_div(k, a, b), "%s: op %u of %#llx, %#llx: %#llx",
+			     engine_name(jit), k, (unsigned long long)a, (unsigned long long)b,
+			     (unsigned long long)s.x[rd[k]]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, divisions_by_the_book)
+{
+	static const uint64_t v[] = {
+		0, 1, 2, 7, UINT64_MAX, 0x8000000000000000ull, 0x7fffffffffffffffull,
+		0x80000000ull, 0xffffffff80000000ull, 0xffffffffull, 0x100000000ull,
+		0x123456789abcdefull, (uint64_t)-7,
+	};
+
+	for (size_t i = 0; i < N_ELEMS(v); i++) {
+		for (size_t j = 0; j < N_ELEMS(v); j++) {
+			divisions(true, v[i], v[j]);
+			divisions(false, v[i], v[j]);
+		}
+	}
 }
