@@ -1087,6 +1087,47 @@ static void emit_fp_cvt_d_int(struct block *b, const struct dc_entry *d)
 	fp_finish(b, d, &sl);
 }
 
+/*
+ * FCVT.W.D and FCVT.L.D toward zero (cvttsd2si) or to nearest (cvtsd2si,
+ * the host's mode), with NX already set: a result in range is all that
+ * changes, and FS becomes dirty when it is inexact. NaN and out of range (the host's INT64_MIN, or a W result
+ * outside 32 bits) go the full way, which saturates and raises NV.
+ */
+static void emit_fp_cvt_int_d(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	bool word = F_RS2(insn) == 0;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+	size_t exact;
+
+	fp_guard(e, insn, true, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	/* cvttsd2si / cvtsd2si rax, xmm0 */
+	EMIT(e, 0xf2, 0x48, 0x0f, F_RM(insn) == 1 ? 0x2c : 0x2d, 0xc0);
+	if (word) {
+		EMIT(e, 0x48, 0x63, 0xc8);		/* movsxd rcx, eax */
+		EMIT(e, 0x48, 0x39, 0xc1);		/* cmp rcx, rax */
+		to_slow(e, &sl, CC_NE);
+	} else {
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, INT64_MIN */
+		b8(e, 1ull << 63);
+		EMIT(e, 0x48, 0x39, 0xc8);		/* cmp rax, rcx */
+		to_slow(e, &sl, CC_E);
+	}
+	/* Inexact: NX raised again, which makes FS dirty in fpu.c's raise_flags(). */
+	EMIT(e, 0xf2, 0x48, 0x0f, 0x2a, 0xc8);		/* cvtsi2sd xmm1, rax */
+	EMIT(e, 0x66, 0x0f, 0x2e, 0xc1);		/* ucomisd xmm0, xmm1 */
+	exact = jcc(e, CC_E, 0);
+	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+	patch(e, exact, e->pos);
+	store_x(e, F_RD(insn), RAX);
+	fp_finish(b, d, &sl);
+}
+
 /* An OP-FP or fused instruction in place where it has a quick form; false for the rest. */
 static bool emit_fp_inline(struct block *b, const struct dc_entry *d)
 {
@@ -1127,6 +1168,11 @@ static bool emit_fp_inline(struct block *b, const struct dc_entry *d)
 		if (F_RS2(insn) > 3 || rm == 5 || rm == 6)
 			return false;
 		emit_fp_cvt_d_int(b, d);
+		return true;
+	case 0x61:
+		if ((F_RS2(insn) != 0 && F_RS2(insn) != 2) || (rm > 1 && rm != 7))
+			return false;
+		emit_fp_cvt_int_d(b, d);
 		return true;
 	case 0x70: case 0x71: case 0x78: case 0x79:
 		if (rm || F_RS2(insn))

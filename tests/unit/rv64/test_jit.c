@@ -1962,6 +1962,10 @@ static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
 	emit(&tm, enc_r(0x53, A3, 0, 2, 2, 0x51));	/* fle.d a3, f2, f2 */
 	emit(&tm, enc_r(0x53, T3, 2, 5, 5, 0x51));	/* feq.d t3, f5, f5: a NaN, quiet */
 	emit(&tm, enc_r(0x53, A6, 1, 5, 1, 0x51));	/* flt.d a6, f5, f1: NV */
+	emit(&tm, enc_r(0x53, T4, 1, 1, 2, 0x61));	/* fcvt.l.d t4, f1, rtz */
+	emit(&tm, enc_r(0x53, T5, 0, 4, 0, 0x61));	/* fcvt.w.d t5, f4 */
+	emit(&tm, enc_r(0x53, T6, 1, 8, 0, 0x61));	/* fcvt.w.d t6, f8 (3e9), rtz: NV */
+	emit(&tm, enc_r(0x53, S1, 7, 9, 2, 0x61));	/* fcvt.l.d s1, f9 (-2.5), dyn */
 	emit(&tm, ECALL);
 	tm_reset(&tm, CODE, NULL);
 	s = tm_state(&tm);
@@ -1972,6 +1976,8 @@ static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
 	s.f[4] = dbits(-7.0);
 	s.f[5] = 0x7ff8000000000000ull;
 	s.f[7] = dbits(1e-200);
+	s.f[8] = dbits(3e9);
+	s.f[9] = dbits(-2.5);
 	s.x[A4] = (uint64_t)-123456789;
 	s.x[A2] = (uint64_t)-5;
 	s.x[A1] = (1ull << 60) + 1;
@@ -2006,6 +2012,10 @@ static void fp_inline_expect(const struct vcpu_state *s, const char *what)
 	cr_expect_eq(s->x[A3], 1, "%s: fle", what);
 	cr_expect_eq(s->x[T3], 0, "%s: feq NaN", what);
 	cr_expect_eq(s->x[A6], 0, "%s: flt NaN", what);
+	cr_expect_eq(s->x[T4], 1, "%s: fcvt.l.d", what);
+	cr_expect_eq(s->x[T5], (uint64_t)-7, "%s: fcvt.w.d", what);
+	cr_expect_eq(s->x[T6], 0x7fffffff, "%s: fcvt.w.d saturated", what);
+	cr_expect_eq(s->x[S1], (uint64_t)-2, "%s: fcvt.l.d of -2.5, to even", what);
 	/* NX (fmadd, fsqrt, fcvt.d.lu), UF (the tiny product), NV (flt with a NaN) */
 	cr_expect_eq(s->fcsr, 0x13, "%s: fcsr %#llx", what, (unsigned long long)s->fcsr);
 }
