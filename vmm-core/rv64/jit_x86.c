@@ -32,20 +32,20 @@
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
  *   rbp  the blocks' stamps
- *   r12  instructions left in the budget (counts down; stop at <= 0)
  *   r14  the TLB of the current mode: read, write and fetch tables one
  *        after the other (fixed while translated code runs: the privilege
  *        and SUM only change in instructions it does not run)
- *   rsi, rdi, r8-r11, r13, r15  the guest registers most compiled code
+ *   rsi, rdi, r8-r13, r15  the guest registers most compiled code
  *        uses most (cached[]): loaded at entry, written back to x[] at
  *        every return to C, so C always sees the exact registers; around
  *        a helper call, written back before and loaded again after
  *   rax, rcx, rdx  scratch
  * The fetch addend of the current code page (host = addend + guest pc)
- * sits in h->jit_addend.
+ * sits in h->jit_addend, the instructions left in the budget in
+ * h->jit_left (counting down; back to C at <= 0).
  *
  * A block ends by putting the next pc in rax, charging its instructions to
- * r12 (back to C when the budget is spent) and jumping on: to the target
+ * the budget (back to C when it is spent) and jumping on: to the target
  * block itself when the target is a known pc and has been translated (the
  * dispatcher links such a jump the first time it is taken; one to another
  * page first takes that page's fetch addend from its slot of the fetch
@@ -202,17 +202,17 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 /* ---- the emitter ---- */
 
 enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
-       R11 = 11, R13 = 13, R15 = 15 };
+       R11 = 11, R12 = 12, R13 = 13, R15 = 15 };
 
 /*
  * The guest registers kept in host registers, and where: GCC's first
- * choices for temporaries (a5, a4, a3, ...), the arguments, sp and s0.
+ * choices for temporaries (a5, a4, a3, ..., a0, a6), sp and s0.
  */
 static const struct {
 	uint8_t guest, host;
 } cached[] = {
 	{ 15, R8 }, { 14, R9 }, { 13, R10 }, { 12, R11 }, { 10, RSI }, { 11, RDI },
-	{ 2, R13 }, { 8, R15 },
+	{ 2, R13 }, { 8, R15 }, { 16, R12 },
 };
 
 #define N_CACHED (sizeof(cached) / sizeof(cached[0]))
@@ -231,7 +231,7 @@ static unsigned host_of(unsigned i)
 /* Callee-saved host registers keep their value across a call into C. */
 static bool host_preserved(unsigned host)
 {
-	return host == R13 || host == R15;
+	return host == R12 || host == R13 || host == R15;
 }
 
 struct emit {
@@ -429,12 +429,13 @@ static void store_pc_rax(struct emit *e)
 	modrm_rbx(e, RAX, OFF_PC);
 }
 
-/* sub r12, n */
+/* sub qword [rbx + OFF_LEFT], n */
 static void charge(struct emit *e, unsigned n)
 {
 	if (!n)
 		return;
-	EMIT(e, 0x49, 0x81, 0xec);
+	EMIT(e, 0x48, 0x81, 0xab);
+	b4(e, (uint32_t)OFF_LEFT);
 	b4(e, n);
 }
 
@@ -485,7 +486,7 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
 	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
-	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
+	mov_rbx(&e, false, RCX, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rcx */
 	mov_rbx(&e, false, RDX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rdx */
 	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
 	b8(&e, (uint64_t)(uintptr_t)j->stamps);
@@ -496,14 +497,12 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0xff, 0xe0);			/* jmp rax */
 
 	j->epilogue = e.pos;
-	EMIT(&e, 0x4c, 0x89, 0xa3);		/* mov [rbx + OFF_LEFT], r12 */
-	b4(&e, (uint32_t)OFF_LEFT);
 	sync_cached(&e, false, false);
 	EMIT(&e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
 	EMIT(&e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b);	/* pop r15..rbx */
 	EMIT(&e, 0xc3);				/* ret */
 
-	/* rax = next pc; its instructions are charged and r12 > 0. */
+	/* rax = next pc; its instructions are charged and the budget is > 0. */
 	j->lookup = e.pos;
 	store_pc_rax(&e);
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
@@ -584,8 +583,10 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	struct cold_site *c;
 
 	if (h != NOT_CACHED && d->imm) {
-		/* lea rax, [h + simm32] (no cached register is rsp or r12: no SIB) */
+		/* lea rax, [h + simm32]; r12 as a base takes a SIB byte */
 		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0x8d, (uint8_t)(0x80 | (h & 7)));
+		if ((h & 7) == 4)
+			b1(e, 0x24);
 		b4(e, (uint32_t)d->imm);
 	} else {
 		load_x(e, RAX, d->rs1);

@@ -1900,6 +1900,10 @@ static void result_chain(bool jit)
 	emit(&tm, ADDI(T5, T5, 1));
 	emit(&tm, SUB(T4, T5, T3));		/* 961 */
 	emit(&tm, ADDI(T4, T4, 1));
+	emit(&tm, ADDI(A6, A5, -8));		/* a6 as a base: r12 in the translator */
+	emit(&tm, LD(T6, A6, 8));
+	emit(&tm, SD(A6, T6, 16));
+	emit(&tm, LD(T6, A6, 16));
 	emit(&tm, ECALL);
 	tm_reset(&tm, CODE, NULL);
 	set_reg(&tm, S0, DATA);
@@ -1908,6 +1912,8 @@ static void result_chain(bool jit)
 	cr_expect_eq(s.x[A5], DATA + 72, "%s", engine_name(jit));
 	cr_expect_eq(s.x[T5], 1001, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T5]);
 	cr_expect_eq(s.x[T4], 962, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T4]);
+	cr_expect_eq(s.x[T6], 1000, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T6]);
+	cr_expect_eq(tm_peek64(&tm, DATA + 80), 1000, "%s", engine_name(jit));
 	tm_fini(&tm);
 }
 
