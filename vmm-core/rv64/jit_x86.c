@@ -31,11 +31,10 @@
  *
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
- *   rbp  the blocks' stamps
  *   r14  the TLB of the current mode: read, write and fetch tables one
  *        after the other (fixed while translated code runs: the privilege
  *        and SUM only change in instructions it does not run)
- *   rsi, rdi, r8-r13, r15  the guest registers most compiled code
+ *   rsi, rdi, rbp, r8-r13, r15  the guest registers most compiled code
  *        uses most (cached[]): loaded at entry, written back to x[] at
  *        every return to C, so C always sees the exact registers; around
  *        a helper call, written back before and loaded again after
@@ -84,6 +83,7 @@
 #define PAGES_FULL (PAGES_SIZE / 4 * 3)	/* slots used (with removed ones) before emptying */
 #define PAGE_GONE 1			/* a removed page's slot */
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
+#define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 512 + 1024)
@@ -138,15 +138,17 @@ struct rv64_jit {
 	unsigned pages_used;
 	uint32_t last_epoch;	/* h->code_epoch as the dispatcher last saw it */
 	/*
-	 * Each block's stamps, read by its entry through rbp: the fetch
-	 * addend and the epoch of its last full check. Data, not code, so
-	 * stamping a block does not rewrite code the host CPU may be running.
+	 * Each block's stamps: the fetch addend and the epoch of its last
+	 * full check. The first STAMP_BYTES of the code buffer, written
+	 * through the writable view and read by the block's entry from the
+	 * executable one, RIP-relative. Data on pages never run, so stamping
+	 * a block does not rewrite code the host CPU may be running.
 	 */
 	struct jit_stamp {
 		uint64_t addend;
 		uint32_t epoch;
 		uint32_t unused;
-	} stamps[STAMPS];
+	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
 };
@@ -158,6 +160,8 @@ _Static_assert(TLB_SIZE >= 256 && TLB_SIZE <= 4096 && (TLB_SIZE & (TLB_SIZE - 1)
 /* The index of va's page in a TLB table, times the entry's 16 bytes. */
 #define TLB_INDEX16 ((uint32_t)(TLB_SIZE - 1) << 4)
 _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
+_Static_assert(sizeof(((struct rv64_jit *)0)->stamps[0]) * STAMPS == STAMP_BYTES,
+	       "stamps fill STAMP_BYTES");
 
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
@@ -174,8 +178,7 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
  * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
- * cmp rcx, [rbp + disp32], that disp32 (its stamp's offset) at
- * ENTRY_STAMP_AT.
+ * cmp rcx, [rip + rel32], that rel32 (to its stamp) at ENTRY_STAMP_AT.
  */
 #define GUARD_PATCH_AT 10
 #define GUARD_BYTE 0x48
@@ -201,18 +204,18 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 }
 /* ---- the emitter ---- */
 
-enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RBP = 5, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
        R11 = 11, R12 = 12, R13 = 13, R15 = 15 };
 
 /*
  * The guest registers kept in host registers, and where: GCC's first
- * choices for temporaries (a5, a4, a3, ..., a0, a6), sp and s0.
+ * choices for temporaries (a5, a4, a3, ..., a0, a6, a7), sp and s0.
  */
 static const struct {
 	uint8_t guest, host;
 } cached[] = {
 	{ 15, R8 }, { 14, R9 }, { 13, R10 }, { 12, R11 }, { 10, RSI }, { 11, RDI },
-	{ 2, R13 }, { 8, R15 }, { 16, R12 },
+	{ 2, R13 }, { 8, R15 }, { 16, R12 }, { 17, RBP },
 };
 
 #define N_CACHED (sizeof(cached) / sizeof(cached[0]))
@@ -231,7 +234,7 @@ static unsigned host_of(unsigned i)
 /* Callee-saved host registers keep their value across a call into C. */
 static bool host_preserved(unsigned host)
 {
-	return host == R12 || host == R13 || host == R15;
+	return host == RBP || host == R12 || host == R13 || host == R15;
 }
 
 struct emit {
@@ -479,7 +482,7 @@ static void tlb_index16(struct emit *e)
 
 static void emit_stubs(struct rv64_jit *j)
 {
-	struct emit e = { .buf = j->rw, .pos = 0, .end = CODE_SIZE };
+	struct emit e = { .buf = j->rw, .pos = STAMP_BYTES, .end = CODE_SIZE };
 	size_t way1, found, miss1, miss2;
 
 	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
@@ -488,8 +491,6 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
 	mov_rbx(&e, false, RCX, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rcx */
 	mov_rbx(&e, false, RDX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rdx */
-	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
-	b8(&e, (uint64_t)(uintptr_t)j->stamps);
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
 	EMIT(&e, 0x48, 0x89, 0xf0);		/* mov rax, rsi */
@@ -1572,19 +1573,19 @@ static bool is_control(unsigned op)
 static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
 {
 	struct emit *e = &b->e;
-	uint32_t disp = slot * (uint32_t)sizeof(struct jit_stamp);
+	int64_t at = (int64_t)slot * (int64_t)sizeof(struct jit_stamp);
 
 	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
 	b8(e, pc);
 	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_ADDEND] */
 	b4(e, (uint32_t)OFF_ADDEND);
-	EMIT(e, 0x48, 0x3b, 0x8d);		/* cmp rcx, [rbp + disp32]: the addend */
-	b4(e, disp);
+	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + rel32]: the addend */
+	b4(e, (uint32_t)(int32_t)(at - (int64_t)(e->pos + 4)));
 	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
 	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
 	b4(e, (uint32_t)OFF_EPOCH);
-	EMIT(e, 0x3b, 0x8d);			/* cmp ecx, [rbp + disp32 + 8]: the epoch */
-	b4(e, disp + 8);
+	EMIT(e, 0x3b, 0x0d);			/* cmp ecx, [rip + rel32]: the epoch */
+	b4(e, (uint32_t)(int32_t)(at + 8 - (int64_t)(e->pos + 4)));
 	ret_verify_jcc[1] = jcc(e, CC_NE, 0);
 }
 
@@ -1922,15 +1923,17 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 {
 	struct rv64_jit *j = h->jit;
 	const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
-	uint32_t disp;
+	int64_t at;
+	int32_t rel;
 
 	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
 	if (j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE || fe->vpn != pc >> PAGE_SHIFT)
 		return;
-	memcpy(&disp, j->rw + off + ENTRY_STAMP_AT, 4);
-	if (disp / sizeof(struct jit_stamp) >= STAMPS)
+	memcpy(&rel, j->rw + off + ENTRY_STAMP_AT, 4);
+	at = (int64_t)(off + ENTRY_STAMP_AT + 4) + rel;	/* the stamp, from the buffer's start */
+	if (at < 0 || at >= STAMP_BYTES || at % (int64_t)sizeof(struct jit_stamp))
 		return;
-	j->stamps[disp / sizeof(struct jit_stamp)] = (struct jit_stamp){
+	j->stamps[at / (int64_t)sizeof(struct jit_stamp)] = (struct jit_stamp){
 		.addend = fe->addend, .epoch = h->code_epoch,
 	};
 	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
@@ -2141,7 +2144,8 @@ int rv64_jit_create(struct rv64_jit **ret_jit)
 		}
 	}
 	emit_stubs(j);
-	j->enter = (jit_enter_fn)(uintptr_t)j->rx;
+	j->stamps = (struct jit_stamp *)(void *)j->rw;
+	j->enter = (jit_enter_fn)(uintptr_t)(j->rx + STAMP_BYTES);
 	flush_all(j);
 	*ret_jit = j;
 	return 0;

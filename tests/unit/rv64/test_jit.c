@@ -1903,7 +1903,8 @@ static void result_chain(bool jit)
 	emit(&tm, ADDI(A6, A5, -8));		/* a6 as a base: r12 in the translator */
 	emit(&tm, LD(T6, A6, 8));
 	emit(&tm, SD(A6, T6, 16));
-	emit(&tm, LD(T6, A6, 16));
+	emit(&tm, ADDI(A7, A6, 8));		/* a7 as a base: rbp in the translator */
+	emit(&tm, LD(T6, A7, 8));
 	emit(&tm, ECALL);
 	tm_reset(&tm, CODE, NULL);
 	set_reg(&tm, S0, DATA);
