@@ -248,34 +248,32 @@ struct emit {
 	unsigned rax_is;
 };
 
-static void b1(struct emit *e, uint8_t v)
+/* n bytes at the end: the caller checked BLOCK_MAX_BYTES of room; this only guards it. */
+static inline void bytes(struct emit *e, const void *p, size_t n)
 {
-	/* The caller checked BLOCK_MAX_BYTES of room; this only guards it. */
-	if (e->pos < e->end)
-		e->buf[e->pos] = v;
-	e->pos++;
+	if (e->pos + n <= e->end)
+		memcpy(e->buf + e->pos, p, n);
+	e->pos += n;
 	e->rax_is = 0;
 }
 
-static void bytes(struct emit *e, const uint8_t *p, size_t n)
+static inline void b1(struct emit *e, uint8_t v)
 {
-	for (size_t i = 0; i < n; i++)
-		b1(e, p[i]);
+	bytes(e, &v, 1);
 }
 
 #define EMIT(e, ...) bytes((e), (const uint8_t[]){ __VA_ARGS__ }, \
 			   sizeof((const uint8_t[]){ __VA_ARGS__ }))
 
-static void b4(struct emit *e, uint32_t v)
+/* Little-endian, as x86 wants its immediates: so is the host. */
+static inline void b4(struct emit *e, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		b1(e, (uint8_t)(v >> (8 * i)));
+	bytes(e, &v, 4);
 }
 
-static void b8(struct emit *e, uint64_t v)
+static inline void b8(struct emit *e, uint64_t v)
 {
-	b4(e, (uint32_t)v);
-	b4(e, (uint32_t)(v >> 32));
+	bytes(e, &v, 8);
 }
 
 static bool fits_i32(int64_t v)
