@@ -181,7 +181,13 @@ struct accel_vcpu {
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
-	uintptr_t jit_addend;	/* translated code's fetch addend: host = it + guest pc */
+	/*
+	 * Translated code's fetch addend (host = it + guest pc; a multiple of
+	 * the page size) with jit_epoch_bits in its low 12 bits: what a
+	 * block's entry compares with its stamp.
+	 */
+	uint64_t jit_key;
+	uint64_t jit_epoch_bits;	/* bit 11, and code_epoch's low 11 bits */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */

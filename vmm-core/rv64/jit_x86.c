@@ -17,9 +17,10 @@
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A
  * block's full check compares the guest's code bytes, as mapped now, with
  * the bytes it was translated from; a block that fails it is retired and
- * translated again. The full check runs when the block's stamps, written at
- * its translation and at its last full check, differ from now: the fetch
- * addend (the host page its pc maps to) and the hart's code epoch. The
+ * translated again. The full check runs when the block's stamp, written at
+ * its translation and at its last full check, differs from now: the fetch
+ * addend (the host page its pc maps to) and the hart's code epoch, one
+ * 64-bit key (the epoch in the addend's low bits; key_epoch()). The
  * epoch moves on FENCE.I, a remote fence, every start of a run but one
  * after an SBI call (a pause, a WFI: a device or the VMM may have written
  * memory meanwhile), and the hart's first store to a host page it took
@@ -39,8 +40,9 @@
  *        every return to C, so C always sees the exact registers; around
  *        a helper call, written back before and loaded again after
  *   rax, rcx, rdx  scratch
- * The fetch addend of the current code page (host = addend + guest pc)
- * sits in h->jit_addend, the instructions left in the budget in
+ * The fetch addend of the current code page (host = addend + guest pc),
+ * with the code epoch in its low bits, sits in h->jit_key (see
+ * key_epoch()), the instructions left in the budget in
  * h->jit_left (counting down; back to C at <= 0).
  *
  * A block ends by putting the next pc in rax, charging its instructions to
@@ -145,9 +147,8 @@ struct rv64_jit {
 	 * a block does not rewrite code the host CPU may be running.
 	 */
 	struct jit_stamp {
-		uint64_t addend;
-		uint32_t epoch;
-		uint32_t unused;
+		uint64_t key;		/* addend | key_epoch(epoch), or 0: check */
+		uint64_t unused;
 	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
@@ -163,6 +164,18 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 _Static_assert(sizeof(((struct rv64_jit *)0)->stamps[0]) * STAMPS == STAMP_BYTES,
 	       "stamps fill STAMP_BYTES");
 
+/*
+ * The code epoch as a key's low 12 bits: bit 11 set (a cleared stamp, 0,
+ * never matches) and the epoch's low 11 bits. Within one window of 2048
+ * epochs these tell epochs apart; epoch_moved() clears every stamp when
+ * the epoch leaves its window, so a stamp's bits always name an epoch of
+ * the current window.
+ */
+static uint64_t key_epoch(uint32_t epoch)
+{
+	return 0x800u | (epoch & 0x7ffu);
+}
+
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
 #define OFF_SSTATUS ((int32_t)offsetof(struct accel_vcpu, sstatus))
@@ -170,11 +183,11 @@ _Static_assert(sizeof(((struct rv64_jit *)0)->stamps[0]) * STAMPS == STAMP_BYTES
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
-#define OFF_EPOCH ((int32_t)offsetof(struct accel_vcpu, code_epoch))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
-#define OFF_ADDEND ((int32_t)offsetof(struct accel_vcpu, jit_addend))
+#define OFF_KEY ((int32_t)offsetof(struct accel_vcpu, jit_key))
+#define OFF_EPOCH_BITS ((int32_t)offsetof(struct accel_vcpu, jit_epoch_bits))
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
  * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
@@ -467,6 +480,14 @@ static void set_site(struct emit *e, size_t off)
 	modrm_rbx(e, RCX, OFF_SITE);
 }
 
+/* h->jit_key = rcx (a fetch addend) | h->jit_epoch_bits */
+static void set_key_rcx(struct emit *e)
+{
+	EMIT(e, 0x48, 0x0b);			/* or rcx, [rbx + OFF_EPOCH_BITS] */
+	modrm_rbx(e, RCX, OFF_EPOCH_BITS);
+	mov_rbx(e, false, RCX, OFF_KEY);	/* mov [rbx + OFF_KEY], rcx */
+}
+
 /* edx = the TLB index of the page of rax, times 16 */
 static void tlb_index16(struct emit *e)
 {
@@ -488,7 +509,7 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
 	mov_rbx(&e, false, RCX, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rcx */
-	mov_rbx(&e, false, RDX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rdx */
+	mov_rbx(&e, false, RDX, OFF_KEY);	/* mov [rbx + OFF_KEY], rdx */
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
 	EMIT(&e, 0x48, 0x89, 0xf0);		/* mov rax, rsi */
@@ -513,7 +534,7 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
 	found = e.pos;
-	mov_rbx(&e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
+	set_key_rcx(&e);
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -1471,7 +1492,7 @@ static void emit_next(struct block *b)
 	jcc(e, CC_NE, lookup);
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
 	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
-	mov_rbx(e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
+	set_key_rcx(e);
 	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -1512,7 +1533,7 @@ static void emit_goto(struct block *b, uint64_t target)
 		jcc(e, CC_NE, b->j->lookup);
 		EMIT(e, 0x49, 0x8b, 0x8e);	/* mov rcx, [r14 + slot + 8] */
 		b4(e, slot + 8);
-		mov_rbx(e, false, RCX, OFF_ADDEND);	/* mov [rbx + OFF_ADDEND], rcx */
+		set_key_rcx(e);
 	}
 	b->chain[b->n_chain++] = e->pos;
 	jmp(e, 0);
@@ -1565,8 +1586,8 @@ static bool is_control(unsigned op)
 
 /*
  * The check at a block's start: it runs as translated while the fetch
- * addend and the hart's code epoch are those of its last check;
- * else to the full check at *ret_verify_jcc (two jumps).
+ * addend and the hart's code epoch (h->jit_key) are those of its last
+ * check (its stamp); else to the full check at *ret_verify_jcc.
  */
 static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
 {
@@ -1575,16 +1596,11 @@ static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_
 
 	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
 	b8(e, pc);
-	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_ADDEND] */
-	b4(e, (uint32_t)OFF_ADDEND);
-	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + rel32]: the addend */
+	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_KEY] */
+	b4(e, (uint32_t)OFF_KEY);
+	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + rel32]: the stamp */
 	b4(e, (uint32_t)(int32_t)(at - (int64_t)(e->pos + 4)));
-	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
-	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
-	b4(e, (uint32_t)OFF_EPOCH);
-	EMIT(e, 0x3b, 0x0d);			/* cmp ecx, [rip + rel32]: the epoch */
-	b4(e, (uint32_t)(int32_t)(at + 8 - (int64_t)(e->pos + 4)));
-	ret_verify_jcc[1] = jcc(e, CC_NE, 0);
+	*ret_verify_jcc = jcc(e, CC_NE, 0);
 }
 
 /*
@@ -1599,8 +1615,10 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	EMIT(e, 0x48, 0x03, 0x83);		/* add rax, [rbx + OFF_ADDEND] */
-	b4(e, (uint32_t)OFF_ADDEND);
+	mov_rbx(e, true, RCX, OFF_KEY);		/* mov rcx, [rbx + OFF_KEY] */
+	EMIT(e, 0x48, 0x81, 0xe1);		/* and rcx, ~(PAGE_SIZE - 1): the addend */
+	b4(e, (uint32_t)~(uint32_t)PAGE_OFFSET_MASK);
+	EMIT(e, 0x48, 0x01, 0xc8);		/* add rax, rcx */
 	while (off < len) {
 		uint64_t v = 0;
 
@@ -1712,7 +1730,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 				uint32_t epoch)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
-	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify[2];
+	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify;
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
@@ -1728,9 +1746,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
 	j->stamps[j->n_stamps] = (struct jit_stamp){
-		.addend = (uint64_t)((uintptr_t)code - (uintptr_t)pc), .epoch = epoch,
+		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(epoch),
 	};
-	emit_entry(b, pc, j->n_stamps++, verify);
+	emit_entry(b, pc, j->n_stamps++, &verify);
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
@@ -1793,8 +1811,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
 	/* The full check, when the entry's stamps do not match. */
-	patch(&b->e, verify[0], b->e.pos);
-	patch(&b->e, verify[1], b->e.pos);
+	patch(&b->e, verify, b->e.pos);
 	emit_verify(b, start, pc, code, len, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
@@ -1912,6 +1929,14 @@ static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *cod
 	return block;
 }
 
+/* A new window of 2048 epochs: no stamp of the last one may match. */
+static void epoch_moved(struct rv64_jit *j, uint32_t epoch)
+{
+	if ((epoch ^ j->last_epoch) >> 11)
+		memset(j->stamps, 0, (size_t)j->n_stamps * sizeof(j->stamps[0]));
+	j->last_epoch = epoch;
+}
+
 /*
  * The block at offset off (for pc) matched memory in its full check: stamp
  * it with the fetch addend and the epoch it was checked in, and watch its
@@ -1932,7 +1957,7 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 	if (at < 0 || at >= STAMP_BYTES || at % (int64_t)sizeof(struct jit_stamp))
 		return;
 	j->stamps[at / (int64_t)sizeof(struct jit_stamp)] = (struct jit_stamp){
-		.addend = fe->addend, .epoch = h->code_epoch,
+		.key = fe->addend | key_epoch(h->code_epoch),
 	};
 	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
 }
@@ -1945,15 +1970,13 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 	uint64_t link_gen = 0;
 	int r;
 
-	/* A stamp is 32 bits: once the epoch wraps, an old one could match again. */
-	if (unlikely(h->code_epoch < j->last_epoch))
-		flush_all(j);
-	j->last_epoch = h->code_epoch;
 	while (left > 0) {
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
 
+		if (unlikely(h->code_epoch != j->last_epoch))
+			epoch_moved(j, h->code_epoch);
 		if (unlikely(fe->vpn != pc >> PAGE_SHIFT))
 			rv64_tlb_promote(h, ACC_FETCH, pc);	/* way 1 into fe, if there */
 		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
@@ -1972,7 +1995,8 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 		if (code) {
 			uint64_t done;
 
-			r = j->enter(h, code, fe->addend, left);
+			h->jit_epoch_bits = key_epoch(h->code_epoch);
+			r = j->enter(h, code, fe->addend | h->jit_epoch_bits, left);
 			done = (uint64_t)(left - h->jit_left);
 			h->cycle += done;
 			h->instret += done;

@@ -2202,3 +2202,45 @@ Test(rv64_jit, divisions_by_the_book)
 		}
 	}
 }
+
+/*
+ * A function run once (translated, checked at the code epoch of then),
+ * rewritten behind the hart's back (as a device would), then exactly 2048
+ * FENCE.I before it runs again: the epoch has moved by a multiple of the
+ * translator's window, and the rewritten code must still be seen.
+ */
+static void fence_i_window(bool jit)
+{
+	const uint32_t newer = ADDI(A0, A0, 100);
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, JAL(RA, (int32_t)PAGE));		/* CODE + PAGE, */
+	emit(&tm, JAL(RA, (int32_t)PAGE - 4));		/* translated this time */
+	emit(&tm, ECALL);
+	emit(&tm, ADDI(T0, ZERO, 2047));
+	emit(&tm, ADDI(T0, T0, 1));			/* 2048 */
+	emit(&tm, FENCE_I);				/* loop: */
+	emit(&tm, ADDI(T0, T0, -1));
+	emit(&tm, BNE(T0, ZERO, -8));
+	emit(&tm, JAL(RA, (int32_t)PAGE - 32));
+	emit(&tm, ECALL);
+	start_at(&tm, CODE + PAGE);
+	emit(&tm, ADDI(A0, A0, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	tm_reset(&tm, CODE, NULL);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 2, "%s", engine_name(jit));
+	memcpy(tm_host(&tm, CODE + PAGE), &newer, 4);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 102, "%s: a0 %llu after 2048 FENCE.I", engine_name(jit),
+		     (unsigned long long)s.x[A0]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, rewritten_code_seen_after_a_window_of_fence_i)
+{
+	fence_i_window(true);
+	fence_i_window(false);
+}
