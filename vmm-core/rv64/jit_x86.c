@@ -6,7 +6,7 @@
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
  * instructions inside one guest page, ending at the first branch or jump, at
  * the first instruction it does not know, at the page's end or at
- * BLOCK_MAX_INSNS. Division and the common double-precision operations
+ * BLOCK_MAX_INSNS. Division and the common floating-point operations
  * run in place where they cannot trap or raise a new flag; the rest of
  * floating point, MULHSU and a few bit-manipulation instructions call the
  * interpreter's own C functions from the block.
@@ -88,7 +88,7 @@
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 512 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024)
 /* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
@@ -813,13 +813,16 @@ static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow
 
 /* The slow exits of one inline FP instruction, all to jit_fp(). */
 struct fp_slow {
-	size_t at[12];
+	size_t at[16];		/* a single FMA has 10 */
 	unsigned n;
 };
 
 static void to_slow(struct emit *e, struct fp_slow *sl, uint8_t cc)
 {
-	sl->at[sl->n++] = jcc(e, cc, 0);
+	size_t at = jcc(e, cc, 0);
+
+	if (sl->n < sizeof(sl->at) / sizeof(sl->at[0]))
+		sl->at[sl->n++] = at;
 }
 
 /* mov reg, f[i] (reg rax or rcx) */
@@ -917,39 +920,134 @@ static const uint8_t movq_xmm0_rax[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc0 };
 static const uint8_t movq_xmm1_rcx[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc9 };
 static const uint8_t movq_rax_xmm0[] = { 0x66, 0x48, 0x0f, 0x7e, 0xc0 };
 
+/* Jumps to slow unless reg (rax or rcx) holds a NaN-boxed single (upper half all ones); uses rdx. */
+static void check_boxed(struct emit *e, unsigned reg, struct fp_slow *sl)
+{
+	EMIT(e, 0x48, 0x89, (uint8_t)(0xc0 | reg << 3 | RDX));	/* mov rdx, reg */
+	EMIT(e, 0x48, 0xc1, 0xea, 32);				/* shr rdx, 32 */
+	EMIT(e, 0x83, 0xfa, 0xff);				/* cmp edx, -1 */
+	to_slow(e, sl, CC_NE);
+}
+
+/* check_plain() for the single in reg's low half; uses rdx. */
+static void check_plain_s(struct emit *e, unsigned reg, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
+	EMIT(e, 0x8d, 0x14, (uint8_t)(reg << 3 | reg));	/* lea edx, [reg + reg]: no sign */
+	EMIT(e, 0x85, 0xd2);					/* test edx, edx */
+	if (zero_ok)
+		zero_at = jcc(e, CC_E, 0);
+	else
+		to_slow(e, sl, CC_E);
+	EMIT(e, 0xc1, 0xea, 24);				/* shr edx, 24: the exponent */
+	EMIT(e, 0x83, 0xea, 0x01);				/* sub edx, 1 */
+	EMIT(e, 0x81, 0xfa, 0xfe, 0, 0, 0);			/* cmp edx, 0xfe */
+	to_slow(e, sl, CC_AE);					/* exponent 0 or all ones */
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/* reg (rax or rcx) = f[i], a zero or normal operand (a boxed one if single), else slow. */
+static void fp_operand(struct emit *e, unsigned reg, unsigned i, bool dbl, bool zero_ok,
+		       struct fp_slow *sl)
+{
+	load_f(e, reg, i);
+	if (dbl) {
+		check_plain(e, reg, zero_ok, sl->at, &sl->n);
+	} else {
+		check_boxed(e, reg, sl);
+		check_plain_s(e, reg, zero_ok, sl);
+	}
+}
+
+/* movq xmm, reg (double) or movd xmm, reg32 (single) */
+static void xmm_from(struct emit *e, unsigned xmm, unsigned reg, bool dbl)
+{
+	b1(e, 0x66);
+	if (dbl)
+		b1(e, 0x48);
+	EMIT(e, 0x0f, 0x6e, (uint8_t)(0xc0 | xmm << 3 | reg));
+}
+
+/* movq rax, xmm (double) or movd eax, xmm (single) */
+static void rax_from_xmm(struct emit *e, unsigned xmm, bool dbl)
+{
+	b1(e, 0x66);
+	if (dbl)
+		b1(e, 0x48);
+	EMIT(e, 0x0f, 0x7e, (uint8_t)(0xc0 | xmm << 3 | RAX));
+}
+
+/* check_result() for the single in eax. */
+static void check_result_s(struct emit *e, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
+	EMIT(e, 0x8d, 0x14, 0x00);			/* lea edx, [rax + rax] */
+	if (zero_ok) {
+		EMIT(e, 0x85, 0xd2);			/* test edx, edx */
+		zero_at = jcc(e, CC_E, 0);
+	}
+	/* 1 << 24 < edx < 0xff << 24 */
+	EMIT(e, 0x81, 0xea, 0x01, 0, 0, 0x01);		/* sub edx, (1 << 24) + 1 */
+	EMIT(e, 0x81, 0xfa, 0xff, 0xff, 0xff, 0xfd);	/* cmp edx, (0xfe << 24) - 1 */
+	to_slow(e, sl, CC_AE);
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/* f[i] = rax (a double) or the single in eax, NaN-boxed; FS dirty. */
+static void set_f_result(struct emit *e, unsigned i, bool dbl)
+{
+	if (!dbl) {
+		EMIT(e, 0x89, 0xc0);			/* mov eax, eax */
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, the NaN box */
+		b8(e, 0xffffffff00000000ull);
+		EMIT(e, 0x48, 0x09, 0xc8);		/* or rax, rcx */
+	}
+	set_f_rax(e, i);
+}
+
 /*
- * FADD.D, FSUB.D, FMUL.D, FDIV.D and FSQRT.D, fpu.c's quick way in place:
- * zero or normal operands (a non-zero divisor, a non-negative root), and
- * a normal result above the smallest one (or an exactly zero sum; a root
- * of such a number is always one): then nothing but the result changes.
+ * FADD, FSUB, FMUL, FDIV and FSQRT, single or double, fpu.c's quick way
+ * in place: zero or normal operands (NaN-boxed singles; a non-zero
+ * divisor, a non-negative root), and a normal result above the smallest
+ * one (or an exactly zero sum; a root of such a number is always one):
+ * then nothing but the result changes.
  */
-static void emit_fp_arith_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+static void emit_fp_arith(struct block *b, const struct dc_entry *d, uint8_t sse, bool dbl)
 {
 	uint32_t insn = d->raw;
 	bool is_sum = sse == 0x58 || sse == 0x5c, is_sqrt = sse == 0x51;
+	uint8_t prefix = dbl ? 0xf2 : 0xf3;		/* sd or ss */
 	struct emit *e = &b->e;
 	struct fp_slow sl = { .n = 0 };
 
 	fp_guard(e, insn, true, &sl);
-	load_f(e, RAX, F_RS1(insn));
 	if (is_sqrt) {
-		EMIT(e, 0x48, 0x85, 0xc0);		/* test rax, rax: no sign */
+		fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+		if (dbl)
+			EMIT(e, 0x48, 0x85, 0xc0);	/* test rax, rax: no sign */
+		else
+			EMIT(e, 0x85, 0xc0);		/* test eax, eax */
 		to_slow(e, &sl, 0x88);			/* js */
-		check_plain(e, RAX, true, sl.at, &sl.n);
-		bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
-		EMIT(e, 0xf2, 0x0f, 0x51, 0xc0);	/* sqrtsd xmm0, xmm0 */
-		bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+		xmm_from(e, 0, RAX, dbl);
+		EMIT(e, prefix, 0x0f, 0x51, 0xc0);	/* sqrt xmm0, xmm0 */
+		rax_from_xmm(e, 0, dbl);
 	} else {
-		load_f(e, RCX, F_RS2(insn));
-		check_plain(e, RAX, true, sl.at, &sl.n);
-		check_plain(e, RCX, sse != 0x5e, sl.at, &sl.n);
-		bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
-		bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
-		EMIT(e, 0xf2, 0x0f, sse, 0xc1);		/* op xmm0, xmm1 */
-		bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
-		check_result(e, is_sum, &sl);
+		fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+		fp_operand(e, RCX, F_RS2(insn), dbl, sse != 0x5e, &sl);
+		xmm_from(e, 0, RAX, dbl);
+		xmm_from(e, 1, RCX, dbl);
+		EMIT(e, prefix, 0x0f, sse, 0xc1);	/* op xmm0, xmm1 */
+		rax_from_xmm(e, 0, dbl);
+		if (dbl)
+			check_result(e, is_sum, &sl);
+		else
+			check_result_s(e, is_sum, &sl);
 	}
-	set_f_rax(e, F_RD(insn));
+	set_f_result(e, F_RD(insn), dbl);
 	fp_finish(b, d, &sl);
 }
 
@@ -966,37 +1064,40 @@ static bool host_fma(void)
 }
 
 /*
- * FMADD.D, FMSUB.D, FNMSUB.D, FNMADD.D: the quick way of f64_arith() for
- * FOP_FMA in place (signs folded into the operands as fpu.c does; three
- * zero or normal operands, a normal result above the smallest one; a zero
- * result goes the full way, its sign depends on the rounding).
+ * FMADD, FMSUB, FNMSUB, FNMADD, single or double: the quick way of
+ * f32/f64_arith() for FOP_FMA in place (signs folded into the operands as
+ * fpu.c does; three zero or normal operands, a normal result above the
+ * smallest one; a zero result goes the full way, its sign depends on the
+ * rounding).
  */
-static void emit_fp_fma_d(struct block *b, const struct dc_entry *d)
+static void emit_fp_fma(struct block *b, const struct dc_entry *d, bool dbl)
 {
 	uint32_t insn = d->raw;
 	unsigned which = ((insn & 0x7f) - 0x43) >> 2;
 	bool neg_product = which >= 2, neg_addend = which == 1 || which == 3;
+	uint8_t sign = dbl ? 63 : 31;
 	struct emit *e = &b->e;
 	struct fp_slow sl = { .n = 0 };
 
 	fp_guard(e, insn, true, &sl);
-	load_f(e, RAX, insn >> 27);
-	check_plain(e, RAX, true, sl.at, &sl.n);
+	fp_operand(e, RAX, insn >> 27, dbl, true, &sl);
 	if (neg_addend)
-		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, 63);	/* btc rax, 63 */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xd0);		/* movq xmm2, rax */
-	load_f(e, RAX, F_RS1(insn));
-	load_f(e, RCX, F_RS2(insn));
-	check_plain(e, RAX, true, sl.at, &sl.n);
-	check_plain(e, RCX, true, sl.at, &sl.n);
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, sign);	/* btc rax, sign */
+	xmm_from(e, 2, RAX, dbl);
+	fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+	fp_operand(e, RCX, F_RS2(insn), dbl, true, &sl);
 	if (neg_product)
-		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, 63);	/* btc rax, 63 */
-	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
-	bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
-	EMIT(e, 0xc4, 0xe2, 0xf9, 0xb9, 0xd1);		/* vfmadd231sd xmm2, xmm0, xmm1 */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xd0);		/* movq rax, xmm2 */
-	check_result(e, false, &sl);
-	set_f_rax(e, F_RD(insn));
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, sign);	/* btc rax, sign */
+	xmm_from(e, 0, RAX, dbl);
+	xmm_from(e, 1, RCX, dbl);
+	/* vfmadd231sd / vfmadd231ss xmm2, xmm0, xmm1 */
+	EMIT(e, 0xc4, 0xe2, dbl ? 0xf9 : 0x79, 0xb9, 0xd1);
+	rax_from_xmm(e, 2, dbl);
+	if (dbl)
+		check_result(e, false, &sl);
+	else
+		check_result_s(e, false, &sl);
+	set_f_result(e, F_RD(insn), dbl);
 	fp_finish(b, d, &sl);
 }
 
@@ -1157,23 +1258,24 @@ static bool emit_fp_inline(struct block *b, const struct dc_entry *d)
 	bool rne = rm == 0 || rm == 7;
 
 	if (op >= 0x43 && op <= 0x4f) {
-		if ((f7 & 3) != 1 || !rne || !host_fma())
+		if ((f7 & 3) > 1 || !rne || !host_fma())
 			return false;
-		emit_fp_fma_d(b, d);
+		emit_fp_fma(b, d, f7 & 1);
 		return true;
 	}
 	if (op != 0x53)
 		return false;
 	switch (f7) {
+	case 0x00: case 0x04: case 0x08: case 0x0c:
 	case 0x01: case 0x05: case 0x09: case 0x0d:
 		if (!rne)
 			return false;
-		emit_fp_arith_d(b, d, (const uint8_t[]){ 0x58, 0x5c, 0x59, 0x5e }[f7 >> 2]);
+		emit_fp_arith(b, d, (const uint8_t[]){ 0x58, 0x5c, 0x59, 0x5e }[f7 >> 2], f7 & 1);
 		return true;
-	case 0x2d:
+	case 0x2c: case 0x2d:
 		if (!rne || F_RS2(insn))
 			return false;
-		emit_fp_arith_d(b, d, 0x51);
+		emit_fp_arith(b, d, 0x51, f7 & 1);
 		return true;
 	case 0x11:
 		if (rm > 2)

@@ -1973,6 +1973,12 @@ static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
 	emit(&tm, enc_r(0x53, T5, 0, 4, 0, 0x61));	/* fcvt.w.d t5, f4 */
 	emit(&tm, enc_r(0x53, T6, 1, 8, 0, 0x61));	/* fcvt.w.d t6, f8 (3e9), rtz: NV */
 	emit(&tm, enc_r(0x53, S1, 7, 9, 2, 0x61));	/* fcvt.l.d s1, f9 (-2.5), dyn */
+	emit(&tm, enc_r(0x53, 27, 0, 26, 24, 0x00));	/* fadd.s f27, f26 (not boxed), f24 */
+	emit(&tm, enc_r(0x53, 28, 0, 24, 25, 0x08));	/* fmul.s f28, f24, f25 */
+	emit(&tm, enc_r(0x53, 29, 7, 25, 24, 0x0c));	/* fdiv.s f29, f25, f24 */
+	emit(&tm, enc_r(0x53, 30, 0, 25, 0, 0x2c));	/* fsqrt.s f30, f25 */
+	emit(&tm, (FUSED(0x43, 31, 24, 25, 24, 0) & ~(3u << 25)));	/* fmadd.s */
+	emit(&tm, enc_r(0x53, 6, 0, 24, 25, 0x04));	/* fsub.s f6, f24, f25 */
 	emit(&tm, ECALL);
 	tm_reset(&tm, CODE, NULL);
 	s = tm_state(&tm);
@@ -1985,6 +1991,9 @@ static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
 	s.f[7] = dbits(1e-200);
 	s.f[8] = dbits(3e9);
 	s.f[9] = dbits(-2.5);
+	s.f[24] = 0xffffffff3fc00000ull;		/* 1.5f */
+	s.f[25] = 0xffffffff40100000ull;		/* 2.25f */
+	s.f[26] = 0x000000003fc00000ull;		/* 1.5f, not NaN-boxed */
 	s.x[A4] = (uint64_t)-123456789;
 	s.x[A2] = (uint64_t)-5;
 	s.x[A1] = (1ull << 60) + 1;
@@ -2023,6 +2032,15 @@ static void fp_inline_expect(const struct vcpu_state *s, const char *what)
 	cr_expect_eq(s->x[T5], (uint64_t)-7, "%s: fcvt.w.d", what);
 	cr_expect_eq(s->x[T6], 0x7fffffff, "%s: fcvt.w.d saturated", what);
 	cr_expect_eq(s->x[S1], (uint64_t)-2, "%s: fcvt.l.d of -2.5, to even", what);
+	cr_expect_eq(s->f[27], 0xffffffff7fc00000ull, "%s: fadd.s of an unboxed one", what);
+	cr_expect_eq(s->f[28], 0xffffffff40580000ull, "%s: fmul.s %#llx", what,
+		     (unsigned long long)s->f[28]);		/* 3.375f */
+	cr_expect_eq(s->f[29], 0xffffffff3fc00000ull, "%s: fdiv.s", what);	/* 1.5f */
+	cr_expect_eq(s->f[30], 0xffffffff3fc00000ull, "%s: fsqrt.s", what);
+	cr_expect_eq(s->f[31], 0xffffffff409c0000ull, "%s: fmadd.s %#llx", what,
+		     (unsigned long long)s->f[31]);		/* 4.875f */
+	cr_expect_eq(s->f[6], 0xffffffffbf400000ull, "%s: fsub.s %#llx", what,
+		     (unsigned long long)s->f[6]);		/* -0.75f */
 	/* NX (fmadd, fsqrt, fcvt.d.lu), UF (the tiny product), NV (flt with a NaN) */
 	cr_expect_eq(s->fcsr, 0x13, "%s: fcsr %#llx", what, (unsigned long long)s->fcsr);
 }
