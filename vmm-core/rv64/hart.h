@@ -21,7 +21,7 @@
 #define PAGE_SIZE (1ull << PAGE_SHIFT)
 #define PAGE_OFFSET_MASK (PAGE_SIZE - 1)
 
-#define TLB_SIZE 256
+#define TLB_SIZE 1024
 
 /* What an access is for; indexes the TLB tables and picks exception causes. */
 enum access_type { ACC_READ, ACC_WRITE, ACC_FETCH, ACC__MAX };
@@ -181,6 +181,13 @@ struct accel_vcpu {
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
+	/*
+	 * Translated code's fetch addend (host = it + guest pc; a multiple of
+	 * the page size) with jit_epoch_bits in its low 12 bits: what a
+	 * block's entry compares with its stamp.
+	 */
+	uint64_t jit_key;
+	uint64_t jit_epoch_bits;	/* bit 11, and code_epoch's low 11 bits */
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */

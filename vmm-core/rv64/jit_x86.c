@@ -6,8 +6,10 @@
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
  * instructions inside one guest page, ending at the first branch or jump, at
  * the first instruction it does not know, at the page's end or at
- * BLOCK_MAX_INSNS. Division, floating point and a few bit-manipulation
- * instructions call the interpreter's own C functions from the block.
+ * BLOCK_MAX_INSNS. Division and the common floating-point operations
+ * run in place where they cannot trap or raise a new flag; the rest of
+ * floating point, MULHSU and a few bit-manipulation instructions call the
+ * interpreter's own C functions from the block.
  * Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
  * block and is interpreted one instruction at a time, so the two always
  * agree on semantics.
@@ -15,9 +17,10 @@
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A
  * block's full check compares the guest's code bytes, as mapped now, with
  * the bytes it was translated from; a block that fails it is retired and
- * translated again. The full check runs when the block's stamps, written at
- * its translation and at its last full check, differ from now: the fetch
- * addend (the host page its pc maps to) and the hart's code epoch. The
+ * translated again. The full check runs when the block's stamp, written at
+ * its translation and at its last full check, differs from now: the fetch
+ * addend (the host page its pc maps to) and the hart's code epoch, one
+ * 64-bit key (the epoch in the addend's low bits; key_epoch()). The
  * epoch moves on FENCE.I, a remote fence, every start of a run but one
  * after an SBI call (a pause, a WFI: a device or the VMM may have written
  * memory meanwhile), and the hart's first store to a host page it took
@@ -29,19 +32,27 @@
  *
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
- *   rbp  the blocks' stamps
- *   r12  instructions left in the budget (counts down; stop at <= 0)
- *   r13  fetch addend of the current code page (host = r13 + guest pc)
- *   r14  read TLB, r15 write TLB (fixed while translated code runs: the
- *        privilege and SUM only change in instructions it does not run)
- *   rax, rcx, rdx, rsi, rdi  scratch
+ *   r14  the TLB of the current mode: read, write and fetch tables one
+ *        after the other (fixed while translated code runs: the privilege
+ *        and SUM only change in instructions it does not run)
+ *   rsi, rdi, rbp, r8-r13, r15  the guest registers most compiled code
+ *        uses most (cached[]): loaded at entry, written back to x[] at
+ *        every return to C, so C always sees the exact registers; around
+ *        a helper call, written back before and loaded again after
+ *   rax, rcx, rdx  scratch
+ * The fetch addend of the current code page (host = addend + guest pc),
+ * with the code epoch in its low bits, sits in h->jit_key (see
+ * key_epoch()), the instructions left in the budget in
+ * h->jit_left (counting down; back to C at <= 0).
  *
  * A block ends by putting the next pc in rax, charging its instructions to
- * r12 (back to C when the budget is spent) and jumping on: to the target
- * block itself when the target is a known pc on the same page and has been
- * translated (the dispatcher links such a jump the first time it is taken),
- * else to the lookup stub, which finds the next page in the fetch TLB and the
- * next block in the table and goes on there, or returns to C. A load or
+ * the budget (back to C when it is spent) and jumping on: to the target
+ * block itself when the target is a known pc and has been translated (the
+ * dispatcher links such a jump the first time it is taken; one to another
+ * page first takes that page's fetch addend from its slot of the fetch
+ * TLB), else through the lookup stub's path, emitted in place, which finds
+ * the next page in the fetch TLB and the next block in the table and goes
+ * on there, or returns to C. A load or
  * store tries way 0 of the TLB inline and way 1 out of line; a page in
  * neither returns to C, which runs that one instruction in the interpreter
  * (filling the TLB or taking the trap); a helper whose instruction trapped
@@ -74,9 +85,10 @@
 #define PAGES_FULL (PAGES_SIZE / 4 * 3)	/* slots used (with removed ones) before emptying */
 #define PAGE_GONE 1			/* a removed page's slot */
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
+#define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 320 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024)
 /* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 
@@ -128,23 +140,41 @@ struct rv64_jit {
 	unsigned pages_used;
 	uint32_t last_epoch;	/* h->code_epoch as the dispatcher last saw it */
 	/*
-	 * Each block's stamps, read by its entry through rbp: the fetch
-	 * addend and the epoch of its last full check. Data, not code, so
-	 * stamping a block does not rewrite code the host CPU may be running.
+	 * Each block's stamps: the fetch addend and the epoch of its last
+	 * full check. The first STAMP_BYTES of the code buffer, written
+	 * through the writable view and read by the block's entry from the
+	 * executable one, RIP-relative. Data on pages never run, so stamping
+	 * a block does not rewrite code the host CPU may be running.
 	 */
 	struct jit_stamp {
-		uint64_t addend;
-		uint32_t epoch;
-		uint32_t unused;
-	} stamps[STAMPS];
+		uint64_t key;		/* addend | key_epoch(epoch), or 0: check */
+		uint64_t unused;
+	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
 _Static_assert(sizeof(struct tlb_entry) == 16, "translated code indexes the TLB by 16");
-_Static_assert(TLB_SIZE == 256, "translated code indexes the TLB with a byte");
+_Static_assert(TLB_SIZE >= 256 && TLB_SIZE <= 4096 && (TLB_SIZE & (TLB_SIZE - 1)) == 0,
+	       "translated code indexes the TLB with (va >> 8) & TLB_INDEX16");
+/* The index of va's page in a TLB table, times the entry's 16 bytes. */
+#define TLB_INDEX16 ((uint32_t)(TLB_SIZE - 1) << 4)
 _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the table by 16");
+_Static_assert(sizeof(((struct rv64_jit *)0)->stamps[0]) * STAMPS == STAMP_BYTES,
+	       "stamps fill STAMP_BYTES");
+
+/*
+ * The code epoch as a key's low 12 bits: bit 11 set (a cleared stamp, 0,
+ * never matches) and the epoch's low 11 bits. Within one window of 2048
+ * epochs these tell epochs apart; epoch_moved() clears every stamp when
+ * the epoch leaves its window, so a stamp's bits always name an epoch of
+ * the current window.
+ */
+static uint64_t key_epoch(uint32_t epoch)
+{
+	return 0x800u | (epoch & 0x7ffu);
+}
 
 #define OFF_PC ((int32_t)offsetof(struct accel_vcpu, pc))
 #define OFF_F ((int32_t)offsetof(struct accel_vcpu, f))
@@ -153,17 +183,19 @@ _Static_assert(sizeof(struct jit_entry) == 16, "translated code indexes the tabl
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
-#define OFF_EPOCH ((int32_t)offsetof(struct accel_vcpu, code_epoch))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
+#define OFF_KEY ((int32_t)offsetof(struct accel_vcpu, jit_key))
+#define OFF_EPOCH_BITS ((int32_t)offsetof(struct accel_vcpu, jit_epoch_bits))
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
- * right after. Then cmp r13, [rbp + disp32], the disp32 (its stamp's
- * offset) at ENTRY_STAMP_AT.
+ * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
+ * cmp rcx, [rip + rel32], that rel32 (to its stamp) at ENTRY_STAMP_AT.
  */
 #define GUARD_PATCH_AT 10
-#define ENTRY_STAMP_AT 13
+#define GUARD_BYTE 0x48
+#define ENTRY_STAMP_AT 20
 
 /*
  * Called from translated code (System V ABI, rsp 16-aligned there) for a
@@ -185,40 +217,76 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 }
 /* ---- the emitter ---- */
 
-enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7 };
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RBP = 5, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
+       R11 = 11, R12 = 12, R13 = 13, R15 = 15 };
+
+/*
+ * The guest registers kept in host registers, and where: GCC's first
+ * choices for temporaries (a5, a4, a3, ..., a0, a6, a7), sp and s0.
+ */
+static const struct {
+	uint8_t guest, host;
+} cached[] = {
+	{ 15, R8 }, { 14, R9 }, { 13, R10 }, { 12, R11 }, { 10, RSI }, { 11, RDI },
+	{ 2, R13 }, { 8, R15 }, { 16, R12 }, { 17, RBP },
+};
+
+#define N_CACHED (sizeof(cached) / sizeof(cached[0]))
+#define NOT_CACHED 0xff
+
+/* The host register holding x[i], or NOT_CACHED. */
+static unsigned host_of(unsigned i)
+{
+	for (size_t k = 0; k < N_CACHED; k++) {
+		if (cached[k].guest == i)
+			return cached[k].host;
+	}
+	return NOT_CACHED;
+}
+
+/* Callee-saved host registers keep their value across a call into C. */
+static bool host_preserved(unsigned host)
+{
+	return host == RBP || host == R12 || host == R13 || host == R15;
+}
 
 struct emit {
 	uint8_t *buf;		/* writable view */
 	size_t pos, end;	/* offsets into it */
+	/*
+	 * Non-zero: rax holds x[rax_is], stored from rax by the last bytes
+	 * emitted (one instruction's result), so the next instruction need
+	 * not load it again. Any byte emitted after clears it.
+	 */
+	unsigned rax_is;
 };
 
-static void b1(struct emit *e, uint8_t v)
+/* n bytes at the end: the caller checked BLOCK_MAX_BYTES of room; this only guards it. */
+static inline void bytes(struct emit *e, const void *p, size_t n)
 {
-	/* The caller checked BLOCK_MAX_BYTES of room; this only guards it. */
-	if (e->pos < e->end)
-		e->buf[e->pos] = v;
-	e->pos++;
+	if (e->pos + n <= e->end)
+		memcpy(e->buf + e->pos, p, n);
+	e->pos += n;
+	e->rax_is = 0;
 }
 
-static void bytes(struct emit *e, const uint8_t *p, size_t n)
+static inline void b1(struct emit *e, uint8_t v)
 {
-	for (size_t i = 0; i < n; i++)
-		b1(e, p[i]);
+	bytes(e, &v, 1);
 }
 
 #define EMIT(e, ...) bytes((e), (const uint8_t[]){ __VA_ARGS__ }, \
 			   sizeof((const uint8_t[]){ __VA_ARGS__ }))
 
-static void b4(struct emit *e, uint32_t v)
+/* Little-endian, as x86 wants its immediates: so is the host. */
+static inline void b4(struct emit *e, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		b1(e, (uint8_t)(v >> (8 * i)));
+	bytes(e, &v, 4);
 }
 
-static void b8(struct emit *e, uint64_t v)
+static inline void b8(struct emit *e, uint64_t v)
 {
-	b4(e, (uint32_t)v);
-	b4(e, (uint32_t)(v >> 32));
+	bytes(e, &v, 8);
 }
 
 static bool fits_i32(int64_t v)
@@ -238,15 +306,38 @@ static void modrm_rbx(struct emit *e, unsigned reg, int32_t disp)
 	}
 }
 
-/* reg = x[i] (reg is one of rax..rdi). */
+/* mov reg, [rbx + disp] (load) or mov [rbx + disp], reg, 64 bits, any reg. */
+static void mov_rbx(struct emit *e, bool load, unsigned reg, int32_t disp)
+{
+	b1(e, (uint8_t)(0x48 | (reg >= 8 ? 0x04 : 0)));
+	b1(e, load ? 0x8b : 0x89);
+	modrm_rbx(e, reg, disp);
+}
+
+/* mov dst, src between any two 64-bit registers. */
+static void mov_rr(struct emit *e, unsigned dst, unsigned src)
+{
+	if (dst == src)
+		return;
+	b1(e, (uint8_t)(0x48 | (src >= 8 ? 0x04 : 0) | (dst >= 8 ? 0x01 : 0)));
+	b1(e, 0x89);
+	b1(e, (uint8_t)(0xc0 | (src & 7) << 3 | (dst & 7)));
+}
+
+/* reg = x[i] (reg is rax, rcx or rdx, or an argument register before a call). */
 static void load_x(struct emit *e, unsigned reg, unsigned i)
 {
 	if (i == 0) {
 		EMIT(e, 0x31, (uint8_t)(0xc0 | reg << 3 | reg));	/* xor reg32, reg32 */
 		return;
 	}
-	EMIT(e, 0x48, 0x8b);
-	modrm_rbx(e, reg, (int32_t)(8 * i));
+	if (reg == RAX && e->rax_is == i)
+		return;		/* the previous instruction's result, still in rax */
+	if (host_of(i) != NOT_CACHED) {
+		mov_rr(e, reg, host_of(i));
+		return;
+	}
+	mov_rbx(e, true, reg, (int32_t)(8 * i));
 }
 
 /* x[i] = reg; writes to x0 vanish. */
@@ -254,8 +345,25 @@ static void store_x(struct emit *e, unsigned i, unsigned reg)
 {
 	if (i == 0)
 		return;
-	EMIT(e, 0x48, 0x89);
-	modrm_rbx(e, reg, (int32_t)(8 * i));
+	if (host_of(i) != NOT_CACHED)
+		mov_rr(e, host_of(i), reg);
+	else
+		mov_rbx(e, false, reg, (int32_t)(8 * i));
+	if (reg == RAX)
+		e->rax_is = i;
+}
+
+/*
+ * The cached guest registers to x[] (store) or back from it (load): all
+ * of them, or only those a call into C does not preserve.
+ */
+static void sync_cached(struct emit *e, bool load, bool volatile_only)
+{
+	for (size_t i = 0; i < N_CACHED; i++) {
+		if (volatile_only && host_preserved(cached[i].host))
+			continue;
+		mov_rbx(e, load, cached[i].host, (int32_t)(8 * cached[i].guest));
+	}
 }
 
 static void mov_rax_imm(struct emit *e, uint64_t v)
@@ -272,9 +380,19 @@ static void mov_rax_imm(struct emit *e, uint64_t v)
 /* x[i] = constant; uses rcx, never rax. */
 static void store_x_imm(struct emit *e, unsigned i, uint64_t v)
 {
+	unsigned h = host_of(i);
+
 	if (i == 0)
 		return;
-	if (fits_i32((int64_t)v)) {
+	if (h != NOT_CACHED && fits_i32((int64_t)v)) {
+		/* mov h, simm32 */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0xc7, (uint8_t)(0xc0 | (h & 7)));
+		b4(e, (uint32_t)v);
+	} else if (h != NOT_CACHED) {
+		/* movabs h, imm64 */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), (uint8_t)(0xb8 | (h & 7)));
+		b8(e, v);
+	} else if (fits_i32((int64_t)v)) {
 		EMIT(e, 0x48, 0xc7);		/* mov qword [rbx + disp], simm32 */
 		modrm_rbx(e, 0, (int32_t)(8 * i));
 		b4(e, (uint32_t)v);
@@ -325,12 +443,13 @@ static void store_pc_rax(struct emit *e)
 	modrm_rbx(e, RAX, OFF_PC);
 }
 
-/* sub r12, n */
+/* sub qword [rbx + OFF_LEFT], n */
 static void charge(struct emit *e, unsigned n)
 {
 	if (!n)
 		return;
-	EMIT(e, 0x49, 0x81, 0xec);
+	EMIT(e, 0x48, 0x81, 0xab);
+	b4(e, (uint32_t)OFF_LEFT);
 	b4(e, n);
 }
 
@@ -361,50 +480,61 @@ static void set_site(struct emit *e, size_t off)
 	modrm_rbx(e, RCX, OFF_SITE);
 }
 
+/* h->jit_key = rcx (a fetch addend) | h->jit_epoch_bits */
+static void set_key_rcx(struct emit *e)
+{
+	EMIT(e, 0x48, 0x0b);			/* or rcx, [rbx + OFF_EPOCH_BITS] */
+	modrm_rbx(e, RCX, OFF_EPOCH_BITS);
+	mov_rbx(e, false, RCX, OFF_KEY);	/* mov [rbx + OFF_KEY], rcx */
+}
+
+/* edx = the TLB index of the page of rax, times 16 */
+static void tlb_index16(struct emit *e)
+{
+	EMIT(e, 0x89, 0xc2);			/* mov edx, eax */
+	EMIT(e, 0xc1, 0xea, 0x08);		/* shr edx, 8 */
+	EMIT(e, 0x81, 0xe2);			/* and edx, TLB_INDEX16 */
+	b4(e, TLB_INDEX16);
+}
+
 /* ---- the fixed stubs at the start of the buffer ---- */
 
 static void emit_stubs(struct rv64_jit *j)
 {
-	struct emit e = { .buf = j->rw, .pos = 0, .end = CODE_SIZE };
+	struct emit e = { .buf = j->rw, .pos = STAMP_BYTES, .end = CODE_SIZE };
 	size_t way1, found, miss1, miss2;
 
 	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
 	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
 	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
-	EMIT(&e, 0x49, 0x89, 0xcc);		/* mov r12, rcx */
-	EMIT(&e, 0x49, 0x89, 0xd5);		/* mov r13, rdx */
-	EMIT(&e, 0x48, 0xbd);			/* movabs rbp, stamps */
-	b8(&e, (uint64_t)(uintptr_t)j->stamps);
+	mov_rbx(&e, false, RCX, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rcx */
+	mov_rbx(&e, false, RDX, OFF_KEY);	/* mov [rbx + OFF_KEY], rdx */
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
-	EMIT(&e, 0x4d, 0x8d, 0xbe);		/* lea r15, [r14 + TLB_BYTES] */
-	b4(&e, (uint32_t)TLB_BYTES);
-	EMIT(&e, 0xff, 0xe6);			/* jmp rsi */
+	EMIT(&e, 0x48, 0x89, 0xf0);		/* mov rax, rsi */
+	sync_cached(&e, true, false);
+	EMIT(&e, 0xff, 0xe0);			/* jmp rax */
 
 	j->epilogue = e.pos;
-	EMIT(&e, 0x4c, 0x89, 0xa3);		/* mov [rbx + OFF_LEFT], r12 */
-	b4(&e, (uint32_t)OFF_LEFT);
+	sync_cached(&e, false, false);
 	EMIT(&e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
 	EMIT(&e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b);	/* pop r15..rbx */
 	EMIT(&e, 0xc3);				/* ret */
 
-	/* rax = next pc; its instructions are charged and r12 > 0. */
+	/* rax = next pc; its instructions are charged and the budget is > 0. */
 	j->lookup = e.pos;
 	store_pc_rax(&e);
-	EMIT(&e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
-	EMIT(&e, 0x48, 0xc1, 0xee, 0x0c);	/* shr rsi, 12 */
-	EMIT(&e, 0x89, 0xf2);			/* mov edx, esi */
-	EMIT(&e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
-	EMIT(&e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
-	EMIT(&e, 0x48, 0x8b);			/* mov rdi, [rbx + OFF_TLB] */
-	modrm_rbx(&e, RDI, OFF_TLB);
-	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB] */
+	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(&e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
+	tlb_index16(&e);
+	EMIT(&e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES));
 	way1 = jcc(&e, CC_NE, 0);
-	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB + 8] */
+	EMIT(&e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
 	found = e.pos;
+	set_key_rcx(&e);
 	EMIT(&e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
 	EMIT(&e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
 	EMIT(&e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
@@ -418,10 +548,10 @@ static void emit_stubs(struct rv64_jit *j)
 
 	/* Not in way 0 of the fetch TLB: way 1. */
 	patch(&e, way1, e.pos);
-	EMIT(&e, 0x48, 0x3b, 0xb4, 0x17);	/* cmp rsi, [rdi + rdx + fetch TLB way 1] */
+	EMIT(&e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB way 1] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1));
 	miss1 = jcc(&e, CC_NE, 0);
-	EMIT(&e, 0x4c, 0x8b, 0xac, 0x17);	/* mov r13, [rdi + rdx + fetch TLB way 1 + 8] */
+	EMIT(&e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB way 1 + 8] */
 	b4(&e, (uint32_t)(ACC_FETCH * TLB_BYTES + TLB_WAY1 + 8));
 	jmp(&e, found);
 
@@ -445,7 +575,7 @@ struct cold_site {
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
-	bool write;		/* ... of the write TLB (r15), else the read TLB (r14) */
+	bool write;		/* ... of the write TLB, else the read TLB */
 	size_t resume;
 };
 
@@ -462,18 +592,28 @@ struct block {
 };
 
 /*
- * rax = x[rs1] + imm, then the TLB check against the table at r14 (read)
- * or r15 (write): on a hit rcx + rax is the host address, else a cold exit.
+ * rax = x[rs1] + imm, then the TLB check against the read or the write
+ * table (r14, r14 + TLB_BYTES): on a hit rcx + rax is the host address,
+ * else a cold exit.
  */
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
 	struct emit *e = &b->e;
+	unsigned h = d->rs1 ? host_of(d->rs1) : NOT_CACHED;
 	struct cold_site *c;
 
-	load_x(e, RAX, d->rs1);
-	if (d->imm) {
-		EMIT(e, 0x48, 0x05);		/* add rax, simm32 */
+	if (h != NOT_CACHED && d->imm) {
+		/* lea rax, [h + simm32]; r12 as a base takes a SIB byte */
+		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0x8d, (uint8_t)(0x80 | (h & 7)));
+		if ((h & 7) == 4)
+			b1(e, 0x24);
 		b4(e, (uint32_t)d->imm);
+	} else {
+		load_x(e, RAX, d->rs1);
+		if (d->imm) {
+			EMIT(e, 0x48, 0x05);	/* add rax, simm32 */
+			b4(e, (uint32_t)d->imm);
+		}
 	}
 	/*
 	 * The page of the access's last byte must be the entry's: an entry
@@ -481,16 +621,15 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	 */
 	EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)(size - 1));	/* lea rcx, [rax + size - 1] */
 	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
-	EMIT(e, 0x48, 0x89, 0xc2);		/* mov rdx, rax */
-	EMIT(e, 0x48, 0xc1, 0xea, 0x0c);	/* shr rdx, 12 */
-	EMIT(e, 0x0f, 0xb6, 0xd2);		/* movzx edx, dl */
-	EMIT(e, 0xc1, 0xe2, 0x04);		/* shl edx, 4 */
-	EMIT(e, 0x49, 0x3b, 0x0c, write ? 0x17 : 0x16);	/* cmp rcx, [r15/r14 + rdx] */
+	tlb_index16(e);
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table] */
+	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
 	};
-	EMIT(e, 0x49, 0x8b, 0x4c, write ? 0x17 : 0x16, 0x08);	/* mov rcx, [r15/r14 + rdx + 8] */
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
+	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
 	c->resume = e->pos;
 }
 
@@ -498,14 +637,14 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 {
 	struct emit *e = &b->e;
-	uint8_t sib = c->write ? 0x17 : 0x16;
+	uint32_t table = (c->write ? (uint32_t)TLB_BYTES : 0) + (uint32_t)TLB_WAY1;
 	size_t miss;
 
-	EMIT(e, 0x49, 0x3b, 0x8c, sib);		/* cmp rcx, [r15/r14 + rdx + way 1] */
-	b4(e, (uint32_t)TLB_WAY1);
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table way 1] */
+	b4(e, table);
 	miss = jcc(e, CC_NE, 0);
-	EMIT(e, 0x49, 0x8b, 0x8c, sib);		/* mov rcx, [r15/r14 + rdx + way 1 + 8] */
-	b4(e, (uint32_t)(TLB_WAY1 + 8));
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table way 1 + 8] */
+	b4(e, table + 8);
 	jmp(e, c->resume);
 	patch(e, miss, e->pos);
 }
@@ -533,12 +672,12 @@ static void emit_store(struct block *b, const struct dc_entry *d)
 	struct emit *e = &b->e;
 
 	address(b, d, sizes[d->op - DC_SB], true);
-	load_x(e, RSI, d->rs2);
+	load_x(e, RDX, d->rs2);			/* rdx is free once the TLB hit */
 	switch (d->op) {
-	case DC_SB: EMIT(e, 0x40, 0x88, 0x34, 0x01); break;	/* mov [rcx + rax], sil */
-	case DC_SH: EMIT(e, 0x66, 0x89, 0x34, 0x01); break;
-	case DC_SW: EMIT(e, 0x89, 0x34, 0x01); break;
-	default: EMIT(e, 0x48, 0x89, 0x34, 0x01); break;
+	case DC_SB: EMIT(e, 0x88, 0x14, 0x01); break;	/* mov [rcx + rax], dl */
+	case DC_SH: EMIT(e, 0x66, 0x89, 0x14, 0x01); break;
+	case DC_SW: EMIT(e, 0x89, 0x14, 0x01); break;
+	default: EMIT(e, 0x48, 0x89, 0x14, 0x01); break;
 	}
 }
 
@@ -573,12 +712,61 @@ static void emit_muldiv(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 
+	sync_cached(e, false, true);
+	/* rdx, rsi, then edi: each read before the argument that could clobber it is set. */
+	load_x(e, RDX, d->rs2);
+	load_x(e, RSI, d->rs1);
 	EMIT(e, 0xbf);				/* mov edi, op */
 	b4(e, d->op);
-	load_x(e, RSI, d->rs1);
-	load_x(e, RDX, d->rs2);
 	call_abs(e, (const void *)rv64_muldiv);
+	sync_cached(e, true, true);
 	store_x(e, d->rd, RAX);
+}
+
+/*
+ * The divisions in place on the host's div and idiv: a zero divisor, and
+ * for the signed ones a divisor of -1 (INT_MIN / -1 faults on x86), go to
+ * rv64_muldiv() with what RISC-V defines for them.
+ */
+static void emit_div(struct block *b, const struct dc_entry *d)
+{
+	bool w = d->op >= DC_DIVW, sign = d->op == DC_DIV || d->op == DC_REM ||
+					  d->op == DC_DIVW || d->op == DC_REMW;
+	bool rem = d->op == DC_REM || d->op == DC_REMU || d->op == DC_REMW || d->op == DC_REMUW;
+	struct emit *e = &b->e;
+	size_t slow[2], done;
+	unsigned n_slow = 0;
+
+	load_x(e, RAX, d->rs1);
+	load_x(e, RCX, d->rs2);
+	if (w)
+		EMIT(e, 0x85, 0xc9);			/* test ecx, ecx */
+	else
+		EMIT(e, 0x48, 0x85, 0xc9);		/* test rcx, rcx */
+	slow[n_slow++] = jcc(e, CC_E, 0);
+	if (sign) {
+		if (w)
+			EMIT(e, 0x83, 0xf9, 0xff);	/* cmp ecx, -1 */
+		else
+			EMIT(e, 0x48, 0x83, 0xf9, 0xff);	/* cmp rcx, -1 */
+		slow[n_slow++] = jcc(e, CC_E, 0);
+	}
+	switch ((w ? 2 : 0) + sign) {
+	case 0: EMIT(e, 0x31, 0xd2, 0x48, 0xf7, 0xf1); break;	/* xor edx, edx; div rcx */
+	case 1: EMIT(e, 0x48, 0x99, 0x48, 0xf7, 0xf9); break;	/* cqo; idiv rcx */
+	case 2: EMIT(e, 0x31, 0xd2, 0xf7, 0xf1); break;		/* xor edx, edx; div ecx */
+	default: EMIT(e, 0x99, 0xf7, 0xf9); break;		/* cdq; idiv ecx */
+	}
+	if (rem)
+		EMIT(e, 0x48, 0x89, 0xd0);		/* mov rax, rdx */
+	if (w)
+		movsxd_rax(e);
+	store_x(e, d->rd, RAX);
+	done = jmp(e, 0);
+	for (unsigned i = 0; i < n_slow; i++)
+		patch(e, slow[i], e->pos);
+	emit_muldiv(b, d);
+	patch(e, done, e->pos);
 }
 
 /* jit_fp(h, insn, parcel) with h->pc at the instruction; a trap leaves the block. */
@@ -588,38 +776,21 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 
 	mov_rax_imm(e, b->pc);
 	store_pc_rax(e);
+	sync_cached(e, false, false);		/* it reads and writes x[] */
 	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
 	EMIT(e, 0xbe);				/* mov esi, insn */
 	b4(e, d->raw);
 	EMIT(e, 0xba);				/* mov edx, parcel: the bits as written */
 	b4(e, (uint32_t)d->imm);
 	call_abs(e, (const void *)jit_fp);
+	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
 	};
 }
 
-/*
- * FADD.D, FSUB.D, FMUL.D and FDIV.D in round-to-nearest (static, or DYN):
- * their SSE opcode, for emit_fp_quick_d(); false for anything else.
- */
-static bool fp_quick_d_op(uint32_t insn, uint8_t *ret_sse)
-{
-	unsigned rm = (insn >> 12) & 7;
-
-	if ((insn & 0x7f) != 0x53 || (rm != 0 && rm != 7))
-		return false;
-	switch (insn >> 25) {
-	case 0x01: *ret_sse = 0x58; return true;	/* addsd */
-	case 0x05: *ret_sse = 0x5c; return true;	/* subsd */
-	case 0x09: *ret_sse = 0x59; return true;	/* mulsd */
-	case 0x0d: *ret_sse = 0x5e; return true;	/* divsd */
-	default: return false;
-	}
-}
-
-/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx, rsi, rdi = 2^53. */
+/* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx. */
 static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow, unsigned *n_slow)
 {
 	size_t zero_at;
@@ -632,79 +803,508 @@ static void check_plain(struct emit *e, unsigned reg, bool zero_ok, size_t *slow
 		slow[(*n_slow)++] = jcc(e, CC_E, 0);
 		zero_at = 0;
 	}
-	EMIT(e, 0x48, 0x29, 0xfa);				/* sub rdx, rdi */
-	EMIT(e, 0x48, 0xbe);					/* movabs rsi, 0x7fe << 53 */
-	b8(e, 0x7feull << 53);
-	EMIT(e, 0x48, 0x39, 0xf2);				/* cmp rdx, rsi */
+	EMIT(e, 0x48, 0xc1, 0xea, 53);				/* shr rdx, 53: the exponent */
+	EMIT(e, 0x83, 0xea, 0x01);				/* sub edx, 1 */
+	EMIT(e, 0x81, 0xfa, 0xfe, 0x07, 0, 0);			/* cmp edx, 0x7fe */
 	slow[(*n_slow)++] = jcc(e, CC_AE, 0);			/* exponent 0 or all ones */
 	if (zero_ok)
 		patch(e, zero_at, e->pos);
 }
 
-/*
- * fpu.c's quick way in place for the four double operations: the FPU on,
- * NX already in fcsr, round to nearest (the host's mode in translated
- * code), zero or normal operands (a non-zero divisor), and a normal result
- * above the smallest one (or an exactly zero sum): then nothing but the
- * result changes. Anything else goes to jit_fp() as before.
- */
-static void emit_fp_quick_d(struct block *b, const struct dc_entry *d, uint8_t sse)
+/* The slow exits of one inline FP instruction, all to jit_fp(). */
+struct fp_slow {
+	size_t at[16];		/* a single FMA has 10 */
+	unsigned n;
+};
+
+static void to_slow(struct emit *e, struct fp_slow *sl, uint8_t cc)
 {
-	uint32_t insn = d->raw;
-	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
-	bool is_sum = sse == 0x58 || sse == 0x5c, dyn = ((insn >> 12) & 7) == 7;
-	struct emit *e = &b->e;
-	size_t slow[8], done, zero_at = 0;
-	unsigned n_slow = 0;
+	size_t at = jcc(e, cc, 0);
+
+	if (sl->n < sizeof(sl->at) / sizeof(sl->at[0]))
+		sl->at[sl->n++] = at;
+}
+
+/* mov reg, f[i] (reg rax or rcx) */
+static void load_f(struct emit *e, unsigned reg, unsigned i)
+{
+	mov_rbx(e, true, reg, OFF_F + 8 * (int32_t)i);
+}
+
+/* f[i] = rax, and sstatus.FS dirty, as fpu.c's f64_set() */
+static void set_f_rax(struct emit *e, unsigned i)
+{
+	mov_rbx(e, false, RAX, OFF_F + 8 * (int32_t)i);
+	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
+	b4(e, (uint32_t)OFF_SSTATUS);
+	b4(e, (uint32_t)SSTATUS_FS);
+}
+
+/*
+ * What every inline FP instruction checks first: the FPU on (else the
+ * interpreter traps). rounds: one that may round, done only in round to
+ * nearest (static, or DYN with frm 0: the host's mode in translated code)
+ * with NX already in fcsr, so it cannot raise anything new; else a DYN
+ * one (an exact conversion) still needs a legal frm.
+ */
+static void fp_guard(struct emit *e, uint32_t insn, bool rounds, struct fp_slow *sl)
+{
+	bool dyn = ((insn >> 12) & 7) == 7;
 
 	EMIT(e, 0xf7, 0x83);				/* test dword [rbx + OFF_SSTATUS], FS */
 	b4(e, (uint32_t)OFF_SSTATUS);
 	b4(e, (uint32_t)SSTATUS_FS);
-	slow[n_slow++] = jcc(e, CC_E, 0);
+	to_slow(e, sl, CC_E);
+	if (!rounds && !dyn)
+		return;
 	EMIT(e, 0x48, 0x8b);				/* mov rax, fcsr */
 	modrm_rbx(e, RAX, OFF_FCSR);
-	if (dyn) {
-		EMIT(e, 0xa9, 0xe0, 0, 0, 0);		/* test eax, frm */
-		slow[n_slow++] = jcc(e, CC_NE, 0);
+	if (rounds) {
+		if (dyn) {
+			EMIT(e, 0xa9, 0xe0, 0, 0, 0);	/* test eax, frm */
+			to_slow(e, sl, CC_NE);
+		}
+		EMIT(e, 0xa8, 0x01);			/* test al, NX */
+		to_slow(e, sl, CC_E);
+	} else {
+		EMIT(e, 0x25, 0xe0, 0, 0, 0);		/* and eax, frm */
+		EMIT(e, 0x3d, 0x80, 0, 0, 0);		/* cmp eax, RMM << 5 */
+		to_slow(e, sl, 0x87);			/* ja: a reserved frm */
 	}
-	EMIT(e, 0xa8, 0x01);				/* test al, NX */
-	slow[n_slow++] = jcc(e, CC_E, 0);
-	EMIT(e, 0x48, 0x8b);				/* mov rax, f[rs1] */
-	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rs1);
-	EMIT(e, 0x48, 0x8b);				/* mov rcx, f[rs2] */
-	modrm_rbx(e, RCX, OFF_F + 8 * (int32_t)rs2);
-	EMIT(e, 0x48, 0xbf);				/* movabs rdi, 2^53 */
-	b8(e, 1ull << 53);
-	check_plain(e, RAX, true, slow, &n_slow);
-	check_plain(e, RCX, sse != 0x5e, slow, &n_slow);
-	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);		/* movq xmm0, rax */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc9);		/* movq xmm1, rcx */
-	EMIT(e, 0xf2, 0x0f, sse, 0xc1);			/* op xmm0, xmm1 */
-	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xc0);		/* movq rax, xmm0 */
+}
+
+/*
+ * Jumps to slow unless rax is a normal double above the smallest normal
+ * (a result that raised neither UF nor OF), or with zero_ok an exact zero.
+ * Uses rcx and rdx.
+ */
+static void check_result(struct emit *e, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
 	EMIT(e, 0x48, 0x8d, 0x14, 0x00);		/* lea rdx, [rax + rax] */
-	if (is_sum) {
-		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx: an exact zero */
+	if (zero_ok) {
+		EMIT(e, 0x48, 0x85, 0xd2);		/* test rdx, rdx */
 		zero_at = jcc(e, CC_E, 0);
 	}
-	/* 2^53 < rdx < 0x7ff << 53: normal, and above the smallest normal. */
-	EMIT(e, 0x48, 0x29, 0xfa);			/* sub rdx, rdi */
-	EMIT(e, 0x48, 0x83, 0xea, 0x01);		/* sub rdx, 1 */
-	EMIT(e, 0x48, 0xbe);				/* movabs rsi, (0x7fe << 53) - 1 */
+	/* 2^53 < rdx < 0x7ff << 53 */
+	EMIT(e, 0x48, 0xb9);				/* movabs rcx, 2^53 + 1 */
+	b8(e, (1ull << 53) + 1);
+	EMIT(e, 0x48, 0x29, 0xca);			/* sub rdx, rcx */
+	EMIT(e, 0x48, 0xb9);				/* movabs rcx, (0x7fe << 53) - 1 */
 	b8(e, (0x7feull << 53) - 1);
-	EMIT(e, 0x48, 0x39, 0xf2);			/* cmp rdx, rsi */
-	slow[n_slow++] = jcc(e, CC_AE, 0);
-	if (is_sum)
+	EMIT(e, 0x48, 0x39, 0xca);			/* cmp rdx, rcx */
+	to_slow(e, sl, CC_AE);
+	if (zero_ok)
 		patch(e, zero_at, e->pos);
-	EMIT(e, 0x48, 0x89);				/* mov f[rd], rax */
-	modrm_rbx(e, RAX, OFF_F + 8 * (int32_t)rd);
+}
+
+/* The end of an inline FP instruction: its slow exits call jit_fp(), as before. */
+static void fp_finish(struct block *b, const struct dc_entry *d, struct fp_slow *sl)
+{
+	struct emit *e = &b->e;
+	size_t done = jmp(e, 0);
+
+	for (unsigned i = 0; i < sl->n; i++)
+		patch(e, sl->at[i], e->pos);
+	emit_fp(b, d);
+	patch(e, done, e->pos);
+}
+
+#define F_RD(i) (((i) >> 7) & 31)
+#define F_RS1(i) (((i) >> 15) & 31)
+#define F_RS2(i) (((i) >> 20) & 31)
+#define F_RM(i) (((i) >> 12) & 7)
+
+static const uint8_t movq_xmm0_rax[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc0 };
+static const uint8_t movq_xmm1_rcx[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc9 };
+static const uint8_t movq_rax_xmm0[] = { 0x66, 0x48, 0x0f, 0x7e, 0xc0 };
+
+/* Jumps to slow unless reg (rax or rcx) holds a NaN-boxed single (upper half all ones); uses rdx. */
+static void check_boxed(struct emit *e, unsigned reg, struct fp_slow *sl)
+{
+	EMIT(e, 0x48, 0x89, (uint8_t)(0xc0 | reg << 3 | RDX));	/* mov rdx, reg */
+	EMIT(e, 0x48, 0xc1, 0xea, 32);				/* shr rdx, 32 */
+	EMIT(e, 0x83, 0xfa, 0xff);				/* cmp edx, -1 */
+	to_slow(e, sl, CC_NE);
+}
+
+/* check_plain() for the single in reg's low half; uses rdx. */
+static void check_plain_s(struct emit *e, unsigned reg, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
+	EMIT(e, 0x8d, 0x14, (uint8_t)(reg << 3 | reg));	/* lea edx, [reg + reg]: no sign */
+	EMIT(e, 0x85, 0xd2);					/* test edx, edx */
+	if (zero_ok)
+		zero_at = jcc(e, CC_E, 0);
+	else
+		to_slow(e, sl, CC_E);
+	EMIT(e, 0xc1, 0xea, 24);				/* shr edx, 24: the exponent */
+	EMIT(e, 0x83, 0xea, 0x01);				/* sub edx, 1 */
+	EMIT(e, 0x81, 0xfa, 0xfe, 0, 0, 0);			/* cmp edx, 0xfe */
+	to_slow(e, sl, CC_AE);					/* exponent 0 or all ones */
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/* reg (rax or rcx) = f[i], a zero or normal operand (a boxed one if single), else slow. */
+static void fp_operand(struct emit *e, unsigned reg, unsigned i, bool dbl, bool zero_ok,
+		       struct fp_slow *sl)
+{
+	load_f(e, reg, i);
+	if (dbl) {
+		check_plain(e, reg, zero_ok, sl->at, &sl->n);
+	} else {
+		check_boxed(e, reg, sl);
+		check_plain_s(e, reg, zero_ok, sl);
+	}
+}
+
+/* movq xmm, reg (double) or movd xmm, reg32 (single) */
+static void xmm_from(struct emit *e, unsigned xmm, unsigned reg, bool dbl)
+{
+	b1(e, 0x66);
+	if (dbl)
+		b1(e, 0x48);
+	EMIT(e, 0x0f, 0x6e, (uint8_t)(0xc0 | xmm << 3 | reg));
+}
+
+/* movq rax, xmm (double) or movd eax, xmm (single) */
+static void rax_from_xmm(struct emit *e, unsigned xmm, bool dbl)
+{
+	b1(e, 0x66);
+	if (dbl)
+		b1(e, 0x48);
+	EMIT(e, 0x0f, 0x7e, (uint8_t)(0xc0 | xmm << 3 | RAX));
+}
+
+/* check_result() for the single in eax. */
+static void check_result_s(struct emit *e, bool zero_ok, struct fp_slow *sl)
+{
+	size_t zero_at = 0;
+
+	EMIT(e, 0x8d, 0x14, 0x00);			/* lea edx, [rax + rax] */
+	if (zero_ok) {
+		EMIT(e, 0x85, 0xd2);			/* test edx, edx */
+		zero_at = jcc(e, CC_E, 0);
+	}
+	/* 1 << 24 < edx < 0xff << 24 */
+	EMIT(e, 0x81, 0xea, 0x01, 0, 0, 0x01);		/* sub edx, (1 << 24) + 1 */
+	EMIT(e, 0x81, 0xfa, 0xff, 0xff, 0xff, 0xfd);	/* cmp edx, (0xfe << 24) - 1 */
+	to_slow(e, sl, CC_AE);
+	if (zero_ok)
+		patch(e, zero_at, e->pos);
+}
+
+/* f[i] = rax (a double) or the single in eax, NaN-boxed; FS dirty. */
+static void set_f_result(struct emit *e, unsigned i, bool dbl)
+{
+	if (!dbl) {
+		EMIT(e, 0x89, 0xc0);			/* mov eax, eax */
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, the NaN box */
+		b8(e, 0xffffffff00000000ull);
+		EMIT(e, 0x48, 0x09, 0xc8);		/* or rax, rcx */
+	}
+	set_f_rax(e, i);
+}
+
+/*
+ * FADD, FSUB, FMUL, FDIV and FSQRT, single or double, fpu.c's quick way
+ * in place: zero or normal operands (NaN-boxed singles; a non-zero
+ * divisor, a non-negative root), and a normal result above the smallest
+ * one (or an exactly zero sum; a root of such a number is always one):
+ * then nothing but the result changes.
+ */
+static void emit_fp_arith(struct block *b, const struct dc_entry *d, uint8_t sse, bool dbl)
+{
+	uint32_t insn = d->raw;
+	bool is_sum = sse == 0x58 || sse == 0x5c, is_sqrt = sse == 0x51;
+	uint8_t prefix = dbl ? 0xf2 : 0xf3;		/* sd or ss */
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, true, &sl);
+	if (is_sqrt) {
+		fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+		if (dbl)
+			EMIT(e, 0x48, 0x85, 0xc0);	/* test rax, rax: no sign */
+		else
+			EMIT(e, 0x85, 0xc0);		/* test eax, eax */
+		to_slow(e, &sl, 0x88);			/* js */
+		xmm_from(e, 0, RAX, dbl);
+		EMIT(e, prefix, 0x0f, 0x51, 0xc0);	/* sqrt xmm0, xmm0 */
+		rax_from_xmm(e, 0, dbl);
+	} else {
+		fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+		fp_operand(e, RCX, F_RS2(insn), dbl, sse != 0x5e, &sl);
+		xmm_from(e, 0, RAX, dbl);
+		xmm_from(e, 1, RCX, dbl);
+		EMIT(e, prefix, 0x0f, sse, 0xc1);	/* op xmm0, xmm1 */
+		rax_from_xmm(e, 0, dbl);
+		if (dbl)
+			check_result(e, is_sum, &sl);
+		else
+			check_result_s(e, is_sum, &sl);
+	}
+	set_f_result(e, F_RD(insn), dbl);
+	fp_finish(b, d, &sl);
+}
+
+/* Whether the host has FMA3, for the fused operations in place. */
+static bool host_fma(void)
+{
+	static int have = -1;
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("fma") ? 1 : 0;
+	}
+	return have;
+}
+
+/*
+ * FMADD, FMSUB, FNMSUB, FNMADD, single or double: the quick way of
+ * f32/f64_arith() for FOP_FMA in place (signs folded into the operands as
+ * fpu.c does; three zero or normal operands, a normal result above the
+ * smallest one; a zero result goes the full way, its sign depends on the
+ * rounding).
+ */
+static void emit_fp_fma(struct block *b, const struct dc_entry *d, bool dbl)
+{
+	uint32_t insn = d->raw;
+	unsigned which = ((insn & 0x7f) - 0x43) >> 2;
+	bool neg_product = which >= 2, neg_addend = which == 1 || which == 3;
+	uint8_t sign = dbl ? 63 : 31;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, true, &sl);
+	fp_operand(e, RAX, insn >> 27, dbl, true, &sl);
+	if (neg_addend)
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, sign);	/* btc rax, sign */
+	xmm_from(e, 2, RAX, dbl);
+	fp_operand(e, RAX, F_RS1(insn), dbl, true, &sl);
+	fp_operand(e, RCX, F_RS2(insn), dbl, true, &sl);
+	if (neg_product)
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf8, sign);	/* btc rax, sign */
+	xmm_from(e, 0, RAX, dbl);
+	xmm_from(e, 1, RCX, dbl);
+	/* vfmadd231sd / vfmadd231ss xmm2, xmm0, xmm1 */
+	EMIT(e, 0xc4, 0xe2, dbl ? 0xf9 : 0x79, 0xb9, 0xd1);
+	rax_from_xmm(e, 2, dbl);
+	if (dbl)
+		check_result(e, false, &sl);
+	else
+		check_result_s(e, false, &sl);
+	set_f_result(e, F_RD(insn), dbl);
+	fp_finish(b, d, &sl);
+}
+
+/* FSGNJ.D, FSGNJN.D, FSGNJX.D (f3 0, 1, 2): bits only, no flags. */
+static void emit_fp_sgnj_d(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned f3 = F_RM(insn);
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	load_f(e, RCX, F_RS2(insn));
+	if (f3 == 1)
+		EMIT(e, 0x48, 0xf7, 0xd1);		/* not rcx */
+	EMIT(e, 0x48, 0xc1, 0xe9, 63);			/* shr rcx, 63 */
+	EMIT(e, 0x48, 0xc1, 0xe1, 63);			/* shl rcx, 63: the sign alone */
+	if (f3 == 2) {
+		EMIT(e, 0x48, 0x31, 0xc8);		/* xor rax, rcx */
+	} else {
+		EMIT(e, 0x48, 0x0f, 0xba, 0xf0, 63);	/* btr rax, 63 */
+		EMIT(e, 0x48, 0x09, 0xc8);		/* or rax, rcx */
+	}
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/* FMV.X.D, FMV.X.W (into x[rd]) and FMV.D.X, FMV.W.X (into f[rd]). */
+static void emit_fp_mv(struct block *b, const struct dc_entry *d, bool to_x, bool dbl)
+{
+	uint32_t insn = d->raw;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	if (to_x) {
+		load_f(e, RAX, F_RS1(insn));
+		if (!dbl)
+			EMIT(e, 0x48, 0x63, 0xc0);	/* movsxd rax, eax */
+		store_x(e, F_RD(insn), RAX);
+	} else {
+		load_x(e, RAX, F_RS1(insn));
+		if (!dbl) {
+			EMIT(e, 0x89, 0xc0);		/* mov eax, eax */
+			EMIT(e, 0x48, 0xb9);		/* movabs rcx, the NaN box */
+			b8(e, 0xffffffff00000000ull);
+			EMIT(e, 0x48, 0x09, 0xc8);	/* or rax, rcx */
+		}
+		set_f_rax(e, F_RD(insn));
+	}
+	fp_finish(b, d, &sl);
+}
+
+/* FEQ.D, FLT.D, FLE.D (f3 2, 1, 0) without a NaN: no flags, x[rd] 0 or 1. */
+static void emit_fp_cmp_d(struct block *b, const struct dc_entry *d)
+{
+	static const uint8_t setcc[] = { 0x96, 0x92, 0x94 };	/* setbe, setb, sete */
+	uint32_t insn = d->raw;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	load_f(e, RCX, F_RS2(insn));
+	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
+	EMIT(e, 0x66, 0x0f, 0x2e, 0xc1);		/* ucomisd xmm0, xmm1 */
+	to_slow(e, &sl, 0x8a);				/* jp: unordered, a NaN */
+	setcc_rax(e, setcc[F_RM(insn)]);
+	store_x(e, F_RD(insn), RAX);
+	fp_finish(b, d, &sl);
+}
+
+/*
+ * FCVT.D.W, FCVT.D.WU (always exact), FCVT.D.L and FCVT.D.LU (exact
+ * below 2^53 in magnitude, else the full way): no flags, any legal rm.
+ */
+static void emit_fp_cvt_d_int(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned type = F_RS2(insn);
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+
+	fp_guard(e, insn, false, &sl);
+	load_x(e, RAX, F_RS1(insn));
+	switch (type) {
+	case 0: EMIT(e, 0x48, 0x63, 0xc0); break;	/* movsxd rax, eax */
+	case 1: EMIT(e, 0x89, 0xc0); break;		/* mov eax, eax */
+	case 2:
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, 2^53 */
+		b8(e, 1ull << 53);
+		EMIT(e, 0x48, 0x8d, 0x14, 0x08);	/* lea rdx, [rax + rcx] */
+		EMIT(e, 0x48, 0x01, 0xc9);		/* add rcx, rcx: 2^54 */
+		EMIT(e, 0x48, 0x39, 0xca);		/* cmp rdx, rcx */
+		to_slow(e, &sl, CC_AE);
+		break;
+	default:
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, 2^53 */
+		b8(e, 1ull << 53);
+		EMIT(e, 0x48, 0x39, 0xc8);		/* cmp rax, rcx */
+		to_slow(e, &sl, CC_AE);
+		break;
+	}
+	EMIT(e, 0xf2, 0x48, 0x0f, 0x2a, 0xc0);		/* cvtsi2sd xmm0, rax */
+	bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+	set_f_rax(e, F_RD(insn));
+	fp_finish(b, d, &sl);
+}
+
+/*
+ * FCVT.W.D and FCVT.L.D toward zero (cvttsd2si) or to nearest (cvtsd2si,
+ * the host's mode), with NX already set: a result in range is all that
+ * changes, and FS becomes dirty when it is inexact. NaN and out of range (the host's INT64_MIN, or a W result
+ * outside 32 bits) go the full way, which saturates and raises NV.
+ */
+static void emit_fp_cvt_int_d(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	bool word = F_RS2(insn) == 0;
+	struct emit *e = &b->e;
+	struct fp_slow sl = { .n = 0 };
+	size_t exact;
+
+	fp_guard(e, insn, true, &sl);
+	load_f(e, RAX, F_RS1(insn));
+	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	/* cvttsd2si / cvtsd2si rax, xmm0 */
+	EMIT(e, 0xf2, 0x48, 0x0f, F_RM(insn) == 1 ? 0x2c : 0x2d, 0xc0);
+	if (word) {
+		EMIT(e, 0x48, 0x63, 0xc8);		/* movsxd rcx, eax */
+		EMIT(e, 0x48, 0x39, 0xc1);		/* cmp rcx, rax */
+		to_slow(e, &sl, CC_NE);
+	} else {
+		EMIT(e, 0x48, 0xb9);			/* movabs rcx, INT64_MIN */
+		b8(e, 1ull << 63);
+		EMIT(e, 0x48, 0x39, 0xc8);		/* cmp rax, rcx */
+		to_slow(e, &sl, CC_E);
+	}
+	/* Inexact: NX raised again, which makes FS dirty in fpu.c's raise_flags(). */
+	EMIT(e, 0xf2, 0x48, 0x0f, 0x2a, 0xc8);		/* cvtsi2sd xmm1, rax */
+	EMIT(e, 0x66, 0x0f, 0x2e, 0xc1);		/* ucomisd xmm0, xmm1 */
+	exact = jcc(e, CC_E, 0);
 	EMIT(e, 0x81, 0x8b);				/* or dword [rbx + OFF_SSTATUS], FS */
 	b4(e, (uint32_t)OFF_SSTATUS);
 	b4(e, (uint32_t)SSTATUS_FS);
-	done = jmp(e, 0);
-	for (unsigned i = 0; i < n_slow; i++)
-		patch(e, slow[i], e->pos);
-	emit_fp(b, d);
-	patch(e, done, e->pos);
+	patch(e, exact, e->pos);
+	store_x(e, F_RD(insn), RAX);
+	fp_finish(b, d, &sl);
+}
+
+/* An OP-FP or fused instruction in place where it has a quick form; false for the rest. */
+static bool emit_fp_inline(struct block *b, const struct dc_entry *d)
+{
+	uint32_t insn = d->raw;
+	unsigned op = insn & 0x7f, f7 = insn >> 25, rm = F_RM(insn);
+	bool rne = rm == 0 || rm == 7;
+
+	if (op >= 0x43 && op <= 0x4f) {
+		if ((f7 & 3) > 1 || !rne || !host_fma())
+			return false;
+		emit_fp_fma(b, d, f7 & 1);
+		return true;
+	}
+	if (op != 0x53)
+		return false;
+	switch (f7) {
+	case 0x00: case 0x04: case 0x08: case 0x0c:
+	case 0x01: case 0x05: case 0x09: case 0x0d:
+		if (!rne)
+			return false;
+		emit_fp_arith(b, d, (const uint8_t[]){ 0x58, 0x5c, 0x59, 0x5e }[f7 >> 2], f7 & 1);
+		return true;
+	case 0x2c: case 0x2d:
+		if (!rne || F_RS2(insn))
+			return false;
+		emit_fp_arith(b, d, 0x51, f7 & 1);
+		return true;
+	case 0x11:
+		if (rm > 2)
+			return false;
+		emit_fp_sgnj_d(b, d);
+		return true;
+	case 0x51:
+		if (rm > 2)
+			return false;
+		emit_fp_cmp_d(b, d);
+		return true;
+	case 0x69:
+		if (F_RS2(insn) > 3 || rm == 5 || rm == 6)
+			return false;
+		emit_fp_cvt_d_int(b, d);
+		return true;
+	case 0x61:
+		if ((F_RS2(insn) != 0 && F_RS2(insn) != 2) || (rm > 1 && rm != 7))
+			return false;
+		emit_fp_cvt_int_d(b, d);
+		return true;
+	case 0x70: case 0x71: case 0x78: case 0x79:
+		if (rm || F_RS2(insn))
+			return false;
+		emit_fp_mv(b, d, f7 < 0x78, f7 & 1);
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* FLW, FLD, FSW, FSD (compressed ones expanded): what the translator does itself. */
@@ -738,12 +1338,12 @@ static void emit_fp_mem(struct block *b, const struct dc_entry *d)
 	};
 	address(b, &m, dbl ? 8 : 4, store);
 	if (store) {
-		EMIT(e, 0x48, 0x8b);		/* mov rsi, f[reg] */
-		modrm_rbx(e, RSI, OFF_F + 8 * (int32_t)reg);
+		EMIT(e, 0x48, 0x8b);		/* mov rdx, f[reg] */
+		modrm_rbx(e, RDX, OFF_F + 8 * (int32_t)reg);
 		if (dbl)
-			EMIT(e, 0x48, 0x89, 0x34, 0x01);	/* mov [rcx + rax], rsi */
+			EMIT(e, 0x48, 0x89, 0x14, 0x01);	/* mov [rcx + rax], rdx */
 		else
-			EMIT(e, 0x89, 0x34, 0x01);		/* mov [rcx + rax], esi */
+			EMIT(e, 0x89, 0x14, 0x01);		/* mov [rcx + rax], edx */
 		return;
 	}
 	if (dbl) {
@@ -845,16 +1445,19 @@ static void emit_zb_call(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 
-	EMIT(e, 0xbf);				/* mov edi, op */
-	b4(e, d->op);
-	load_x(e, RSI, d->rs1);
+	sync_cached(e, false, true);
+	/* rdx, rsi, then edi: each read before the argument that could clobber it is set. */
 	if (d->op >= DC_ZB_FIRST_IMM) {
 		EMIT(e, 0x48, 0xc7, 0xc2);	/* mov rdx, simm32 */
 		b4(e, (uint32_t)d->imm);
 	} else {
 		load_x(e, RDX, d->rs2);
 	}
+	load_x(e, RSI, d->rs1);
+	EMIT(e, 0xbf);				/* mov edi, op */
+	b4(e, d->op);
 	call_abs(e, (const void *)rv64_bitmanip);
+	sync_cached(e, true, true);
 	store_x(e, d->rd, RAX);
 }
 
@@ -970,30 +1573,70 @@ static void charge_block(struct block *b)
 	jcc(&b->e, CC_LE, b->j->exit_pc);
 }
 
-/* The block's end: rax = next pc, charge the block, go on through the lookup stub. */
+/*
+ * The block's end: rax = next pc, charge the block, and the lookup stub's
+ * way-0 path in place: the fetch TLB, then the table. So each jump the
+ * guest makes through a register (a return, an interpreter's dispatch)
+ * has its own host indirect jump, predicted on its own, rather than all
+ * of them sharing the stub's one. A miss in either goes to the stub.
+ */
 static void emit_next(struct block *b)
 {
+	struct emit *e = &b->e;
+	size_t lookup = b->j->lookup;
+
 	charge_block(b);
-	jmp(&b->e, b->j->lookup);
+	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
+	tlb_index16(e);
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + fetch TLB] */
+	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES));
+	jcc(e, CC_NE, lookup);
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + fetch TLB + 8] */
+	b4(e, (uint32_t)(ACC_FETCH * TLB_BYTES + 8));
+	set_key_rcx(e);
+	EMIT(e, 0x48, 0x89, 0xc1);		/* mov rcx, rax */
+	EMIT(e, 0x48, 0xd1, 0xe9);		/* shr rcx, 1 */
+	EMIT(e, 0x81, 0xe1);			/* and ecx, TABLE_SIZE - 1 */
+	b4(e, TABLE_SIZE - 1);
+	EMIT(e, 0x48, 0xc1, 0xe1, 0x04);	/* shl rcx, 4 */
+	EMIT(e, 0x48, 0xba);			/* movabs rdx, table */
+	b8(e, (uint64_t)(uintptr_t)b->j->table);
+	EMIT(e, 0x48, 0x3b, 0x04, 0x0a);	/* cmp rax, [rdx + rcx] */
+	jcc(e, CC_NE, lookup);
+	EMIT(e, 0xff, 0x64, 0x0a, 0x08);	/* jmp [rdx + rcx + 8] */
 }
 
 /*
- * The block's end towards a known pc. On the same page the fetch addend in
- * r13 stays right, so the jump can go straight to the target block once it
- * is translated: until then it goes to a stub that asks the dispatcher to
- * link it.
+ * The block's end towards a known pc: it can go straight to the target
+ * block once that is translated (until then it goes to a stub that asks
+ * the dispatcher to link it). On the same page the fetch addend stays
+ * right; on another, the target page's entry of the fetch TLB (its slot
+ * known now) gives it, else the lookup stub takes over. The target's own
+ * entry check then compares that addend with its stamp, as after a lookup.
  */
 static void emit_goto(struct block *b, uint64_t target)
 {
 	struct emit *e = &b->e;
+	uint64_t vpn = target >> PAGE_SHIFT;
+	uint32_t slot = ACC_FETCH * (uint32_t)TLB_BYTES + 16 * (uint32_t)rv64_tlb_index(target);
 
 	mov_rax_imm(e, target);
-	if (target >> PAGE_SHIFT != b->start_pc >> PAGE_SHIFT ||
-	    b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
+	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
 		emit_next(b);
 		return;
 	}
 	charge_block(b);
+	if (vpn != b->start_pc >> PAGE_SHIFT) {
+		EMIT(e, 0x48, 0xb9);		/* movabs rcx, vpn */
+		b8(e, vpn);
+		EMIT(e, 0x49, 0x3b, 0x8e);	/* cmp rcx, [r14 + slot] */
+		b4(e, slot);
+		jcc(e, CC_NE, b->j->lookup);
+		EMIT(e, 0x49, 0x8b, 0x8e);	/* mov rcx, [r14 + slot + 8] */
+		b4(e, slot + 8);
+		set_key_rcx(e);
+	}
 	b->chain[b->n_chain++] = e->pos;
 	jmp(e, 0);
 }
@@ -1045,29 +1688,26 @@ static bool is_control(unsigned op)
 
 /*
  * The check at a block's start: it runs as translated while the fetch
- * addend in r13 and the hart's code epoch are those of its last check;
- * else to the full check at *ret_verify_jcc (two jumps).
+ * addend and the hart's code epoch (h->jit_key) are those of its last
+ * check (its stamp); else to the full check at *ret_verify_jcc.
  */
 static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
 {
 	struct emit *e = &b->e;
-	uint32_t disp = slot * (uint32_t)sizeof(struct jit_stamp);
+	int64_t at = (int64_t)slot * (int64_t)sizeof(struct jit_stamp);
 
 	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
 	b8(e, pc);
-	EMIT(e, 0x4c, 0x3b, 0xad);		/* cmp r13, [rbp + disp32]: the addend */
-	b4(e, disp);
-	ret_verify_jcc[0] = jcc(e, CC_NE, 0);
-	EMIT(e, 0x8b, 0x8b);			/* mov ecx, [rbx + OFF_EPOCH] */
-	b4(e, (uint32_t)OFF_EPOCH);
-	EMIT(e, 0x3b, 0x8d);			/* cmp ecx, [rbp + disp32 + 8]: the epoch */
-	b4(e, disp + 8);
-	ret_verify_jcc[1] = jcc(e, CC_NE, 0);
+	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_KEY] */
+	b4(e, (uint32_t)OFF_KEY);
+	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + rel32]: the stamp */
+	b4(e, (uint32_t)(int32_t)(at - (int64_t)(e->pos + 4)));
+	*ret_verify_jcc = jcc(e, CC_NE, 0);
 }
 
 /*
  * The full check, out of line, with rax = pc: compare the code bytes
- * [pc, pc + len) as mapped now (r13 + pc) with those translated; a
+ * [pc, pc + len) as mapped now (addend + pc) with those translated; a
  * mismatch jumps to the stale exit, a match asks the dispatcher to stamp
  * the block.
  */
@@ -1077,7 +1717,10 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 	struct emit *e = &b->e;
 	size_t off = 0;
 
-	EMIT(e, 0x4c, 0x01, 0xe8);		/* add rax, r13 */
+	mov_rbx(e, true, RCX, OFF_KEY);		/* mov rcx, [rbx + OFF_KEY] */
+	EMIT(e, 0x48, 0x81, 0xe1);		/* and rcx, ~(PAGE_SIZE - 1): the addend */
+	b4(e, (uint32_t)~(uint32_t)PAGE_OFFSET_MASK);
+	EMIT(e, 0x48, 0x01, 0xc8);		/* add rax, rcx */
 	while (off < len) {
 		uint64_t v = 0;
 
@@ -1189,12 +1832,11 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 				uint32_t epoch)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
-	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify[2];
+	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify;
 	struct block blk, *b = &blk;
 	unsigned n;
 	bool unknown_next;
 	struct jit_entry *te, *me;
-	uint8_t sse;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
 	if (n == 0)
@@ -1206,9 +1848,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
 	j->stamps[j->n_stamps] = (struct jit_stamp){
-		.addend = (uint64_t)((uintptr_t)code - (uintptr_t)pc), .epoch = epoch,
+		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(epoch),
 	};
-	emit_entry(b, pc, j->n_stamps++, verify);
+	emit_entry(b, pc, j->n_stamps++, &verify);
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
@@ -1224,12 +1866,14 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_control(b, d);
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
 			emit_fp_mem(b, d);
-		else if (d->op == JIT_OP_FP && fp_quick_d_op(d->raw, &sse))
-			emit_fp_quick_d(b, d, sse);
-		else if (d->op == JIT_OP_FP)
-			emit_fp(b, d);
+		else if (d->op == JIT_OP_FP) {
+			if (!emit_fp_inline(b, d))
+				emit_fp(b, d);
+		}
 		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
 			emit_zb(b, d);
+		else if (d->op >= DC_DIV && d->op <= DC_REMUW)
+			emit_div(b, d);
 		else if (!emit_alu(b, d))
 			emit_muldiv(b, d);
 		b->pc += d->len;
@@ -1269,8 +1913,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
 	/* The full check, when the entry's stamps do not match. */
-	patch(&b->e, verify[0], b->e.pos);
-	patch(&b->e, verify[1], b->e.pos);
+	patch(&b->e, verify, b->e.pos);
 	emit_verify(b, start, pc, code, len, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
@@ -1388,6 +2031,14 @@ static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *cod
 	return block;
 }
 
+/* A new window of 2048 epochs: no stamp of the last one may match. */
+static void epoch_moved(struct rv64_jit *j, uint32_t epoch)
+{
+	if ((epoch ^ j->last_epoch) >> 11)
+		memset(j->stamps, 0, (size_t)j->n_stamps * sizeof(j->stamps[0]));
+	j->last_epoch = epoch;
+}
+
 /*
  * The block at offset off (for pc) matched memory in its full check: stamp
  * it with the fetch addend and the epoch it was checked in, and watch its
@@ -1397,16 +2048,18 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 {
 	struct rv64_jit *j = h->jit;
 	const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
-	uint32_t disp;
+	int64_t at;
+	int32_t rel;
 
 	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
-	if (j->rw[off + GUARD_PATCH_AT] != 0x4c || fe->vpn != pc >> PAGE_SHIFT)
+	if (j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE || fe->vpn != pc >> PAGE_SHIFT)
 		return;
-	memcpy(&disp, j->rw + off + ENTRY_STAMP_AT, 4);
-	if (disp / sizeof(struct jit_stamp) >= STAMPS)
+	memcpy(&rel, j->rw + off + ENTRY_STAMP_AT, 4);
+	at = (int64_t)(off + ENTRY_STAMP_AT + 4) + rel;	/* the stamp, from the buffer's start */
+	if (at < 0 || at >= STAMP_BYTES || at % (int64_t)sizeof(struct jit_stamp))
 		return;
-	j->stamps[disp / sizeof(struct jit_stamp)] = (struct jit_stamp){
-		.addend = fe->addend, .epoch = h->code_epoch,
+	j->stamps[at / (int64_t)sizeof(struct jit_stamp)] = (struct jit_stamp){
+		.key = fe->addend | key_epoch(h->code_epoch),
 	};
 	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
 }
@@ -1419,15 +2072,13 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 	uint64_t link_gen = 0;
 	int r;
 
-	/* A stamp is 32 bits: once the epoch wraps, an old one could match again. */
-	if (unlikely(h->code_epoch < j->last_epoch))
-		flush_all(j);
-	j->last_epoch = h->code_epoch;
 	while (left > 0) {
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
 
+		if (unlikely(h->code_epoch != j->last_epoch))
+			epoch_moved(j, h->code_epoch);
 		if (unlikely(fe->vpn != pc >> PAGE_SHIFT))
 			rv64_tlb_promote(h, ACC_FETCH, pc);	/* way 1 into fe, if there */
 		if (likely(fe->vpn == pc >> PAGE_SHIFT)) {
@@ -1437,7 +2088,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
 		}
 		if (code && link_at && link_gen == j->generation) {
-			/* Same page as the jump's block (emit_goto()), so the same r13. */
+			/* emit_goto() set the addend of this page before the jump. */
 			int32_t rel = (int32_t)((int64_t)(code - j->rx) - (int64_t)(link_at + 5));
 
 			memcpy(j->rw + link_at + 1, &rel, 4);
@@ -1446,7 +2097,8 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 		if (code) {
 			uint64_t done;
 
-			r = j->enter(h, code, fe->addend, left);
+			h->jit_epoch_bits = key_epoch(h->code_epoch);
+			r = j->enter(h, code, fe->addend | h->jit_epoch_bits, left);
 			done = (uint64_t)(left - h->jit_left);
 			h->cycle += done;
 			h->instret += done;
@@ -1616,7 +2268,8 @@ int rv64_jit_create(struct rv64_jit **ret_jit)
 		}
 	}
 	emit_stubs(j);
-	j->enter = (jit_enter_fn)(uintptr_t)j->rx;
+	j->stamps = (struct jit_stamp *)(void *)j->rw;
+	j->enter = (jit_enter_fn)(uintptr_t)(j->rx + STAMP_BYTES);
 	flush_all(j);
 	*ret_jit = j;
 	return 0;

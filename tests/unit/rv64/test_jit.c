@@ -10,6 +10,7 @@
  * engines: a TLB miss, MMIO or an FP trap in mid-block, code across pages,
  * JALR rd == rs1, code rewritten under a cached block, kicks, long loops.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -301,7 +302,7 @@ struct rop {
 	unsigned opcode, f3, f7;
 };
 
-/* OP and OP-32, M included: DIV/REM and MULHSU are the interpreter's in both engines. */
+/* OP and OP-32, M included (MULHSU is the interpreter's in both engines). */
 static const struct rop rops[] = {
 	{ "add", 0x33, 0, 0 }, { "sub", 0x33, 0, 0x20 }, { "sll", 0x33, 1, 0 },
 	{ "slt", 0x33, 2, 0 }, { "sltu", 0x33, 3, 0 }, { "xor", 0x33, 4, 0 },
@@ -1790,4 +1791,474 @@ Test(rv64_jit, harts_beyond_the_prepared_buffers_are_interpreted)
 	rv64_jit_destroy(a);
 	cr_assert_eq(rv64_jit_create(&c), 0, "a buffer given back is not taken again");
 	rv64_jit_destroy(c);
+}
+
+/*
+ * Registers the translator keeps in host registers (a0-a5, sp, s0) live
+ * across a division and a population count (calls into C), FP helpers
+ * that read them (fcvt.d.l) and write them (fcvt.l.d, fmv.x.d), a device
+ * store (the interpreter runs it), and a load that faults: the device and
+ * the trap must see them exact, and the faulting load must leave its
+ * destination (a5) as it was.
+ */
+static void cached_registers(bool jit)
+{
+	const unsigned iters = 3;
+	struct vcpu_state s;
+	uint64_t a5 = 100, sp = 0x80001000, a4 = 0, a1 = 0, a2 = 0;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A3, ZERO, 3));
+	emit(&tm, ADDI(T1, ZERO, (int32_t)iters));
+	emit(&tm, ADDI(A5, A5, 7));			/* loop: 12 a time */
+	emit(&tm, ADDI(SP, SP, -16));
+	emit(&tm, DIV(A4, A5, A3));
+	emit(&tm, enc_r(0x53, 1, 0, A4, 2, 0x69));	/* fcvt.d.l f1, a4 */
+	emit(&tm, enc_r(0x53, S0, 1, 1, 2, 0x61));	/* fcvt.l.d s0, f1, rtz */
+	emit(&tm, enc_r(0x53, A0, 0, 1, 0, 0x71));	/* fmv.x.d a0, f1 */
+	emit(&tm, CPOP(A1, A5));
+	emit(&tm, ADD(A2, A2, A1));
+	emit(&tm, SW(S2, A5, 8));			/* the device */
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, ADD(A0, A0, ZERO));
+	emit(&tm, BNE(T1, ZERO, -44));
+	emit(&tm, LD(A5, S1, 0));			/* nothing there: a load access fault */
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	tm_trap_to_ecall(&tm);
+	set_reg(&tm, S2, MMIO_BASE);
+	set_reg(&tm, S1, 0x40000000);
+	set_reg(&tm, A5, a5);
+	set_reg(&tm, SP, sp);
+	s = tm_state(&tm);
+	s.sstatus = 1ull << 13;				/* FS initial: the FPU on */
+	cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+	for (unsigned i = 0; i < iters; i++) {
+		a5 += 7;
+		sp -= 16;
+		a4 = a5 / 3;
+		a1 = (uint64_t)__builtin_popcountll(a5);
+		a2 += a1;
+	}
+	tm_run_to_ecall(&tm);
+	s = tm_state(&tm);
+	cr_expect_eq(s.scause, CAUSE_LOAD_ACCESS, "%s: scause %llu", engine_name(jit),
+		     (unsigned long long)s.scause);
+	cr_expect_eq(s.sepc, CODE + 4 * 14, "%s: sepc %#llx", engine_name(jit),
+		     (unsigned long long)s.sepc);
+	cr_expect_eq(s.x[A5], a5, "%s: a5 %llu", engine_name(jit), (unsigned long long)s.x[A5]);
+	cr_expect_eq(s.x[SP], sp, "%s: sp %#llx", engine_name(jit), (unsigned long long)s.x[SP]);
+	cr_expect_eq(s.x[A4], a4, "%s: a4", engine_name(jit));
+	cr_expect_eq(s.x[S0], a4, "%s: s0 %llu", engine_name(jit), (unsigned long long)s.x[S0]);
+	{
+		double d = (double)a4;
+		uint64_t bits;
+
+		memcpy(&bits, &d, 8);
+		cr_expect_eq(s.x[A0], bits, "%s: a0 %#llx", engine_name(jit),
+			     (unsigned long long)s.x[A0]);
+	}
+	cr_expect_eq(s.x[A1], a1, "%s: a1", engine_name(jit));
+	cr_expect_eq(s.x[A2], a2, "%s: a2 %llu", engine_name(jit), (unsigned long long)s.x[A2]);
+	cr_expect_eq(s.x[A3], 3, "%s", engine_name(jit));
+	cr_expect_eq(tm.mmio_writes, iters, "%s", engine_name(jit));
+	cr_expect_eq(tm.mmio_reg, a5, "%s: the device saw %llu", engine_name(jit),
+		     (unsigned long long)tm.mmio_reg);
+	/* 2 + 12 a time, the faulting load (a cycle, no instret), the handler's ecall */
+	cr_expect_eq(s.instret, 2 + 12 * iters + 1, "%s: instret %llu", engine_name(jit),
+		     (unsigned long long)s.instret);
+	cr_expect_eq(s.cycle, s.instret + 1, "%s: cycle %llu", engine_name(jit),
+		     (unsigned long long)s.cycle);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, cached_registers_exact_across_calls_devices_and_traps)
+{
+	cached_registers(true);
+	cached_registers(false);
+}
+
+/*
+ * Each instruction reading the one before's result, from registers kept
+ * in memory (t3-t5) and in host registers (a5), then as a load's base:
+ * the translator takes such a result from where it left it.
+ */
+static void result_chain(bool jit)
+{
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	tm_poke64(&tm, DATA + 72, 1000);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T3, ZERO, 5));
+	emit(&tm, SLLI(T3, T3, 3));		/* 40 */
+	emit(&tm, ADD(A5, T3, T3));		/* 80 */
+	emit(&tm, ADDI(A5, A5, -8));		/* 72 */
+	emit(&tm, ADD(A5, S0, A5));		/* DATA + 72 */
+	emit(&tm, LD(T5, A5, 0));		/* 1000 */
+	emit(&tm, ADDI(T5, T5, 1));
+	emit(&tm, SUB(T4, T5, T3));		/* 961 */
+	emit(&tm, ADDI(T4, T4, 1));
+	emit(&tm, ADDI(A6, A5, -8));		/* a6 as a base: r12 in the translator */
+	emit(&tm, LD(T6, A6, 8));
+	emit(&tm, SD(A6, T6, 16));
+	emit(&tm, ADDI(A7, A6, 8));		/* a7 as a base: rbp in the translator */
+	emit(&tm, LD(T6, A7, 8));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, S0, DATA);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[T3], 40, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A5], DATA + 72, "%s", engine_name(jit));
+	cr_expect_eq(s.x[T5], 1001, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T5]);
+	cr_expect_eq(s.x[T4], 962, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T4]);
+	cr_expect_eq(s.x[T6], 1000, "%s: %llu", engine_name(jit), (unsigned long long)s.x[T6]);
+	cr_expect_eq(tm_peek64(&tm, DATA + 80), 1000, "%s", engine_name(jit));
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, each_instruction_using_the_result_before)
+{
+	result_chain(true);
+	result_chain(false);
+}
+
+static uint64_t dbits(double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, 8);
+	return v;
+}
+
+#define FUSED(op, rd, rs1, rs2, rs3, rm) \
+	((uint32_t)(rs3) << 27 | 1u << 25 | (uint32_t)(rs2) << 20 | (uint32_t)(rs1) << 15 | \
+	 (uint32_t)(rm) << 12 | (uint32_t)(rd) << 7 | (op))
+
+/*
+ * The double operations the translator runs in place when they cannot
+ * raise a new flag (fused multiply-add, square root, sign injection,
+ * moves, exact conversions from integers, compares without a NaN), with
+ * fcsr starting at fcsr_in; each case that can raise one (an underflow, an
+ * inexact conversion, a NaN compare) must still raise it.
+ */
+static struct vcpu_state fp_inline_run(bool jit, uint64_t fcsr_in)
+{
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, FUSED(0x43, 10, 1, 2, 3, 7));		/* fmadd.d f10, f1, f2, f3, dyn */
+	emit(&tm, FUSED(0x47, 11, 1, 2, 3, 0));		/* fmsub.d */
+	emit(&tm, FUSED(0x4b, 12, 1, 2, 3, 0));		/* fnmsub.d */
+	emit(&tm, FUSED(0x4f, 13, 1, 2, 3, 0));		/* fnmadd.d */
+	emit(&tm, FUSED(0x43, 14, 7, 7, 0, 0));		/* 1e-200 squared: underflow */
+	emit(&tm, enc_r(0x53, 15, 0, 2, 0, 0x2d));	/* fsqrt.d f15, f2 */
+	emit(&tm, enc_r(0x53, 16, 0, 1, 4, 0x11));	/* fsgnj.d f16, f1, f4 */
+	emit(&tm, enc_r(0x53, 17, 1, 1, 4, 0x11));	/* fsgnjn.d */
+	emit(&tm, enc_r(0x53, 18, 2, 4, 4, 0x11));	/* fsgnjx.d */
+	emit(&tm, enc_r(0x53, A5, 0, 1, 0, 0x71));	/* fmv.x.d a5, f1 */
+	emit(&tm, enc_r(0x53, 19, 0, A4, 0, 0x79));	/* fmv.d.x f19, a4 */
+	emit(&tm, enc_r(0x53, A7, 0, 2, 0, 0x70));	/* fmv.x.w a7, f2 */
+	emit(&tm, enc_r(0x53, 20, 0, A4, 0, 0x78));	/* fmv.w.x f20, a4 */
+	emit(&tm, enc_r(0x53, 21, 7, A4, 2, 0x69));	/* fcvt.d.l f21, a4 */
+	emit(&tm, enc_r(0x53, 22, 1, A2, 0, 0x69));	/* fcvt.d.w f22, a2 */
+	emit(&tm, enc_r(0x53, 23, 0, A1, 3, 0x69));	/* fcvt.d.lu f23, a1: inexact */
+	emit(&tm, enc_r(0x53, A0, 1, 1, 2, 0x51));	/* flt.d a0, f1, f2 */
+	emit(&tm, enc_r(0x53, A3, 0, 2, 2, 0x51));	/* fle.d a3, f2, f2 */
+	emit(&tm, enc_r(0x53, T3, 2, 5, 5, 0x51));	/* feq.d t3, f5, f5: a NaN, quiet */
+	emit(&tm, enc_r(0x53, A6, 1, 5, 1, 0x51));	/* flt.d a6, f5, f1: NV */
+	emit(&tm, enc_r(0x53, T4, 1, 1, 2, 0x61));	/* fcvt.l.d t4, f1, rtz */
+	emit(&tm, enc_r(0x53, T5, 0, 4, 0, 0x61));	/* fcvt.w.d t5, f4 */
+	emit(&tm, enc_r(0x53, T6, 1, 8, 0, 0x61));	/* fcvt.w.d t6, f8 (3e9), rtz: NV */
+	emit(&tm, enc_r(0x53, S1, 7, 9, 2, 0x61));	/* fcvt.l.d s1, f9 (-2.5), dyn */
+	emit(&tm, enc_r(0x53, 27, 0, 26, 24, 0x00));	/* fadd.s f27, f26 (not boxed), f24 */
+	emit(&tm, enc_r(0x53, 28, 0, 24, 25, 0x08));	/* fmul.s f28, f24, f25 */
+	emit(&tm, enc_r(0x53, 29, 7, 25, 24, 0x0c));	/* fdiv.s f29, f25, f24 */
+	emit(&tm, enc_r(0x53, 30, 0, 25, 0, 0x2c));	/* fsqrt.s f30, f25 */
+	emit(&tm, (FUSED(0x43, 31, 24, 25, 24, 0) & ~(3u << 25)));	/* fmadd.s */
+	emit(&tm, enc_r(0x53, 6, 0, 24, 25, 0x04));	/* fsub.s f6, f24, f25 */
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	s = tm_state(&tm);
+	s.f[0] = 0;
+	s.f[1] = dbits(1.1);
+	s.f[2] = dbits(2.5);
+	s.f[3] = dbits(-0.3);
+	s.f[4] = dbits(-7.0);
+	s.f[5] = 0x7ff8000000000000ull;
+	s.f[7] = dbits(1e-200);
+	s.f[8] = dbits(3e9);
+	s.f[9] = dbits(-2.5);
+	s.f[24] = 0xffffffff3fc00000ull;		/* 1.5f */
+	s.f[25] = 0xffffffff40100000ull;		/* 2.25f */
+	s.f[26] = 0x000000003fc00000ull;		/* 1.5f, not NaN-boxed */
+	s.x[A4] = (uint64_t)-123456789;
+	s.x[A2] = (uint64_t)-5;
+	s.x[A1] = (1ull << 60) + 1;
+	s.fcsr = fcsr_in;
+	s.sstatus = 1ull << 13;
+	cr_assert_eq(tm.ops->vcpu_set_state(tm.cpu, &s), 0);
+	s = run_to_ecall(&tm, jit);
+	tm_fini(&tm);
+	return s;
+}
+
+static void fp_inline_expect(const struct vcpu_state *s, const char *what)
+{
+	volatile double a = 1.1, b = 2.5, c = -0.3;
+
+	cr_expect_eq(s->f[10], dbits(fma(a, b, c)), "%s: fmadd", what);
+	cr_expect_eq(s->f[11], dbits(fma(a, b, -c)), "%s: fmsub", what);
+	cr_expect_eq(s->f[12], dbits(fma(-a, b, c)), "%s: fnmsub", what);
+	cr_expect_eq(s->f[13], dbits(fma(-a, b, -c)), "%s: fnmadd", what);
+	cr_expect_eq(s->f[15], dbits(sqrt(b)), "%s: fsqrt", what);
+	cr_expect_eq(s->f[16], dbits(-1.1), "%s: fsgnj", what);
+	cr_expect_eq(s->f[17], dbits(1.1), "%s: fsgnjn", what);
+	cr_expect_eq(s->f[18], dbits(7.0), "%s: fsgnjx", what);
+	cr_expect_eq(s->x[A5], dbits(1.1), "%s: fmv.x.d", what);
+	cr_expect_eq(s->f[19], (uint64_t)-123456789, "%s: fmv.d.x", what);
+	cr_expect_eq(s->x[A7], 0, "%s: fmv.x.w of 2.5's low word", what);
+	cr_expect_eq(s->f[20], 0xffffffff00000000ull | (uint32_t)-123456789, "%s: fmv.w.x", what);
+	cr_expect_eq(s->f[21], dbits(-123456789.0), "%s: fcvt.d.l", what);
+	cr_expect_eq(s->f[22], dbits(-5.0), "%s: fcvt.d.w", what);
+	cr_expect_eq(s->f[23], dbits(0x1p60), "%s: fcvt.d.lu", what);
+	cr_expect_eq(s->x[A0], 1, "%s: flt", what);
+	cr_expect_eq(s->x[A3], 1, "%s: fle", what);
+	cr_expect_eq(s->x[T3], 0, "%s: feq NaN", what);
+	cr_expect_eq(s->x[A6], 0, "%s: flt NaN", what);
+	cr_expect_eq(s->x[T4], 1, "%s: fcvt.l.d", what);
+	cr_expect_eq(s->x[T5], (uint64_t)-7, "%s: fcvt.w.d", what);
+	cr_expect_eq(s->x[T6], 0x7fffffff, "%s: fcvt.w.d saturated", what);
+	cr_expect_eq(s->x[S1], (uint64_t)-2, "%s: fcvt.l.d of -2.5, to even", what);
+	cr_expect_eq(s->f[27], 0xffffffff7fc00000ull, "%s: fadd.s of an unboxed one", what);
+	cr_expect_eq(s->f[28], 0xffffffff40580000ull, "%s: fmul.s %#llx", what,
+		     (unsigned long long)s->f[28]);		/* 3.375f */
+	cr_expect_eq(s->f[29], 0xffffffff3fc00000ull, "%s: fdiv.s", what);	/* 1.5f */
+	cr_expect_eq(s->f[30], 0xffffffff3fc00000ull, "%s: fsqrt.s", what);
+	cr_expect_eq(s->f[31], 0xffffffff409c0000ull, "%s: fmadd.s %#llx", what,
+		     (unsigned long long)s->f[31]);		/* 4.875f */
+	cr_expect_eq(s->f[6], 0xffffffffbf400000ull, "%s: fsub.s %#llx", what,
+		     (unsigned long long)s->f[6]);		/* -0.75f */
+	/* NX (fmadd, fsqrt, fcvt.d.lu), UF (the tiny product), NV (flt with a NaN) */
+	cr_expect_eq(s->fcsr, 0x13, "%s: fcsr %#llx", what, (unsigned long long)s->fcsr);
+}
+
+Test(rv64_jit, fp_in_place_matches_the_interpreter_and_raises_flags)
+{
+	for (unsigned nx = 0; nx < 2; nx++) {
+		struct vcpu_state t = fp_inline_run(true, nx), i = fp_inline_run(false, nx);
+
+		fp_inline_expect(&t, nx ? "translator, NX set" : "translator, NX clear");
+		fp_inline_expect(&i, nx ? "interpreter, NX set" : "interpreter, NX clear");
+		cr_expect_eq(memcmp(t.f, i.f, sizeof(t.f)), 0, "f registers differ");
+		cr_expect_eq(memcmp(t.x, i.x, sizeof(t.x)), 0, "x registers differ");
+		cr_expect_eq(t.f[14], i.f[14], "the underflow");
+		cr_expect_eq(t.instret, i.instret, "instret");
+	}
+}
+
+/*
+ * A load and a store in each of 600 pages, twice round: more pages than
+ * a 256-entry TLB indexes apart, each slot's page must be its own.
+ */
+static void many_pages(bool jit)
+{
+	const unsigned pages = 600;
+	const uint64_t base = RAM_BASE + 0x160000;	/* to 0x3b8000 */
+	struct vcpu_state s;
+	uint64_t sum = 0;
+
+	tm_init_engine(&tm, jit);
+	for (unsigned i = 0; i < pages; i++) {
+		tm_poke64(&tm, base + i * PAGE + 8 * (i % 64), i * 3 + 1);
+		sum += i * 3 + 1;
+	}
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T1, ZERO, 2));			/* rounds */
+	emit(&tm, ADD(A0, S0, ZERO));			/* round: */
+	emit(&tm, ADDI(A1, ZERO, (int32_t)pages));
+	emit(&tm, ADDI(A2, ZERO, 0));			/* i % 64, times 8 */
+	emit(&tm, ADD(A3, A0, A2));			/* page: */
+	emit(&tm, LD(A4, A3, 0));
+	emit(&tm, ADD(A5, A5, A4));
+	emit(&tm, SD(A3, A4, 0));			/* stores what it loaded */
+	emit(&tm, ADDI(A2, A2, 8));
+	emit(&tm, ANDI(A2, A2, 0x1ff));
+	emit(&tm, LUI(T0, PAGE));
+	emit(&tm, ADD(A0, A0, T0));
+	emit(&tm, ADDI(A1, A1, -1));
+	emit(&tm, BNE(A1, ZERO, -36));
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -56));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, S0, base);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A5], 2 * sum, "%s: %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A5], (unsigned long long)(2 * sum));
+	cr_expect_eq(s.instret, 1 + 2 * (3 + 10 * pages + 2) + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, loads_and_stores_over_600_pages)
+{
+	many_pages(true);
+	many_pages(false);
+}
+
+/*
+ * Under Sv39, a loop calling a function on the next page: the call and
+ * the return are linked jumps across pages. After the first round the
+ * guest maps that page to another frame holding other code, as an exec
+ * would, and drops it with SFENCE.VMA (no FENCE.I): the same linked call
+ * must now reach the new code, through the new fetch addend.
+ */
+static void call_across_pages_then_remap(bool jit)
+{
+	const uint64_t other = CODE_FRAMES + 6 * PAGE;
+	uint32_t code[2] = { ADDI(A0, A0, 100), JALR(ZERO, RA, 0) };
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(T2, ZERO, 2));
+	emit(&tm, ADDI(T1, ZERO, 10));
+	emit(&tm, JAL(RA, (int32_t)PAGE - 8));		/* loop: the call linked in round 1 */
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -8));
+	emit(&tm, SD(A1, A2, 0));			/* the new mapping */
+	emit(&tm, SFENCE_VMA_ADDR(A3));
+	emit(&tm, ADDI(T1, ZERO, 10));
+	emit(&tm, ADDI(T2, T2, -1));
+	emit(&tm, BNE(T2, ZERO, -28));			/* to the loop */
+	emit(&tm, ECALL);
+	start_at(&tm, CODE + PAGE);
+	emit(&tm, ADDI(A0, A0, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	map_code_pages(&tm);
+	memcpy(tm_host(&tm, other), code, sizeof(code));
+	tm_reset_satp(&tm, CODE_VA, NULL, SATP_SV39);
+	set_reg(&tm, A1, PT_L0 + 8 * 17);		/* RAM is mapped at its own address */
+	set_reg(&tm, A2, pte(other, PTE_LEAF));
+	set_reg(&tm, A3, CODE_VA + PAGE);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 10 + 1000, "%s: a0 %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0]);
+	cr_expect_eq(s.instret, 2 + 2 * (10 * 5 + 5) + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, linked_call_across_pages_follows_a_remap)
+{
+	call_across_pages_then_remap(true);
+	call_across_pages_then_remap(false);
+}
+
+/* RISC-V's divisions, by the book: division by zero and INT_MIN / -1 included. */
+static uint64_t ref_div(unsigned k, uint64_t a, uint64_t b)
+{
+	int64_t sa = (int64_t)a, sb = (int64_t)b;
+	int32_t wa = (int32_t)a, wb = (int32_t)b;
+	uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+
+	switch (k) {
+	case 0: return !b ? UINT64_MAX : (sa == INT64_MIN && sb == -1) ? a : (uint64_t)(sa / sb);
+	case 1: return !b ? UINT64_MAX : a / b;
+	case 2: return !b ? a : (sa == INT64_MIN && sb == -1) ? 0 : (uint64_t)(sa % sb);
+	case 3: return !b ? a : a % b;
+	case 4: return !wb ? UINT64_MAX : (wa == INT32_MIN && wb == -1) ? (uint64_t)(int64_t)wa
+					 : (uint64_t)(int64_t)(wa / wb);
+	case 5: return !ub ? UINT64_MAX : (uint64_t)(int64_t)(int32_t)(ua / ub);
+	case 6: return !wb ? (uint64_t)(int64_t)wa : (wa == INT32_MIN && wb == -1) ? 0
+					: (uint64_t)(int64_t)(wa % wb);
+	default: return !ub ? (uint64_t)(int64_t)wa : (uint64_t)(int64_t)(int32_t)(ua % ub);
+	}
+}
+
+/* The eight divisions of a0 by a1, into t0-t2, a2-a5 and t3, each pair on both engines. */
+static void divisions(bool jit, uint64_t a, uint64_t b)
+{
+	static const unsigned rd[8] = { T0, T1, T2, A2, A3, A4, A5, T3 };
+	const uint32_t insn[8] = {
+		DIV(T0, A0, A1), DIVU(T1, A0, A1), REM(T2, A0, A1), REMU(A2, A0, A1),
+		DIVW(A3, A0, A1), DIVUW(A4, A0, A1), REMW(A5, A0, A1), REMUW(T3, A0, A1),
+	};
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	for (unsigned k = 0; k < 8; k++)
+		emit(&tm, insn[k]);
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A0, a);
+	set_reg(&tm, A1, b);
+	s = run_to_ecall(&tm, jit);
+	for (unsigned k = 0; k < 8; k++)
+		cr_expect_eq(s.x[rd[k]], ref_div(k, a, b), "%s: op %u of %#llx, %#llx: %#llx",
+			     engine_name(jit), k, (unsigned long long)a, (unsigned long long)b,
+			     (unsigned long long)s.x[rd[k]]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, divisions_by_the_book)
+{
+	static const uint64_t v[] = {
+		0, 1, 2, 7, UINT64_MAX, 0x8000000000000000ull, 0x7fffffffffffffffull,
+		0x80000000ull, 0xffffffff80000000ull, 0xffffffffull, 0x100000000ull,
+		0x123456789abcdefull, (uint64_t)-7,
+	};
+
+	for (size_t i = 0; i < N_ELEMS(v); i++) {
+		for (size_t j = 0; j < N_ELEMS(v); j++) {
+			divisions(true, v[i], v[j]);
+			divisions(false, v[i], v[j]);
+		}
+	}
+}
+
+/*
+ * A function run once (translated, checked at the code epoch of then),
+ * rewritten behind the hart's back (as a device would), then exactly 2048
+ * FENCE.I before it runs again: the epoch has moved by a multiple of the
+ * translator's window, and the rewritten code must still be seen.
+ */
+static void fence_i_window(bool jit)
+{
+	const uint32_t newer = ADDI(A0, A0, 100);
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, JAL(RA, (int32_t)PAGE));		/* CODE + PAGE, */
+	emit(&tm, JAL(RA, (int32_t)PAGE - 4));		/* translated this time */
+	emit(&tm, ECALL);
+	emit(&tm, ADDI(T0, ZERO, 2047));
+	emit(&tm, ADDI(T0, T0, 1));			/* 2048 */
+	emit(&tm, FENCE_I);				/* loop: */
+	emit(&tm, ADDI(T0, T0, -1));
+	emit(&tm, BNE(T0, ZERO, -8));
+	emit(&tm, JAL(RA, (int32_t)PAGE - 32));
+	emit(&tm, ECALL);
+	start_at(&tm, CODE + PAGE);
+	emit(&tm, ADDI(A0, A0, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	tm_reset(&tm, CODE, NULL);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 2, "%s", engine_name(jit));
+	memcpy(tm_host(&tm, CODE + PAGE), &newer, 4);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], 102, "%s: a0 %llu after 2048 FENCE.I", engine_name(jit),
+		     (unsigned long long)s.x[A0]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, rewritten_code_seen_after_a_window_of_fence_i)
+{
+	fence_i_window(true);
+	fence_i_window(false);
 }
