@@ -41,6 +41,15 @@ def snapshotd_pids(vm):
     return out
 
 
+def logged(vm, needle, timeout=20):
+    """vm's log once it holds needle: snapshotd writes its own lines to the
+    shared stderr, and may do so after the gateway has answered."""
+    deadline = time.time() + timeout
+    while needle not in vm.log() and time.time() < deadline:
+        time.sleep(0.02)
+    return vm.log()
+
+
 def check_continues(vm, before, offset):
     text = vm.wait_serial(lambda t: all(h in first_counts_after(t, offset) for h in range(HARTS)),
                           what="every hart to count again")
@@ -59,7 +68,7 @@ def test_ondemand_restore_from_command_line_counts_on(vms, workdir):
     vm2.start("--restore", f"source_url=file://{snapdir},memory_restore_mode=OnDemand")
     assert vm2.info()["state"] == "Paused"
     assert len(snapshotd_pids(vm2)) == 1, "snapshotd is not kept as the page server"
-    assert "memory on demand" in vm2.log()
+    assert "memory on demand" in logged(vm2, "memory on demand")
     vm2.remote("resume")
     check_continues(vm2, before, offset)
     # The page server finished: every page present, the files closed, the process kept.
@@ -165,7 +174,7 @@ def test_rng_device_process_is_served_too(vms, workdir):
     guest's buffers and its reads of the rings fault and are filled first."""
     vm, snapdir, before, offset = boot_count_snapshot(vms, workdir, rng=True)
     vm2 = start_faults_only(vms, vm, snapdir)
-    assert "for 2 processes" in vm2.log(), vm2.log()
+    assert "for 2 processes" in logged(vm2, "for 2 processes"), vm2.log()
     vm2.remote("resume")
     check_continues(vm2, before, offset)
     # The guest asks the rng again every 50 counts; the device must answer.
@@ -334,8 +343,8 @@ def test_working_set_is_recorded_stored_and_prefetched_first(vms, workdir):
     vm2 = vms("second")
     vm2.serial = vm.serial
     vm2.start("--restore", f"source_url=file://{snapdir}")
-    assert "memory on demand" in vm2.log()
-    assert "a working set of 0 blocks first" in vm2.log(), vm2.log()
+    assert "memory on demand" in logged(vm2, "memory on demand")
+    assert "a working set of 0 blocks first" in logged(vm2, "blocks first"), vm2.log()
     vm2.remote("resume")
     check_continues(vm2, before, offset)
     vm2.remote("pause")
@@ -358,7 +367,8 @@ def test_working_set_is_recorded_stored_and_prefetched_first(vms, workdir):
     vm3 = vms("third")
     vm3.serial = vm.serial
     vm3.start("--restore", f"source_url=file://{snap2}")
-    assert f"a working set of {len(blocks)} blocks first" in vm3.log(), vm3.log()
+    assert f"a working set of {len(blocks)} blocks first" in logged(vm3, "blocks first"), \
+        vm3.log()
     vm3.remote("resume")
     text = vm3.wait_serial(lambda t: "pattern: ok" in t[offset2:] or "BAD" in t[offset2:],
                            timeout=30, what="a pattern check after the third restore")
