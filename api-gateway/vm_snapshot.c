@@ -98,19 +98,13 @@ static int snapd_reply(struct vm_tree *t, struct child *snapd, int timeout_ms, c
 	return r;
 }
 
-static uint64_t region_bytes(const Cloister__VmConfig *config)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < config->n_regions; i++)
-		n += config->regions[i]->size;
-	return n;
-}
-
-/* The page snapshotd counts in, or -1: only a number for vm.info, a save goes on without it. */
+/*
+ * The page snapshotd counts in, or -1: only a number for vm.info, a save goes
+ * on without it. The regions are laid out from memory_size, so they cover it.
+ */
 static int progress_page(struct vm_tree *t, const Cloister__VmConfig *config)
 {
-	int fd = save_progress_start(&t->saving, region_bytes(config));
+	int fd = save_progress_start(&t->saving, config->memory_size);
 
 	if (fd < 0)
 		log_warn("no progress for this snapshot: %s", strerror(-fd));
