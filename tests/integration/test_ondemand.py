@@ -50,6 +50,16 @@ def logged(vm, needle, timeout=20):
     return vm.log()
 
 
+def ended_info(vm, timeout):
+    """vm.info once the VM has failed or shut down, or as it is at the timeout."""
+    deadline = time.time() + timeout
+    info = vm.info()
+    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
+        time.sleep(0.1)
+        info = vm.info()
+    return info
+
+
 def check_continues(vm, before, offset):
     text = vm.wait_serial(lambda t: all(h in first_counts_after(t, offset) for h in range(HARTS)),
                           what="every hart to count again")
@@ -156,11 +166,7 @@ def test_page_server_killed_fails_the_vm_with_the_reason(vms, workdir):
     assert vm2.info()["state"] == "Paused"
     [pid] = snapshotd_pids(vm2)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.time() + 10
-    info = vm2.info()
-    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
-        time.sleep(0.1)
-        info = vm2.info()
+    info = ended_info(vm2, 10)
     assert "page server" in str(info), info
     print(info.get("state"), info.get("error"))
     # No process of the VM is left waiting on a fault.
@@ -234,11 +240,7 @@ def test_region_file_cut_during_ondemand_fails_the_vm_cleanly(vms, workdir):
     for name in ("memory-region-0", "memory-region-1"):
         os.truncate(os.path.join(snapdir, name), 4096)
     vm2.remote("resume", check=False)
-    deadline = time.time() + 15
-    info = vm2.info()
-    while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
-        time.sleep(0.1)
-        info = vm2.info()
+    info = ended_info(vm2, 15)
     print(info.get("state"), info.get("error"))
     assert "changed during an OnDemand restore" in str(info), info
     time.sleep(0.5)
@@ -427,11 +429,7 @@ def test_region_file_eio_during_ondemand_fails_the_vm_cleanly(vms, workdir):
         os.truncate(image, 1 << 20)
         subprocess.run(["losetup", "-c", loop], check=True)
         vm2.remote("resume", check=False)
-        deadline = time.time() + 15
-        info = vm2.info()
-        while info["state"] not in ("Failed", "Shutdown") and time.time() < deadline:
-            time.sleep(0.1)
-            info = vm2.info()
+        info = ended_info(vm2, 15)
         print(info.get("state"), info.get("error"))
         assert "Input/output error" in str(info) and "page server" in str(info), info
         time.sleep(0.5)
