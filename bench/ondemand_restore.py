@@ -75,6 +75,15 @@ def api(sock, method, path, body=None):
     return r.status, (json.loads(text) if text.startswith("{") else text)
 
 
+def reap(proc):
+    """Waits for a VMM asked to quit, killing it after 30 s."""
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class VM:
     def __init__(self, build, work, name):
         self.bin = os.path.join(build, "cloister")
@@ -129,11 +138,7 @@ class VM:
             api(self.sock, "PUT", "vmm.shutdown")
         except (OSError, http.client.HTTPException):
             pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        reap(self.proc)
 
 
 def dd(args):
@@ -364,11 +369,7 @@ class QemuVM(VM):
             self.qmp.execute("quit")
         except (sr.BenchError, OSError):
             pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        reap(self.proc)
 
 
 def qemu_side(size, work, data):
