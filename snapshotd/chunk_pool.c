@@ -56,7 +56,6 @@ struct worker {
 	struct chunk_pool *p;
 	struct chunk_buf b;
 	pthread_t thread;
-	bool started;
 };
 
 static void *worker_main(void *arg)
@@ -82,7 +81,6 @@ static size_t start_helpers(struct chunk_pool *p, struct worker *w, size_t n)
 			chunk_buf_release(&w[h].b);
 			break;
 		}
-		w[h].started = true;
 		started++;
 	}
 	return started;
