@@ -292,7 +292,6 @@ static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *ur
 			char *err, size_t errlen)
 {
 	_cleanup_close_ int dirfd = -1;
-	bool on_demand;
 	int r;
 
 	*rs = (struct vm_restore){ .snapd = { .pidfd = -1, .sock = -1 }, .core_end = -1,
@@ -303,7 +302,7 @@ static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *ur
 	if (r < -1)
 		return r;
 	rs->uffd = r;
-	rs->on_demand = on_demand = rs->uffd >= 0;
+	rs->on_demand = rs->uffd >= 0;
 	dirfd = snapdir_open(url, err, errlen);
 	if (dirfd < 0)
 		return dirfd;
@@ -314,7 +313,7 @@ static int restore_open(struct vm_tree *t, struct vm_restore *rs, const char *ur
 	}
 	/* For tests: faults only, so the fault path and files cut meanwhile can be seen. */
 	if (r == 0)
-		r = snapd_start(t, &rs->snapd, on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
+		r = snapd_start(t, &rs->snapd, rs->on_demand && getenv("CLOISTER_ONDEMAND_NO_PREFETCH") ?
 				"load-faults-only" : "load", &rs->core_end, err, errlen);
 	if (r == 0)
 		r = snapd_load(t, rs, seal, err, errlen);
