@@ -88,9 +88,11 @@
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
-#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024)
+#define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
 /* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
+/* give_back() at most: two 7-byte moves for each register of cached[]. */
+#define GIVE_BACK_BYTES (16 * 14)
 
 enum jit_exit {
 	JIT_EXIT_NORMAL = 0,	/* h->pc is where to go on */
@@ -228,21 +230,11 @@ static const struct {
 	uint8_t guest, host;
 } cached[] = {
 	{ 15, R8 }, { 14, R9 }, { 13, R10 }, { 12, R11 }, { 10, RSI }, { 11, RDI },
-	{ 2, R13 }, { 8, R15 }, { 16, R12 }, { 17, RBP },
+	{ 2, R13 }, { 8, R15 }, { 16, R12 },
 };
 
 #define N_CACHED (sizeof(cached) / sizeof(cached[0]))
 #define NOT_CACHED 0xff
-
-/* The host register holding x[i], or NOT_CACHED. */
-static unsigned host_of(unsigned i)
-{
-	for (size_t k = 0; k < N_CACHED; k++) {
-		if (cached[k].guest == i)
-			return cached[k].host;
-	}
-	return NOT_CACHED;
-}
 
 /* Callee-saved host registers keep their value across a call into C. */
 static bool host_preserved(unsigned host)
@@ -259,7 +251,32 @@ struct emit {
 	 * not load it again. Any byte emitted after clears it.
 	 */
 	unsigned rax_is;
+	/*
+	 * Where each guest register is while this code runs: host[i] holds
+	 * x[i] (NOT_CACHED: x[i] is in memory), guest_in[h] is the guest
+	 * register in host register h. cached[] outside a block; a block
+	 * may lend some of those host registers to others (plan_borrow()).
+	 */
+	uint8_t host[32];
+	uint8_t guest_in[16];
 };
+
+/* The cached[] layout. */
+static void map_standard(struct emit *e)
+{
+	memset(e->host, NOT_CACHED, sizeof(e->host));
+	memset(e->guest_in, 0, sizeof(e->guest_in));
+	for (size_t k = 0; k < N_CACHED; k++) {
+		e->host[cached[k].guest] = cached[k].host;
+		e->guest_in[cached[k].host] = cached[k].guest;
+	}
+}
+
+/* The host register holding x[i] here, or NOT_CACHED. */
+static unsigned host_of(const struct emit *e, unsigned i)
+{
+	return e->host[i & 31];
+}
 
 /* n bytes at the end: the caller checked BLOCK_MAX_BYTES of room; this only guards it. */
 static inline void bytes(struct emit *e, const void *p, size_t n)
@@ -333,8 +350,8 @@ static void load_x(struct emit *e, unsigned reg, unsigned i)
 	}
 	if (reg == RAX && e->rax_is == i)
 		return;		/* the previous instruction's result, still in rax */
-	if (host_of(i) != NOT_CACHED) {
-		mov_rr(e, reg, host_of(i));
+	if (host_of(e, i) != NOT_CACHED) {
+		mov_rr(e, reg, host_of(e, i));
 		return;
 	}
 	mov_rbx(e, true, reg, (int32_t)(8 * i));
@@ -345,8 +362,8 @@ static void store_x(struct emit *e, unsigned i, unsigned reg)
 {
 	if (i == 0)
 		return;
-	if (host_of(i) != NOT_CACHED)
-		mov_rr(e, host_of(i), reg);
+	if (host_of(e, i) != NOT_CACHED)
+		mov_rr(e, host_of(e, i), reg);
 	else
 		mov_rbx(e, false, reg, (int32_t)(8 * i));
 	if (reg == RAX)
@@ -354,15 +371,17 @@ static void store_x(struct emit *e, unsigned i, unsigned reg)
 }
 
 /*
- * The cached guest registers to x[] (store) or back from it (load): all
- * of them, or only those a call into C does not preserve.
+ * The guest registers in host registers to x[] (store) or back from it
+ * (load): all of them, or only those a call into C does not preserve.
  */
 static void sync_cached(struct emit *e, bool load, bool volatile_only)
 {
 	for (size_t i = 0; i < N_CACHED; i++) {
-		if (volatile_only && host_preserved(cached[i].host))
+		unsigned h = cached[i].host;
+
+		if (volatile_only && host_preserved(h))
 			continue;
-		mov_rbx(e, load, cached[i].host, (int32_t)(8 * cached[i].guest));
+		mov_rbx(e, load, h, (int32_t)(8 * e->guest_in[h]));
 	}
 }
 
@@ -380,7 +399,7 @@ static void mov_rax_imm(struct emit *e, uint64_t v)
 /* x[i] = constant; uses rcx, never rax. */
 static void store_x_imm(struct emit *e, unsigned i, uint64_t v)
 {
-	unsigned h = host_of(i);
+	unsigned h = host_of(e, i);
 
 	if (i == 0)
 		return;
@@ -434,7 +453,7 @@ static void patch(struct emit *e, size_t at, size_t target)
 }
 
 enum { CC_B = 0x82, CC_AE = 0x83, CC_E = 0x84, CC_NE = 0x85, CC_L = 0x8c, CC_GE = 0x8d,
-       CC_LE = 0x8e };
+       CC_LE = 0x8e, CC_G = 0x8f };
 
 /* mov [rbx + OFF_PC], rax */
 static void store_pc_rax(struct emit *e)
@@ -443,13 +462,16 @@ static void store_pc_rax(struct emit *e)
 	modrm_rbx(e, RAX, OFF_PC);
 }
 
-/* sub qword [rbx + OFF_LEFT], n */
+/* sub rbp, n: the budget, in a register so that a loop's count is no chain through memory */
 static void charge(struct emit *e, unsigned n)
 {
 	if (!n)
 		return;
-	EMIT(e, 0x48, 0x81, 0xab);
-	b4(e, (uint32_t)OFF_LEFT);
+	if (n < 128) {
+		EMIT(e, 0x48, 0x83, 0xed, (uint8_t)n);
+		return;
+	}
+	EMIT(e, 0x48, 0x81, 0xed);
 	b4(e, n);
 }
 
@@ -504,11 +526,13 @@ static void emit_stubs(struct rv64_jit *j)
 	struct emit e = { .buf = j->rw, .pos = STAMP_BYTES, .end = CODE_SIZE };
 	size_t way1, found, miss1, miss2;
 
+	map_standard(&e);
+
 	/* int enter(h = rdi, code = rsi, fetch_addend = rdx, budget = rcx) */
 	EMIT(&e, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57);	/* push rbx..r15 */
 	EMIT(&e, 0x48, 0x83, 0xec, 0x08);	/* sub rsp, 8: 16-byte alignment */
 	EMIT(&e, 0x48, 0x89, 0xfb);		/* mov rbx, rdi */
-	mov_rbx(&e, false, RCX, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rcx */
+	EMIT(&e, 0x48, 0x89, 0xcd);		/* mov rbp, rcx: the budget */
 	mov_rbx(&e, false, RDX, OFF_KEY);	/* mov [rbx + OFF_KEY], rdx */
 	EMIT(&e, 0x4c, 0x8b, 0xb3);		/* mov r14, [rbx + OFF_TLB] */
 	b4(&e, (uint32_t)OFF_TLB);
@@ -517,6 +541,7 @@ static void emit_stubs(struct rv64_jit *j)
 	EMIT(&e, 0xff, 0xe0);			/* jmp rax */
 
 	j->epilogue = e.pos;
+	mov_rbx(&e, false, RBP, OFF_LEFT);	/* mov [rbx + OFF_LEFT], rbp */
 	sync_cached(&e, false, false);
 	EMIT(&e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
 	EMIT(&e, 0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b);	/* pop r15..rbx */
@@ -589,7 +614,32 @@ struct block {
 	unsigned n_cold;
 	size_t chain[2];	/* jmps (E9 rel32) to a block on the same page, to link */
 	unsigned n_chain;
+	/*
+	 * Host registers of cached[] lent, for this block, to guest
+	 * registers it uses more: on entry the lender (which the block never
+	 * names) goes to x[] and the borrower comes from it, and every way
+	 * out gives them back (give_back()), so outside the block the
+	 * layout is always cached[].
+	 */
+	struct borrow {
+		uint8_t guest, lender, host;
+		bool written;	/* the block may write the borrower: store it back */
+	} borrow[N_CACHED];
+	unsigned n_borrow;
+	size_t body;		/* where the block's own instructions start, after the loans */
 };
+
+/* Each loan's host register back to its lender, the borrower to x[]; flags and rax kept. */
+static void give_back(struct block *b)
+{
+	for (unsigned i = 0; i < b->n_borrow; i++) {
+		const struct borrow *l = &b->borrow[i];
+
+		if (l->written)
+			mov_rbx(&b->e, false, l->host, (int32_t)(8 * l->guest));
+		mov_rbx(&b->e, true, l->host, (int32_t)(8 * l->lender));
+	}
+}
 
 /*
  * rax = x[rs1] + imm, then the TLB check against the read or the write
@@ -599,7 +649,7 @@ struct block {
 static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
 {
 	struct emit *e = &b->e;
-	unsigned h = d->rs1 ? host_of(d->rs1) : NOT_CACHED;
+	unsigned h = d->rs1 ? host_of(e, d->rs1) : NOT_CACHED;
 	struct cold_site *c;
 
 	if (h != NOT_CACHED && d->imm) {
@@ -1574,13 +1624,13 @@ static void charge_block(struct block *b)
 }
 
 /*
- * The block's end: rax = next pc, charge the block, and the lookup stub's
+ * The block's end, loans given back: rax = next pc, charge the block, and the lookup stub's
  * way-0 path in place: the fetch TLB, then the table. So each jump the
  * guest makes through a register (a return, an interpreter's dispatch)
  * has its own host indirect jump, predicted on its own, rather than all
  * of them sharing the stub's one. A miss in either goes to the stub.
  */
-static void emit_next(struct block *b)
+static void emit_lookup(struct block *b)
 {
 	struct emit *e = &b->e;
 	size_t lookup = b->j->lookup;
@@ -1622,8 +1672,21 @@ static void emit_goto(struct block *b, uint64_t target)
 	uint32_t slot = ACC_FETCH * (uint32_t)TLB_BYTES + 16 * (uint32_t)rv64_tlb_index(target);
 
 	mov_rax_imm(e, target);
+	if (target == b->start_pc) {
+		/*
+		 * A loop on itself goes on past the entry check and the loans:
+		 * only C moves the code epoch or the fetch addend, and the block
+		 * has not left translated code since its entry checked them.
+		 */
+		charge(e, b->n);
+		jcc(e, CC_G, b->body);
+		give_back(b);
+		jmp(e, b->j->exit_pc);
+		return;
+	}
+	give_back(b);
 	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
-		emit_next(b);
+		emit_lookup(b);
 		return;
 	}
 	charge_block(b);
@@ -1667,6 +1730,7 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 		}
 		EMIT(e, 0x48, 0x83, 0xe0, 0xfe);	/* and rax, ~1 */
 		store_x_imm(e, d->op == DC_JALR ? d->rd : 0, next);	/* after reading rs1 */
+		give_back(b);
 		break;
 	default:	/* conditional branches */
 		load_x(e, RAX, d->rs1);
@@ -1678,7 +1742,7 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 		emit_goto(b, target);
 		return;
 	}
-	emit_next(b);
+	emit_lookup(b);
 }
 
 static bool is_control(unsigned op)
@@ -1749,6 +1813,101 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 	}
 	set_site(e, start);
 	exit_at(e, b->j, pc, 0, JIT_EXIT_VERIFIED);
+}
+
+/* Which of rd, rs1 and rs2 an instruction names as integer registers. */
+enum { USES_RD = 1, USES_RS1 = 2, USES_RS2 = 4 };
+
+static unsigned operands(const struct dc_entry *d)
+{
+	unsigned op = d->op;
+
+	if (op == JIT_OP_FP)	/* FP registers counted too: harmless */
+		return (d->raw & 0x7f) == 0x27 ? USES_RS1 : USES_RD | USES_RS1;
+	if (op == DC_NOP || op == DC_FENCE)
+		return 0;
+	if (op == DC_LUI || op == DC_AUIPC || op == DC_JAL || op == DC_J)
+		return USES_RD;
+	if ((op >= DC_BEQ && op <= DC_BGEU) || (op >= DC_SB && op <= DC_SD))
+		return USES_RS1 | USES_RS2;
+	if (op == DC_JALR || op == DC_JR || (op >= DC_LB && op <= DC_LWU) ||
+	    (op >= DC_ADDI && op <= DC_SRAIW) || op >= DC_ZB_FIRST_IMM)
+		return USES_RD | USES_RS1;
+	return USES_RD | USES_RS1 | USES_RS2;
+}
+
+/*
+ * The integer registers d names, counted in uses[] and, as a destination,
+ * in written[]. Over-counting is harmless; missing one is not (it could
+ * be lent while the block uses it).
+ */
+static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
+{
+	unsigned which = operands(d), rd = d->rd, rs1 = d->rs1;
+
+	if (d->op == JIT_OP_FP) {
+		rd = F_RD(d->raw);
+		rs1 = F_RS1(d->raw);
+	}
+	if (which & USES_RD) {
+		uses[rd & 31]++;
+		written[rd & 31] = true;
+	}
+	if (which & USES_RS1)
+		uses[rs1 & 31]++;
+	if (which & USES_RS2)
+		uses[d->rs2 & 31]++;
+}
+
+/* A loan pays for itself from this many uses in the block (two moves in, two out). */
+#define LOAN_MIN_USES 3
+
+/*
+ * Which registers of cached[] the block lends, and to whom: each one the
+ * block never names goes to the uncached register it names most, while
+ * one is named at least LOAN_MIN_USES times.
+ */
+static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned n)
+{
+	unsigned uses[32] = { 0 };
+	bool written[32] = { false };
+
+	for (unsigned i = 0; i < n; i++)
+		count_uses(&insns[i], uses, written);
+	for (size_t k = 0; k < N_CACHED; k++) {
+		unsigned best = 0;
+
+		if (uses[cached[k].guest])
+			continue;
+		for (unsigned g = 1; g < 32; g++) {
+			if (host_of(&b->e, g) == NOT_CACHED && uses[g] >= LOAN_MIN_USES &&
+			    uses[g] > uses[best])
+				best = g;
+		}
+		if (!best)
+			return;
+		b->borrow[b->n_borrow++] = (struct borrow){
+			.guest = (uint8_t)best, .lender = cached[k].guest, .host = cached[k].host,
+			.written = written[best],
+		};
+		uses[best] = 0;
+	}
+}
+
+/* The loans, at the block's entry: the lender to x[], the borrower from it. */
+static void take_loans(struct block *b)
+{
+	struct emit *e = &b->e;
+
+	for (unsigned i = 0; i < b->n_borrow; i++) {
+		const struct borrow *l = &b->borrow[i];
+
+		mov_rbx(e, false, l->host, (int32_t)(8 * l->lender));
+		mov_rbx(e, true, l->host, (int32_t)(8 * l->guest));
+		e->host[l->lender] = NOT_CACHED;
+		e->host[l->guest] = l->host;
+		e->guest_in[l->host] = l->guest;
+	}
 }
 
 /* The map's entry for pc, or the empty one where it would go. */
@@ -1847,10 +2006,14 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
+	map_standard(&b->e);
 	j->stamps[j->n_stamps] = (struct jit_stamp){
 		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(epoch),
 	};
 	emit_entry(b, pc, j->n_stamps++, &verify);
+	plan_borrow(b, insns, n);
+	take_loans(b);
+	b->body = b->e.pos;
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
@@ -1882,6 +2045,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		b->n = n;
 		if (unknown_next) {
 			/* Straight to the interpreter for the instruction after. */
+			give_back(b);
 			exit_at(&b->e, j, b->pc, n, JIT_EXIT_INTERP);
 		} else {
 			emit_goto(b, b->pc);
@@ -1898,6 +2062,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		patch(&b->e, c->jcc_at, b->e.pos);
 		if (c->tlb)
 			emit_tlb_way1(b, c);
+		give_back(b);
 		if (c->helper) {
 			charge(&b->e, c->done);
 			leave(&b->e, j->epilogue, JIT_EXIT_HELPER);
