@@ -422,6 +422,43 @@ static void store_x_imm(struct emit *e, unsigned i, uint64_t v)
 	}
 }
 
+/*
+ * An instruction with a ModRM byte: REX (W when wide; R and B as the
+ * registers need), the opcode, reg in the middle field, and as r/m the
+ * host register rm or, for rm == NOT_CACHED, x[i] in memory.
+ */
+static void op_modrm(struct emit *e, bool wide, const uint8_t *opcode, size_t n, unsigned reg,
+		     unsigned rm, unsigned i)
+{
+	uint8_t rex = (uint8_t)((wide ? 0x48 : 0x40) | (reg >= 8 ? 0x04 : 0) |
+				(rm != NOT_CACHED && rm >= 8 ? 0x01 : 0));
+
+	if (rex != 0x40)
+		b1(e, rex);
+	bytes(e, opcode, n);
+	if (rm != NOT_CACHED)
+		b1(e, (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7)));
+	else
+		modrm_rbx(e, reg, (int32_t)(8 * i));
+}
+
+#define OP_MODRM(e, wide, reg, rm, i, ...) \
+	op_modrm((e), (wide), (const uint8_t[]){ __VA_ARGS__ }, \
+		 sizeof((const uint8_t[]){ __VA_ARGS__ }), (reg), (rm), (i))
+
+/* Host register h = x[i], i not x0. */
+static void host_from_x(struct emit *e, unsigned h, unsigned i)
+{
+	OP_MODRM(e, true, h, host_of(e, i), i, 0x8b);	/* mov h, r/m64 */
+	e->rax_is = 0;
+}
+
+/* movsxd h, h32: a W instruction's result, sign-extended. */
+static void sign_extend_host(struct emit *e, unsigned h)
+{
+	OP_MODRM(e, true, h, h, 0, 0x63);
+}
+
 /* A rel32 jump or jcc to a known offset; returns where its rel32 sits. */
 static size_t jump_to(struct emit *e, const uint8_t *opcode, size_t n, size_t target)
 {
@@ -699,20 +736,43 @@ static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 	patch(e, miss, e->pos);
 }
 
+/*
+ * mov-like opcode reg, [rcx + rax]: REX (W when wide, R for reg >= 8),
+ * ModRM with a SIB byte.
+ */
+static void load_rcx_rax(struct emit *e, bool wide, const uint8_t *opcode, size_t n, unsigned reg)
+{
+	uint8_t rex = (uint8_t)((wide ? 0x48 : 0x40) | (reg >= 8 ? 0x04 : 0));
+
+	if (rex != 0x40)
+		b1(e, rex);
+	bytes(e, opcode, n);
+	b1(e, (uint8_t)(0x04 | (reg & 7) << 3));
+	b1(e, 0x01);
+}
+
+/* A load: into rd's host register when it has one, else through rax. */
 static void emit_load(struct block *b, const struct dc_entry *d)
 {
+	static const struct {
+		uint8_t size, wide, n, opcode[2];
+	} form[] = {
+		[DC_LB - DC_LB] = { 1, 1, 2, { 0x0f, 0xbe } },	/* movsx */
+		[DC_LH - DC_LB] = { 2, 1, 2, { 0x0f, 0xbf } },
+		[DC_LW - DC_LB] = { 4, 1, 1, { 0x63 } },	/* movsxd */
+		[DC_LD - DC_LB] = { 8, 1, 1, { 0x8b } },
+		[DC_LBU - DC_LB] = { 1, 0, 2, { 0x0f, 0xb6 } },	/* movzx */
+		[DC_LHU - DC_LB] = { 2, 0, 2, { 0x0f, 0xb7 } },
+		[DC_LWU - DC_LB] = { 4, 0, 1, { 0x8b } },	/* a 32-bit mov zero-extends */
+	};
 	struct emit *e = &b->e;
+	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED;
+	unsigned k = d->op - DC_LB;
 
-	switch (d->op) {
-	case DC_LB: address(b, d, 1, false); EMIT(e, 0x48, 0x0f, 0xbe, 0x04, 0x01); break;
-	case DC_LBU: address(b, d, 1, false); EMIT(e, 0x0f, 0xb6, 0x04, 0x01); break;
-	case DC_LH: address(b, d, 2, false); EMIT(e, 0x48, 0x0f, 0xbf, 0x04, 0x01); break;
-	case DC_LHU: address(b, d, 2, false); EMIT(e, 0x0f, 0xb7, 0x04, 0x01); break;
-	case DC_LW: address(b, d, 4, false); EMIT(e, 0x48, 0x63, 0x04, 0x01); break;
-	case DC_LWU: address(b, d, 4, false); EMIT(e, 0x8b, 0x04, 0x01); break;
-	default: address(b, d, 8, false); EMIT(e, 0x48, 0x8b, 0x04, 0x01); break;
-	}
-	store_x(e, d->rd, RAX);
+	address(b, d, form[k].size, false);
+	load_rcx_rax(e, form[k].wide, form[k].opcode, form[k].n, h != NOT_CACHED ? h : RAX);
+	if (h == NOT_CACHED)
+		store_x(e, d->rd, RAX);
 }
 
 static void emit_store(struct block *b, const struct dc_entry *d)
@@ -721,14 +781,20 @@ static void emit_store(struct block *b, const struct dc_entry *d)
 					  [DC_SW - DC_SB] = 4, [DC_SD - DC_SB] = 8 };
 	struct emit *e = &b->e;
 
+	unsigned src = d->rs2 ? host_of(e, d->rs2) : NOT_CACHED;
+
 	address(b, d, sizes[d->op - DC_SB], true);
-	load_x(e, RDX, d->rs2);			/* rdx is free once the TLB hit */
-	switch (d->op) {
-	case DC_SB: EMIT(e, 0x88, 0x14, 0x01); break;	/* mov [rcx + rax], dl */
-	case DC_SH: EMIT(e, 0x66, 0x89, 0x14, 0x01); break;
-	case DC_SW: EMIT(e, 0x89, 0x14, 0x01); break;
-	default: EMIT(e, 0x48, 0x89, 0x14, 0x01); break;
+	if (src == NOT_CACHED) {
+		load_x(e, RDX, d->rs2);		/* rdx is free once the TLB hit */
+		src = RDX;
 	}
+	/* mov [rcx + rax], src: a byte store names sil, dil and bpl only with a REX */
+	if (d->op == DC_SH)
+		b1(e, 0x66);
+	b1(e, (uint8_t)((d->op == DC_SD ? 0x48 : 0x40) | (src >= 8 ? 0x04 : 0)));
+	b1(e, d->op == DC_SB ? 0x88 : 0x89);
+	b1(e, (uint8_t)(0x04 | (src & 7) << 3));
+	b1(e, 0x01);
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -1411,10 +1477,101 @@ static void emit_fp_mem(struct block *b, const struct dc_entry *d)
 	b4(e, (uint32_t)SSTATUS_FS);
 }
 
+/*
+ * OP-IMM straight into rd's host register h: h = x[rs1], then the
+ * operation on h. False for the forms it leaves to emit_alu().
+ */
+static bool alu_imm_in_place(struct emit *e, const struct dc_entry *d, unsigned h)
+{
+	bool w = d->op >= DC_ADDIW && d->op <= DC_SRAIW;
+	uint8_t sub, shift = (uint8_t)(d->imm & (w ? 31 : 63));
+
+	switch (d->op) {
+	case DC_ADDI: case DC_ADDIW: sub = 0; break;
+	case DC_ORI: sub = 1; break;
+	case DC_ANDI: sub = 4; break;
+	case DC_XORI: sub = 6; break;
+	case DC_SLLI: case DC_SLLIW: sub = 4 | 0x80; break;
+	case DC_SRLI: case DC_SRLIW: sub = 5 | 0x80; break;
+	case DC_SRAI: case DC_SRAIW: sub = 7 | 0x80; break;
+	default: return false;
+	}
+	if (d->rs1 == 0)
+		return false;		/* li, and the like: emit_alu() */
+	if (host_of(e, d->rs1) != h)
+		host_from_x(e, h, d->rs1);
+	if (sub & 0x80) {
+		OP_MODRM(e, !w, sub & 7, h, 0, 0xc1);	/* shl/shr/sar h, imm8 */
+		b1(e, shift);
+	} else if (d->imm >= -128 && d->imm < 128) {
+		OP_MODRM(e, !w, sub, h, 0, 0x83);	/* op h, simm8 */
+		b1(e, (uint8_t)d->imm);
+	} else {
+		OP_MODRM(e, !w, sub, h, 0, 0x81);	/* op h, simm32 */
+		b4(e, (uint32_t)d->imm);
+	}
+	if (w)
+		sign_extend_host(e, h);
+	return true;
+}
+
+/*
+ * OP and OP-32 straight into rd's host register h: h = x[rs1], then h op=
+ * x[rs2] from its host register or memory (a shift's count through cl).
+ * False for the forms it leaves to emit_alu(): x0 operands, compares,
+ * the high multiplies, and rd = rs2 in a subtraction.
+ */
+static bool alu_reg_in_place(struct emit *e, const struct dc_entry *d, unsigned h)
+{
+	bool w = (d->op >= DC_ADDW && d->op <= DC_SRAW) || d->op == DC_MULW, swap = false;
+	uint8_t opc[2] = { 0 }, shift = 0;
+	unsigned a = d->rs1, c = d->rs2;
+
+	switch (d->op) {
+	case DC_ADD: case DC_ADDW: opc[0] = 0x03; break;
+	case DC_SUB: case DC_SUBW: opc[0] = 0x2b; break;
+	case DC_XOR: opc[0] = 0x33; break;
+	case DC_OR: opc[0] = 0x0b; break;
+	case DC_AND: opc[0] = 0x23; break;
+	case DC_MUL: case DC_MULW: opc[0] = 0x0f; opc[1] = 0xaf; break;
+	case DC_SLL: case DC_SLLW: shift = 4; break;
+	case DC_SRL: case DC_SRLW: shift = 5; break;
+	case DC_SRA: case DC_SRAW: shift = 7; break;
+	default: return false;
+	}
+	if (a == 0 || c == 0)
+		return false;
+	if (shift) {
+		load_x(e, RCX, c);		/* before h changes: rs2 may be rd */
+		if (host_of(e, a) != h)
+			host_from_x(e, h, a);
+		OP_MODRM(e, !w, shift, h, 0, 0xd3);	/* shl/shr/sar h, cl */
+	} else {
+		if (host_of(e, c) == h && host_of(e, a) != h) {
+			if (opc[0] == 0x2b)
+				return false;	/* rd = rs2 in a subtraction */
+			swap = true;		/* the rest commute: h op= x[rs1] */
+		}
+		if (swap) {
+			c = a;
+		} else if (host_of(e, a) != h) {
+			host_from_x(e, h, a);
+		}
+		op_modrm(e, !w, opc, opc[0] == 0x0f ? 2 : 1, h, host_of(e, c), c);
+	}
+	if (w)
+		sign_extend_host(e, h);
+	return true;
+}
+
 /* Straight-line ALU instructions; false for one it does not translate. */
 static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
+	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED;
+
+	if (h != NOT_CACHED && (alu_imm_in_place(e, d, h) || alu_reg_in_place(e, d, h)))
+		return true;
 	unsigned sh64 = (unsigned)d->imm & 63, sh32 = (unsigned)d->imm & 31;
 
 	switch (d->op) {
@@ -1704,6 +1861,23 @@ static void emit_goto(struct block *b, uint64_t target)
 	jmp(e, 0);
 }
 
+/* Flags as cmp x[a], x[c] sets them, from host registers where it can. */
+static void compare(struct emit *e, unsigned a, unsigned c)
+{
+	unsigned ha = a ? host_of(e, a) : NOT_CACHED;
+
+	if (ha == NOT_CACHED) {
+		load_x(e, RAX, a);
+		ha = RAX;
+	}
+	if (c == 0) {
+		OP_MODRM(e, true, 7, ha, 0, 0x83);	/* cmp ha, 0 */
+		b1(e, 0);
+		return;
+	}
+	OP_MODRM(e, true, ha, host_of(e, c), c, 0x3b);	/* cmp ha, r/m64 */
+}
+
 /* Branches and jumps, which end the block (b->n already counts them). */
 static void emit_control(struct block *b, const struct dc_entry *d)
 {
@@ -1733,9 +1907,7 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 		give_back(b);
 		break;
 	default:	/* conditional branches */
-		load_x(e, RAX, d->rs1);
-		load_x(e, RCX, d->rs2);
-		EMIT(e, 0x48, 0x39, 0xc8);	/* cmp rax, rcx */
+		compare(e, d->rs1, d->rs2);
 		taken = jcc(e, cc[d->op - DC_BEQ], 0);
 		emit_goto(b, next);
 		patch(e, taken, e->pos);
