@@ -1564,12 +1564,43 @@ static bool alu_reg_in_place(struct emit *e, const struct dc_entry *d, unsigned 
 	return true;
 }
 
+/*
+ * A register copy (mv, as C.MV writes it: add rd, x0, rs2; or rd = rs1
+ * plus, or, xor or minus x0): x[rd] = x[src] without rax where either
+ * has a host register. False for anything else.
+ */
+static bool alu_copy(struct emit *e, const struct dc_entry *d)
+{
+	bool plain = d->op == DC_ADD || d->op == DC_OR || d->op == DC_XOR;
+	unsigned src, hd, hs;
+
+	if (plain && d->rs1 == 0)
+		src = d->rs2;
+	else if ((plain || d->op == DC_SUB) && d->rs2 == 0)
+		src = d->rs1;
+	else
+		return false;
+	if (src == 0 || d->rd == 0)
+		return false;		/* li 0 and nops: emit_alu() */
+	hd = host_of(e, d->rd);
+	hs = host_of(e, src);
+	if (hd != NOT_CACHED)
+		host_from_x(e, hd, src);
+	else if (hs != NOT_CACHED)
+		mov_rbx(e, false, hs, (int32_t)(8 * d->rd));
+	else
+		return false;
+	return true;
+}
+
 /* Straight-line ALU instructions; false for one it does not translate. */
 static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED;
 
+	if (alu_copy(e, d))
+		return true;
 	if (h != NOT_CACHED && (alu_imm_in_place(e, d, h) || alu_reg_in_place(e, d, h)))
 		return true;
 	unsigned sh64 = (unsigned)d->imm & 63, sh32 = (unsigned)d->imm & 31;
