@@ -649,7 +649,10 @@ struct block {
 	unsigned n;		/* instructions translated so far */
 	struct cold_site cold[BLOCK_MAX_COLD];
 	unsigned n_cold;
-	size_t chain[2];	/* jmps (E9 rel32) to a block on the same page, to link */
+	struct {
+		size_t at;	/* a jmp (E9 rel32) to the target's block, to link */
+		uint64_t target;
+	} chain[2];
 	unsigned n_chain;
 	/*
 	 * Host registers of cached[] lent, for this block, to guest
@@ -1859,7 +1862,8 @@ static void emit_goto(struct block *b, uint64_t target)
 	uint64_t vpn = target >> PAGE_SHIFT;
 	uint32_t slot = ACC_FETCH * (uint32_t)TLB_BYTES + 16 * (uint32_t)rv64_tlb_index(target);
 
-	mov_rax_imm(e, target);
+	size_t spent, other_page = 0;
+
 	if (target == b->start_pc) {
 		/*
 		 * A loop on itself goes on past the entry check and the loans:
@@ -1868,28 +1872,44 @@ static void emit_goto(struct block *b, uint64_t target)
 		 */
 		charge(e, b->n);
 		jcc(e, CC_G, b->body);
+		mov_rax_imm(e, target);
 		give_back(b);
 		jmp(e, b->j->exit_pc);
 		return;
 	}
 	give_back(b);
 	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
+		mov_rax_imm(e, target);
 		emit_lookup(b);
 		return;
 	}
-	charge_block(b);
+	/*
+	 * The target block sets rax to its pc itself: only the ways back to
+	 * C and to the lookup stub, out of the straight path, need it here.
+	 */
+	charge(e, b->n);
+	spent = jcc(e, CC_LE, 0);
 	if (vpn != b->start_pc >> PAGE_SHIFT) {
 		EMIT(e, 0x48, 0xb9);		/* movabs rcx, vpn */
 		b8(e, vpn);
 		EMIT(e, 0x49, 0x3b, 0x8e);	/* cmp rcx, [r14 + slot] */
 		b4(e, slot);
-		jcc(e, CC_NE, b->j->lookup);
+		other_page = jcc(e, CC_NE, 0);
 		EMIT(e, 0x49, 0x8b, 0x8e);	/* mov rcx, [r14 + slot + 8] */
 		b4(e, slot + 8);
 		set_key_rcx(e);
 	}
-	b->chain[b->n_chain++] = e->pos;
+	b->chain[b->n_chain].at = e->pos;
+	b->chain[b->n_chain++].target = target;
 	jmp(e, 0);
+	patch(e, spent, e->pos);
+	mov_rax_imm(e, target);
+	jmp(e, b->j->exit_pc);
+	if (other_page) {
+		patch(e, other_page, e->pos);
+		mov_rax_imm(e, target);
+		jmp(e, b->j->lookup);
+	}
 }
 
 /* Flags as cmp x[a], x[c] sets them, from host registers where it can. */
@@ -2275,9 +2295,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	}
 	/* Unlinked jumps: rax = target; ask the dispatcher to link this one. */
 	for (unsigned i = 0; i < b->n_chain; i++) {
-		patch(&b->e, b->chain[i] + 1, b->e.pos);
+		patch(&b->e, b->chain[i].at + 1, b->e.pos);
+		mov_rax_imm(&b->e, b->chain[i].target);
 		store_pc_rax(&b->e);
-		set_site(&b->e, b->chain[i]);
+		set_site(&b->e, b->chain[i].at);
 		leave(&b->e, j->epilogue, JIT_EXIT_CHAIN);
 	}
 	/* The full check, when the entry's stamps do not match. */
