@@ -683,13 +683,15 @@ static void give_back(struct block *b)
 
 /*
  * rax = x[rs1] + imm, then the TLB check against the read or the write
- * table (r14, r14 + TLB_BYTES): on a hit rcx + rax is the host address,
- * else a cold exit.
+ * table (r14, r14 + TLB_BYTES) of the bytes [rax, rax + last]: on a hit
+ * rcx + rax is the host address, else a cold exit.
  */
-static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
+static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t last, bool write)
 {
 	struct emit *e = &b->e;
-	unsigned h = d->rs1 ? host_of(e, d->rs1) : NOT_CACHED;
+	unsigned h = rs1 ? host_of(e, rs1) : NOT_CACHED;
+	struct dc_entry base = { .rs1 = (uint8_t)rs1, .imm = imm };
+	const struct dc_entry *d = &base;
 	struct cold_site *c;
 
 	if (h != NOT_CACHED && d->imm) {
@@ -706,10 +708,15 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 		}
 	}
 	/*
-	 * The page of the access's last byte must be the entry's: an entry
-	 * at va's index never holds the next page, so a crossing misses.
+	 * The page of the last byte must be the entry's: an entry at va's
+	 * index never holds the next page, so a crossing misses.
 	 */
-	EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)(size - 1));	/* lea rcx, [rax + size - 1] */
+	if (last < 128) {
+		EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)last);	/* lea rcx, [rax + last] */
+	} else {
+		EMIT(e, 0x48, 0x8d, 0x88);			/* lea rcx, [rax + disp32] */
+		b4(e, (uint32_t)last);
+	}
 	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12 */
 	tlb_index16(e);
 	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table] */
@@ -721,6 +728,30 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
 	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
 	c->resume = e->pos;
+}
+
+/* address_span() of one access of size bytes. */
+static void address(struct block *b, const struct dc_entry *d, unsigned size, bool write)
+{
+	address_span(b, d->rs1, d->imm, (int32_t)size - 1, write);
+}
+
+/*
+ * ModRM (with SIB or displacement) for [rcx + rax], or in a group
+ * (emit_mem_group()) for [rcx + disp].
+ */
+static void mem_operand(struct emit *e, unsigned reg, bool grouped, int32_t disp)
+{
+	if (!grouped) {
+		b1(e, (uint8_t)(0x04 | (reg & 7) << 3));
+		b1(e, 0x01);
+	} else if (disp >= -128 && disp < 128) {
+		b1(e, (uint8_t)(0x41 | (reg & 7) << 3));
+		b1(e, (uint8_t)disp);
+	} else {
+		b1(e, (uint8_t)(0x81 | (reg & 7) << 3));
+		b4(e, (uint32_t)disp);
+	}
 }
 
 /* A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them), else the interpreter. */
@@ -739,54 +770,48 @@ static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 	patch(e, miss, e->pos);
 }
 
-/*
- * mov-like opcode reg, [rcx + rax]: REX (W when wide, R for reg >= 8),
- * ModRM with a SIB byte.
- */
-static void load_rcx_rax(struct emit *e, bool wide, const uint8_t *opcode, size_t n, unsigned reg)
-{
-	uint8_t rex = (uint8_t)((wide ? 0x48 : 0x40) | (reg >= 8 ? 0x04 : 0));
-
-	if (rex != 0x40)
-		b1(e, rex);
-	bytes(e, opcode, n);
-	b1(e, (uint8_t)(0x04 | (reg & 7) << 3));
-	b1(e, 0x01);
-}
-
-/* A load: into rd's host register when it has one, else through rax. */
-static void emit_load(struct block *b, const struct dc_entry *d)
-{
-	static const struct {
-		uint8_t size, wide, n, opcode[2];
-	} form[] = {
+/* A load's size and x86 form: movsx, movsxd, movzx or mov. */
+static const struct {
+	uint8_t size, wide, n, opcode[2];
+} load_form[] = {
 		[DC_LB - DC_LB] = { 1, 1, 2, { 0x0f, 0xbe } },	/* movsx */
 		[DC_LH - DC_LB] = { 2, 1, 2, { 0x0f, 0xbf } },
 		[DC_LW - DC_LB] = { 4, 1, 1, { 0x63 } },	/* movsxd */
 		[DC_LD - DC_LB] = { 8, 1, 1, { 0x8b } },
 		[DC_LBU - DC_LB] = { 1, 0, 2, { 0x0f, 0xb6 } },	/* movzx */
 		[DC_LHU - DC_LB] = { 2, 0, 2, { 0x0f, 0xb7 } },
-		[DC_LWU - DC_LB] = { 4, 0, 1, { 0x8b } },	/* a 32-bit mov zero-extends */
-	};
-	struct emit *e = &b->e;
-	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED;
-	unsigned k = d->op - DC_LB;
+	[DC_LWU - DC_LB] = { 4, 0, 1, { 0x8b } },	/* a 32-bit mov zero-extends */
+};
 
-	address(b, d, form[k].size, false);
-	load_rcx_rax(e, form[k].wide, form[k].opcode, form[k].n, h != NOT_CACHED ? h : RAX);
+/* The load's access, its address checked: into rd's host register, or through rax. */
+static void load_access(struct emit *e, const struct dc_entry *d, bool grouped, int32_t disp)
+{
+	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED, k = d->op - DC_LB;
+	unsigned reg = h != NOT_CACHED ? h : RAX;
+	uint8_t rex = (uint8_t)((load_form[k].wide ? 0x48 : 0x40) | (reg >= 8 ? 0x04 : 0));
+
+	if (rex != 0x40)
+		b1(e, rex);
+	bytes(e, load_form[k].opcode, load_form[k].n);
+	mem_operand(e, reg, grouped, disp);
 	if (h == NOT_CACHED)
 		store_x(e, d->rd, RAX);
 }
 
-static void emit_store(struct block *b, const struct dc_entry *d)
+static void emit_load(struct block *b, const struct dc_entry *d)
 {
-	static const unsigned sizes[] = { [DC_SB - DC_SB] = 1, [DC_SH - DC_SB] = 2,
-					  [DC_SW - DC_SB] = 4, [DC_SD - DC_SB] = 8 };
-	struct emit *e = &b->e;
+	address(b, d, load_form[d->op - DC_LB].size, false);
+	load_access(&b->e, d, false, 0);
+}
 
+static const unsigned store_size[] = { [DC_SB - DC_SB] = 1, [DC_SH - DC_SB] = 2,
+				       [DC_SW - DC_SB] = 4, [DC_SD - DC_SB] = 8 };
+
+/* The store's access, its address checked, from rs2's host register or rdx. */
+static void store_access(struct emit *e, const struct dc_entry *d, bool grouped, int32_t disp)
+{
 	unsigned src = d->rs2 ? host_of(e, d->rs2) : NOT_CACHED;
 
-	address(b, d, sizes[d->op - DC_SB], true);
 	if (src == NOT_CACHED) {
 		load_x(e, RDX, d->rs2);		/* rdx is free once the TLB hit */
 		src = RDX;
@@ -796,8 +821,99 @@ static void emit_store(struct block *b, const struct dc_entry *d)
 		b1(e, 0x66);
 	b1(e, (uint8_t)((d->op == DC_SD ? 0x48 : 0x40) | (src >= 8 ? 0x04 : 0)));
 	b1(e, d->op == DC_SB ? 0x88 : 0x89);
-	b1(e, (uint8_t)(0x04 | (src & 7) << 3));
-	b1(e, 0x01);
+	mem_operand(e, src, grouped, disp);
+}
+
+static void emit_store(struct block *b, const struct dc_entry *d)
+{
+	address(b, d, store_size[d->op - DC_SB], true);
+	store_access(&b->e, d, false, 0);
+}
+
+static bool is_load(unsigned op)
+{
+	return op >= DC_LB && op <= DC_LWU;
+}
+
+static bool is_store(unsigned op)
+{
+	return op >= DC_SB && op <= DC_SD;
+}
+
+static unsigned access_size(unsigned op)
+{
+	return is_load(op) ? load_form[op - DC_LB].size : store_size[op - DC_SB];
+}
+
+/* Accesses one group may take, and how far apart (all within one page). */
+#define GROUP_MAX 16
+#define GROUP_SPAN 2048
+
+/*
+ * How many loads (or stores) from insns[0] on share one address check:
+ * the same base register, not written by any but the last of them, all
+ * their bytes within GROUP_SPAN of each other. Their lowest offset in
+ * *ret_lo, the last byte's distance from it in *ret_last.
+ */
+static unsigned mem_group(const struct dc_entry *insns, unsigned n, int32_t *ret_lo,
+			  int32_t *ret_last)
+{
+	bool load = is_load(insns[0].op);
+	unsigned rs1 = insns[0].rs1, g = 0;
+	int32_t lo = insns[0].imm, end = insns[0].imm + (int32_t)access_size(insns[0].op);
+
+	while (g < n && g < GROUP_MAX) {
+		const struct dc_entry *d = &insns[g];
+		int32_t l = d->imm < lo ? d->imm : lo;
+		int32_t x = d->imm + (int32_t)access_size(d->op);
+
+		if ((load ? !is_load(d->op) : !is_store(d->op)) || d->rs1 != rs1)
+			break;
+		x = x > end ? x : end;
+		if (x - l > GROUP_SPAN)
+			break;
+		lo = l;
+		end = x;
+		g++;
+		if (load && d->rd == rs1 && rs1)
+			break;		/* the base changes after this one */
+	}
+	*ret_lo = lo;
+	*ret_last = end - lo - 1;
+	return g;
+}
+
+/*
+ * A group of loads or stores from mem_group(): one address check of all
+ * their bytes (the TLB miss hands the first one to the interpreter), then
+ * each at its offset from rcx = the host address of the lowest. Returns
+ * how many instructions it took.
+ */
+static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, unsigned n)
+{
+	struct emit *e = &b->e;
+	int32_t lo, last;
+	unsigned g = mem_group(insns, n, &lo, &last);
+	bool load = is_load(insns[0].op);
+
+	if (g < 2) {
+		if (load)
+			emit_load(b, insns);
+		else
+			emit_store(b, insns);
+		b->pc += insns[0].len;
+		return 1;
+	}
+	address_span(b, insns[0].rs1, lo, last, !load);
+	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
+	for (unsigned k = 0; k < g; k++) {
+		if (load)
+			load_access(e, &insns[k], true, insns[k].imm - lo);
+		else
+			store_access(e, &insns[k], true, insns[k].imm - lo);
+		b->pc += insns[k].len;
+	}
+	return g;
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -2243,11 +2359,11 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		const struct dc_entry *d = &insns[i];
 
 		b->n = i;
-		if (d->op >= DC_LB && d->op <= DC_LWU)
-			emit_load(b, d);
-		else if (d->op >= DC_SB && d->op <= DC_SD)
-			emit_store(b, d);
-		else if (is_control(d->op)) {
+		if (is_load(d->op) || is_store(d->op)) {
+			i += emit_mem_group(b, d, n - i) - 1;
+			continue;	/* b->pc moved on */
+		}
+		if (is_control(d->op)) {
 			b->n = i + 1;
 			emit_control(b, d);
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
