@@ -1206,6 +1206,130 @@ Test(rv64_jit, access_crossing_into_a_scattered_frame)
 	scattered_frames(false);
 }
 
+/*
+ * Loads and stores in a row from one base register, which the translator
+ * checks as one group: a group whose bytes run into the next page (in a
+ * frame out of order), one whose base register one of its loads writes,
+ * and one at the device. Under Sv39, in a loop, so the second time round
+ * the blocks are translated and the TLBs hold the pages.
+ */
+static void grouped_accesses(bool jit)
+{
+	const uint64_t f4 = DATA + 4 * PAGE, f0 = DATA;	/* DATA_VA's first two pages */
+	const uint64_t second = DATA_VA + PAGE;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	map_data_pages(&tm);
+	tm_poke64(&tm, f4 + PAGE - 16, 11);
+	tm_poke64(&tm, f4 + PAGE - 8, 12);
+	tm_poke64(&tm, f0, 13);
+	tm_poke64(&tm, f0 + 8, 14);
+	tm_poke64(&tm, f0 + 0x100, second + 0x200);	/* a pointer, then 55 */
+	tm_poke64(&tm, f0 + 0x108, 55);
+	tm_poke64(&tm, f0 + 0x208, 99);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A7, ZERO, 3));
+	emit(&tm, LD(A0, S0, -16));	/* L: four loads across the page end */
+	emit(&tm, LD(A1, S0, -8));
+	emit(&tm, LD(A2, S0, 0));
+	emit(&tm, LD(A3, S0, 8));
+	emit(&tm, SD(S0, A3, -16));	/* stored back turned by one */
+	emit(&tm, SD(S0, A0, -8));
+	emit(&tm, SD(S0, A1, 0));
+	emit(&tm, SD(S0, A2, 8));
+	emit(&tm, ADDI(A5, S0, 0x100));
+	emit(&tm, LD(A6, A5, 8));	/* 55, from the old base */
+	emit(&tm, LD(A5, A5, 0));	/* the base moves on */
+	emit(&tm, LD(A4, A5, 8));	/* 99, from the new one */
+	emit(&tm, SW(S2, A7, 8));	/* two device writes in a row */
+	emit(&tm, SW(S2, A6, 8));
+	emit(&tm, ADDI(A7, A7, -1));
+	emit(&tm, BNE(A7, ZERO, -60));
+	emit(&tm, ECALL);
+	tm_reset_satp(&tm, CODE, NULL, SATP_SV39);
+	set_reg(&tm, S0, second);
+	set_reg(&tm, S2, MMIO_BASE);
+	s = run_to_ecall(&tm, jit);
+	/* Three turns of 11 12 13 14: loaded 13 14 11 12 the last time, stored 12 13 14 11. */
+	cr_expect_eq(s.x[A0], 13, "%s: %llu", engine_name(jit), (unsigned long long)s.x[A0]);
+	cr_expect_eq(s.x[A1], 14, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A2], 11, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A3], 12, "%s", engine_name(jit));
+	cr_expect_eq(tm_peek64(&tm, f4 + PAGE - 16), 12, "%s", engine_name(jit));
+	cr_expect_eq(tm_peek64(&tm, f4 + PAGE - 8), 13, "%s", engine_name(jit));
+	cr_expect_eq(tm_peek64(&tm, f0), 14, "%s", engine_name(jit));
+	cr_expect_eq(tm_peek64(&tm, f0 + 8), 11, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A6], 55, "%s", engine_name(jit));
+	cr_expect_eq(s.x[A4], 99, "%s: %llu", engine_name(jit), (unsigned long long)s.x[A4]);
+	cr_expect_eq(tm.mmio_writes, 2 * 3, "%s", engine_name(jit));
+	cr_expect_eq(tm.mmio_reg, 55, "%s", engine_name(jit));
+	cr_expect_eq(s.instret, 1 + 16 * 3 + 1, "%s", engine_name(jit));
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, grouped_accesses_across_a_page_a_moved_base_and_a_device)
+{
+	grouped_accesses(true);
+	grouped_accesses(false);
+}
+
+/*
+ * A block that names t0, t1 and t2 again and again and none of a0-a6 or
+ * sp: the translator lends their host registers to the t registers for
+ * the block. Its load misses the TLB every time round (a new page), which
+ * leaves the block in its middle. The lent registers must come back
+ * unchanged, and the t registers must be right, on every way out.
+ */
+static void lent_registers(bool jit)
+{
+	static const unsigned keep[] = { SP, A0, A1, A2, A3, A4, A5, A6 };
+	const unsigned iters = 3;
+	struct vcpu_state s;
+	uint64_t t0 = 0, t1 = 0;
+
+	tm_init_engine(&tm, jit);
+	for (unsigned i = 0; i < iters; i++)
+		tm_poke64(&tm, DATA + i * PAGE, 100 * (i + 1));
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A7, ZERO, (int32_t)iters));
+	emit(&tm, LUI(T2, PAGE));
+	emit(&tm, ADDI(T0, T0, 3));		/* L */
+	emit(&tm, ADD(T1, T1, T0));
+	emit(&tm, XOR(T0, T0, T1));
+	emit(&tm, LD(T1, S1, 0));		/* a new page: a TLB miss */
+	emit(&tm, ADD(T1, T1, T0));
+	emit(&tm, ADD(S1, S1, T2));
+	emit(&tm, SLLI(T0, T0, 1));
+	emit(&tm, ADDI(A7, A7, -1));
+	emit(&tm, BNE(A7, ZERO, -32));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	for (unsigned k = 0; k < N_ELEMS(keep); k++)
+		set_reg(&tm, keep[k], 0x1000 + k);
+	set_reg(&tm, S1, DATA);
+	s = run_to_ecall(&tm, jit);
+	for (unsigned i = 0; i < iters; i++) {
+		t0 += 3;
+		t1 += t0;
+		t0 ^= t1;
+		t1 = 100 * (i + 1) + t0;
+		t0 <<= 1;
+	}
+	cr_expect_eq(s.x[T0], t0, "%s: t0 %llu", engine_name(jit), (unsigned long long)s.x[T0]);
+	cr_expect_eq(s.x[T1], t1, "%s: t1 %llu", engine_name(jit), (unsigned long long)s.x[T1]);
+	for (unsigned k = 0; k < N_ELEMS(keep); k++)
+		cr_expect_eq(s.x[keep[k]], 0x1000 + k, "%s: x%u", engine_name(jit), keep[k]);
+	cr_expect_eq(s.instret, 2 + 9 * iters + 1, "%s", engine_name(jit));
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, lent_host_registers_come_back)
+{
+	lent_registers(true);
+	lent_registers(false);
+}
+
 /* Device registers inside a loop's block: every access reaches the device. */
 static void mmio_in_block(bool jit)
 {
