@@ -219,6 +219,15 @@ void rv64_tlb_select(struct accel_vcpu *h);
 /* Moves va's page from way 1 to way 0 if way 1 holds it: the host address of va, else NULL. */
 uint8_t *rv64_tlb_promote(struct accel_vcpu *h, enum access_type acc, uint64_t va);
 uint8_t *rv64_ram_ptr(const struct machine_map *map, uint64_t gpa, uint64_t len);
+/*
+ * For translated code whose access of acc (ACC_READ or ACC_WRITE) at
+ * [va, va + last] missed both ways of the TLB: fills the current mode's
+ * TLB for va's page and returns 1 when way 0 now holds it; 0 when the
+ * interpreter must take the access instead (a fault, a device, a page
+ * crossing, or a store into a page code was taken from). Nothing but the
+ * walk's and the fill's own effects happen.
+ */
+int rv64_jit_tlb_fill(struct accel_vcpu *h, uint64_t va, unsigned acc, unsigned last);
 int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val);
 int rv64_store_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t val);
 int rv64_fetch_slow(struct accel_vcpu *h, uint32_t *ret_insn);

@@ -459,6 +459,14 @@ static void sign_extend_host(struct emit *e, unsigned h)
 	OP_MODRM(e, true, h, h, 0, 0x63);
 }
 
+/* mov rax, fn; call rax */
+static void call_abs(struct emit *e, const void *fn)
+{
+	EMIT(e, 0x48, 0xb8);
+	b8(e, (uint64_t)(uintptr_t)fn);
+	EMIT(e, 0xff, 0xd0);
+}
+
 /* A rel32 jump or jcc to a known offset; returns where its rel32 sits. */
 static size_t jump_to(struct emit *e, const uint8_t *opcode, size_t n, size_t target)
 {
@@ -638,6 +646,8 @@ struct cold_site {
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
 	bool write;		/* ... of the write TLB, else the read TLB */
+	int32_t last;		/* ... for the bytes [address, address + last] */
+	size_t retry;		/* where the address is computed, to run again after a fill */
 	size_t resume;
 };
 
@@ -692,8 +702,10 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	unsigned h = rs1 ? host_of(e, rs1) : NOT_CACHED;
 	struct dc_entry base = { .rs1 = (uint8_t)rs1, .imm = imm };
 	const struct dc_entry *d = &base;
+	size_t retry = e->pos;
 	struct cold_site *c;
 
+	e->rax_is = 0;		/* run again after a fill, when rax holds no register */
 	if (h != NOT_CACHED && d->imm) {
 		/* lea rax, [h + simm32]; r12 as a base takes a SIB byte */
 		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0x8d, (uint8_t)(0x80 | (h & 7)));
@@ -724,6 +736,7 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
+		.last = last, .retry = retry,
 	};
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
 	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
@@ -768,6 +781,28 @@ static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 	b4(e, table + 8);
 	jmp(e, c->resume);
 	patch(e, miss, e->pos);
+}
+
+/*
+ * A TLB site's cold path, after way 1: rv64_jit_tlb_fill() (rax the
+ * address), and on a fill the access again from its address; else on to
+ * the interpreter.
+ */
+static void emit_tlb_fill(struct block *b, const struct cold_site *c)
+{
+	struct emit *e = &b->e;
+
+	sync_cached(e, false, true);
+	EMIT(e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
+	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
+	EMIT(e, 0xba);				/* mov edx, access */
+	b4(e, c->write ? ACC_WRITE : ACC_READ);
+	EMIT(e, 0xb9);				/* mov ecx, last */
+	b4(e, (uint32_t)c->last);
+	call_abs(e, (const void *)rv64_jit_tlb_fill);
+	sync_cached(e, true, true);
+	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
+	jcc(e, CC_NE, c->retry);
 }
 
 /* A load's size and x86 form: movsx, movsxd, movzx or mov. */
@@ -932,14 +967,6 @@ static void movsxd_rax(struct emit *e)
 static void setcc_rax(struct emit *e, uint8_t setcc)
 {
 	EMIT(e, 0x0f, setcc, 0xc0, 0x0f, 0xb6, 0xc0);
-}
-
-/* mov rax, fn; call rax */
-static void call_abs(struct emit *e, const void *fn)
-{
-	EMIT(e, 0x48, 0xb8);
-	b8(e, (uint64_t)(uintptr_t)fn);
-	EMIT(e, 0xff, 0xd0);
 }
 
 /* x[rd] = rv64_muldiv(op, x[rs1], x[rs2]) */
@@ -2399,8 +2426,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		const struct cold_site *c = &b->cold[i];
 
 		patch(&b->e, c->jcc_at, b->e.pos);
-		if (c->tlb)
+		if (c->tlb) {
 			emit_tlb_way1(b, c);
+			emit_tlb_fill(b, c);
+		}
 		give_back(b);
 		if (c->helper) {
 			charge(&b->e, c->done);

@@ -338,6 +338,18 @@ static int access_split(struct accel_vcpu *h, uint64_t va, unsigned size,
 	return 0;
 }
 
+int rv64_jit_tlb_fill(struct accel_vcpu *h, uint64_t va, unsigned acc, unsigned last)
+{
+	uint32_t epoch = h->code_epoch;
+	uint64_t pa;
+
+	if (acc >= ACC_FETCH || (va & PAGE_OFFSET_MASK) + last > PAGE_OFFSET_MASK)
+		return 0;
+	if (translate(h, va, (enum access_type)acc, &pa))
+		return 0;
+	return tlb_fill(h, (enum access_type)acc, va, pa) && h->code_epoch == epoch;
+}
+
 int rv64_load_slow(struct accel_vcpu *h, uint64_t va, unsigned size, uint64_t *ret_val)
 {
 	uint64_t pa, v = 0;
