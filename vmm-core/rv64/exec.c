@@ -444,6 +444,11 @@ static int exec_amo(struct accel_vcpu *h, uint32_t insn, unsigned len)
 	return r;
 }
 
+int rv64_amo_insn(struct accel_vcpu *h, uint32_t insn)
+{
+	return exec_amo(h, insn, 4);
+}
+
 static int exec_misc_mem(struct accel_vcpu *h, uint32_t insn, unsigned len)
 {
 	switch (FUNCT3(insn)) {

@@ -105,6 +105,8 @@ enum jit_exit {
 
 /* Pseudo-op for scan(): a floating-point instruction, run by jit_fp(). */
 #define JIT_OP_FP DC__MAX
+/* Pseudo-op for scan(): an AMO, LR or SC, run by jit_amo(). */
+#define JIT_OP_AMO (DC__MAX + 1)
 
 struct jit_entry {
 	uint64_t pc;		/* guest virtual pc; odd (never a pc) when empty */
@@ -217,6 +219,25 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 	h->jit_helper_r = r;
 	return r;
 }
+/*
+ * Called from translated code for an AMO, LR or SC at h->pc: EXEC_OK;
+ * what the interpreter returned (a trap, with pc at the handler); or
+ * EXEC_BREAK, pc past it, when it wrote to a page code was taken from,
+ * so that the block ends there, as after any store of the hart's own to
+ * its code.
+ */
+static int jit_amo(struct accel_vcpu *h, uint32_t insn)
+{
+	uint32_t epoch = h->code_epoch;
+	int r = rv64_amo_insn(h, insn);
+
+	h->x[0] = 0;
+	if (r == EXEC_OK && h->code_epoch != epoch)
+		r = EXEC_BREAK;
+	h->jit_helper_r = r;
+	return r;
+}
+
 /* ---- the emitter ---- */
 
 enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RBP = 5, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10,
@@ -1045,6 +1066,25 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	EMIT(e, 0xba);				/* mov edx, parcel: the bits as written */
 	b4(e, (uint32_t)d->imm);
 	call_abs(e, (const void *)jit_fp);
+	sync_cached(e, true, false);
+	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
+	};
+}
+
+/* jit_amo(h, insn) with h->pc at the instruction; a trap (or code written) leaves the block. */
+static void emit_amo(struct block *b, const struct dc_entry *d)
+{
+	struct emit *e = &b->e;
+
+	mov_rax_imm(e, b->pc);
+	store_pc_rax(e);
+	sync_cached(e, false, false);		/* it reads and writes x[] */
+	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
+	EMIT(e, 0xbe);				/* mov esi, insn */
+	b4(e, d->raw);
+	call_abs(e, (const void *)jit_amo);
 	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
@@ -2188,6 +2228,8 @@ static unsigned operands(const struct dc_entry *d)
 {
 	unsigned op = d->op;
 
+	if (op == JIT_OP_AMO)
+		return USES_RD | USES_RS1 | USES_RS2;
 	if (op == JIT_OP_FP)	/* FP registers counted too: harmless */
 		return (d->raw & 0x7f) == 0x27 ? USES_RS1 : USES_RD | USES_RS1;
 	if (op == DC_NOP || op == DC_FENCE)
@@ -2318,6 +2360,12 @@ static bool is_fp(uint32_t w, struct dc_entry *d)
 	}
 }
 
+/* An AMO, LR or SC of a word or a doubleword (anything else there is illegal: the interpreter's). */
+static bool is_amo(uint32_t w)
+{
+	return (w & 0x7f) == 0x2f && (((w >> 12) & 7) == 2 || ((w >> 12) & 7) == 3);
+}
+
 /* How many bytes of code start at page offset off: the block's extent. */
 static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
 		   bool *ret_unknown_next)
@@ -2339,6 +2387,12 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		rv64_decode(&d, w);
 		if (d.op == DC_SLOW && is_fp(w, &d)) {
 			d.op = JIT_OP_FP;
+		} else if (d.op == DC_SLOW && is_amo(w)) {
+			d.op = JIT_OP_AMO;
+			d.raw = w;
+			d.rd = (uint8_t)F_RD(w);
+			d.rs1 = (uint8_t)F_RS1(w);
+			d.rs2 = (uint8_t)F_RS2(w);
 		} else if (d.op == DC_SLOW) {
 			*ret_unknown_next = true;
 			break;
@@ -2399,7 +2453,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			if (!emit_fp_inline(b, d))
 				emit_fp(b, d);
 		}
-		else if (d->op >= DC_ZB_FIRST)	/* JIT_OP_FP is above them: tested first */
+		else if (d->op == JIT_OP_AMO)
+			emit_amo(b, d);
+		else if (d->op >= DC_ZB_FIRST)	/* the pseudo-ops are above them: tested first */
 			emit_zb(b, d);
 		else if (d->op >= DC_DIV && d->op <= DC_REMUW)
 			emit_div(b, d);
