@@ -8,9 +8,9 @@
  * the first instruction it does not know, at the page's end or at
  * BLOCK_MAX_INSNS. Division and the common floating-point operations
  * run in place where they cannot trap or raise a new flag; the rest of
- * floating point, MULHSU and a few bit-manipulation instructions call the
- * interpreter's own C functions from the block.
- * Anything else (CSRs, AMOs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
+ * floating point, AMOs, LR and SC, MULHSU and a few bit-manipulation
+ * instructions call the interpreter's own C functions from the block.
+ * Anything else (CSRs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
  * block and is interpreted one instruction at a time, so the two always
  * agree on semantics.
  *
@@ -35,28 +35,37 @@
  *   r14  the TLB of the current mode: read, write and fetch tables one
  *        after the other (fixed while translated code runs: the privilege
  *        and SUM only change in instructions it does not run)
- *   rsi, rdi, rbp, r8-r13, r15  the guest registers most compiled code
- *        uses most (cached[]): loaded at entry, written back to x[] at
- *        every return to C, so C always sees the exact registers; around
- *        a helper call, written back before and loaded again after
+ *   rbp  the instructions left in the budget (counting down; back to C
+ *        at <= 0; h->jit_left when translated code returns)
+ *   rsi, rdi, r8-r13, r15  the guest registers most compiled code uses
+ *        most (cached[]): loaded at entry, written back to x[] at every
+ *        return to C, so C always sees the exact registers; around a
+ *        helper call, written back before and loaded again after. A
+ *        block may lend the host register of one it never names to an
+ *        uncached one it names often (plan_borrow()), and gives it back
+ *        on every way out.
  *   rax, rcx, rdx  scratch
- * The fetch addend of the current code page (host = addend + guest pc),
- * with the code epoch in its low bits, sits in h->jit_key (see
- * key_epoch()), the instructions left in the budget in
- * h->jit_left (counting down; back to C at <= 0).
+ * Instructions work on those host registers in place where they can
+ * (add r8, r9), else through rax. The fetch addend of the current code
+ * page (host = addend + guest pc), with the code epoch in its low bits,
+ * sits in h->jit_key (see key_epoch()).
  *
- * A block ends by putting the next pc in rax, charging its instructions to
- * the budget (back to C when it is spent) and jumping on: to the target
+ * A block ends by charging its instructions to the budget (back to C,
+ * with the next pc in rax, when it is spent) and jumping on: to the target
  * block itself when the target is a known pc and has been translated (the
  * dispatcher links such a jump the first time it is taken; one to another
  * page first takes that page's fetch addend from its slot of the fetch
  * TLB), else through the lookup stub's path, emitted in place, which finds
  * the next page in the fetch TLB and the next block in the table and goes
- * on there, or returns to C. A load or
- * store tries way 0 of the TLB inline and way 1 out of line; a page in
- * neither returns to C, which runs that one instruction in the interpreter
- * (filling the TLB or taking the trap); a helper whose instruction trapped
- * returns to C with pc at the handler.
+ * on there, or returns to C. A block that jumps to its own start goes on
+ * past its entry check. A load or store tries way 0 of the TLB inline and
+ * way 1 out of line; a page in neither is filled by rv64_jit_tlb_fill()
+ * and the access runs again; what that cannot fill (a fault, a device, a
+ * page crossing, a store into a page code was taken from) returns to C,
+ * which runs that one instruction in the interpreter. Loads (or stores)
+ * in a row from one base register share one check of all their bytes
+ * (emit_mem_group()). A helper whose instruction trapped returns to C with
+ * pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
