@@ -929,11 +929,11 @@ static unsigned mem_group(const struct dc_entry *insns, unsigned n, int32_t *ret
 
 	while (g < n && g < GROUP_MAX) {
 		const struct dc_entry *d = &insns[g];
-		int32_t l = d->imm < lo ? d->imm : lo;
-		int32_t x = d->imm + (int32_t)access_size(d->op);
+		int32_t l = d->imm < lo ? d->imm : lo, x;
 
 		if ((load ? !is_load(d->op) : !is_store(d->op)) || d->rs1 != rs1)
 			break;
+		x = d->imm + (int32_t)access_size(d->op);
 		x = x > end ? x : end;
 		if (x - l > GROUP_SPAN)
 			break;
