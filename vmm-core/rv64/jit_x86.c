@@ -229,13 +229,14 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 	return r;
 }
 /*
- * Called from translated code for an AMO, LR or SC at h->pc: EXEC_OK;
+ * Called from translated code for an AMO, LR or SC at h->pc (parcel is
+ * insn: AMOs have no compressed form): EXEC_OK;
  * what the interpreter returned (a trap, with pc at the handler); or
  * EXEC_BREAK, pc past it, when it wrote to a page code was taken from,
  * so that the block ends there, as after any store of the hart's own to
  * its code.
  */
-static int jit_amo(struct accel_vcpu *h, uint32_t insn)
+static int jit_amo(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 {
 	uint32_t epoch = h->code_epoch;
 	int r = rv64_amo_insn(h, insn);
@@ -1061,8 +1062,13 @@ static void emit_div(struct block *b, const struct dc_entry *d)
 	patch(e, done, e->pos);
 }
 
-/* jit_fp(h, insn, parcel) with h->pc at the instruction; a trap leaves the block. */
-static void emit_fp(struct block *b, const struct dc_entry *d)
+/*
+ * fn(h, insn, parcel), one of the helpers that run an instruction as the
+ * interpreter does (jit_fp(), jit_amo()), with h->pc at it; a non-zero
+ * return (a trap, say) leaves the block.
+ */
+static void emit_insn_helper(struct block *b, const struct dc_entry *d, const void *fn,
+			     uint32_t parcel)
 {
 	struct emit *e = &b->e;
 
@@ -1072,9 +1078,9 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
 	EMIT(e, 0xbe);				/* mov esi, insn */
 	b4(e, d->raw);
-	EMIT(e, 0xba);				/* mov edx, parcel: the bits as written */
-	b4(e, (uint32_t)d->imm);
-	call_abs(e, (const void *)jit_fp);
+	EMIT(e, 0xba);				/* mov edx, parcel */
+	b4(e, parcel);
+	call_abs(e, fn);
 	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
@@ -1082,23 +1088,15 @@ static void emit_fp(struct block *b, const struct dc_entry *d)
 	};
 }
 
-/* jit_amo(h, insn) with h->pc at the instruction; a trap (or code written) leaves the block. */
+/* jit_fp(h, insn, the bits as written) */
+static void emit_fp(struct block *b, const struct dc_entry *d)
+{
+	emit_insn_helper(b, d, (const void *)jit_fp, (uint32_t)d->imm);
+}
+
 static void emit_amo(struct block *b, const struct dc_entry *d)
 {
-	struct emit *e = &b->e;
-
-	mov_rax_imm(e, b->pc);
-	store_pc_rax(e);
-	sync_cached(e, false, false);		/* it reads and writes x[] */
-	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
-	EMIT(e, 0xbe);				/* mov esi, insn */
-	b4(e, d->raw);
-	call_abs(e, (const void *)jit_amo);
-	sync_cached(e, true, false);
-	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
-	b->cold[b->n_cold++] = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n + 1, .helper = true,
-	};
+	emit_insn_helper(b, d, (const void *)jit_amo, d->raw);
 }
 
 /* Jumps to slow unless reg (rax or rcx) holds a zero or normal double; uses rdx. */
