@@ -2039,44 +2039,34 @@ static void emit_lookup(struct block *b)
 }
 
 /*
- * The block's end towards a known pc: it can go straight to the target
- * block once that is translated (until then it goes to a stub that asks
- * the dispatcher to link it). On the same page the fetch addend stays
- * right; on another, the target page's entry of the fetch TLB (its slot
- * known now) gives it, else the lookup stub takes over. The target's own
- * entry check then compares that addend with its stamp, as after a lookup.
+ * A jump to the block's own start: it goes on past the entry check and
+ * the loans, as only C moves the code epoch or the fetch addend and the
+ * block has not left translated code since its entry checked them.
  */
-static void emit_goto(struct block *b, uint64_t target)
+static void emit_loop_back(struct block *b)
+{
+	struct emit *e = &b->e;
+
+	charge(e, b->n);
+	jcc(e, CC_G, b->body);
+	mov_rax_imm(e, b->start_pc);
+	give_back(b);
+	jmp(e, b->j->exit_pc);
+}
+
+/*
+ * A jump to target's block, linked once the dispatcher has seen it taken.
+ * The target block sets rax to its pc itself: only the ways back to C
+ * (the budget spent) and to the lookup stub (the other page not in the
+ * fetch TLB), out of the straight path, put it there.
+ */
+static void emit_linked(struct block *b, uint64_t target)
 {
 	struct emit *e = &b->e;
 	uint64_t vpn = target >> PAGE_SHIFT;
 	uint32_t slot = ACC_FETCH * (uint32_t)TLB_BYTES + 16 * (uint32_t)rv64_tlb_index(target);
-
 	size_t spent, other_page = 0;
 
-	if (target == b->start_pc) {
-		/*
-		 * A loop on itself goes on past the entry check and the loans:
-		 * only C moves the code epoch or the fetch addend, and the block
-		 * has not left translated code since its entry checked them.
-		 */
-		charge(e, b->n);
-		jcc(e, CC_G, b->body);
-		mov_rax_imm(e, target);
-		give_back(b);
-		jmp(e, b->j->exit_pc);
-		return;
-	}
-	give_back(b);
-	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
-		mov_rax_imm(e, target);
-		emit_lookup(b);
-		return;
-	}
-	/*
-	 * The target block sets rax to its pc itself: only the ways back to
-	 * C and to the lookup stub, out of the straight path, need it here.
-	 */
 	charge(e, b->n);
 	spent = jcc(e, CC_LE, 0);
 	if (vpn != b->start_pc >> PAGE_SHIFT) {
@@ -2100,6 +2090,29 @@ static void emit_goto(struct block *b, uint64_t target)
 		mov_rax_imm(e, target);
 		jmp(e, b->j->lookup);
 	}
+}
+
+/*
+ * The block's end towards a known pc: it can go straight to the target
+ * block once that is translated (until then it goes to a stub that asks
+ * the dispatcher to link it). On the same page the fetch addend stays
+ * right; on another, the target page's entry of the fetch TLB (its slot
+ * known now) gives it, else the lookup stub takes over. The target's own
+ * entry check then compares that addend with its stamp, as after a lookup.
+ */
+static void emit_goto(struct block *b, uint64_t target)
+{
+	if (target == b->start_pc) {
+		emit_loop_back(b);
+		return;
+	}
+	give_back(b);
+	if (b->n_chain == sizeof(b->chain) / sizeof(b->chain[0])) {
+		mov_rax_imm(&b->e, target);
+		emit_lookup(b);
+		return;
+	}
+	emit_linked(b, target);
 }
 
 /* Flags as cmp x[a], x[c] sets them, from host registers where it can. */
