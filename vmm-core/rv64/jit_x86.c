@@ -2287,8 +2287,24 @@ static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
 		uses[d->rs2 & 31]++;
 }
 
-/* A loan pays for itself from this many uses in the block (two moves in, two out). */
+/*
+ * A loan pays for itself from this many uses in the block (two moves in,
+ * two out); in a block that loops on itself, which takes its loans once
+ * for all its rounds, from one.
+ */
 #define LOAN_MIN_USES 3
+
+/* The block ends in a jump or branch back to its own start. */
+static bool loops_on_itself(const struct block *b, const struct dc_entry *insns, unsigned n)
+{
+	const struct dc_entry *d = &insns[n - 1];
+	uint64_t last_pc = b->start_pc;
+
+	for (unsigned i = 0; i + 1 < n; i++)
+		last_pc += insns[i].len;
+	return ((d->op >= DC_BEQ && d->op <= DC_BGEU) || d->op == DC_JAL || d->op == DC_J) &&
+	       last_pc + (uint64_t)(int64_t)d->imm == b->start_pc;
+}
 
 /*
  * Which registers of cached[] the block lends, and to whom: each one the
@@ -2297,7 +2313,7 @@ static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
  */
 static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned n)
 {
-	unsigned uses[32] = { 0 };
+	unsigned uses[32] = { 0 }, min_uses = loops_on_itself(b, insns, n) ? 1 : LOAN_MIN_USES;
 	bool written[32] = { false };
 
 	for (unsigned i = 0; i < n; i++)
@@ -2308,7 +2324,7 @@ static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned 
 		if (uses[cached[k].guest])
 			continue;
 		for (unsigned g = 1; g < 32; g++) {
-			if (host_of(&b->e, g) == NOT_CACHED && uses[g] >= LOAN_MIN_USES &&
+			if (host_of(&b->e, g) == NOT_CACHED && uses[g] >= min_uses &&
 			    uses[g] > uses[best])
 				best = g;
 		}
