@@ -731,23 +731,21 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 {
 	struct emit *e = &b->e;
 	unsigned h = rs1 ? host_of(e, rs1) : NOT_CACHED;
-	struct dc_entry base = { .rs1 = (uint8_t)rs1, .imm = imm };
-	const struct dc_entry *d = &base;
 	size_t retry = e->pos;
 	struct cold_site *c;
 
 	e->rax_is = 0;		/* run again after a fill, when rax holds no register */
-	if (h != NOT_CACHED && d->imm) {
+	if (h != NOT_CACHED && imm) {
 		/* lea rax, [h + simm32]; r12 as a base takes a SIB byte */
 		EMIT(e, (uint8_t)(0x48 | (h >= 8 ? 0x01 : 0)), 0x8d, (uint8_t)(0x80 | (h & 7)));
 		if ((h & 7) == 4)
 			b1(e, 0x24);
-		b4(e, (uint32_t)d->imm);
+		b4(e, (uint32_t)imm);
 	} else {
-		load_x(e, RAX, d->rs1);
-		if (d->imm) {
+		load_x(e, RAX, rs1);
+		if (imm) {
 			EMIT(e, 0x48, 0x05);	/* add rax, simm32 */
-			b4(e, (uint32_t)d->imm);
+			b4(e, (uint32_t)imm);
 		}
 	}
 	/*
@@ -840,12 +838,12 @@ static void emit_tlb_fill(struct block *b, const struct cold_site *c)
 static const struct {
 	uint8_t size, wide, n, opcode[2];
 } load_form[] = {
-		[DC_LB - DC_LB] = { 1, 1, 2, { 0x0f, 0xbe } },	/* movsx */
-		[DC_LH - DC_LB] = { 2, 1, 2, { 0x0f, 0xbf } },
-		[DC_LW - DC_LB] = { 4, 1, 1, { 0x63 } },	/* movsxd */
-		[DC_LD - DC_LB] = { 8, 1, 1, { 0x8b } },
-		[DC_LBU - DC_LB] = { 1, 0, 2, { 0x0f, 0xb6 } },	/* movzx */
-		[DC_LHU - DC_LB] = { 2, 0, 2, { 0x0f, 0xb7 } },
+	[DC_LB - DC_LB] = { 1, 1, 2, { 0x0f, 0xbe } },	/* movsx */
+	[DC_LH - DC_LB] = { 2, 1, 2, { 0x0f, 0xbf } },
+	[DC_LW - DC_LB] = { 4, 1, 1, { 0x63 } },	/* movsxd */
+	[DC_LD - DC_LB] = { 8, 1, 1, { 0x8b } },
+	[DC_LBU - DC_LB] = { 1, 0, 2, { 0x0f, 0xb6 } },	/* movzx */
+	[DC_LHU - DC_LB] = { 2, 0, 2, { 0x0f, 0xb7 } },
 	[DC_LWU - DC_LB] = { 4, 0, 1, { 0x8b } },	/* a 32-bit mov zero-extends */
 };
 
@@ -1225,9 +1223,6 @@ static void fp_finish(struct block *b, const struct dc_entry *d, struct fp_slow 
 #define F_RS2(i) (((i) >> 20) & 31)
 #define F_RM(i) (((i) >> 12) & 7)
 
-static const uint8_t movq_xmm0_rax[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc0 };
-static const uint8_t movq_xmm1_rcx[] = { 0x66, 0x48, 0x0f, 0x6e, 0xc9 };
-static const uint8_t movq_rax_xmm0[] = { 0x66, 0x48, 0x0f, 0x7e, 0xc0 };
 
 /* Jumps to slow unless reg (rax or rcx) holds a NaN-boxed single (upper half all ones); uses rdx. */
 static void check_boxed(struct emit *e, unsigned reg, struct fp_slow *sl)
@@ -1306,6 +1301,15 @@ static void check_result_s(struct emit *e, bool zero_ok, struct fp_slow *sl)
 		patch(e, zero_at, e->pos);
 }
 
+/* check_result() or check_result_s(), as the operation's width says. */
+static void check_fp_result(struct emit *e, bool dbl, bool zero_ok, struct fp_slow *sl)
+{
+	if (dbl)
+		check_result(e, zero_ok, sl);
+	else
+		check_result_s(e, zero_ok, sl);
+}
+
 /* f[i] = rax (a double) or the single in eax, NaN-boxed; FS dirty. */
 static void set_f_result(struct emit *e, unsigned i, bool dbl)
 {
@@ -1351,10 +1355,7 @@ static void emit_fp_arith(struct block *b, const struct dc_entry *d, uint8_t sse
 		xmm_from(e, 1, RCX, dbl);
 		EMIT(e, prefix, 0x0f, sse, 0xc1);	/* op xmm0, xmm1 */
 		rax_from_xmm(e, 0, dbl);
-		if (dbl)
-			check_result(e, is_sum, &sl);
-		else
-			check_result_s(e, is_sum, &sl);
+		check_fp_result(e, dbl, is_sum, &sl);
 	}
 	set_f_result(e, F_RD(insn), dbl);
 	fp_finish(b, d, &sl);
@@ -1402,10 +1403,7 @@ static void emit_fp_fma(struct block *b, const struct dc_entry *d, bool dbl)
 	/* vfmadd231sd / vfmadd231ss xmm2, xmm0, xmm1 */
 	EMIT(e, 0xc4, 0xe2, dbl ? 0xf9 : 0x79, 0xb9, 0xd1);
 	rax_from_xmm(e, 2, dbl);
-	if (dbl)
-		check_result(e, false, &sl);
-	else
-		check_result_s(e, false, &sl);
+	check_fp_result(e, dbl, false, &sl);
 	set_f_result(e, F_RD(insn), dbl);
 	fp_finish(b, d, &sl);
 }
@@ -1472,8 +1470,8 @@ static void emit_fp_cmp_d(struct block *b, const struct dc_entry *d)
 	fp_guard(e, insn, false, &sl);
 	load_f(e, RAX, F_RS1(insn));
 	load_f(e, RCX, F_RS2(insn));
-	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
-	bytes(e, movq_xmm1_rcx, sizeof(movq_xmm1_rcx));
+	xmm_from(e, 0, RAX, true);
+	xmm_from(e, 1, RCX, true);
 	EMIT(e, 0x66, 0x0f, 0x2e, 0xc1);		/* ucomisd xmm0, xmm1 */
 	to_slow(e, &sl, 0x8a);				/* jp: unordered, a NaN */
 	setcc_rax(e, setcc[F_RM(insn)]);
@@ -1513,7 +1511,7 @@ static void emit_fp_cvt_d_int(struct block *b, const struct dc_entry *d)
 		break;
 	}
 	EMIT(e, 0xf2, 0x48, 0x0f, 0x2a, 0xc0);		/* cvtsi2sd xmm0, rax */
-	bytes(e, movq_rax_xmm0, sizeof(movq_rax_xmm0));
+	rax_from_xmm(e, 0, true);
 	set_f_rax(e, F_RD(insn));
 	fp_finish(b, d, &sl);
 }
@@ -1534,7 +1532,7 @@ static void emit_fp_cvt_int_d(struct block *b, const struct dc_entry *d)
 
 	fp_guard(e, insn, true, &sl);
 	load_f(e, RAX, F_RS1(insn));
-	bytes(e, movq_xmm0_rax, sizeof(movq_xmm0_rax));
+	xmm_from(e, 0, RAX, true);
 	/* cvttsd2si / cvtsd2si rax, xmm0 */
 	EMIT(e, 0xf2, 0x48, 0x0f, F_RM(insn) == 1 ? 0x2c : 0x2d, 0xc0);
 	if (word) {
@@ -1791,12 +1789,12 @@ static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
 	unsigned h = d->rd ? host_of(e, d->rd) : NOT_CACHED;
+	unsigned sh64 = (unsigned)d->imm & 63, sh32 = (unsigned)d->imm & 31;
 
 	if (alu_copy(e, d))
 		return true;
 	if (h != NOT_CACHED && (alu_imm_in_place(e, d, h) || alu_reg_in_place(e, d, h)))
 		return true;
-	unsigned sh64 = (unsigned)d->imm & 63, sh32 = (unsigned)d->imm & 31;
 
 	switch (d->op) {
 	case DC_NOP:
@@ -2256,9 +2254,9 @@ static unsigned operands(const struct dc_entry *d)
 		return 0;
 	if (op == DC_LUI || op == DC_AUIPC || op == DC_JAL || op == DC_J)
 		return USES_RD;
-	if ((op >= DC_BEQ && op <= DC_BGEU) || (op >= DC_SB && op <= DC_SD))
+	if ((op >= DC_BEQ && op <= DC_BGEU) || is_store(op))
 		return USES_RS1 | USES_RS2;
-	if (op == DC_JALR || op == DC_JR || (op >= DC_LB && op <= DC_LWU) ||
+	if (op == DC_JALR || op == DC_JR || is_load(op) ||
 	    (op >= DC_ADDI && op <= DC_SRAIW) || op >= DC_ZB_FIRST_IMM)
 		return USES_RD | USES_RS1;
 	return USES_RD | USES_RS1 | USES_RS2;
