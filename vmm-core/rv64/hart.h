@@ -249,11 +249,11 @@ void rv64_rvc_init(void);
 
 /* fpu.c: LOAD-FP, STORE-FP, FMADD..FNMADD and OP-FP. */
 int rv64_fp_insn(struct accel_vcpu *h, uint32_t insn, unsigned len);
-/* An AMO, LR or SC (opcode 0x2f) at h->pc, as the interpreter runs it; pc moves on. */
-int rv64_amo_insn(struct accel_vcpu *h, uint32_t insn);
 
 /* exec.c: fetches and executes one instruction the generic way. */
 int rv64_step(struct accel_vcpu *h);
+/* An AMO, LR or SC (opcode 0x2f) at h->pc, as rv64_step() runs it; pc moves on. */
+int rv64_amo_insn(struct accel_vcpu *h, uint32_t insn);
 
 /*
  * run.c: interprets up to budget instructions. EXEC_EXIT when vcpu_run()
