@@ -200,14 +200,18 @@ struct accel_vcpu {
 	unsigned tlb_n_log;
 	bool tlb_logged;
 	/*
-	 * The way-0 slots filled from a superpage since the last flush (both
-	 * ways of each are dropped by a one-page flush), unless there were
-	 * more than fit; walk_super: the last walk ended at a superpage.
+	 * The superpages entries were filled from since the last flush, each
+	 * as its number (va >> shift) and its page shift, unless there were
+	 * more than fit (tlb_super_over); walk_shift: the page shift of the
+	 * last walk's leaf, PAGE_SHIFT for a 4 KiB page.
 	 */
-	uint16_t tlb_super[64];
+	struct tlb_super {
+		uint64_t number;
+		unsigned shift;
+	} tlb_super[32];
 	unsigned tlb_n_super;
 	bool tlb_super_over;
-	bool walk_super;
+	unsigned walk_shift;
 	struct dc_entry dcache[DCACHE_SIZE];
 };
 

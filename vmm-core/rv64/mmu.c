@@ -79,14 +79,59 @@ void rv64_tlb_flush(struct accel_vcpu *h)
 	h->tlb_super_over = false;
 }
 
+/* The superpage entries were filled from that holds va, or NULL. */
+static const struct tlb_super *super_of(const struct accel_vcpu *h, uint64_t va)
+{
+	for (unsigned i = 0; i < h->tlb_n_super; i++) {
+		if (va >> h->tlb_super[i].shift == h->tlb_super[i].number)
+			return &h->tlb_super[i];
+	}
+	return NULL;
+}
+
+/* A fill from the superpage of va, of page shift shift: remember it for one-page flushes. */
+static void note_super(struct accel_vcpu *h, uint64_t va, unsigned shift)
+{
+	const struct tlb_super *s = super_of(h, va);
+
+	if (s && s->shift == shift)
+		return;
+	if (h->tlb_n_super == sizeof(h->tlb_super) / sizeof(h->tlb_super[0])) {
+		h->tlb_super_over = true;
+		return;
+	}
+	h->tlb_super[h->tlb_n_super++] = (struct tlb_super){ .number = va >> shift, .shift = shift };
+}
+
+/* Drops every entry (either way, any mode) for a 4 KiB page of superpage s. */
+static void drop_super(struct accel_vcpu *h, const struct tlb_super *s)
+{
+	unsigned bits = s->shift - PAGE_SHIFT;
+
+	for (unsigned i = 0; i < h->tlb_n_log; i++) {
+		struct tlb_entry *e = tlb_slot(h, h->tlb_log[i]);
+
+		if (e->vpn != TLB_INVALID && e->vpn >> bits == s->number)
+			e->vpn = TLB_INVALID;
+	}
+}
+
 void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va)
 {
 	unsigned idx = rv64_tlb_index(va);
+	const struct tlb_super *s = super_of(h, va);
 
-	if (h->tlb_super_over) {
+	/*
+	 * A superpage is one translation cached per 4 KiB page: flushing va
+	 * drops every page of the superpage holding it, found through the
+	 * log of filled slots.
+	 */
+	if (h->tlb_super_over || (s && !h->tlb_logged)) {
 		rv64_tlb_flush(h);
 		return;
 	}
+	if (s)
+		drop_super(h, s);
 	for (unsigned m = 0; m < TLBM__MAX; m++) {
 		for (unsigned a = 0; a < ACC__MAX; a++) {
 			if (h->tlb_all[m][a][idx].vpn == va >> PAGE_SHIFT)
@@ -95,12 +140,6 @@ void rv64_tlb_flush_page(struct accel_vcpu *h, uint64_t va)
 				h->tlb_way1[m][a][idx].vpn = TLB_INVALID;
 		}
 	}
-	/* A superpage's entries are cached per 4 KiB page, any of which va may share it with. */
-	for (unsigned i = 0; i < h->tlb_n_super; i++) {
-		tlb_slot(h, h->tlb_super[i])->vpn = TLB_INVALID;
-		tlb_slot(h, h->tlb_super[i] + TLB_SLOTS / 2)->vpn = TLB_INVALID;
-	}
-	h->tlb_n_super = 0;
 }
 
 void rv64_tlb_select(struct accel_vcpu *h)
@@ -211,7 +250,7 @@ static int page_walk(struct accel_vcpu *h, uint64_t va, enum access_type acc, un
 		r = pte_update_ad(host_pte, pte, acc);
 		if (r < 0)
 			return r;
-		h->walk_super = level > 0;
+		h->walk_shift = shift;
 		*ret_pa = (ppn << PAGE_SHIFT) | (va & ((1ull << shift) - 1));
 		return 0;
 	}
@@ -225,7 +264,7 @@ static int translate(struct accel_vcpu *h, uint64_t va, enum access_type acc, ui
 	int r;
 
 	if (mode == SATP_MODE_BARE) {
-		h->walk_super = false;
+		h->walk_shift = PAGE_SHIFT;
 		*ret_pa = va;
 		return 0;
 	}
@@ -254,12 +293,8 @@ static uint8_t *tlb_fill(struct accel_vcpu *h, enum access_type acc, uint64_t va
 		*e1 = *e;
 	}
 	tlb_log(h, e);
-	if (h->walk_super) {
-		if (h->tlb_n_super < sizeof(h->tlb_super) / sizeof(h->tlb_super[0]))
-			h->tlb_super[h->tlb_n_super++] = (uint16_t)(e - &h->tlb_all[0][0][0]);
-		else
-			h->tlb_super_over = true;
-	}
+	if (h->walk_shift > PAGE_SHIFT)
+		note_super(h, va, h->walk_shift);
 	e->vpn = va >> PAGE_SHIFT;
 	e->addend = (uintptr_t)page - (uintptr_t)(va - page_off);
 	return page + page_off;

@@ -319,6 +319,78 @@ Test(rv64_mmu, sfence_vma_of_one_address)
 	expect_fault(13, super);
 }
 
+/* A word at the same offset in the two 2 MiB superpages of RAM, each with its own value. */
+#define SUPER_OFF 0x1f0000ull
+#define IN_FRAMES 0x5a5aull
+#define IN_RAM_BASE 0xa5a5ull
+
+/*
+ * SFENCE.VMA of a 4 KiB page outside a superpage leaves the superpage's
+ * entries cached (the kernel flushes such pages all the time); one of a
+ * page inside it drops them all. The first reload sees the old mapping,
+ * which only a kept entry can give: the page tables already say otherwise.
+ */
+Test(rv64_mmu, one_page_flush_elsewhere_keeps_a_superpage_cached)
+{
+	uint64_t super = VA + (2ull << 20);
+
+	tm_poke64(&tm, L1 + 8, pte(FRAMES, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D));
+	tm_poke64(&tm, FRAMES + SUPER_OFF, IN_FRAMES);
+	tm_poke64(&tm, RAM_BASE + SUPER_OFF, IN_RAM_BASE);
+	start(8, ROOT);
+	set_reg(&tm, A1, VA);
+	set_reg(&tm, A3, super + SUPER_OFF);
+	set_reg(&tm, A5, L1 + 8);
+	set_reg(&tm, A2, pte(RAM_BASE, PTE_V | PTE_R | PTE_A));
+	set_reg(&tm, T2, super + 5 * 4096);
+	emit(&tm, LD(A4, A3, 0));		/* caches a page of the superpage */
+	emit(&tm, SD(A5, A2, 0));		/* the superpage onto other frames */
+	emit(&tm, SFENCE_VMA_ADDR(A1));		/* a page elsewhere */
+	emit(&tm, LD(S3, A3, 0));
+	emit(&tm, SFENCE_VMA_ADDR(T2));		/* another page of the superpage */
+	emit(&tm, LD(S4, A3, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, A4), IN_FRAMES);
+	cr_expect_eq(reg(&tm, S3), IN_FRAMES, "a flush of another page dropped the superpage");
+	cr_expect_eq(reg(&tm, S4), IN_RAM_BASE, "the superpage outlived a flush of one of its pages");
+}
+
+/*
+ * More superpages cached than the TLB keeps track of (40, all onto the
+ * same frames): a one-page flush inside the last one must still drop it.
+ */
+Test(rv64_mmu, one_page_flush_after_more_superpages_than_tracked)
+{
+	unsigned n = 40;
+	uint64_t last = VA + (uint64_t)n * (2ull << 20);
+
+	for (unsigned k = 1; k <= n; k++)
+		tm_poke64(&tm, L1 + 8 * k, pte(FRAMES, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D));
+	tm_poke64(&tm, FRAMES + SUPER_OFF, IN_FRAMES);
+	tm_poke64(&tm, RAM_BASE + SUPER_OFF, IN_RAM_BASE);
+	start(8, ROOT);
+	set_reg(&tm, A3, VA + (2ull << 20) + SUPER_OFF);
+	set_reg(&tm, T3, 2ull << 20);
+	set_reg(&tm, T1, n);
+	set_reg(&tm, A5, L1 + 8 * n);
+	set_reg(&tm, A2, pte(RAM_BASE, PTE_V | PTE_R | PTE_A));
+	set_reg(&tm, T2, last + 5 * 4096);
+	emit(&tm, LD(A4, A3, 0));		/* loop: one page of each superpage */
+	emit(&tm, ADD(S3, S3, A4));
+	emit(&tm, ADD(A3, A3, T3));
+	emit(&tm, ADDI(T1, T1, -1));
+	emit(&tm, BNE(T1, ZERO, -16));
+	emit(&tm, SUB(A3, A3, T3));		/* back into the last one */
+	emit(&tm, SD(A5, A2, 0));		/* the last one onto other frames */
+	emit(&tm, SFENCE_VMA_ADDR(T2));		/* another page of it */
+	emit(&tm, LD(S4, A3, 0));
+	emit(&tm, ECALL);
+	go();
+	cr_expect_eq(reg(&tm, S3), n * IN_FRAMES);
+	cr_expect_eq(reg(&tm, S4), IN_RAM_BASE, "the last superpage outlived a flush of one of its pages");
+}
+
 /*
  * A page flushed alone and refilled more times than the TLB has slots,
  * then remapped: a full SFENCE.VMA must still drop its entry.
