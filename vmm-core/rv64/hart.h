@@ -181,6 +181,7 @@ struct accel_vcpu {
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
+	uint32_t jit_steps;	/* instructions to interpret at a return for that, if above 1 */
 	/*
 	 * Translated code's fetch addend (host = it + guest pc; a multiple of
 	 * the page size) with jit_epoch_bits in its low 12 bits: what a
@@ -188,6 +189,12 @@ struct accel_vcpu {
 	 */
 	uint64_t jit_key;
 	uint64_t jit_epoch_bits;	/* bit 11, and code_epoch's low 11 bits */
+	/*
+	 * Counts the pages the translator stopped watching (the hart's own
+	 * store into one): a block whose full check passes may stamp itself
+	 * while this still holds the value of its last stamp.
+	 */
+	uint64_t jit_unwatched;
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */

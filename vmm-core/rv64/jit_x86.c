@@ -161,7 +161,7 @@ struct rv64_jit {
 	 */
 	struct jit_stamp {
 		uint64_t key;		/* addend | key_epoch(epoch), or 0: check */
-		uint64_t unused;
+		uint64_t unwatched;	/* h->jit_unwatched when key was written */
 	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
@@ -196,11 +196,13 @@ static uint64_t key_epoch(uint32_t epoch)
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
+#define OFF_STEPS ((int32_t)offsetof(struct accel_vcpu, jit_steps))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
 #define OFF_KEY ((int32_t)offsetof(struct accel_vcpu, jit_key))
 #define OFF_EPOCH_BITS ((int32_t)offsetof(struct accel_vcpu, jit_epoch_bits))
+#define OFF_UNWATCHED ((int32_t)offsetof(struct accel_vcpu, jit_unwatched))
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
  * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
@@ -676,6 +678,7 @@ struct cold_site {
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
+	unsigned steps;		/* ... and the interpreter takes that many instructions */
 	bool write;		/* ... of the write TLB, else the read TLB */
 	int32_t last;		/* ... for the bytes [address, address + last] */
 	size_t retry;		/* where the address is computed, to run again after a fill */
@@ -707,6 +710,7 @@ struct block {
 		bool written;	/* the block may write the borrower: store it back */
 	} borrow[N_CACHED];
 	unsigned n_borrow;
+	size_t checked;		/* where the entry goes on once its stamp matched */
 	size_t body;		/* where the block's own instructions start, after the loans */
 };
 
@@ -764,8 +768,8 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
-		.last = last, .retry = retry,
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .steps = 1,
+		.write = write, .last = last, .retry = retry,
 	};
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
 	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
@@ -969,6 +973,8 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 		return 1;
 	}
 	address_span(b, insns[0].rs1, lo, last, !load);
+	/* A span the fill cannot take (across pages, say): the group, interpreted. */
+	b->cold[b->n_cold - 1].steps = g;
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
 	for (unsigned k = 0; k < g; k++) {
 		if (load)
@@ -2174,6 +2180,14 @@ static bool is_control(unsigned op)
 	return (op >= DC_JAL && op <= DC_JR) || (op >= DC_BEQ && op <= DC_BGEU);
 }
 
+/* The rel32 from an instruction ending in it (to come at e->pos) to stamp slot's field at off. */
+static uint32_t stamp_rel(const struct emit *e, unsigned slot, unsigned off)
+{
+	int64_t at = (int64_t)slot * (int64_t)sizeof(struct jit_stamp) + off;
+
+	return (uint32_t)(int32_t)(at - (int64_t)(e->pos + 4));
+}
+
 /*
  * The check at a block's start: it runs as translated while the fetch
  * addend and the hart's code epoch (h->jit_key) are those of its last
@@ -2182,25 +2196,60 @@ static bool is_control(unsigned op)
 static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_verify_jcc)
 {
 	struct emit *e = &b->e;
-	int64_t at = (int64_t)slot * (int64_t)sizeof(struct jit_stamp);
 
 	EMIT(e, 0x48, 0xb8);			/* movabs rax, pc: GUARD_PATCH_AT bytes */
 	b8(e, pc);
 	EMIT(e, GUARD_BYTE, 0x8b, 0x8b);	/* mov rcx, [rbx + OFF_KEY] */
 	b4(e, (uint32_t)OFF_KEY);
 	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + rel32]: the stamp */
-	b4(e, (uint32_t)(int32_t)(at - (int64_t)(e->pos + 4)));
+	b4(e, stamp_rel(e, slot, 0));
 	*ret_verify_jcc = jcc(e, CC_NE, 0);
+	b->checked = e->pos;
+}
+
+
+/*
+ * After a full check that matched: the block stamps itself and goes on
+ * when its page is the host page of its last stamp and the hart has
+ * stopped watching no page since (so this one is still watched: the
+ * hart's next store there still moves the epoch). Else the dispatcher
+ * stamps it and watches the page again (JIT_EXIT_VERIFIED).
+ */
+static void emit_stamp(struct block *b, size_t start, uint64_t pc, unsigned slot)
+{
+	struct emit *e = &b->e;
+	uintptr_t rw_stamp = (uintptr_t)&b->j->stamps[slot];
+	size_t other_page, watch_lost;
+
+	mov_rbx(e, true, RCX, OFF_KEY);		/* mov rcx, [rbx + OFF_KEY] */
+	EMIT(e, 0x48, 0x33, 0x0d);		/* xor rcx, [rip + the stamp's key] */
+	b4(e, stamp_rel(e, slot, 0));
+	EMIT(e, 0x48, 0xc1, 0xe9, 0x0c);	/* shr rcx, 12: the addends differ? */
+	other_page = jcc(e, CC_NE, 0);
+	mov_rbx(e, true, RCX, OFF_UNWATCHED);	/* mov rcx, [rbx + OFF_UNWATCHED] */
+	EMIT(e, 0x48, 0x3b, 0x0d);		/* cmp rcx, [rip + the stamp's unwatched] */
+	b4(e, stamp_rel(e, slot, 8));
+	watch_lost = jcc(e, CC_NE, 0);
+	mov_rbx(e, true, RCX, OFF_KEY);		/* mov rcx, [rbx + OFF_KEY] */
+	EMIT(e, 0x48, 0xba);			/* movabs rdx, the stamp's key, writable */
+	b8(e, rw_stamp);
+	EMIT(e, 0x48, 0x89, 0x0a);		/* mov [rdx], rcx */
+	mov_rax_imm(e, pc);
+	jmp(e, b->checked);
+	patch(e, other_page, e->pos);
+	patch(e, watch_lost, e->pos);
+	set_site(e, start);
+	exit_at(e, b->j, pc, 0, JIT_EXIT_VERIFIED);
 }
 
 /*
  * The full check, out of line, with rax = pc: compare the code bytes
  * [pc, pc + len) as mapped now (addend + pc) with those translated; a
- * mismatch jumps to the stale exit, a match asks the dispatcher to stamp
- * the block.
+ * mismatch jumps to the stale exit, a match stamps the block
+ * (emit_stamp()).
  */
 static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_t *code,
-			size_t len, size_t *ret_stale_jcc, size_t *n_stale)
+			size_t len, unsigned slot, size_t *ret_stale_jcc, size_t *n_stale)
 {
 	struct emit *e = &b->e;
 	size_t off = 0;
@@ -2235,8 +2284,7 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 		}
 		ret_stale_jcc[(*n_stale)++] = jcc(e, CC_NE, 0);
 	}
-	set_site(e, start);
-	exit_at(e, b->j, pc, 0, JIT_EXIT_VERIFIED);
+	emit_stamp(b, start, pc, slot);
 }
 
 /* Which of rd, rs1 and rs2 an instruction names as integer registers. */
@@ -2295,9 +2343,12 @@ static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
 /* The block ends in a jump or branch back to its own start. */
 static bool loops_on_itself(const struct block *b, const struct dc_entry *insns, unsigned n)
 {
-	const struct dc_entry *d = &insns[n - 1];
+	const struct dc_entry *d;
 	uint64_t last_pc = b->start_pc;
 
+	if (n == 0)
+		return false;
+	d = &insns[n - 1];
 	for (unsigned i = 0; i + 1 < n; i++)
 		last_pc += insns[i].len;
 	return ((d->op >= DC_BEQ && d->op <= DC_BGEU) || d->op == DC_JAL || d->op == DC_J) &&
@@ -2442,18 +2493,25 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
 static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code,
-				uint32_t epoch)
+				const struct accel_vcpu *h)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
 	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify;
 	struct block blk, *b = &blk;
-	unsigned n;
+	unsigned n, slot;
 	bool unknown_next;
 	struct jit_entry *te, *me;
 
 	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
-	if (n == 0)
+	/*
+	 * An instruction the translator does not know, first: a block of
+	 * none that hands it to the interpreter, checked like any other, so
+	 * that coming back here costs no new translation.
+	 */
+	if (n == 0 && !unknown_next)
 		return NULL;
+	if (n == 0)
+		len = (code[0] & 3) == 3 ? 4 : 2;
 	if (j->used + BLOCK_MAX_BYTES > CODE_SIZE || j->map_used >= MAP_FULL ||
 	    j->n_stamps >= STAMPS)
 		flush_all(j);
@@ -2461,10 +2519,12 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc };
 	map_standard(&b->e);
-	j->stamps[j->n_stamps] = (struct jit_stamp){
-		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(epoch),
+	slot = j->n_stamps++;
+	j->stamps[slot] = (struct jit_stamp){
+		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(h->code_epoch),
+		.unwatched = h->jit_unwatched,
 	};
-	emit_entry(b, pc, j->n_stamps++, &verify);
+	emit_entry(b, pc, slot, &verify);
 	plan_borrow(b, insns, n);
 	take_loans(b);
 	b->body = b->e.pos;
@@ -2497,7 +2557,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_muldiv(b, d);
 		b->pc += d->len;
 	}
-	if (!is_control(insns[n - 1].op)) {
+	if (n == 0 || !is_control(insns[n - 1].op)) {
 		b->n = n;
 		if (unknown_next) {
 			/* Straight to the interpreter for the instruction after. */
@@ -2519,6 +2579,11 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
+			if (c->steps > 1) {
+				EMIT(&b->e, 0xc7, 0x83);	/* mov dword [rbx + OFF_STEPS], steps */
+				b4(&b->e, (uint32_t)OFF_STEPS);
+				b4(&b->e, c->steps);
+			}
 		}
 		give_back(b);
 		if (c->helper) {
@@ -2538,7 +2603,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	}
 	/* The full check, when the entry's stamps do not match. */
 	patch(&b->e, verify, b->e.pos);
-	emit_verify(b, start, pc, code, len, stale, &n_stale);
+	emit_verify(b, start, pc, code, len, slot, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
@@ -2633,6 +2698,7 @@ void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page)
 	if (*slot != (uintptr_t)page)
 		return;
 	*slot = PAGE_GONE;
+	h->jit_unwatched++;
 	rv64_code_changed(h);
 }
 
@@ -2649,7 +2715,7 @@ static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *cod
 	}
 	if (j->pages_used >= PAGES_FULL)
 		flush_all(j);
-	block = translate(j, pc, code, h->code_epoch);
+	block = translate(j, pc, code, h);
 	if (block)
 		watch_page(h, (uintptr_t)code - (pc & PAGE_OFFSET_MASK));
 	return block;
@@ -2684,8 +2750,30 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 		return;
 	j->stamps[at / (int64_t)sizeof(struct jit_stamp)] = (struct jit_stamp){
 		.key = fe->addend | key_epoch(h->code_epoch),
+		.unwatched = h->jit_unwatched,
 	};
 	watch_page(h, fe->addend + (uintptr_t)(pc & ~PAGE_OFFSET_MASK));
+}
+
+/*
+ * Not translated, a TLB miss, no fetch mapping yet, or what translated
+ * code hands over: one instruction interpreted (h->jit_steps of them if
+ * more, while none traps), with the counters as of before each for CSR
+ * reads.
+ */
+static int interpret(struct accel_vcpu *h, int64_t *left)
+{
+	uint32_t steps = h->jit_steps > 1 ? h->jit_steps : 1;
+	int r;
+
+	h->jit_steps = 0;
+	do {
+		r = rv64_step(h);
+		h->cycle++;
+		h->instret += r != EXEC_TRAP;
+		--*left;
+	} while (r == EXEC_OK && --steps > 0 && *left > 0);
+	return r;
 }
 
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
@@ -2753,15 +2841,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			if (left <= 0)
 				break;
 		}
-		/*
-		 * Not translated, a TLB miss, or no fetch mapping yet: one
-		 * instruction, interpreted, with the counters as of before it
-		 * for CSR reads.
-		 */
-		r = rv64_step(h);
-		h->cycle++;
-		h->instret += r != EXEC_TRAP;
-		left--;
+		r = interpret(h, &left);
 		if (r == EXEC_EXIT || r == EXEC_BREAK)
 			return r;
 	}

@@ -265,6 +265,109 @@ Test(rv64_fence, loop_body_rewritten_in_place)
 	cr_expect_eq(reg(&tm, A0), 4 + 64);
 }
 
+/*
+ * The hart's own stores into a code page are seen without FENCE.I, also
+ * after a block stamped itself: a block whose page stopped being watched
+ * (a store of data there) and whose bytes still match must watch it again,
+ * or the next store into its code would go unseen. Each call adds the
+ * immediate of the target's first instruction to a0: 1, 1 (FENCE.I
+ * alone), 100 (rewritten), 100 (after a store beside it), 1000.
+ */
+Test(rv64_fence, own_stores_seen_after_blocks_stamp_themselves)
+{
+	uint64_t target = RAM_BASE + 0x2000, data = RAM_BASE + 0x2800;
+
+	tm.cursor = target;
+	emit(&tm, ADDI(A0, A0, 1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	tm.cursor = RAM_BASE;
+	emit(&tm, JAL(RA, 0x2000));		/* 0x00 */
+	emit(&tm, FENCE_I);			/* 0x04: the epoch moves, nothing written */
+	emit(&tm, JAL(RA, 0x2000 - 0x08));	/* 0x08 */
+	emit(&tm, SW(S1, S2, 0));		/* 0x0c: += 100 from now, no FENCE.I */
+	emit(&tm, JAL(RA, 0x2000 - 0x10));	/* 0x10 */
+	emit(&tm, SW(S3, ZERO, 0));		/* 0x14: data on the target's page */
+	emit(&tm, JAL(RA, 0x2000 - 0x18));	/* 0x18 */
+	emit(&tm, SW(S1, S4, 0));		/* 0x1c: += 1000 from now, no FENCE.I */
+	emit(&tm, JAL(RA, 0x2000 - 0x20));	/* 0x20 */
+	emit(&tm, ECALL);			/* 0x24 */
+	set_reg(&tm, S1, target);
+	set_reg(&tm, S2, ADDI(A0, A0, 100));
+	set_reg(&tm, S3, data);
+	set_reg(&tm, S4, ADDI(A0, A0, 1000));
+	set_reg(&tm, A0, 0);
+	tm_set_pc(&tm, RAM_BASE);
+	tm_run_to_ecall(&tm);
+	cr_expect_eq(reg(&tm, A0), 1 + 1 + 100 + 100 + 1000);
+}
+
+/*
+ * The same: a block's VA remapped to another frame holding the same code
+ * passes its full check there, and must watch that frame before it runs:
+ * a store into the new frame's code is then seen without FENCE.I. a0 gets
+ * 1 twice (FRAME1), 1 twice (FRAME2, same bytes), then 1000 (FRAME2
+ * rewritten).
+ */
+Test(rv64_fence, own_stores_seen_after_a_block_moved_frames)
+{
+	for (uint64_t f = FRAME1; f <= FRAME2; f += FRAME2 - FRAME1) {
+		tm.cursor = f;
+		emit(&tm, ADDI(A0, A0, 1));
+		emit(&tm, JALR(ZERO, RA, 0));
+	}
+	tm.cursor = RAM_BASE;
+	emit_paging_on();
+	emit(&tm, JALR(RA, S1, 0));		/* call VA, on FRAME1 */
+	emit(&tm, JALR(RA, S1, 0));		/* again, translated there now */
+	emit(&tm, SD(S4, S5, 0));		/* L0[0] = FRAME2's PTE */
+	emit(&tm, SFENCE_VMA);
+	emit(&tm, JALR(RA, S1, 0));		/* VA, on FRAME2 */
+	emit(&tm, JALR(RA, S1, 0));		/* again, its block checked there now */
+	emit(&tm, SW(S2, S3, 0));		/* FRAME2: += 1000, no FENCE.I */
+	emit(&tm, JALR(RA, S1, 0));
+	emit(&tm, ECALL);
+	set_reg(&tm, S0, satp_sv39());
+	set_reg(&tm, S1, VA);
+	set_reg(&tm, S2, FRAME2);
+	set_reg(&tm, S3, ADDI(A0, A0, 1000));
+	set_reg(&tm, S4, L0);
+	set_reg(&tm, S5, pte(FRAME2, PTE_RWX));
+	set_reg(&tm, A0, 0);
+	tm_set_pc(&tm, RAM_BASE);
+	tm_run_to_ecall(&tm);
+	cr_expect_eq(reg(&tm, A0), 1 + 1 + 1 + 1 + 1000);
+}
+
+/*
+ * A block may start with an instruction the translator leaves to the
+ * interpreter (a CSR access): it runs every time it is reached, and once
+ * rewritten into one the translator knows, then FENCE.I, the new one runs.
+ */
+Test(rv64_fence, rewritten_interpreted_instruction_runs_after_fence_i)
+{
+	uint64_t target = RAM_BASE + 0x40;
+
+	tm.cursor = RAM_BASE;
+	emit(&tm, CSRRW(ZERO, CSR_SSCRATCH, T0));	/* 0x00: sscratch = 5 */
+	emit(&tm, JAL(RA, 0x40 - 0x04));	/* 0x04: call target */
+	emit(&tm, JAL(RA, 0x40 - 0x08));	/* 0x08: twice */
+	emit(&tm, SW(S1, S2, 0));		/* 0x0c: overwrite its CSR access */
+	emit(&tm, FENCE_I);			/* 0x10 */
+	emit(&tm, JAL(RA, 0x40 - 0x14));	/* 0x14: call it again */
+	emit(&tm, ECALL);			/* 0x18 */
+	tm.cursor = target;
+	emit(&tm, CSRRS(A1, CSR_SSCRATCH, ZERO));
+	emit(&tm, ADD(A0, A0, A1));
+	emit(&tm, JALR(ZERO, RA, 0));
+	set_reg(&tm, S1, target);
+	set_reg(&tm, S2, ADDI(A1, ZERO, 40));
+	set_reg(&tm, A0, 0);
+	set_reg(&tm, T0, 5);
+	tm_set_pc(&tm, RAM_BASE);
+	tm_run_to_ecall(&tm);
+	cr_expect_eq(reg(&tm, A0), 2 * 5 + 40);
+}
+
 /* Hart 1 rewrites code hart 0 has executed; hart 0 runs FENCE.I and sees the new code. */
 Test(rv64_fence, code_written_by_another_hart)
 {
