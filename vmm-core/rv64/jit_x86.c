@@ -2333,6 +2333,112 @@ static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
 		uses[d->rs2 & 31]++;
 }
 
+/* ---- rotations written as two shifts and an or ---- */
+
+/* Integer operations that run in place and can neither leave the block nor read memory. */
+static bool stays_in_block(unsigned op)
+{
+	return op == DC_NOP || op == DC_LUI || op == DC_AUIPC ||
+	       (op >= DC_ADDI && op <= DC_SRAIW) || (op >= DC_ADD && op <= DC_MULW);
+}
+
+/*
+ * Whether the value x[r] holds before insns[from] is never seen: the block
+ * writes r again before it reads it, and before anything that could leave
+ * the block (where C would see every register) or the block's end.
+ */
+static bool dead_from(const struct dc_entry *insns, unsigned n, unsigned from, unsigned r)
+{
+	for (unsigned k = from; k < n; k++) {
+		const struct dc_entry *d = &insns[k];
+		unsigned which = operands(d);
+
+		if (!stays_in_block(d->op))
+			return false;
+		if (((which & USES_RS1) && d->rs1 == r) || ((which & USES_RS2) && d->rs2 == r))
+			return false;
+		if ((which & USES_RD) && d->rd == r)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * t[0..2] as a rotation right of x[*ret_rs] by *ret_k: a left and a right
+ * shift of one register by amounts adding up to the width (either first,
+ * into two other registers, so that x[rs] stays as it was), then the or
+ * of the two. RV64GC code has no
+ * rotate instruction (Zbb's is an extension), so compilers write it so,
+ * three times per round in SHA-2.
+ */
+static bool is_rotation(const struct dc_entry *t, unsigned *ret_rs, unsigned *ret_k, bool *ret_w)
+{
+	bool w = t[0].op == DC_SLLIW || t[0].op == DC_SRLIW;
+	unsigned left = w ? DC_SLLIW : DC_SLLI, right = w ? DC_SRLIW : DC_SRLI, width = w ? 32 : 64;
+	const struct dc_entry *l = t[0].op == left ? &t[0] : &t[1];
+	const struct dc_entry *r = t[0].op == left ? &t[1] : &t[0];
+	unsigned rs = t[0].rs1;
+
+	if (l->op != left || r->op != right || l->rs1 != rs || r->rs1 != rs || rs == 0)
+		return false;
+	if (l->rd == rs || r->rd == rs || l->rd == r->rd || l->rd == 0 || r->rd == 0)
+		return false;
+	if (r->imm <= 0 || r->imm >= (int32_t)width || l->imm + r->imm != (int32_t)width)
+		return false;
+	if (t[2].op != DC_OR || t[2].rd == 0 ||
+	    !((t[2].rs1 == l->rd && t[2].rs2 == r->rd) || (t[2].rs1 == r->rd && t[2].rs2 == l->rd)))
+		return false;
+	*ret_rs = rs;
+	*ret_k = (unsigned)r->imm;
+	*ret_w = w;
+	return true;
+}
+
+/* x[rd] = x[rs] rotated right by k (W: the low word's, sign-extended), in place where it can. */
+static void emit_rotate(struct emit *e, unsigned rd, unsigned rs, unsigned k, bool w)
+{
+	unsigned h = host_of(e, rd);
+
+	if (h != NOT_CACHED) {
+		if (host_of(e, rs) != h)
+			host_from_x(e, h, rs);
+		OP_MODRM(e, !w, 1, h, 0, 0xc1);	/* ror h, imm8 */
+		b1(e, (uint8_t)k);
+		if (w)
+			sign_extend_host(e, h);
+		return;
+	}
+	load_x(e, RAX, rs);
+	if (w) {
+		EMIT(e, 0xc1, 0xc8, (uint8_t)k);	/* ror eax, imm8 */
+		movsxd_rax(e);
+	} else {
+		EMIT(e, 0x48, 0xc1, 0xc8, (uint8_t)k);	/* ror rax, imm8 */
+	}
+	store_x(e, rd, RAX);
+}
+
+/*
+ * insns[i..i+2] as one rotation when they are one: the shifts' own
+ * results are still written where the block may see them later.
+ * Returns the instructions done (3), or 0.
+ */
+static unsigned emit_rotation(struct block *b, const struct dc_entry *insns, unsigned n,
+			      unsigned i)
+{
+	unsigned rs, k;
+	bool w;
+
+	if (i + 3 > n || !is_rotation(&insns[i], &rs, &k, &w))
+		return 0;
+	for (unsigned s = i; s < i + 2; s++) {
+		if (insns[s].rd != insns[i + 2].rd && !dead_from(insns, n, i + 3, insns[s].rd))
+			emit_alu(b, &insns[s]);
+	}
+	emit_rotate(&b->e, insns[i + 2].rd, rs, k, w);
+	return 3;
+}
+
 /*
  * A loan pays for itself from this many uses in the block (two moves in,
  * two out); in a block that loops on itself, which takes its loans once
@@ -2537,6 +2643,11 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		if (is_load(d->op) || is_store(d->op)) {
 			i += emit_mem_group(b, d, n - i) - 1;
 			continue;	/* b->pc moved on */
+		}
+		if (emit_rotation(b, insns, n, i)) {
+			b->pc += insns[i].len + insns[i + 1].len + insns[i + 2].len;
+			i += 2;
+			continue;
 		}
 		if (is_control(d->op)) {
 			b->n = i + 1;

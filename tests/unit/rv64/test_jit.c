@@ -361,6 +361,43 @@ static void gen_itype(struct prog *p)
 	add(p, bits, 4, "%s x%u, x%u, %d", names[k], rd, rs1, imm);
 }
 
+/*
+ * A rotation as rv64gc code writes it (two shifts of one register into two
+ * others, then their or), now and then with amounts that do not add up to
+ * the width, and then maybe a read of a shift's result or a new value for
+ * it: the translator turns a real one into a rotate and may skip the
+ * shifts' own results where nothing can see them.
+ */
+static void gen_rotation(struct prog *p)
+{
+	bool w = chance(40), right_first = chance(50);
+	unsigned width = w ? 32 : 64, k = 1 + below(width - 1), left = width - k;
+	unsigned rs = rreg(), tl = wreg_nz(), tr = wreg_nz(), rd = wreg();
+	const char *sfx = w ? "w" : "";
+
+	if (chance(10))
+		left = below(width);
+	if (right_first)
+		add(p, w ? SRLIW(tr, rs, k) : SRLI(tr, rs, k), 4, "srli%s x%u, x%u, %u", sfx, tr, rs, k);
+	add(p, w ? SLLIW(tl, rs, left) : SLLI(tl, rs, left), 4, "slli%s x%u, x%u, %u", sfx, tl, rs,
+	    left);
+	if (!right_first)
+		add(p, w ? SRLIW(tr, rs, k) : SRLI(tr, rs, k), 4, "srli%s x%u, x%u, %u", sfx, tr, rs, k);
+	if (chance(50))
+		add(p, OR(rd, tl, tr), 4, "or x%u, x%u, x%u", rd, tl, tr);
+	else
+		add(p, OR(rd, tr, tl), 4, "or x%u, x%u, x%u", rd, tr, tl);
+	if (chance(25)) {
+		unsigned d = wreg(), t = chance(50) ? tl : tr;
+
+		add(p, XOR(d, t, rd), 4, "xor x%u, x%u, x%u", d, t, rd);
+	} else if (chance(25)) {
+		unsigned t = chance(50) ? tl : tr;
+
+		add(p, ADDI(t, ZERO, 7), 4, "addi x%u, x0, 7", t);
+	}
+}
+
 /* The one-operand and immediate Zbb/Zba/Zbs instructions. */
 static void gen_zb_imm(struct prog *p)
 {
@@ -671,8 +708,10 @@ static void gen_straight(struct prog *p)
 		gen_rtype(p);
 	else if (k < 43)
 		gen_itype(p);
-	else if (k < 50)
+	else if (k < 47)
 		gen_zb_imm(p);
+	else if (k < 50)
+		gen_rotation(p);
 	else if (k < 55)
 		gen_upper(p);
 	else if (k < 68)
@@ -1328,6 +1367,47 @@ Test(rv64_jit, lent_host_registers_come_back)
 {
 	lent_registers(true);
 	lent_registers(false);
+}
+
+/*
+ * A rotation written as two shifts and an or: the shifts' own results are
+ * still written when the block may be left before it writes those
+ * registers again. Here the load after it faults, and the trap sees t1
+ * and t2 as the shifts left them, and a1 rotated.
+ */
+static void rotation_then_fault(bool jit)
+{
+	uint64_t v = 0x0123456789abcdefull;
+	struct vcpu_exit e = { 0 };
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A4, ZERO, 1));		/* interpreted: it fills the fetch TLB */
+	emit(&tm, SLLI(T1, A0, 50));		/* a block from here */
+	emit(&tm, SRLI(T2, A0, 14));
+	emit(&tm, OR(A1, T1, T2));
+	emit(&tm, LD(A2, A3, 0));		/* no memory there */
+	emit(&tm, ADDI(T1, ZERO, 1));
+	emit(&tm, ADDI(T2, ZERO, 2));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A0, v);
+	set_reg(&tm, A3, 0x10);
+	cr_assert_eq(tm.ops->vcpu_run(tm.cpu, &e), 0);
+	s = tm_state(&tm);
+	cr_expect_eq(s.scause, CAUSE_LOAD_ACCESS, "%s: scause %llu", engine_name(jit),
+		     (unsigned long long)s.scause);
+	cr_expect_eq(s.x[A1], v >> 14 | v << 50, "%s", engine_name(jit));
+	cr_expect_eq(s.x[T1], v << 50, "%s", engine_name(jit));
+	cr_expect_eq(s.x[T2], v >> 14, "%s", engine_name(jit));
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, rotation_temporaries_seen_by_a_trap)
+{
+	rotation_then_fault(true);
+	rotation_then_fault(false);
 }
 
 /* Device registers inside a loop's block: every access reaches the device. */
