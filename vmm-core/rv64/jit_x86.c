@@ -98,7 +98,10 @@
 #define BLOCK_MAX_INSNS 64
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
-/* Slow paths of one block: an FP load or store has two (FPU off, TLB miss). */
+/*
+ * Slow paths of one block: an FP load or store has two (FPU off, TLB
+ * miss), as has an access in a group (the group's and its own).
+ */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 /* give_back() at most: two 7-byte moves for each register of cached[]. */
 #define GIVE_BACK_BYTES (16 * 14)
@@ -196,7 +199,6 @@ static uint64_t key_epoch(uint32_t epoch)
 #define OFF_TLB ((int32_t)offsetof(struct accel_vcpu, tlb))
 #define OFF_LEFT ((int32_t)offsetof(struct accel_vcpu, jit_left))
 #define OFF_SITE ((int32_t)offsetof(struct accel_vcpu, jit_site))
-#define OFF_STEPS ((int32_t)offsetof(struct accel_vcpu, jit_steps))
 #define TLB_BYTES ((int32_t)(TLB_SIZE * sizeof(struct tlb_entry)))
 /* From an entry of way 0 to the same entry of way 1. */
 #define TLB_WAY1 ((int32_t)(offsetof(struct accel_vcpu, tlb_way1) - offsetof(struct accel_vcpu, tlb_all)))
@@ -678,7 +680,14 @@ struct cold_site {
 	unsigned done;		/* instructions of the block done when it is taken */
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
-	unsigned steps;		/* ... and the interpreter takes that many instructions */
+	/*
+	 * ... for a group of n_group accesses (first at group): when the
+	 * fill cannot take their span, each checked on its own, then on at
+	 * group_end
+	 */
+	const struct dc_entry *group;
+	unsigned n_group;
+	size_t group_end;
 	bool write;		/* ... of the write TLB, else the read TLB */
 	int32_t last;		/* ... for the bytes [address, address + last] */
 	size_t retry;		/* where the address is computed, to run again after a fill */
@@ -768,8 +777,7 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .steps = 1,
-		.write = write, .last = last, .retry = retry,
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write, .last = last, .retry = retry,
 	};
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
 	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
@@ -963,6 +971,7 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	int32_t lo, last;
 	unsigned g = mem_group(insns, n, &lo, &last);
 	bool load = is_load(insns[0].op);
+	struct cold_site *c;
 
 	if (g < 2) {
 		if (load)
@@ -973,8 +982,9 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 		return 1;
 	}
 	address_span(b, insns[0].rs1, lo, last, !load);
-	/* A span the fill cannot take (across pages, say): the group, interpreted. */
-	b->cold[b->n_cold - 1].steps = g;
+	c = &b->cold[b->n_cold - 1];
+	c->group = insns;
+	c->n_group = g;
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
 	for (unsigned k = 0; k < g; k++) {
 		if (load)
@@ -983,7 +993,31 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 			store_access(e, &insns[k], true, insns[k].imm - lo);
 		b->pc += insns[k].len;
 	}
+	c->group_end = e->pos;
 	return g;
+}
+
+/*
+ * Out of line, after a group's span missed and the fill could not take it
+ * (the span crosses into another page: a stack frame over a page
+ * boundary, say): the group's accesses one by one, each with its own
+ * check, then back after the group. Each access's own cold path comes
+ * later in the block's list.
+ */
+static void emit_ungrouped(struct block *b, const struct cold_site *c)
+{
+	b->pc = c->pc;
+	for (unsigned k = 0; k < c->n_group; k++) {
+		const struct dc_entry *d = &c->group[k];
+
+		b->n = c->done + k;
+		if (is_load(d->op))
+			emit_load(b, d);
+		else
+			emit_store(b, d);
+		b->pc += d->len;
+	}
+	jmp(&b->e, c->group_end);
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -2690,10 +2724,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
-			if (c->steps > 1) {
-				EMIT(&b->e, 0xc7, 0x83);	/* mov dword [rbx + OFF_STEPS], steps */
-				b4(&b->e, (uint32_t)OFF_STEPS);
-				b4(&b->e, c->steps);
+			if (c->n_group) {
+				emit_ungrouped(b, c);
+				continue;
 			}
 		}
 		give_back(b);
@@ -2868,22 +2901,16 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 
 /*
  * Not translated, a TLB miss, no fetch mapping yet, or what translated
- * code hands over: one instruction interpreted (h->jit_steps of them if
- * more, while none traps), with the counters as of before each for CSR
- * reads.
+ * code hands over: one instruction interpreted, with the counters as of
+ * before it for CSR reads.
  */
 static int interpret(struct accel_vcpu *h, int64_t *left)
 {
-	uint32_t steps = h->jit_steps > 1 ? h->jit_steps : 1;
-	int r;
+	int r = rv64_step(h);
 
-	h->jit_steps = 0;
-	do {
-		r = rv64_step(h);
-		h->cycle++;
-		h->instret += r != EXEC_TRAP;
-		--*left;
-	} while (r == EXEC_OK && --steps > 0 && *left > 0);
+	h->cycle++;
+	h->instret += r != EXEC_TRAP;
+	--*left;
 	return r;
 }
 

@@ -1307,6 +1307,41 @@ static void grouped_accesses(bool jit)
 	tm_fini(&tm);
 }
 
+/*
+ * Two loads either side of a page end, round a loop, share one check that
+ * always misses (no TLB entry spans two pages): each is then checked on
+ * its own inside the block, so the loop stays in translated code instead
+ * of going to the interpreter at every turn. rv64_jit_insns() counts what
+ * translated code retired.
+ */
+Test(rv64_jit, group_across_a_page_stays_translated)
+{
+	const unsigned rounds = 200;
+	uint64_t second = DATA + PAGE;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, true);
+	tm_poke64(&tm, second - 8, 5);
+	tm_poke64(&tm, second, 7);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A7, ZERO, (int32_t)rounds));
+	emit(&tm, LD(A0, S0, -8));	/* loop */
+	emit(&tm, LD(A1, S0, 0));
+	emit(&tm, ADD(A2, A2, A0));
+	emit(&tm, ADD(A2, A2, A1));
+	emit(&tm, ADDI(A7, A7, -1));
+	emit(&tm, BNE(A7, ZERO, -20));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, S0, second);
+	s = run_to_ecall(&tm, true);
+	cr_expect_eq(s.x[A2], rounds * 12ull);
+	cr_expect_eq(s.instret, 1 + 6 * rounds + 1);
+	cr_expect_geq(rv64_jit_insns(tm.cpu->jit), 6 * (rounds - 2), "%llu in translated code",
+		      (unsigned long long)rv64_jit_insns(tm.cpu->jit));
+	tm_fini(&tm);
+}
+
 Test(rv64_jit, grouped_accesses_across_a_page_a_moved_base_and_a_device)
 {
 	grouped_accesses(true);
