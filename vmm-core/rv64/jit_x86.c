@@ -100,7 +100,8 @@
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
 /*
  * Slow paths of one block: an FP load or store has two (FPU off, TLB
- * miss), as has an access in a group (the group's and its own).
+ * miss), as has a group (its check, and the helper that takes a span the
+ * fill cannot).
  */
 #define BLOCK_MAX_COLD (2 * BLOCK_MAX_INSNS)
 /* give_back() at most: two 7-byte moves for each register of cached[]. */
@@ -240,6 +241,40 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
  * so that the block ends there, as after any store of the hart's own to
  * its code.
  */
+/*
+ * The n loads or stores from pc on, one at a time in the interpreter, for
+ * a group whose span translated code could not check at once. 0 when all
+ * ran and the block goes on. Else what stopped them (a trap, a device's
+ * exit, or EXEC_BREAK when a store moved the code epoch), for the block's
+ * helper exit, which counts one instruction: the ones before are counted
+ * here.
+ */
+static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n)
+{
+	uint32_t epoch = h->code_epoch;
+	unsigned k;
+	int r = EXEC_OK;
+
+	h->pc = pc;
+	for (k = 0; k < n; k++) {
+		r = rv64_step(h);
+		if (r != EXEC_OK)
+			break;
+	}
+	if (k == n && h->code_epoch == epoch) {
+		h->jit_helper_r = EXEC_OK;
+		return EXEC_OK;
+	}
+	if (k == n) {
+		r = EXEC_BREAK;
+		k = n - 1;
+	}
+	h->cycle += k;
+	h->instret += k;
+	h->jit_helper_r = r;
+	return r;
+}
+
 static int jit_amo(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 {
 	uint32_t epoch = h->code_epoch;
@@ -681,12 +716,11 @@ struct cold_site {
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
 	/*
-	 * ... for a group of n_group accesses (first at group): when the
-	 * fill cannot take their span, each checked on its own, then on at
-	 * group_end
+	 * ... for a group of n_group accesses: when the fill cannot take
+	 * their span, the interpreter takes them, then on at group_end with
+	 * rax holding x[rax_is_end] if that is not 0, as after the group
 	 */
-	const struct dc_entry *group;
-	unsigned n_group;
+	unsigned n_group, rax_is_end;
 	size_t group_end;
 	bool write;		/* ... of the write TLB, else the read TLB */
 	int32_t last;		/* ... for the bytes [address, address + last] */
@@ -983,7 +1017,6 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	}
 	address_span(b, insns[0].rs1, lo, last, !load);
 	c = &b->cold[b->n_cold - 1];
-	c->group = insns;
 	c->n_group = g;
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
 	for (unsigned k = 0; k < g; k++) {
@@ -994,30 +1027,37 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 		b->pc += insns[k].len;
 	}
 	c->group_end = e->pos;
+	c->rax_is_end = e->rax_is;
 	return g;
 }
 
 /*
  * Out of line, after a group's span missed and the fill could not take it
  * (the span crosses into another page: a stack frame over a page
- * boundary, say): the group's accesses one by one, each with its own
- * check, then back after the group. Each access's own cold path comes
- * later in the block's list.
+ * boundary, say): the interpreter takes the group's accesses from inside
+ * the block (jit_group()), which then goes on after the group; a trap or
+ * a moved code epoch leaves it as a helper's return does.
  */
-static void emit_ungrouped(struct block *b, const struct cold_site *c)
+static void emit_group_helper(struct block *b, const struct cold_site *c)
 {
-	b->pc = c->pc;
-	for (unsigned k = 0; k < c->n_group; k++) {
-		const struct dc_entry *d = &c->group[k];
+	struct emit *e = &b->e;
 
-		b->n = c->done + k;
-		if (is_load(d->op))
-			emit_load(b, d);
-		else
-			emit_store(b, d);
-		b->pc += d->len;
-	}
-	jmp(&b->e, c->group_end);
+	sync_cached(e, false, false);		/* it reads and writes x[] */
+	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
+	EMIT(e, 0x48, 0xbe);			/* movabs rsi, the group's pc */
+	b8(e, c->pc);
+	EMIT(e, 0xba);				/* mov edx, its instructions */
+	b4(e, c->n_group);
+	call_abs(e, (const void *)jit_group);
+	sync_cached(e, true, false);
+	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
+	b->cold[b->n_cold++] = (struct cold_site){
+		.jcc_at = jcc(e, CC_NE, 0), .pc = c->pc, .done = c->done + 1, .helper = true,
+	};
+	e->rax_is = 0;
+	if (c->rax_is_end)
+		load_x(e, RAX, c->rax_is_end);
+	jmp(e, c->group_end);
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -2725,7 +2765,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
 			if (c->n_group) {
-				emit_ungrouped(b, c);
+				emit_group_helper(b, c);
 				continue;
 			}
 		}

@@ -1309,10 +1309,10 @@ static void grouped_accesses(bool jit)
 
 /*
  * Two loads either side of a page end, round a loop, share one check that
- * always misses (no TLB entry spans two pages): each is then checked on
- * its own inside the block, so the loop stays in translated code instead
- * of going to the interpreter at every turn. rv64_jit_insns() counts what
- * translated code retired.
+ * always misses (no TLB entry spans two pages): the block then has the
+ * interpreter take the two from inside it and goes on, instead of
+ * returning to the dispatcher at every turn. rv64_jit_insns() counts what
+ * translated code retired, helpers' instructions included.
  */
 Test(rv64_jit, group_across_a_page_stays_translated)
 {
