@@ -96,6 +96,8 @@
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
+#define APART_SIZE 1024u		/* block pcs whose accesses are not grouped; a power of two */
+#define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
 /*
@@ -169,6 +171,13 @@ struct rv64_jit {
 	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
+	/*
+	 * Block pcs translated with a check of each access behind each group's
+	 * (emit_ungrouped()): one of their groups crossed a page. Open
+	 * addressing, 0 empty; emptied with the buffer.
+	 */
+	uint64_t apart[APART_SIZE];
+	unsigned n_apart;
 };
 
 _Static_assert(offsetof(struct accel_vcpu, x) == 0, "translated code finds x[] at rbx");
@@ -243,13 +252,16 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
  */
 /*
  * The n loads or stores from pc on, one at a time in the interpreter, for
- * a group whose span translated code could not check at once. 0 when all
- * ran and the block goes on. Else what stopped them (a trap, a device's
- * exit, or EXEC_BREAK when a store moved the code epoch), for the block's
- * helper exit, which counts one instruction: the ones before are counted
- * here.
+ * a group whose span the block at code offset site could not check at
+ * once (across a page, or a device). Then the block is left
+ * (EXEC_BREAK) to be translated again with each access of its groups
+ * also checked on its own (h->jit_split), while there is room to
+ * remember it; or it goes on (0). What stopped them, if anything did (a trap, a device's exit, a
+ * store that moved the code epoch: EXEC_BREAK), is returned for the
+ * block's helper exit, which counts one instruction: those before are
+ * counted here.
  */
-static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n)
+static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site)
 {
 	uint32_t epoch = h->code_epoch;
 	unsigned k;
@@ -261,11 +273,13 @@ static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n)
 		if (r != EXEC_OK)
 			break;
 	}
-	if (k == n && h->code_epoch == epoch) {
+	if (k == n && h->code_epoch == epoch && h->jit->n_apart >= APART_FULL) {
 		h->jit_helper_r = EXEC_OK;
 		return EXEC_OK;
 	}
 	if (k == n) {
+		if (h->jit->n_apart < APART_FULL)
+			h->jit_split = site + 1;
 		r = EXEC_BREAK;
 		k = n - 1;
 	}
@@ -716,10 +730,13 @@ struct cold_site {
 	bool helper;		/* a helper's non-zero return: pc is set, exit HELPER */
 	bool tlb;		/* way 0 of the TLB missed: try way 1, back at resume */
 	/*
-	 * ... for a group of n_group accesses: when the fill cannot take
-	 * their span, the interpreter takes them, then on at group_end with
-	 * rax holding x[rax_is_end] if that is not 0, as after the group
+	 * ... for a group of n_group accesses (the first at group): when the
+	 * fill cannot take their span, the interpreter takes them or, in a
+	 * block translated again for that, each is checked on its own; then
+	 * on at group_end with rax holding x[rax_is_end] if that is not 0,
+	 * as after the group
 	 */
+	const struct dc_entry *group;
 	unsigned n_group, rax_is_end;
 	size_t group_end;
 	bool write;		/* ... of the write TLB, else the read TLB */
@@ -755,6 +772,8 @@ struct block {
 	unsigned n_borrow;
 	size_t checked;		/* where the entry goes on once its stamp matched */
 	size_t body;		/* where the block's own instructions start, after the loans */
+	size_t start;		/* the block's offset in the buffer */
+	bool apart;		/* a group crossed a page before: check each access of one too */
 };
 
 /* Each loan's host register back to its lender, the borrower to x[]; flags and rax kept. */
@@ -1017,6 +1036,7 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	}
 	address_span(b, insns[0].rs1, lo, last, !load);
 	c = &b->cold[b->n_cold - 1];
+	c->group = insns;
 	c->n_group = g;
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
 	for (unsigned k = 0; k < g; k++) {
@@ -1029,6 +1049,15 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	c->group_end = e->pos;
 	c->rax_is_end = e->rax_is;
 	return g;
+}
+
+/* From a group's cold path back after the group, rax as the code there expects. */
+static void back_after_group(struct emit *e, const struct cold_site *c)
+{
+	e->rax_is = 0;
+	if (c->rax_is_end)
+		load_x(e, RAX, c->rax_is_end);
+	jmp(e, c->group_end);
 }
 
 /*
@@ -1048,16 +1077,38 @@ static void emit_group_helper(struct block *b, const struct cold_site *c)
 	b8(e, c->pc);
 	EMIT(e, 0xba);				/* mov edx, its instructions */
 	b4(e, c->n_group);
+	EMIT(e, 0x48, 0xb9);			/* movabs rcx, the block's offset */
+	b8(e, b->start);
 	call_abs(e, (const void *)jit_group);
 	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	b->cold[b->n_cold++] = (struct cold_site){
 		.jcc_at = jcc(e, CC_NE, 0), .pc = c->pc, .done = c->done + 1, .helper = true,
 	};
-	e->rax_is = 0;
-	if (c->rax_is_end)
-		load_x(e, RAX, c->rax_is_end);
-	jmp(e, c->group_end);
+	back_after_group(e, c);
+}
+
+
+/*
+ * The same, in a block translated again after one of its groups crossed a
+ * page (struct block's apart): the group's accesses one by one, each with
+ * its own check and its own cold path (later in the block's list), so a
+ * frame or an object that lies across a page end stays in translated code.
+ */
+static void emit_ungrouped(struct block *b, const struct cold_site *c)
+{
+	b->pc = c->pc;
+	for (unsigned k = 0; k < c->n_group; k++) {
+		const struct dc_entry *d = &c->group[k];
+
+		b->n = c->done + k;
+		if (is_load(d->op))
+			emit_load(b, d);
+		else
+			emit_store(b, d);
+		b->pc += d->len;
+	}
+	back_after_group(&b->e, c);
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -2593,9 +2644,21 @@ static struct jit_entry *map_slot(struct rv64_jit *j, uint64_t pc)
 	return &j->map[i];
 }
 
+/* The slot of pc in apart[], or the empty one where it would go. */
+static uint64_t *apart_slot(struct rv64_jit *j, uint64_t pc)
+{
+	size_t i = (size_t)((pc >> 1) * 0x9e3779b97f4a7c15ull >> 54) & (APART_SIZE - 1);
+
+	while (j->apart[i] != pc && j->apart[i] != 0)
+		i = (i + 1) & (APART_SIZE - 1);
+	return &j->apart[i];
+}
+
 static void flush_all(struct rv64_jit *j)
 {
 	j->generation++;
+	memset(j->apart, 0, sizeof(j->apart));
+	j->n_apart = 0;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
 	for (size_t i = 0; i < MAP_SIZE; i++)
@@ -2697,7 +2760,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		flush_all(j);
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
-			     .start_pc = pc };
+			     .start_pc = pc, .start = start,
+			     .apart = pc && *apart_slot(j, pc) == pc };
 	map_standard(&b->e);
 	slot = j->n_stamps++;
 	j->stamps[slot] = (struct jit_stamp){
@@ -2764,10 +2828,12 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
-			if (c->n_group) {
+			if (c->n_group && b->apart)
+				emit_ungrouped(b, c);
+			else if (c->n_group)
 				emit_group_helper(b, c);
+			if (c->n_group)
 				continue;
-			}
 		}
 		give_back(b);
 		if (c->helper) {
@@ -2826,6 +2892,28 @@ static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 		me->code = NULL;
 	j->rw[off + GUARD_PATCH_AT] = 0xe9;
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
+}
+
+/*
+ * The block at offset off had a group of accesses whose span crossed a
+ * page: out of the table, to be translated again with each group's
+ * accesses also checked one by one. Its pc is in the movabs its entry
+ * starts with.
+ */
+static void split(struct rv64_jit *j, size_t off)
+{
+	uint64_t pc, *slot;
+
+	if (off + GUARD_PATCH_AT > CODE_SIZE || j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE ||
+	    j->n_apart >= APART_FULL)
+		return;
+	memcpy(&pc, j->rw + off + 2, 8);
+	slot = apart_slot(j, pc);
+	if (pc && *slot != pc) {
+		*slot = pc;
+		j->n_apart++;
+	}
+	retire(j, pc, off);
 }
 
 /* The slot of page in the set of code pages, or the free one where it would go. */
@@ -3012,6 +3100,10 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			if (r == JIT_EXIT_HELPER) {
 				/* A trapped instruction took a cycle but did not retire. */
 				h->instret -= h->jit_helper_r == EXEC_TRAP;
+				if (h->jit_split) {
+					split(j, h->jit_split - 1);
+					h->jit_split = 0;
+				}
 				if (h->jit_helper_r == EXEC_EXIT || h->jit_helper_r == EXEC_BREAK)
 					return h->jit_helper_r;
 				continue;
