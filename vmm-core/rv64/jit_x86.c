@@ -28,7 +28,11 @@
  * that store goes through tlb_fill() and rv64_jit_code_written(). So
  * remapping and the hart's own stores are seen at once, as before; other
  * harts' and devices' writes after a FENCE.I (which RISC-V requires), a
- * pause or a WFI.
+ * pause or a WFI. A block whose full check matches stamps itself and goes
+ * on when its page is still the one of its last stamp and still watched
+ * (emit_stamp()); else the dispatcher stamps it and watches the page. An
+ * instruction the translator leaves to the interpreter, at a block's
+ * start, gets a block of none that hands it over.
  *
  * Host registers inside translated code:
  *   rbx  the hart (struct accel_vcpu; x[] sits at offset 0)
@@ -64,8 +68,12 @@
  * page crossing, a store into a page code was taken from) returns to C,
  * which runs that one instruction in the interpreter. Loads (or stores)
  * in a row from one base register share one check of all their bytes
- * (emit_mem_group()). A helper whose instruction trapped returns to C with
- * pc at the handler.
+ * (emit_mem_group()); a group whose span the fill cannot take (across a
+ * page end) goes to the interpreter from inside the block (jit_group()),
+ * and the block is translated again with each of its groups' accesses
+ * also checked one by one, out of line (emit_ungrouped()). A rotation
+ * written as two shifts and an or runs as one rotate (emit_rotation()).
+ * A helper whose instruction trapped returns to C with pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
