@@ -181,7 +181,7 @@ struct accel_vcpu {
 	int64_t jit_left;	/* budget left when translated code returned */
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
-	uint64_t jit_split;	/* code offset + 1 of a block to translate with no groups, or 0 */
+	uint64_t jit_split;	/* code offset + 1 of a block to split (apart[] in jit_x86.c), or 0 */
 	/*
 	 * Translated code's fetch addend (host = it + guest pc; a multiple of
 	 * the page size) with jit_epoch_bits in its low 12 bits: what a

@@ -104,7 +104,7 @@
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
-#define APART_SIZE 1024u		/* block pcs whose accesses are not grouped; a power of two */
+#define APART_SIZE 1024u		/* block pcs whose groups crossed a page; a power of two */
 #define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
@@ -251,23 +251,15 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 	return r;
 }
 /*
- * Called from translated code for an AMO, LR or SC at h->pc (parcel is
- * insn: AMOs have no compressed form): EXEC_OK;
- * what the interpreter returned (a trap, with pc at the handler); or
- * EXEC_BREAK, pc past it, when it wrote to a page code was taken from,
- * so that the block ends there, as after any store of the hart's own to
- * its code.
- */
-/*
  * The n loads or stores from pc on, one at a time in the interpreter, for
  * a group whose span the block at code offset site could not check at
- * once (across a page, or a device). Then the block is left
+ * once (across a page, or a device). When all ran, the block is left
  * (EXEC_BREAK) to be translated again with each access of its groups
- * also checked on its own (h->jit_split), while there is room to
- * remember it; or it goes on (0). What stopped them, if anything did (a trap, a device's exit, a
- * store that moved the code epoch: EXEC_BREAK), is returned for the
- * block's helper exit, which counts one instruction: those before are
- * counted here.
+ * also checked on its own (h->jit_split), while apart[] has room to
+ * remember it; else it goes on (0), unless a store moved the code epoch.
+ * What stopped them, if anything did (a trap, a device's exit), is
+ * returned for the block's helper exit, which counts one instruction:
+ * those before are counted here.
  */
 static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site)
 {
@@ -281,12 +273,14 @@ static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t sit
 		if (r != EXEC_OK)
 			break;
 	}
-	if (k == n && h->code_epoch == epoch && h->jit->n_apart >= APART_FULL) {
-		h->jit_helper_r = EXEC_OK;
-		return EXEC_OK;
-	}
 	if (k == n) {
-		if (h->jit->n_apart < APART_FULL)
+		bool split = h->jit->n_apart < APART_FULL;
+
+		if (!split && h->code_epoch == epoch) {
+			h->jit_helper_r = EXEC_OK;
+			return EXEC_OK;
+		}
+		if (split)
 			h->jit_split = site + 1;
 		r = EXEC_BREAK;
 		k = n - 1;
@@ -297,6 +291,14 @@ static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t sit
 	return r;
 }
 
+/*
+ * Called from translated code for an AMO, LR or SC at h->pc (parcel is
+ * insn: AMOs have no compressed form): EXEC_OK;
+ * what the interpreter returned (a trap, with pc at the handler); or
+ * EXEC_BREAK, pc past it, when it wrote to a page code was taken from,
+ * so that the block ends there, as after any store of the hart's own to
+ * its code.
+ */
 static int jit_amo(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
 {
 	uint32_t epoch = h->code_epoch;
@@ -838,7 +840,8 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	b4(e, write ? (uint32_t)TLB_BYTES : 0);
 	c = &b->cold[b->n_cold++];
 	*c = (struct cold_site){
-		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write, .last = last, .retry = retry,
+		.jcc_at = jcc(e, CC_NE, 0), .pc = b->pc, .done = b->n, .tlb = true, .write = write,
+		.last = last, .retry = retry,
 	};
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table + 8] */
 	b4(e, (write ? (uint32_t)TLB_BYTES : 0) + 8);
@@ -1095,7 +1098,6 @@ static void emit_group_helper(struct block *b, const struct cold_site *c)
 	};
 	back_after_group(e, c);
 }
-
 
 /*
  * The same, in a block translated again after one of its groups crossed a
@@ -1361,7 +1363,6 @@ static void fp_finish(struct block *b, const struct dc_entry *d, struct fp_slow 
 #define F_RS1(i) (((i) >> 15) & 31)
 #define F_RS2(i) (((i) >> 20) & 31)
 #define F_RM(i) (((i) >> 12) & 7)
-
 
 /* Jumps to slow unless reg (rax or rcx) holds a NaN-boxed single (upper half all ones); uses rdx. */
 static void check_boxed(struct emit *e, unsigned reg, struct fp_slow *sl)
@@ -2340,7 +2341,6 @@ static void emit_entry(struct block *b, uint64_t pc, unsigned slot, size_t *ret_
 	b->checked = e->pos;
 }
 
-
 /*
  * After a full check that matched: the block stamps itself and goes on
  * when its page is the host page of its last stamp and the hart has
@@ -2500,9 +2500,8 @@ static bool dead_from(const struct dc_entry *insns, unsigned n, unsigned from, u
  * t[0..2] as a rotation right of x[*ret_rs] by *ret_k: a left and a right
  * shift of one register by amounts adding up to the width (either first,
  * into two other registers, so that x[rs] stays as it was), then the or
- * of the two. RV64GC code has no
- * rotate instruction (Zbb's is an extension), so compilers write it so,
- * three times per round in SHA-2.
+ * of the two. RV64GC code has no rotate instruction (Zbb's is an
+ * extension), so compilers write it so, three times per round in SHA-2.
  */
 static bool is_rotation(const struct dc_entry *t, unsigned *ret_rs, unsigned *ret_k, bool *ret_w)
 {
@@ -2902,6 +2901,12 @@ static void retire(struct rv64_jit *j, uint64_t pc, size_t off)
 	memcpy(j->rw + off + GUARD_PATCH_AT + 1, &rel, 4);
 }
 
+/* The block at offset off was retired: its entry jumps to the lookup stub. */
+static bool retired(const struct rv64_jit *j, size_t off)
+{
+	return j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE;
+}
+
 /*
  * The block at offset off had a group of accesses whose span crossed a
  * page: out of the table, to be translated again with each group's
@@ -2912,8 +2917,7 @@ static void split(struct rv64_jit *j, size_t off)
 {
 	uint64_t pc, *slot;
 
-	if (off + GUARD_PATCH_AT > CODE_SIZE || j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE ||
-	    j->n_apart >= APART_FULL)
+	if (off + GUARD_PATCH_AT > CODE_SIZE || retired(j, off) || j->n_apart >= APART_FULL)
 		return;
 	memcpy(&pc, j->rw + off + 2, 8);
 	slot = apart_slot(j, pc);
@@ -3021,8 +3025,8 @@ static void stamp(struct accel_vcpu *h, uint64_t pc, size_t off)
 	int64_t at;
 	int32_t rel;
 
-	/* A retired block has a jmp there; a fetch entry gone, the next entry checks again. */
-	if (j->rw[off + GUARD_PATCH_AT] != GUARD_BYTE || fe->vpn != pc >> PAGE_SHIFT)
+	/* A fetch entry gone, the next entry checks again. */
+	if (retired(j, off) || fe->vpn != pc >> PAGE_SHIFT)
 		return;
 	memcpy(&rel, j->rw + off + ENTRY_STAMP_AT, 4);
 	at = (int64_t)(off + ENTRY_STAMP_AT + 4) + rel;	/* the stamp, from the buffer's start */
