@@ -4,15 +4,19 @@
  *
  * A block is a run of the instructions decode.h knows (integer ALU, Zba,
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
- * instructions inside one guest page, ending at the first branch or jump, at
- * the first instruction it does not know, at the page's end or at
- * BLOCK_MAX_INSNS. Division and the common floating-point operations
- * run in place where they cannot trap or raise a new flag; the rest of
- * floating point, AMOs, LR and SC, MULHSU and a few bit-manipulation
- * instructions call the interpreter's own C functions from the block.
- * Anything else (CSRs, FENCE.I, SFENCE.VMA, ECALL, SRET, WFI) ends the
- * block and is interpreted one instruction at a time, so the two always
- * agree on semantics.
+ * instructions inside one guest page, ending at the first jump, at the
+ * first conditional branch after SIDE_MAX of them, at the first
+ * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
+ * The block goes on past its first SIDE_MAX conditional branches (their
+ * fall-through), each taken way leaving the block out of line as a block's
+ * end does (emit_side_exits()), so a loop whose body branches, or whose
+ * way back is not its last instruction, runs as one block. Division and
+ * the common floating-point operations run in place where they cannot
+ * trap or raise a new flag; the rest of floating point, AMOs, LR and SC,
+ * MULHSU and a few bit-manipulation instructions call the interpreter's
+ * own C functions from the block. Anything else (CSRs, FENCE.I,
+ * SFENCE.VMA, ECALL, SRET, WFI) ends the block and is interpreted one
+ * instruction at a time, so the two always agree on semantics.
  *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A
  * block's full check compares the guest's code bytes, as mapped now, with
@@ -72,8 +76,10 @@
  * page end) goes to the interpreter from inside the block (jit_group()),
  * and the block is translated again with each of its groups' accesses
  * also checked one by one, out of line (emit_ungrouped()). A rotation
- * written as two shifts and an or runs as one rotate (emit_rotation()).
- * A helper whose instruction trapped returns to C with pc at the handler.
+ * written as two shifts and an or runs as one rotate (emit_rotation()),
+ * a word zero-extended by two shifts as one mov and one shift
+ * (emit_zext_word()). A helper whose instruction trapped returns to C
+ * with pc at the handler.
  *
  * The code buffers are one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever both. rv64_jit_prepare() makes
@@ -104,6 +110,7 @@
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
+#define SIDE_MAX 4			/* conditional branches a block goes on past */
 #define APART_SIZE 1024u		/* block pcs whose groups crossed a page; a power of two */
 #define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
@@ -766,8 +773,15 @@ struct block {
 	struct {
 		size_t at;	/* a jmp (E9 rel32) to the target's block, to link */
 		uint64_t target;
-	} chain[2];
+	} chain[SIDE_MAX + 2];
 	unsigned n_chain;
+	/* Conditional branches the block goes on past: their taken ways, emitted after the body. */
+	struct side_exit {
+		size_t jcc_at;	/* the jcc to patch */
+		unsigned n;	/* instructions done when it is taken */
+		uint64_t target;
+	} side[SIDE_MAX];
+	unsigned n_side;
 	/*
 	 * Host registers of cached[] lent, for this block, to guest
 	 * registers it uses more: on entry the lender (which the block never
@@ -828,7 +842,9 @@ static void address_span(struct block *b, unsigned rs1, int32_t imm, int32_t las
 	 * The page of the last byte must be the entry's: an entry at va's
 	 * index never holds the next page, so a crossing misses.
 	 */
-	if (last < 128) {
+	if (last == 0) {
+		EMIT(e, 0x48, 0x89, 0xc1);			/* mov rcx, rax */
+	} else if (last < 128) {
 		EMIT(e, 0x48, 0x8d, 0x48, (uint8_t)last);	/* lea rcx, [rax + last] */
 	} else {
 		EMIT(e, 0x48, 0x8d, 0x88);			/* lea rcx, [rax + disp32] */
@@ -2270,12 +2286,33 @@ static void compare(struct emit *e, unsigned a, unsigned c)
 	OP_MODRM(e, true, ha, host_of(e, c), c, 0x3b);	/* cmp ha, r/m64 */
 }
 
-/* Branches and jumps, which end the block (b->n already counts them). */
-static void emit_control(struct block *b, const struct dc_entry *d)
+/* A conditional branch's compare, and its jcc (to patch) taken when the branch is. */
+static size_t branch_jcc(struct block *b, const struct dc_entry *d)
 {
 	static const uint8_t cc[] = { [DC_BEQ - DC_BEQ] = CC_E, [DC_BNE - DC_BEQ] = CC_NE,
 				      [DC_BLT - DC_BEQ] = CC_L, [DC_BGE - DC_BEQ] = CC_GE,
 				      [DC_BLTU - DC_BEQ] = CC_B, [DC_BGEU - DC_BEQ] = CC_AE };
+
+	compare(&b->e, d->rs1, d->rs2);
+	return jcc(&b->e, cc[d->op - DC_BEQ], 0);
+}
+
+/*
+ * A conditional branch the block goes on past (b->n already counts it):
+ * the block's own code falls through, the taken way waits, out of line,
+ * for emit_side_exits().
+ */
+static void emit_side_branch(struct block *b, const struct dc_entry *d)
+{
+	b->side[b->n_side++] = (struct side_exit){
+		.jcc_at = branch_jcc(b, d), .n = b->n,
+		.target = b->pc + (uint64_t)(int64_t)d->imm,
+	};
+}
+
+/* The block's last instruction, a branch or jump (b->n already counts it). */
+static void emit_control(struct block *b, const struct dc_entry *d)
+{
 	struct emit *e = &b->e;
 	uint64_t next = b->pc + d->len, target = b->pc + (uint64_t)(int64_t)d->imm;
 	size_t taken;
@@ -2299,8 +2336,7 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 		give_back(b);
 		break;
 	default:	/* conditional branches */
-		compare(e, d->rs1, d->rs2);
-		taken = jcc(e, cc[d->op - DC_BEQ], 0);
+		taken = branch_jcc(b, d);
 		emit_goto(b, next);
 		patch(e, taken, e->pos);
 		emit_goto(b, target);
@@ -2309,9 +2345,24 @@ static void emit_control(struct block *b, const struct dc_entry *d)
 	emit_lookup(b);
 }
 
+static bool is_branch(unsigned op)
+{
+	return op >= DC_BEQ && op <= DC_BGEU;
+}
+
 static bool is_control(unsigned op)
 {
-	return (op >= DC_JAL && op <= DC_JR) || (op >= DC_BEQ && op <= DC_BGEU);
+	return (op >= DC_JAL && op <= DC_JR) || is_branch(op);
+}
+
+/* The taken ways of the branches the block went on past, after its body. */
+static void emit_side_exits(struct block *b)
+{
+	for (unsigned i = 0; i < b->n_side; i++) {
+		patch(&b->e, b->side[i].jcc_at, b->e.pos);
+		b->n = b->side[i].n;
+		emit_goto(b, b->side[i].target);
+	}
 }
 
 /* The rel32 from an instruction ending in it (to come at e->pos) to stamp slot's field at off. */
@@ -2571,6 +2622,45 @@ static unsigned emit_rotation(struct block *b, const struct dc_entry *insns, uns
 	return 3;
 }
 
+/* ---- words zero-extended: slli rd, rs, 32; srli rd, rd, m ---- */
+
+/*
+ * t[0..1] as x[rd] = the low word of x[rs] zero-extended, shifted left by
+ * 32 - m (right by m - 32): RV64GC has no zext.w (Zba's add.uw is an
+ * extension), so compilers write it as two shifts of rd, an unsigned int
+ * index most often. rd's value between the two is never seen.
+ */
+static bool is_zext_word(const struct dc_entry *t)
+{
+	return t[0].op == DC_SLLI && t[0].imm == 32 && t[0].rd != 0 && t[0].rs1 != 0 &&
+	       t[1].op == DC_SRLI && t[1].rd == t[0].rd && t[1].rs1 == t[0].rd &&
+	       t[1].imm > 0 && t[1].imm < 64;
+}
+
+/* insns[i..i + 1] as a mov of the word and a shift, if is_zext_word(); how many it took. */
+static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, unsigned n,
+			       unsigned i)
+{
+	struct emit *e = &b->e;
+	const struct dc_entry *t = &insns[i];
+	unsigned rd, h;
+	int sh;
+
+	if (i + 2 > n || !is_zext_word(t))
+		return 0;
+	rd = t[0].rd;
+	sh = 32 - t[1].imm;
+	h = host_of(e, rd) == NOT_CACHED ? RAX : host_of(e, rd);
+	OP_MODRM(e, false, h, host_of(e, t[0].rs1), t[0].rs1, 0x8b);	/* mov h32, r/m32 */
+	if (sh) {
+		OP_MODRM(e, true, sh > 0 ? 4 : 5, h, 0, 0xc1);	/* shl / shr h, imm8 */
+		b1(e, (uint8_t)(sh > 0 ? sh : -sh));
+	}
+	if (h == RAX)
+		store_x(e, rd, RAX);
+	return 2;
+}
+
 /*
  * A loan pays for itself from this many uses in the block (two moves in,
  * two out); in a block that loops on itself, which takes its loans once
@@ -2706,7 +2796,7 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		   bool *ret_unknown_next)
 {
 	size_t off = pc & PAGE_OFFSET_MASK, start = off;
-	unsigned n = 0;
+	unsigned n = 0, branches = 0;
 
 	*ret_unknown_next = false;
 	while (n < BLOCK_MAX_INSNS && off + 2 <= PAGE_SIZE) {
@@ -2734,7 +2824,7 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		}
 		insns[n++] = d;
 		off += d.len;
-		if (is_control(d.op))
+		if (is_control(d.op) && !(is_branch(d.op) && branches++ < SIDE_MAX))
 			break;
 	}
 	*ret_n = n;
@@ -2794,9 +2884,17 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			i += 2;
 			continue;
 		}
+		if (emit_zext_word(b, insns, n, i)) {
+			b->pc += insns[i].len + insns[i + 1].len;
+			i += 1;
+			continue;
+		}
 		if (is_control(d->op)) {
 			b->n = i + 1;
-			emit_control(b, d);
+			if (i + 1 < n)
+				emit_side_branch(b, d);
+			else
+				emit_control(b, d);
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
 			emit_fp_mem(b, d);
 		else if (d->op == JIT_OP_FP) {
@@ -2823,6 +2921,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			emit_goto(b, b->pc);
 		}
 	}
+	emit_side_exits(b);
 
 	/*
 	 * Cold paths: a TLB miss hands its instruction to the interpreter; a

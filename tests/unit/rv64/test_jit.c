@@ -398,6 +398,28 @@ static void gen_rotation(struct prog *p)
 	}
 }
 
+/*
+ * A word zero-extended as rv64gc code writes it (slli rd, rs, 32, then
+ * srli rd, rd, m, either compressed where it can be), now and then with a
+ * first shift other than 32 or a second one of another register: the
+ * translator turns a real one into a mov of the word and one shift.
+ */
+static void gen_zext_word(struct prog *p)
+{
+	unsigned rd = chance(50) ? cwreg() : wreg_nz(), rs = chance(30) ? rd : rreg();
+	unsigned first = chance(10) ? 1 + below(63) : 32, m = chance(10) ? 0 : below(64);
+	unsigned src = chance(10) ? rreg() : rd;
+
+	if (rd == rs && chance(50))
+		add(p, C_SLLI(rd, (int)first), 2, "c.slli x%u, %u", rd, first);
+	else
+		add(p, SLLI(rd, rs, first), 4, "slli x%u, x%u, %u", rd, rs, first);
+	if (src == rd && rd >= 8 && rd < 16 && m && chance(50))
+		add(p, c_cb_alu(0, rd, (int)m), 2, "c.srli x%u, %u", rd, m);
+	else
+		add(p, SRLI(rd, src, m), 4, "srli x%u, x%u, %u", rd, src, m);
+}
+
 /* The one-operand and immediate Zbb/Zba/Zbs instructions. */
 static void gen_zb_imm(struct prog *p)
 {
@@ -712,6 +734,8 @@ static void gen_straight(struct prog *p)
 		gen_zb_imm(p);
 	else if (k < 50)
 		gen_rotation(p);
+	else if (k < 52)
+		gen_zext_word(p);
 	else if (k < 55)
 		gen_upper(p);
 	else if (k < 68)
