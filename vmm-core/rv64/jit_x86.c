@@ -5,16 +5,16 @@
  * A block is a run of the instructions decode.h knows (integer ALU, Zba,
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
  * instructions inside one guest page, ending at the first jump, at the
- * first conditional branch after SIDE_MAX of them, at the first
- * instruction it does not know, at the page's end or at BLOCK_MAX_INSNS.
- * The block goes on past its first SIDE_MAX conditional branches (their
- * fall-through), each taken way leaving the block out of line as a block's
- * end does (emit_side_exits()), so a loop whose body branches, or whose
- * way back is not its last instruction, runs as one block. Division and
- * the common floating-point operations run in place where they cannot
- * trap or raise a new flag; the rest of floating point, AMOs, LR and SC,
- * MULHSU and a few bit-manipulation instructions call the interpreter's
- * own C functions from the block. Anything else (CSRs, FENCE.I,
+ * first backward conditional branch or the first after SIDE_MAX, at the
+ * first instruction it does not know, at the page's end or at
+ * BLOCK_MAX_INSNS. The block goes on past its first SIDE_MAX forward
+ * conditional branches (their fall-through), each taken way leaving the
+ * block out of line as a block's end does (emit_side_exits()), so a loop
+ * whose body branches forward runs as one block. Division and the common
+ * floating-point operations run in place where they cannot trap or raise
+ * a new flag; the rest of floating point, AMOs, LR and SC, MULHSU and a
+ * few bit-manipulation instructions call the interpreter's own C
+ * functions from the block. Anything else (CSRs, FENCE.I,
  * SFENCE.VMA, ECALL, SRET, WFI) ends the block and is interpreted one
  * instruction at a time, so the two always agree on semantics.
  *
@@ -2355,6 +2355,16 @@ static bool is_control(unsigned op)
 	return (op >= DC_JAL && op <= DC_JR) || is_branch(op);
 }
 
+/*
+ * Whether a block goes on past d: a forward conditional branch. Past a
+ * backward one (a loop's way back) comes the loop's end, which runs once
+ * per loop and has a block of its own anyway.
+ */
+static bool goes_on_past(const struct dc_entry *d)
+{
+	return is_branch(d->op) && d->imm > 0;
+}
+
 /* The taken ways of the branches the block went on past, after its body. */
 static void emit_side_exits(struct block *b)
 {
@@ -2668,45 +2678,59 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
  */
 #define LOAN_MIN_USES 3
 
-/* The block ends in a jump or branch back to its own start. */
+/* A branch or jump of the block goes back to its own start. */
 static bool loops_on_itself(const struct block *b, const struct dc_entry *insns, unsigned n)
 {
-	const struct dc_entry *d;
-	uint64_t last_pc = b->start_pc;
+	uint64_t pc = b->start_pc;
 
-	if (n == 0)
-		return false;
-	d = &insns[n - 1];
-	for (unsigned i = 0; i + 1 < n; i++)
-		last_pc += insns[i].len;
-	return ((d->op >= DC_BEQ && d->op <= DC_BGEU) || d->op == DC_JAL || d->op == DC_J) &&
-	       last_pc + (uint64_t)(int64_t)d->imm == b->start_pc;
+	for (unsigned i = 0; i < n; pc += insns[i++].len) {
+		const struct dc_entry *d = &insns[i];
+
+		if ((is_branch(d->op) || d->op == DC_JAL || d->op == DC_J) &&
+		    pc + (uint64_t)(int64_t)d->imm == b->start_pc)
+			return true;
+	}
+	return false;
+}
+
+/* The register of cached[] not lent yet that the block names least. */
+static size_t least_named(const unsigned *uses, const bool *lent)
+{
+	size_t k = N_CACHED;
+
+	for (size_t c = 0; c < N_CACHED; c++) {
+		if (!lent[c] && (k == N_CACHED || uses[cached[c].guest] < uses[cached[k].guest]))
+			k = c;
+	}
+	return k;
 }
 
 /*
- * Which registers of cached[] the block lends, and to whom: each one the
- * block never names goes to the uncached register it names most, while
- * one is named at least LOAN_MIN_USES times.
+ * Which registers of cached[] the block lends, and to whom: the one it
+ * names least goes to the uncached register it names most, while that one
+ * is named at least LOAN_MIN_USES times more than twice as often as the
+ * lender. A lender the block names stays in x[] meanwhile, as any
+ * uncached register does.
  */
 static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	unsigned uses[32] = { 0 }, min_uses = loops_on_itself(b, insns, n) ? 1 : LOAN_MIN_USES;
-	bool written[32] = { false };
+	bool written[32] = { false }, lent[N_CACHED] = { false };
 
 	for (unsigned i = 0; i < n; i++)
 		count_uses(&insns[i], uses, written);
-	for (size_t k = 0; k < N_CACHED; k++) {
-		unsigned best = 0;
+	for (unsigned round = 0; round < N_CACHED; round++) {
+		size_t k = least_named(uses, lent);
+		unsigned best = 0, need = min_uses + 2 * uses[cached[k].guest];
 
-		if (uses[cached[k].guest])
-			continue;
 		for (unsigned g = 1; g < 32; g++) {
-			if (host_of(&b->e, g) == NOT_CACHED && uses[g] >= min_uses &&
+			if (host_of(&b->e, g) == NOT_CACHED && uses[g] >= need &&
 			    uses[g] > uses[best])
 				best = g;
 		}
 		if (!best)
 			return;
+		lent[k] = true;
 		b->borrow[b->n_borrow++] = (struct borrow){
 			.guest = (uint8_t)best, .lender = cached[k].guest, .host = cached[k].host,
 			.written = written[best],
@@ -2824,7 +2848,7 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		}
 		insns[n++] = d;
 		off += d.len;
-		if (is_control(d.op) && !(is_branch(d.op) && branches++ < SIDE_MAX))
+		if (is_control(d.op) && !(goes_on_past(&d) && branches++ < SIDE_MAX))
 			break;
 	}
 	*ret_n = n;
