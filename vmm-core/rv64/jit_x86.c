@@ -155,6 +155,7 @@ struct rv64_jit {
 	size_t fixed;		/* bytes of the stubs that survive a flush */
 	jit_enter_fn enter;
 	size_t epilogue, lookup, exit_pc;	/* stub offsets */
+	size_t fill[2];		/* the fill stubs' offsets: a read's, a write's */
 	struct jit_entry table[TABLE_SIZE];	/* what the lookup stub sees */
 	/*
 	 * Behind the table, every block translated since the last flush, so
@@ -667,6 +668,30 @@ static void tlb_index16(struct emit *e)
 
 /* ---- the fixed stubs at the start of the buffer ---- */
 
+/*
+ * A fill stub, called from a TLB site's cold path: eax = rv64_jit_tlb_fill(h,
+ * rax, acc, ecx), the host registers C may change kept on the stack (the
+ * fill reads no guest register), so a site's cold path is a call and not
+ * a write-back and reload of them. Returns its offset.
+ */
+static size_t emit_fill_stub(struct emit *e, enum access_type acc)
+{
+	size_t at = e->pos;
+
+	/* push rsi, rdi, r8-r11; sub rsp, 8: aligned as at the call into the block */
+	EMIT(e, 0x56, 0x57, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53);
+	EMIT(e, 0x48, 0x83, 0xec, 0x08);
+	EMIT(e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
+	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
+	EMIT(e, 0xba);				/* mov edx, acc */
+	b4(e, acc);
+	call_abs(e, (const void *)rv64_jit_tlb_fill);
+	EMIT(e, 0x48, 0x83, 0xc4, 0x08);	/* add rsp, 8 */
+	EMIT(e, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x5f, 0x5e);	/* pop r11..rsi */
+	EMIT(e, 0xc3);				/* ret */
+	return at;
+}
+
 static void emit_stubs(struct rv64_jit *j)
 {
 	struct emit e = { .buf = j->rw, .pos = STAMP_BYTES, .end = CODE_SIZE };
@@ -732,6 +757,9 @@ static void emit_stubs(struct rv64_jit *j)
 	patch(&e, miss2, e.pos);
 	store_pc_rax(&e);
 	leave(&e, j->epilogue, JIT_EXIT_NORMAL);
+
+	j->fill[0] = emit_fill_stub(&e, ACC_READ);
+	j->fill[1] = emit_fill_stub(&e, ACC_WRITE);
 
 	j->fixed = (e.pos + 63) & ~(size_t)63;
 	j->used = j->fixed;
@@ -905,23 +933,17 @@ static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 }
 
 /*
- * A TLB site's cold path, after way 1: rv64_jit_tlb_fill() (rax the
- * address), and on a fill the access again from its address; else on to
- * the interpreter.
+ * A TLB site's cold path, after way 1: rv64_jit_tlb_fill() through the
+ * fill stub (rax the address, ecx the last byte's offset), and on a fill
+ * the access again from its address; else on to the interpreter.
  */
 static void emit_tlb_fill(struct block *b, const struct cold_site *c)
 {
 	struct emit *e = &b->e;
 
-	sync_cached(e, false, true);
-	EMIT(e, 0x48, 0x89, 0xc6);		/* mov rsi, rax */
-	EMIT(e, 0x48, 0x89, 0xdf);		/* mov rdi, rbx */
-	EMIT(e, 0xba);				/* mov edx, access */
-	b4(e, c->write ? ACC_WRITE : ACC_READ);
 	EMIT(e, 0xb9);				/* mov ecx, last */
 	b4(e, (uint32_t)c->last);
-	call_abs(e, (const void *)rv64_jit_tlb_fill);
-	sync_cached(e, true, true);
+	jump_to(e, (const uint8_t[]){ 0xe8 }, 1, b->j->fill[c->write]);	/* call fill stub */
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
 	jcc(e, CC_NE, c->retry);
 }
