@@ -1963,6 +1963,34 @@ static bool alu_copy(struct emit *e, const struct dc_entry *d)
 }
 
 /* Straight-line ALU instructions; false for one it does not translate. */
+/*
+ * rax = rax op x[rs2], x[rs2] taken where it is (a host register or x[]),
+ * for the operations with such a form; false for the others (shifts, whose
+ * count goes in cl, and the high multiplies) and for x0.
+ */
+static bool alu_rax_rm(struct emit *e, unsigned op, unsigned rs2)
+{
+	unsigned h = host_of(e, rs2);
+
+	if (rs2 == 0)
+		return false;
+	switch (op) {
+	case DC_ADD: OP_MODRM(e, true, RAX, h, rs2, 0x03); break;
+	case DC_SUB: OP_MODRM(e, true, RAX, h, rs2, 0x2b); break;
+	case DC_XOR: OP_MODRM(e, true, RAX, h, rs2, 0x33); break;
+	case DC_OR: OP_MODRM(e, true, RAX, h, rs2, 0x0b); break;
+	case DC_AND: OP_MODRM(e, true, RAX, h, rs2, 0x23); break;
+	case DC_SLT: OP_MODRM(e, true, RAX, h, rs2, 0x3b); setcc_rax(e, 0x9c); break;
+	case DC_SLTU: OP_MODRM(e, true, RAX, h, rs2, 0x3b); setcc_rax(e, 0x92); break;
+	case DC_ADDW: OP_MODRM(e, false, RAX, h, rs2, 0x03); movsxd_rax(e); break;
+	case DC_SUBW: OP_MODRM(e, false, RAX, h, rs2, 0x2b); movsxd_rax(e); break;
+	case DC_MUL: OP_MODRM(e, true, RAX, h, rs2, 0x0f, 0xaf); break;
+	case DC_MULW: OP_MODRM(e, false, RAX, h, rs2, 0x0f, 0xaf); movsxd_rax(e); break;
+	default: return false;
+	}
+	return true;
+}
+
 static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
@@ -2016,6 +2044,10 @@ static bool emit_alu(struct block *b, const struct dc_entry *d)
 	case DC_ADDW: case DC_SUBW: case DC_SLLW: case DC_SRLW: case DC_SRAW:
 	case DC_MUL: case DC_MULW: case DC_MULH: case DC_MULHU:
 		load_x(e, RAX, d->rs1);
+		if (alu_rax_rm(e, d->op, d->rs2)) {
+			store_x(e, d->rd, RAX);
+			return true;
+		}
 		load_x(e, RCX, d->rs2);
 		switch (d->op) {
 		case DC_ADD: EMIT(e, 0x48, 0x01, 0xc8); break;
