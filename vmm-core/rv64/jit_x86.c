@@ -97,7 +97,7 @@
 #include "decode.h"
 #include "hart.h"
 
-#define CODE_SIZE (32u << 20)		/* per hart */
+#define CODE_SIZE (64u << 20)		/* per hart */
 #define MAX_POOL 256			/* harts rv64_jit_prepare() may map for */
 #define TABLE_SIZE 32768u		/* entries; a power of two */
 #define MAP_BITS 17			/* every block of the buffer, by pc: 2^MAP_BITS entries */

@@ -1760,7 +1760,11 @@ static void rewrite_every_round(bool jit, unsigned rounds)
 
 Test(rv64_jit, code_rewritten_every_round_and_cache_refilled)
 {
-	/* A stale block's retranslation takes ~150 bytes: 300000 of them overflow 32 MiB. */
+	/*
+	 * A stale block's retranslation takes ~400 bytes and a stamp: 300000
+	 * of them use up the 131072 stamps (and 50 MB of the 64 MiB buffer),
+	 * so the buffer is emptied and filled again on the way.
+	 */
 	rewrite_every_round(true, 300000);
 	rewrite_every_round(false, 300000);
 }
