@@ -111,6 +111,9 @@
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 #define SIDE_MAX 4			/* conditional branches a block goes on past */
+#define FOLLOW_MAX 2			/* jumps inside its page a block follows */
+/* Bytes a block's code may span, jumps followed or not (its full check's size) */
+#define SPAN_MAX (BLOCK_MAX_INSNS * 4)
 #define APART_SIZE 1024u		/* block pcs whose groups crossed a page; a power of two */
 #define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
@@ -2497,7 +2500,8 @@ static void emit_stamp(struct block *b, size_t start, uint64_t pc, unsigned slot
  * (emit_stamp()).
  */
 static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_t *code,
-			size_t len, unsigned slot, size_t *ret_stale_jcc, size_t *n_stale)
+			size_t back, size_t len, unsigned slot, size_t *ret_stale_jcc,
+			size_t *n_stale)
 {
 	struct emit *e = &b->e;
 	size_t off = 0;
@@ -2506,6 +2510,10 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 	EMIT(e, 0x48, 0x81, 0xe1);		/* and rcx, ~(PAGE_SIZE - 1): the addend */
 	b4(e, (uint32_t)~(uint32_t)PAGE_OFFSET_MASK);
 	EMIT(e, 0x48, 0x01, 0xc8);		/* add rax, rcx */
+	if (back) {
+		EMIT(e, 0x48, 0x2d);		/* sub rax, back: the code's lowest byte */
+		b4(e, (uint32_t)back);
+	}
 	while (off < len) {
 		uint64_t v = 0;
 
@@ -2732,12 +2740,20 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
  */
 #define LOAN_MIN_USES 3
 
+/* The pc after insns[i], at pc: a jump the block followed goes on at its target. */
+static uint64_t pc_after(const struct dc_entry *insns, unsigned n, unsigned i, uint64_t pc)
+{
+	if (insns[i].op == DC_J && i + 1 < n)
+		return pc + (uint64_t)(int64_t)insns[i].imm;
+	return pc + insns[i].len;
+}
+
 /* A branch or jump of the block goes back to its own start. */
 static bool loops_on_itself(const struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	uint64_t pc = b->start_pc;
 
-	for (unsigned i = 0; i < n; pc += insns[i++].len) {
+	for (unsigned i = 0; i < n; pc = pc_after(insns, n, i++, pc)) {
 		const struct dc_entry *d = &insns[i];
 
 		if ((is_branch(d->op) || d->op == DC_JAL || d->op == DC_J) &&
@@ -2869,12 +2885,34 @@ static bool is_amo(uint32_t w)
 	return (w & 0x7f) == 0x2f && (((w >> 12) & 7) == 2 || ((w >> 12) & 7) == 3);
 }
 
-/* How many bytes of code start at page offset off: the block's extent. */
-static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
-		   bool *ret_unknown_next)
+/*
+ * Whether a block follows d, a jump at page offset off, to its target:
+ * inside the page, outside what the block took so far ([lo, hi)), near
+ * enough that the block's code spans at most SPAN_MAX bytes, and not more
+ * than FOLLOW_MAX times.
+ */
+static bool follows(const struct dc_entry *d, size_t off, size_t lo, size_t hi, unsigned *jumps)
 {
-	size_t off = pc & PAGE_OFFSET_MASK, start = off;
-	unsigned n = 0, branches = 0;
+	int64_t t = (int64_t)off + d->imm;
+
+	if (d->op != DC_J || t < 0 || t + 4 > (int64_t)PAGE_SIZE ||
+	    (t >= (int64_t)lo && t < (int64_t)hi))
+		return false;
+	if ((t + 4 > (int64_t)hi ? t + 4 : (int64_t)hi) - (t < (int64_t)lo ? t : (int64_t)lo) >
+	    SPAN_MAX)
+		return false;
+	return (*jumps)++ < FOLLOW_MAX;
+}
+
+/*
+ * The block's instructions, from page offset pc's on, following jumps
+ * inside the page; how many bytes its code spans, from *ret_lo.
+ */
+static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
+		   bool *ret_unknown_next, size_t *ret_lo)
+{
+	size_t off = pc & PAGE_OFFSET_MASK, lo = off, hi = off;
+	unsigned n = 0, branches = 0, jumps = 0;
 
 	*ret_unknown_next = false;
 	while (n < BLOCK_MAX_INSNS && off + 2 <= PAGE_SIZE) {
@@ -2888,6 +2926,8 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 			memcpy(&w, page + off, 4);
 		}
 		rv64_decode(&d, w);
+		if ((off + d.len > hi ? off + d.len : hi) - lo > SPAN_MAX)
+			break;		/* past a followed jump, as far as the full check goes */
 		if (d.op == DC_SLOW && is_fp(w, &d)) {
 			d.op = JIT_OP_FP;
 		} else if (d.op == DC_SLOW && is_amo(w)) {
@@ -2901,12 +2941,19 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 			break;
 		}
 		insns[n++] = d;
+		hi = off + d.len > hi ? off + d.len : hi;
+		if (follows(&d, off, lo, hi, &jumps)) {
+			off = (size_t)((int64_t)off + d.imm);
+			lo = off < lo ? off : lo;
+			continue;
+		}
 		off += d.len;
 		if (is_control(d.op) && !(goes_on_past(&d) && branches++ < SIDE_MAX))
 			break;
 	}
 	*ret_n = n;
-	return off - start;
+	*ret_lo = lo;
+	return hi - lo;
 }
 
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
@@ -2914,13 +2961,13 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 				const struct accel_vcpu *h)
 {
 	struct dc_entry insns[BLOCK_MAX_INSNS];
-	size_t stale[BLOCK_MAX_INSNS * 2 + 4], n_stale = 0, len, start, verify;
+	size_t stale[SPAN_MAX / 8 + 2], n_stale = 0, len, lo, start, verify;
 	struct block blk, *b = &blk;
 	unsigned n, slot;
 	bool unknown_next;
 	struct jit_entry *te, *me;
 
-	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next);
+	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next, &lo);
 	/*
 	 * An instruction the translator does not know, first: a block of
 	 * none that hands it to the interpreter, checked like any other, so
@@ -2969,6 +3016,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		}
 		if (is_control(d->op)) {
 			b->n = i + 1;
+			if (d->op == DC_J && i + 1 < n) {
+				b->pc = pc_after(insns, n, i, b->pc);	/* followed: nothing to run */
+				continue;
+			}
 			if (i + 1 < n)
 				emit_side_branch(b, d);
 			else
@@ -3037,7 +3088,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	}
 	/* The full check, when the entry's stamps do not match. */
 	patch(&b->e, verify, b->e.pos);
-	emit_verify(b, start, pc, code, len, slot, stale, &n_stale);
+	emit_verify(b, start, pc, code - ((pc & PAGE_OFFSET_MASK) - lo),
+		    (pc & PAGE_OFFSET_MASK) - lo, len, slot, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);

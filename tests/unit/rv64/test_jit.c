@@ -1758,6 +1758,49 @@ static void rewrite_every_round(bool jit, unsigned rounds)
 	tm_fini(&tm);
 }
 
+/*
+ * A loop laid out as -Os code does: its head, then a jump back to its
+ * body before it in the page, whose branch goes forward to the head. The
+ * head's block follows the jump, so its code spans both; the head
+ * rewrites the body's immediate every round, and the block must see it.
+ */
+static void rewrite_behind_a_followed_jump(bool jit, unsigned rounds)
+{
+	uint64_t body = CODE + 0x100, head = CODE + 0x200, want = 0;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, body);
+	emit(&tm, ADDI(A0, A0, 0));		/* the immediate changes */
+	emit(&tm, BNE(A1, ZERO, (int32_t)(head - (body + 4))));
+	emit(&tm, ECALL);
+	start_at(&tm, head);
+	emit(&tm, ANDI(T1, A1, 0x7ff));
+	emit(&tm, SLLI(T1, T1, 20));
+	emit(&tm, OR(T1, T1, S4));
+	emit(&tm, SW(S5, T1, 0));
+	emit(&tm, ADDI(A1, A1, -1));
+	emit(&tm, JAL(ZERO, (int32_t)(body - (head + 20))));
+	tm_reset(&tm, head, NULL);
+	set_reg(&tm, A1, rounds);
+	set_reg(&tm, S4, ADDI(A0, A0, 0));
+	set_reg(&tm, S5, body);
+	for (uint64_t i = rounds; i; i--)
+		want += i & 0x7ff;
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0], (unsigned long long)want);
+	cr_expect_eq(s.instret, 8ull * rounds + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, code_behind_a_followed_jump_rewritten_every_round)
+{
+	rewrite_behind_a_followed_jump(true, 3000);
+	rewrite_behind_a_followed_jump(false, 3000);
+}
+
 Test(rv64_jit, code_rewritten_every_round_and_cache_refilled)
 {
 	/*
