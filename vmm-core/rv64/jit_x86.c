@@ -4,10 +4,12 @@
  *
  * A block is a run of the instructions decode.h knows (integer ALU, Zba,
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
- * instructions inside one guest page, ending at the first jump, at the
- * first backward conditional branch or the first after SIDE_MAX, at the
- * first instruction it does not know, at the page's end or at
- * BLOCK_MAX_INSNS. The block goes on past its first SIDE_MAX forward
+ * instructions inside one guest page, ending at the first jump it does
+ * not follow, at the first backward conditional branch or the first after
+ * SIDE_MAX, at the first instruction it does not know, at the page's end,
+ * at BLOCK_MAX_INSNS or where its code would span more than SPAN_MAX
+ * bytes. It follows up to FOLLOW_MAX jumps to code of its page it has not
+ * taken yet (follows()), its full check then covering all it took. The block goes on past its first SIDE_MAX forward
  * conditional branches (their fall-through), each taken way leaving the
  * block out of line as a block's end does (emit_side_exits()), so a loop
  * whose body branches forward runs as one block. Division and the common
