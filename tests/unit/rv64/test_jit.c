@@ -1725,10 +1725,34 @@ Test(rv64_jit, store_rewriting_a_later_block_is_seen_without_fence_i)
  * translate far more code than the translator's buffer holds, so it also
  * starts over (several times) on the way.
  */
+/*
+ * Runs the code at start with a1 = rounds, s4 = the addi whose immediate
+ * each round rewrites to a1 & 0x7ff, s5 = its address: a0 must come out as
+ * the sum of those, instret as per_round a round and the ECALL.
+ */
+static void expect_rewritten_sum(bool jit, uint64_t start, uint64_t addi_at, unsigned rounds,
+				 unsigned per_round)
+{
+	uint64_t want = 0;
+	struct vcpu_state s;
+
+	tm_reset(&tm, start, NULL);
+	set_reg(&tm, A1, rounds);
+	set_reg(&tm, S4, ADDI(A0, A0, 0));
+	set_reg(&tm, S5, addi_at);
+	for (uint64_t i = rounds; i; i--)
+		want += i & 0x7ff;
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
+		     (unsigned long long)s.x[A0], (unsigned long long)want);
+	cr_expect_eq(s.instret, (uint64_t)per_round * rounds + 1, "%s: instret %llu",
+		     engine_name(jit), (unsigned long long)s.instret);
+	tm_fini(&tm);
+}
+
 static void rewrite_every_round(bool jit, unsigned rounds)
 {
-	uint64_t sub = CODE + 0x200, want = 0;
-	struct vcpu_state s;
+	uint64_t sub = CODE + 0x200;
 
 	tm_init_engine(&tm, jit);
 	start_at(&tm, sub);
@@ -1744,18 +1768,7 @@ static void rewrite_every_round(bool jit, unsigned rounds)
 	emit(&tm, ADDI(A1, A1, -1));
 	emit(&tm, BNE(A1, ZERO, -24));
 	emit(&tm, ECALL);
-	tm_reset(&tm, CODE, NULL);
-	set_reg(&tm, A1, rounds);
-	set_reg(&tm, S4, ADDI(A0, A0, 0));
-	set_reg(&tm, S5, sub);
-	for (uint64_t i = rounds; i; i--)
-		want += i & 0x7ff;
-	s = run_to_ecall(&tm, jit);
-	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
-		     (unsigned long long)s.x[A0], (unsigned long long)want);
-	cr_expect_eq(s.instret, 10ull * rounds + 1, "%s: instret %llu",
-		     engine_name(jit), (unsigned long long)s.instret);
-	tm_fini(&tm);
+	expect_rewritten_sum(jit, CODE, sub, rounds, 10);
 }
 
 /*
@@ -1766,8 +1779,7 @@ static void rewrite_every_round(bool jit, unsigned rounds)
  */
 static void rewrite_behind_a_followed_jump(bool jit, unsigned rounds)
 {
-	uint64_t body = CODE + 0x100, head = CODE + 0x200, want = 0;
-	struct vcpu_state s;
+	uint64_t body = CODE + 0x100, head = CODE + 0x200;
 
 	tm_init_engine(&tm, jit);
 	start_at(&tm, body);
@@ -1781,18 +1793,7 @@ static void rewrite_behind_a_followed_jump(bool jit, unsigned rounds)
 	emit(&tm, SW(S5, T1, 0));
 	emit(&tm, ADDI(A1, A1, -1));
 	emit(&tm, JAL(ZERO, (int32_t)(body - (head + 20))));
-	tm_reset(&tm, head, NULL);
-	set_reg(&tm, A1, rounds);
-	set_reg(&tm, S4, ADDI(A0, A0, 0));
-	set_reg(&tm, S5, body);
-	for (uint64_t i = rounds; i; i--)
-		want += i & 0x7ff;
-	s = run_to_ecall(&tm, jit);
-	cr_expect_eq(s.x[A0], want, "%s: a0 %llu, want %llu", engine_name(jit),
-		     (unsigned long long)s.x[A0], (unsigned long long)want);
-	cr_expect_eq(s.instret, 8ull * rounds + 1, "%s: instret %llu",
-		     engine_name(jit), (unsigned long long)s.instret);
-	tm_fini(&tm);
+	expect_rewritten_sum(jit, head, body, rounds, 8);
 }
 
 Test(rv64_jit, code_behind_a_followed_jump_rewritten_every_round)
