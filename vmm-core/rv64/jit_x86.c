@@ -9,16 +9,17 @@
  * SIDE_MAX, at the first instruction it does not know, at the page's end,
  * at BLOCK_MAX_INSNS or where its code would span more than SPAN_MAX
  * bytes. It follows up to FOLLOW_MAX jumps to code of its page it has not
- * taken yet (follows()), its full check then covering all it took. The block goes on past its first SIDE_MAX forward
- * conditional branches (their fall-through), each taken way leaving the
- * block out of line as a block's end does (emit_side_exits()), so a loop
- * whose body branches forward runs as one block. Division and the common
- * floating-point operations run in place where they cannot trap or raise
- * a new flag; the rest of floating point, AMOs, LR and SC, MULHSU and a
- * few bit-manipulation instructions call the interpreter's own C
- * functions from the block. Anything else (CSRs, FENCE.I,
- * SFENCE.VMA, ECALL, SRET, WFI) ends the block and is interpreted one
- * instruction at a time, so the two always agree on semantics.
+ * taken yet (follows()), its full check then covering all it took. It
+ * goes on past its first SIDE_MAX forward conditional branches (their
+ * fall-through), each taken way leaving the block out of line as a
+ * block's end does (emit_side_exits()), so a loop whose body branches
+ * forward runs as one block. Division and the common floating-point
+ * operations run in place where they cannot trap or raise a new flag; the
+ * rest of floating point, AMOs, LR and SC, MULHSU and a few
+ * bit-manipulation instructions call the interpreter's own C functions
+ * from the block. Anything else (CSRs, FENCE.I, SFENCE.VMA, ECALL, SRET,
+ * WFI) ends the block and is interpreted one instruction at a time, so
+ * the two always agree on semantics.
  *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A
  * block's full check compares the guest's code bytes, as mapped now, with
@@ -1967,7 +1968,6 @@ static bool alu_copy(struct emit *e, const struct dc_entry *d)
 	return true;
 }
 
-/* Straight-line ALU instructions; false for one it does not translate. */
 /*
  * rax = rax op x[rs2], x[rs2] taken where it is (a host register or x[]),
  * for the operations with such a form; false for the others (shifts, whose
@@ -1996,6 +1996,7 @@ static bool alu_rax_rm(struct emit *e, unsigned op, unsigned rs2)
 	return true;
 }
 
+/* Straight-line ALU instructions; false for one it does not translate. */
 static bool emit_alu(struct block *b, const struct dc_entry *d)
 {
 	struct emit *e = &b->e;
@@ -2497,9 +2498,9 @@ static void emit_stamp(struct block *b, size_t start, uint64_t pc, unsigned slot
 
 /*
  * The full check, out of line, with rax = pc: compare the code bytes
- * [pc, pc + len) as mapped now (addend + pc) with those translated; a
- * mismatch jumps to the stale exit, a match stamps the block
- * (emit_stamp()).
+ * [pc - back, pc - back + len) as mapped now (addend + pc - back) with
+ * those translated (code is pc's, as translated); a mismatch jumps to the
+ * stale exit, a match stamps the block (emit_stamp()).
  */
 static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_t *code,
 			size_t back, size_t len, unsigned slot, size_t *ret_stale_jcc,
@@ -2507,6 +2508,8 @@ static void emit_verify(struct block *b, size_t start, uint64_t pc, const uint8_
 {
 	struct emit *e = &b->e;
 	size_t off = 0;
+
+	code -= back;
 
 	mov_rbx(e, true, RCX, OFF_KEY);		/* mov rcx, [rbx + OFF_KEY] */
 	EMIT(e, 0x48, 0x81, 0xe1);		/* and rcx, ~(PAGE_SIZE - 1): the addend */
@@ -2895,15 +2898,13 @@ static bool is_amo(uint32_t w)
  */
 static bool follows(const struct dc_entry *d, size_t off, size_t lo, size_t hi, unsigned *jumps)
 {
-	int64_t t = (int64_t)off + d->imm;
+	int64_t t = (int64_t)off + d->imm, from = (int64_t)lo, to = (int64_t)hi;
 
-	if (d->op != DC_J || t < 0 || t + 4 > (int64_t)PAGE_SIZE ||
-	    (t >= (int64_t)lo && t < (int64_t)hi))
+	if (d->op != DC_J || t < 0 || t + 4 > (int64_t)PAGE_SIZE || (t >= from && t < to))
 		return false;
-	if ((t + 4 > (int64_t)hi ? t + 4 : (int64_t)hi) - (t < (int64_t)lo ? t : (int64_t)lo) >
-	    SPAN_MAX)
-		return false;
-	return (*jumps)++ < FOLLOW_MAX;
+	from = t < from ? t : from;
+	to = t + 4 > to ? t + 4 : to;
+	return to - from <= SPAN_MAX && (*jumps)++ < FOLLOW_MAX;
 }
 
 /*
@@ -3090,8 +3091,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	}
 	/* The full check, when the entry's stamps do not match. */
 	patch(&b->e, verify, b->e.pos);
-	emit_verify(b, start, pc, code - ((pc & PAGE_OFFSET_MASK) - lo),
-		    (pc & PAGE_OFFSET_MASK) - lo, len, slot, stale, &n_stale);
+	emit_verify(b, start, pc, code, (pc & PAGE_OFFSET_MASK) - lo, len, slot, stale, &n_stale);
 	/* Stale: say which block, so the dispatcher can retire it. */
 	for (size_t i = 0; i < n_stale; i++)
 		patch(&b->e, stale[i], b->e.pos);
