@@ -66,6 +66,9 @@ struct dc_entry {
 	uint8_t len;
 };
 
+/* Windows of one translated block live at once (struct accel_vcpu's jit_window). */
+#define RV64_JIT_WINDOWS 4
+
 /* Exception causes (scause without the interrupt bit). */
 enum {
 	CAUSE_MISALIGNED_FETCH = 0,
@@ -195,6 +198,12 @@ struct accel_vcpu {
 	 * while this still holds the value of its last stamp.
 	 */
 	uint64_t jit_unwatched;
+	/*
+	 * Host addresses a block's load (or store) checked for more accesses
+	 * from its base register further on in the block (jit_x86.c's
+	 * windows), which then take theirs unchecked.
+	 */
+	uint64_t jit_window[RV64_JIT_WINDOWS];
 
 	struct tlb_entry tlb_all[TLBM__MAX][ACC__MAX][TLB_SIZE];
 	struct tlb_entry tlb_way1[TLBM__MAX][ACC__MAX][TLB_SIZE];	/* right after tlb_all */

@@ -237,6 +237,7 @@ static uint64_t key_epoch(uint32_t epoch)
 #define OFF_KEY ((int32_t)offsetof(struct accel_vcpu, jit_key))
 #define OFF_EPOCH_BITS ((int32_t)offsetof(struct accel_vcpu, jit_epoch_bits))
 #define OFF_UNWATCHED ((int32_t)offsetof(struct accel_vcpu, jit_unwatched))
+#define OFF_WINDOW ((int32_t)offsetof(struct accel_vcpu, jit_window))
 /*
  * A block starts with movabs rax, pc (10 bytes); a stale one gets a jmp
  * right after. Then mov rcx, [rbx + disp32] (GUARD_BYTE first) and
@@ -832,7 +833,20 @@ struct block {
 	size_t body;		/* where the block's own instructions start, after the loans */
 	size_t start;		/* the block's offset in the buffer */
 	bool apart;		/* a group crossed a page before: check each access of one too */
+	/* Each instruction's part in a window (plan_windows()). */
+	struct window_plan {
+		uint8_t role;		/* WIN_NONE, WIN_ANCHOR or WIN_MEMBER */
+		uint8_t slot;		/* its h->jit_window[] */
+		bool last;		/* a member: the window's last */
+		int32_t disp;		/* a member: its address from the slot's */
+		int32_t lo, span_last;	/* the anchor: the bytes [x[rs1] + lo, + span_last] */
+		unsigned range;		/* the anchor: instructions from it to the last member */
+	} plan[BLOCK_MAX_INSNS];
+	unsigned window_cold[RV64_JIT_WINDOWS];	/* each slot's anchor's cold site */
+	unsigned rcx_window;	/* slot + 1 whose host address rcx holds after the last instruction */
 };
+
+enum { WIN_NONE, WIN_ANCHOR, WIN_MEMBER };
 
 /* Each loan's host register back to its lender, the borrower to x[]; flags and rax kept. */
 static void give_back(struct block *b)
@@ -1076,12 +1090,17 @@ static unsigned mem_group(const struct dc_entry *insns, unsigned n, int32_t *ret
 static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	struct emit *e = &b->e;
+	const struct window_plan *w = &b->plan[b->n];
+	bool anchor = w->role == WIN_ANCHOR;
 	int32_t lo, last;
 	unsigned g = mem_group(insns, n, &lo, &last);
 	bool load = is_load(insns[0].op);
 	struct cold_site *c;
 
-	if (g < 2) {
+	if (anchor) {
+		lo = w->lo;
+		last = w->span_last;
+	} else if (g < 2) {
 		if (load)
 			emit_load(b, insns);
 		else
@@ -1092,8 +1111,13 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	address_span(b, insns[0].rs1, lo, last, !load);
 	c = &b->cold[b->n_cold - 1];
 	c->group = insns;
-	c->n_group = g;
+	c->n_group = anchor ? w->range : g;
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
+	if (anchor) {
+		mov_rbx(e, false, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
+		b->window_cold[w->slot] = b->n_cold - 1;
+		b->rcx_window = w->slot + 1u;
+	}
 	for (unsigned k = 0; k < g; k++) {
 		if (load)
 			load_access(e, &insns[k], true, insns[k].imm - lo);
@@ -1101,9 +1125,37 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 			store_access(e, &insns[k], true, insns[k].imm - lo);
 		b->pc += insns[k].len;
 	}
-	c->group_end = e->pos;
-	c->rax_is_end = e->rax_is;
+	if (!anchor) {
+		c->group_end = e->pos;
+		c->rax_is_end = e->rax_is;
+	}
 	return g;
+}
+
+/*
+ * A window's member (plan_windows()): its access at its offset from the
+ * host address its anchor checked and kept (still in rcx when the
+ * instruction before was of the window too). After the last, the
+ * anchor's cold path goes on here.
+ */
+static void emit_window_member(struct block *b, const struct dc_entry *d, bool rcx_holds)
+{
+	struct emit *e = &b->e;
+	const struct window_plan *w = &b->plan[b->n];
+
+	if (!rcx_holds)
+		mov_rbx(e, true, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
+	if (is_load(d->op))
+		load_access(e, d, true, w->disp);
+	else
+		store_access(e, d, true, w->disp);
+	b->rcx_window = w->slot + 1u;
+	if (w->last) {
+		struct cold_site *c = &b->cold[b->window_cold[w->slot]];
+
+		c->group_end = e->pos;
+		c->rax_is_end = e->rax_is;
+	}
 }
 
 /* From a group's cold path back after the group, rax as the code there expects. */
@@ -2738,6 +2790,107 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
 	return 2;
 }
 
+/* ---- windows: one check for a base register's accesses further on ---- */
+
+/* Instructions a window may span, from its anchor to its last member. */
+#define WINDOW_RANGE 48
+
+/* Whether d writes integer register r. */
+static bool writes(const struct dc_entry *d, unsigned r)
+{
+	unsigned rd = d->op == JIT_OP_FP ? F_RD(d->raw) : d->rd;
+
+	return (operands(d) & USES_RD) && rd == r;
+}
+
+/*
+ * The window anchored at insns[i] (with the g of the row mem_group() takes
+ * from it) in slot, if one is worth it: the loads (or stores) of the same base
+ * register that follow, up to insns[limit], before anything that may
+ * leave the block or writes the base other than by addi rs1, rs1, k
+ * (whose k moves their offsets), all their bytes within GROUP_SPAN. Its
+ * last member's index, or 0.
+ */
+static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsigned i,
+			    unsigned g, int32_t lo, int32_t span_last, unsigned limit, unsigned slot)
+{
+	const struct dc_entry *a = &insns[i];
+	bool load = is_load(a->op);
+	unsigned rs1 = a->rs1, last = 0, n_members = 0, at[GROUP_MAX];
+	int64_t from, to, delta = 0, off[GROUP_MAX];
+
+	if (rs1 == 0 || i + g - 1 > limit || (load && insns[i + g - 1].rd == rs1))
+		return 0;	/* the base changes after the row */
+	from = lo;
+	to = (int64_t)lo + span_last + 1;
+	for (unsigned j = i + g; j <= limit && j - i < WINDOW_RANGE && g + n_members < GROUP_MAX;
+	     j++) {
+		const struct dc_entry *d = &insns[j];
+
+		if (is_control(d->op))
+			break;
+		if ((load ? is_load(d->op) : is_store(d->op)) && d->rs1 == rs1) {
+			int64_t x = d->imm + delta, y = x + access_size(d->op);
+
+			if ((y > to ? y : to) - (x < from ? x : from) > GROUP_SPAN)
+				break;
+			from = x < from ? x : from;
+			to = y > to ? y : to;
+			at[n_members] = j;
+			off[n_members++] = x;
+			last = j;
+			if (load && d->rd == rs1)
+				break;
+		} else if (writes(d, rs1)) {
+			if (d->op != DC_ADDI || d->rs1 != rs1)
+				break;
+			delta += d->imm;
+		}
+	}
+	if (n_members == 0)
+		return 0;
+	b->plan[i] = (struct window_plan){ .role = WIN_ANCHOR, .slot = (uint8_t)slot,
+					   .lo = (int32_t)from, .span_last = (int32_t)(to - from - 1),
+					   .range = last - i + 1 };
+	for (unsigned k = 0; k < n_members; k++)
+		b->plan[at[k]] = (struct window_plan){ .role = WIN_MEMBER, .slot = (uint8_t)slot,
+							.last = at[k] == last,
+							.disp = (int32_t)(off[k] - from) };
+	return last;
+}
+
+/*
+ * The block's windows, anchored where translate() takes a row of
+ * accesses. One opened inside another ends inside it too: the outer one's
+ * cold path has the interpreter run all of the inner one, and the inner
+ * one's runs part of the outer one, which its anchor checked.
+ */
+static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n)
+{
+	unsigned open_to[RV64_JIT_WINDOWS] = { 0 };	/* each slot's last member + 1 */
+
+	if (b->apart)
+		return;
+	for (unsigned i = 0, g; i < n; i += g) {
+		unsigned slot = RV64_JIT_WINDOWS, limit = n - 1, last;
+		int32_t lo, span_last;
+
+		g = 1;
+		if (b->plan[i].role != WIN_NONE || !(is_load(insns[i].op) || is_store(insns[i].op)))
+			continue;
+		g = mem_group(&insns[i], n - i, &lo, &span_last);
+		for (unsigned s = 0; s < RV64_JIT_WINDOWS; s++) {
+			if (open_to[s] > i && open_to[s] - 1 < limit)
+				limit = open_to[s] - 1;
+			else if (open_to[s] <= i && slot == RV64_JIT_WINDOWS)
+				slot = s;
+		}
+		if (slot < RV64_JIT_WINDOWS &&
+		    (last = plan_window(b, insns, i, g, lo, span_last, limit, slot)))
+			open_to[slot] = last + 1;
+	}
+}
+
 /*
  * A loan pays for itself from this many uses in the block (two moves in,
  * two out); in a block that loops on itself, which takes its loans once
@@ -2995,14 +3148,22 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	};
 	emit_entry(b, pc, slot, &verify);
 	plan_borrow(b, insns, n);
+	plan_windows(b, insns, n);
 	take_loans(b);
 	b->body = b->e.pos;
 
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
 		const struct dc_entry *d = &insns[i];
+		unsigned rcx_window = b->rcx_window;
 
 		b->n = i;
+		b->rcx_window = 0;
+		if (b->plan[i].role == WIN_MEMBER) {
+			emit_window_member(b, d, rcx_window == b->plan[i].slot + 1u);
+			b->pc += d->len;
+			continue;
+		}
 		if (is_load(d->op) || is_store(d->op)) {
 			i += emit_mem_group(b, d, n - i) - 1;
 			continue;	/* b->pc moved on */

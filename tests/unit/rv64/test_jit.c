@@ -325,13 +325,18 @@ static const struct rop rops[] = {
 	{ "bext", 0x33, 5, 0x24 }, { "binv", 0x33, 1, 0x34 }, { "bset", 0x33, 1, 0x14 },
 };
 
-static void gen_rtype(struct prog *p)
+static void rtype_into(struct prog *p, unsigned rd)
 {
 	const struct rop *o = &rops[below(N_ELEMS(rops))];
-	unsigned rd = wreg(), rs1 = rreg(), rs2 = chance(15) ? rs1 : rreg();
+	unsigned rs1 = rreg(), rs2 = chance(15) ? rs1 : rreg();
 
 	add(p, enc_r(o->opcode, rd, o->f3, rs1, rs2, o->f7), 4, "%s x%u, x%u, x%u", o->name, rd,
 	    rs1, rs2);
+}
+
+static void gen_rtype(struct prog *p)
+{
+	rtype_into(p, wreg());
 }
 
 static void gen_itype(struct prog *p)
@@ -479,28 +484,82 @@ static void pick_address(unsigned size, unsigned *base, int32_t *off)
 	*off = chance(50) ? (int32_t)below(24) - 12 : (int32_t)below(4096) - 2048;
 }
 
-static void gen_load(struct prog *p)
-{
-	static const struct { const char *name; unsigned f3, size; } loads[] = {
-		{ "lb", 0, 1 }, { "lh", 1, 2 }, { "lw", 2, 4 }, { "ld", 3, 8 },
-		{ "lbu", 4, 1 }, { "lhu", 5, 2 }, { "lwu", 6, 4 },
-	};
-	unsigned k = below(N_ELEMS(loads)), rd = wreg(), base;
-	int32_t off;
+static const struct { const char *name; unsigned f3, size; } loads[] = {
+	{ "lb", 0, 1 }, { "lh", 1, 2 }, { "lw", 2, 4 }, { "ld", 3, 8 },
+	{ "lbu", 4, 1 }, { "lhu", 5, 2 }, { "lwu", 6, 4 },
+};
 
-	pick_address(loads[k].size, &base, &off);
+static void load_at(struct prog *p, unsigned k, unsigned rd, unsigned base, int32_t off)
+{
 	add(p, enc_i(0x03, rd, loads[k].f3, base, off), 4, "%s x%u, %d(x%u)", loads[k].name, rd,
 	    off, base);
 }
 
-static void gen_store(struct prog *p)
+static void store_at(struct prog *p, unsigned k, unsigned rs2, unsigned base, int32_t off)
 {
 	static const char *const names[] = { "sb", "sh", "sw", "sd" };
-	unsigned k = below(4), rs2 = rreg(), base;
+
+	add(p, enc_s(k, base, rs2, off), 4, "%s x%u, %d(x%u)", names[k], rs2, off, base);
+}
+
+static void gen_load(struct prog *p)
+{
+	unsigned k = below(N_ELEMS(loads)), base;
+	int32_t off;
+
+	pick_address(loads[k].size, &base, &off);
+	load_at(p, k, wreg(), base, off);
+}
+
+static void gen_store(struct prog *p)
+{
+	unsigned k = below(4), base;
 	int32_t off;
 
 	pick_address(1u << k, &base, &off);
-	add(p, enc_s(k, base, rs2, off), 4, "%s x%u, %d(x%u)", names[k], rs2, off, base);
+	store_at(p, k, rreg(), base, off);
+}
+
+/*
+ * Loads or stores from one base register that moves (addi base, base, k)
+ * with other instructions between, now and then a load into the base
+ * itself: one check of all their bytes at the first, in the translator (a
+ * window), whose span often crosses a page. (Accesses from the device's
+ * base, which never moves, make windows there among the others.)
+ */
+static void gen_window(struct prog *p)
+{
+	unsigned t = wreg_nz(), base = chance(50) ? R_BASE0 : R_BASE1, steps = 2 + below(5), first;
+	bool load = chance(60);
+	/* RAM only: it drifts by up to 120 bytes, and devices take aligned accesses alone */
+	int32_t off = chance(50) ? (int32_t)below(24) - 12 : (int32_t)below(3800) - 1900;
+
+	add(p, ADDI(t, base, off), 4, "addi x%u, x%u, %d", t, base, off);
+	first = p->n;
+	for (unsigned s = 0; s < steps; s++) {
+		unsigned k = load ? below(N_ELEMS(loads)) : below(4);
+		int32_t at = (int32_t)below(48) - 24;
+		unsigned rd;
+
+		if (load && chance(8)) {
+			load_at(p, k, t, t, at);	/* the base is data now: the last */
+			break;
+		}
+		if (load)
+			load_at(p, k, t == (rd = wreg()) ? 0 : rd, t, at);
+		else
+			store_at(p, k, rreg(), t, at);
+		if (chance(40)) {
+			at = (int32_t)below(33) - 16;
+			add(p, ADDI(t, t, at), 4, "addi x%u, x%u, %d", t, t, at);
+		} else if (chance(70)) {
+			unsigned rd = wreg();
+
+			rtype_into(p, rd == t ? 0 : rd);	/* reading the base, never writing it */
+		}
+	}
+	for (unsigned i = first; i < p->n; i++)
+		p->insn[i].targetable = false;	/* no jump skips the base's first value */
 }
 
 static int32_t nz6(void)
@@ -738,6 +797,8 @@ static void gen_straight(struct prog *p)
 		gen_zext_word(p);
 	else if (k < 55)
 		gen_upper(p);
+	else if (k < 58)
+		gen_window(p);
 	else if (k < 68)
 		gen_load(p);
 	else if (k < 79)
