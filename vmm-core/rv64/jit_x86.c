@@ -117,7 +117,7 @@
 #define FOLLOW_MAX 2			/* jumps inside its page a block follows */
 /* Bytes a block's code may span, jumps followed or not (its full check's size) */
 #define SPAN_MAX (BLOCK_MAX_INSNS * 4)
-#define APART_SIZE 1024u		/* block pcs whose groups crossed a page; a power of two */
+#define APART_SIZE 4096u		/* block pcs whose groups crossed a page; a power of two */
 #define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
@@ -199,6 +199,7 @@ struct rv64_jit {
 	 * addressing, 0 empty; emptied with the buffer.
 	 */
 	uint64_t apart[APART_SIZE];
+	uint8_t apart_level[APART_SIZE];	/* APART_WINDOWS, or APART_GROUPS too */
 	unsigned n_apart;
 };
 
@@ -271,12 +272,13 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
  * once (across a page, or a device). When all ran, the block is left
  * (EXEC_BREAK) to be translated again with each access of its groups
  * also checked on its own (h->jit_split), while apart[] has room to
- * remember it; else it goes on (0), unless a store moved the code epoch.
- * What stopped them, if anything did (a trap, a device's exit), is
- * returned for the block's helper exit, which counts one instruction:
- * those before are counted here.
+ * remember it; else it goes on (0), unless a store moved the code epoch
+ * or the group anchors a window (whose members further on would find no
+ * host address). What stopped them, if anything did (a trap, a device's
+ * exit), is returned for the block's helper exit, which counts one
+ * instruction: those before are counted here.
  */
-static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site)
+static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site, bool window)
 {
 	uint32_t epoch = h->code_epoch;
 	unsigned k;
@@ -291,12 +293,14 @@ static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t sit
 	if (k == n) {
 		bool split = h->jit->n_apart < APART_FULL;
 
-		if (!split && h->code_epoch == epoch) {
+		if (!split && !window && h->code_epoch == epoch) {
 			h->jit_helper_r = EXEC_OK;
 			return EXEC_OK;
 		}
-		if (split)
+		if (split) {
 			h->jit_split = site + 1;
+			h->jit_split_window = window;
+		}
 		r = EXEC_BREAK;
 		k = n - 1;
 	}
@@ -791,6 +795,7 @@ struct cold_site {
 	const struct dc_entry *group;
 	unsigned n_group, rax_is_end;
 	size_t group_end;
+	bool window;		/* ... that anchors a window: the block ends after it */
 	bool write;		/* ... of the write TLB, else the read TLB */
 	int32_t last;		/* ... for the bytes [address, address + last] */
 	size_t retry;		/* where the address is computed, to run again after a fill */
@@ -832,21 +837,21 @@ struct block {
 	size_t checked;		/* where the entry goes on once its stamp matched */
 	size_t body;		/* where the block's own instructions start, after the loans */
 	size_t start;		/* the block's offset in the buffer */
-	bool apart;		/* a group crossed a page before: check each access of one too */
+	unsigned apart;		/* APART_* bits: spans crossed a page before */
 	/* Each instruction's part in a window (plan_windows()). */
 	struct window_plan {
 		uint8_t role;		/* WIN_NONE, WIN_ANCHOR or WIN_MEMBER */
 		uint8_t slot;		/* its h->jit_window[] */
-		bool last;		/* a member: the window's last */
 		int32_t disp;		/* a member: its address from the slot's */
 		int32_t lo, span_last;	/* the anchor: the bytes [x[rs1] + lo, + span_last] */
-		unsigned range;		/* the anchor: instructions from it to the last member */
 	} plan[BLOCK_MAX_INSNS];
-	unsigned window_cold[RV64_JIT_WINDOWS];	/* each slot's anchor's cold site */
 	unsigned rcx_window;	/* slot + 1 whose host address rcx holds after the last instruction */
 };
 
 enum { WIN_NONE, WIN_ANCHOR, WIN_MEMBER };
+
+/* A block translated again after a span crossed a page: without windows, groups checked one by one. */
+enum { APART_WINDOWS = 1, APART_GROUPS = 2 };
 
 /* Each loan's host register back to its lender, the borrower to x[]; flags and rax kept. */
 static void give_back(struct block *b)
@@ -919,14 +924,20 @@ static void address(struct block *b, const struct dc_entry *d, unsigned size, bo
 }
 
 /*
- * ModRM (with SIB or displacement) for [rcx + rax], or in a group
+ * ModRM (with SIB or displacement) for [rcx + rax + disp], or in a group
  * (emit_mem_group()) for [rcx + disp].
  */
 static void mem_operand(struct emit *e, unsigned reg, bool grouped, int32_t disp)
 {
 	if (!grouped) {
-		b1(e, (uint8_t)(0x04 | (reg & 7) << 3));
-		b1(e, 0x01);
+		uint8_t mod = disp == 0 ? 0x00 : disp >= -128 && disp < 128 ? 0x40 : 0x80;
+
+		b1(e, (uint8_t)(mod | 0x04 | (reg & 7) << 3));
+		b1(e, 0x01);		/* SIB: rcx + rax */
+		if (mod == 0x40)
+			b1(e, (uint8_t)disp);
+		else if (mod == 0x80)
+			b4(e, (uint32_t)disp);
 	} else if (disp >= -128 && disp < 128) {
 		b1(e, (uint8_t)(0x41 | (reg & 7) << 3));
 		b1(e, (uint8_t)disp);
@@ -1111,11 +1122,24 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	address_span(b, insns[0].rs1, lo, last, !load);
 	c = &b->cold[b->n_cold - 1];
 	c->group = insns;
-	c->n_group = anchor ? w->range : g;
+	c->n_group = g;
+	c->window = anchor;
+	if (anchor && g == 1) {
+		/* The host address kept off the access's way: [rcx + rax + offset] */
+		EMIT(e, 0x48, 0x8d, 0x14, 0x01);	/* lea rdx, [rcx + rax] */
+		mov_rbx(e, false, RDX, OFF_WINDOW + 8 * (int32_t)w->slot);
+		if (load)
+			load_access(e, insns, false, insns[0].imm - lo);
+		else
+			store_access(e, insns, false, insns[0].imm - lo);
+		b->pc += insns[0].len;
+		c->group_end = e->pos;
+		c->rax_is_end = e->rax_is;
+		return 1;
+	}
 	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
 	if (anchor) {
 		mov_rbx(e, false, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
-		b->window_cold[w->slot] = b->n_cold - 1;
 		b->rcx_window = w->slot + 1u;
 	}
 	for (unsigned k = 0; k < g; k++) {
@@ -1125,18 +1149,15 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 			store_access(e, &insns[k], true, insns[k].imm - lo);
 		b->pc += insns[k].len;
 	}
-	if (!anchor) {
-		c->group_end = e->pos;
-		c->rax_is_end = e->rax_is;
-	}
+	c->group_end = e->pos;
+	c->rax_is_end = e->rax_is;
 	return g;
 }
 
 /*
  * A window's member (plan_windows()): its access at its offset from the
  * host address its anchor checked and kept (still in rcx when the
- * instruction before was of the window too). After the last, the
- * anchor's cold path goes on here.
+ * instruction before was of the window too).
  */
 static void emit_window_member(struct block *b, const struct dc_entry *d, bool rcx_holds)
 {
@@ -1150,12 +1171,6 @@ static void emit_window_member(struct block *b, const struct dc_entry *d, bool r
 	else
 		store_access(e, d, true, w->disp);
 	b->rcx_window = w->slot + 1u;
-	if (w->last) {
-		struct cold_site *c = &b->cold[b->window_cold[w->slot]];
-
-		c->group_end = e->pos;
-		c->rax_is_end = e->rax_is;
-	}
 }
 
 /* From a group's cold path back after the group, rax as the code there expects. */
@@ -1186,6 +1201,8 @@ static void emit_group_helper(struct block *b, const struct cold_site *c)
 	b4(e, c->n_group);
 	EMIT(e, 0x48, 0xb9);			/* movabs rcx, the block's offset */
 	b8(e, b->start);
+	EMIT(e, 0x41, 0xb8);			/* mov r8d, whether it anchors a window */
+	b4(e, c->window);
 	call_abs(e, (const void *)jit_group);
 	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
@@ -2805,30 +2822,27 @@ static bool writes(const struct dc_entry *d, unsigned r)
 
 /*
  * The window anchored at insns[i] (with the g of the row mem_group() takes
- * from it) in slot, if one is worth it: the loads (or stores) of the same base
- * register that follow, up to insns[limit], before anything that may
- * leave the block or writes the base other than by addi rs1, rs1, k
+ * from it) in slot, if one is worth it: the loads (or stores) of the same
+ * base register that follow in the block (past the branches it goes on
+ * past), before anything that writes the base other than addi rs1, rs1, k
  * (whose k moves their offsets), all their bytes within GROUP_SPAN. Its
  * last member's index, or 0.
  */
-static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsigned i,
-			    unsigned g, int32_t lo, int32_t span_last, unsigned limit, unsigned slot)
+static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsigned n,
+			    unsigned i, unsigned g, int32_t lo, int32_t span_last, unsigned slot)
 {
 	const struct dc_entry *a = &insns[i];
 	bool load = is_load(a->op);
 	unsigned rs1 = a->rs1, last = 0, n_members = 0, at[GROUP_MAX];
 	int64_t from, to, delta = 0, off[GROUP_MAX];
 
-	if (rs1 == 0 || i + g - 1 > limit || (load && insns[i + g - 1].rd == rs1))
+	if (rs1 == 0 || (load && insns[i + g - 1].rd == rs1))
 		return 0;	/* the base changes after the row */
 	from = lo;
 	to = (int64_t)lo + span_last + 1;
-	for (unsigned j = i + g; j <= limit && j - i < WINDOW_RANGE && g + n_members < GROUP_MAX;
-	     j++) {
+	for (unsigned j = i + g; j < n && j - i < WINDOW_RANGE && g + n_members < GROUP_MAX; j++) {
 		const struct dc_entry *d = &insns[j];
 
-		if (is_control(d->op))
-			break;
 		if ((load ? is_load(d->op) : is_store(d->op)) && d->rs1 == rs1) {
 			int64_t x = d->imm + delta, y = x + access_size(d->op);
 
@@ -2850,43 +2864,37 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsig
 	if (n_members == 0)
 		return 0;
 	b->plan[i] = (struct window_plan){ .role = WIN_ANCHOR, .slot = (uint8_t)slot,
-					   .lo = (int32_t)from, .span_last = (int32_t)(to - from - 1),
-					   .range = last - i + 1 };
+					   .lo = (int32_t)from, .span_last = (int32_t)(to - from - 1) };
 	for (unsigned k = 0; k < n_members; k++)
 		b->plan[at[k]] = (struct window_plan){ .role = WIN_MEMBER, .slot = (uint8_t)slot,
-							.last = at[k] == last,
 							.disp = (int32_t)(off[k] - from) };
 	return last;
 }
 
 /*
  * The block's windows, anchored where translate() takes a row of
- * accesses. One opened inside another ends inside it too: the outer one's
- * cold path has the interpreter run all of the inner one, and the inner
- * one's runs part of the outer one, which its anchor checked.
+ * accesses, each in a slot no other one holds meanwhile. When the fill
+ * cannot take an anchor's span, the block ends after its row
+ * (jit_group()): no member runs without its host address.
  */
 static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	unsigned open_to[RV64_JIT_WINDOWS] = { 0 };	/* each slot's last member + 1 */
 
 	if (b->apart)
-		return;
+		return;		/* ungrouped, an anchor's row would keep no host address */
 	for (unsigned i = 0, g; i < n; i += g) {
-		unsigned slot = RV64_JIT_WINDOWS, limit = n - 1, last;
+		unsigned slot = 0, last;
 		int32_t lo, span_last;
 
 		g = 1;
 		if (b->plan[i].role != WIN_NONE || !(is_load(insns[i].op) || is_store(insns[i].op)))
 			continue;
 		g = mem_group(&insns[i], n - i, &lo, &span_last);
-		for (unsigned s = 0; s < RV64_JIT_WINDOWS; s++) {
-			if (open_to[s] > i && open_to[s] - 1 < limit)
-				limit = open_to[s] - 1;
-			else if (open_to[s] <= i && slot == RV64_JIT_WINDOWS)
-				slot = s;
-		}
+		while (slot < RV64_JIT_WINDOWS && open_to[slot] > i)
+			slot++;
 		if (slot < RV64_JIT_WINDOWS &&
-		    (last = plan_window(b, insns, i, g, lo, span_last, limit, slot)))
+		    (last = plan_window(b, insns, n, i, g, lo, span_last, slot)))
 			open_to[slot] = last + 1;
 	}
 }
@@ -3003,10 +3011,19 @@ static uint64_t *apart_slot(struct rv64_jit *j, uint64_t pc)
 	return &j->apart[i];
 }
 
+/* What a block at pc does without, after a span of its crossed a page: APART_* bits. */
+static unsigned apart_level(struct rv64_jit *j, uint64_t pc)
+{
+	uint64_t *slot = apart_slot(j, pc);
+
+	return pc && *slot == pc ? j->apart_level[slot - j->apart] : 0;
+}
+
 static void flush_all(struct rv64_jit *j)
 {
 	j->generation++;
 	memset(j->apart, 0, sizeof(j->apart));
+	memset(j->apart_level, 0, sizeof(j->apart_level));
 	j->n_apart = 0;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
@@ -3139,7 +3156,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	start = j->used;
 	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
 			     .start_pc = pc, .start = start,
-			     .apart = pc && *apart_slot(j, pc) == pc };
+			     .apart = apart_level(j, pc) };
 	map_standard(&b->e);
 	slot = j->n_stamps++;
 	j->stamps[slot] = (struct jit_stamp){
@@ -3182,12 +3199,15 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			b->n = i + 1;
 			if (d->op == DC_J && i + 1 < n) {
 				b->pc = pc_after(insns, n, i, b->pc);	/* followed: nothing to run */
+				b->rcx_window = rcx_window;
 				continue;
 			}
-			if (i + 1 < n)
+			if (i + 1 < n) {
 				emit_side_branch(b, d);
-			else
+				b->rcx_window = rcx_window;	/* it leaves rcx as it was */
+			} else {
 				emit_control(b, d);
+			}
 		} else if (d->op == JIT_OP_FP && is_fp_mem(d->raw))
 			emit_fp_mem(b, d);
 		else if (d->op == JIT_OP_FP) {
@@ -3227,7 +3247,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
-			if (c->n_group && b->apart)
+			if (c->n_group && (b->apart & APART_GROUPS))
 				emit_ungrouped(b, c);
 			else if (c->n_group)
 				emit_group_helper(b, c);
@@ -3300,23 +3320,27 @@ static bool retired(const struct rv64_jit *j, size_t off)
 }
 
 /*
- * The block at offset off had a group of accesses whose span crossed a
- * page: out of the table, to be translated again with each group's
- * accesses also checked one by one. Its pc is in the movabs its entry
- * starts with.
+ * The block at offset off had a window's or a group's span cross a page:
+ * out of the table, to be translated again without windows, or (a group)
+ * with each group's accesses also checked one by one. Its pc is in the
+ * movabs its entry starts with.
  */
-static void split(struct rv64_jit *j, size_t off)
+static void split(struct rv64_jit *j, size_t off, bool window)
 {
 	uint64_t pc, *slot;
+	uint8_t *level;
 
 	if (off + GUARD_PATCH_AT > CODE_SIZE || retired(j, off) || j->n_apart >= APART_FULL)
 		return;
 	memcpy(&pc, j->rw + off + 2, 8);
 	slot = apart_slot(j, pc);
+	level = &j->apart_level[slot - j->apart];
 	if (pc && *slot != pc) {
 		*slot = pc;
+		*level = 0;
 		j->n_apart++;
 	}
+	*level |= window ? APART_WINDOWS : APART_GROUPS;
 	retire(j, pc, off);
 }
 
@@ -3505,7 +3529,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 				/* A trapped instruction took a cycle but did not retire. */
 				h->instret -= h->jit_helper_r == EXEC_TRAP;
 				if (h->jit_split) {
-					split(j, h->jit_split - 1);
+					split(j, h->jit_split - 1, h->jit_split_window);
 					h->jit_split = 0;
 				}
 				if (h->jit_helper_r == EXEC_EXIT || h->jit_helper_r == EXEC_BREAK)
