@@ -2812,12 +2812,13 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
 /* Instructions a window may span, from its anchor to its last member. */
 #define WINDOW_RANGE 48
 
-/* Whether d writes integer register r. */
-static bool writes(const struct dc_entry *d, unsigned r)
+/* The integer register d writes, or NO_REG. */
+#define NO_REG 0xff
+static uint8_t written_reg(const struct dc_entry *d)
 {
-	unsigned rd = d->op == JIT_OP_FP ? F_RD(d->raw) : d->rd;
-
-	return (operands(d) & USES_RD) && rd == r;
+	if (!(operands(d) & USES_RD))
+		return NO_REG;
+	return d->op == JIT_OP_FP ? (uint8_t)F_RD(d->raw) : d->rd;
 }
 
 /*
@@ -2828,8 +2829,9 @@ static bool writes(const struct dc_entry *d, unsigned r)
  * (whose k moves their offsets), all their bytes within GROUP_SPAN. Its
  * last member's index, or 0.
  */
-static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsigned n,
-			    unsigned i, unsigned g, int32_t lo, int32_t span_last, unsigned slot)
+static unsigned plan_window(struct block *b, const struct dc_entry *insns, const uint8_t *dst,
+			    unsigned n, unsigned i, unsigned g, int32_t lo, int32_t span_last,
+			    unsigned slot)
 {
 	const struct dc_entry *a = &insns[i];
 	bool load = is_load(a->op);
@@ -2855,7 +2857,7 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsig
 			last = j;
 			if (load && d->rd == rs1)
 				break;
-		} else if (writes(d, rs1)) {
+		} else if (dst[j] == rs1) {
 			if (d->op != DC_ADDI || d->rs1 != rs1)
 				break;
 			delta += d->imm;
@@ -2880,9 +2882,12 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, unsig
 static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	unsigned open_to[RV64_JIT_WINDOWS] = { 0 };	/* each slot's last member + 1 */
+	uint8_t dst[BLOCK_MAX_INSNS];
 
 	if (b->apart)
 		return;		/* ungrouped, an anchor's row would keep no host address */
+	for (unsigned i = 0; i < n; i++)
+		dst[i] = written_reg(&insns[i]);
 	for (unsigned i = 0, g; i < n; i += g) {
 		unsigned slot = 0, last;
 		int32_t lo, span_last;
@@ -2894,7 +2899,7 @@ static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned
 		while (slot < RV64_JIT_WINDOWS && open_to[slot] > i)
 			slot++;
 		if (slot < RV64_JIT_WINDOWS &&
-		    (last = plan_window(b, insns, n, i, g, lo, span_last, slot)))
+		    (last = plan_window(b, insns, dst, n, i, g, lo, span_last, slot)))
 			open_to[slot] = last + 1;
 	}
 }
