@@ -185,7 +185,6 @@ struct accel_vcpu {
 	int jit_helper_r;	/* what a helper called from translated code returned */
 	uint64_t jit_site;	/* code offset translated code hands the dispatcher */
 	uint64_t jit_split;	/* code offset + 1 of a block to split (apart[] in jit_x86.c), or 0 */
-	bool jit_split_window;	/* ... whose window's span crossed a page, else a group's */
 	/*
 	 * Translated code's fetch addend (host = it + guest pc; a multiple of
 	 * the page size) with jit_epoch_bits in its low 12 bits: what a

@@ -117,7 +117,7 @@
 #define FOLLOW_MAX 2			/* jumps inside its page a block follows */
 /* Bytes a block's code may span, jumps followed or not (its full check's size) */
 #define SPAN_MAX (BLOCK_MAX_INSNS * 4)
-#define APART_SIZE 4096u		/* block pcs whose groups crossed a page; a power of two */
+#define APART_SIZE 1024u		/* block pcs whose groups crossed a page; a power of two */
 #define APART_FULL (APART_SIZE / 4 * 3)
 /* Room one block may need at most: checked before translating. */
 #define BLOCK_MAX_BYTES (BLOCK_MAX_INSNS * 768 + 1024 + (BLOCK_MAX_COLD + 8) * GIVE_BACK_BYTES)
@@ -199,7 +199,6 @@ struct rv64_jit {
 	 * addressing, 0 empty; emptied with the buffer.
 	 */
 	uint64_t apart[APART_SIZE];
-	uint8_t apart_level[APART_SIZE];	/* APART_WINDOWS, or APART_GROUPS too */
 	unsigned n_apart;
 };
 
@@ -272,13 +271,12 @@ static int jit_fp(struct accel_vcpu *h, uint32_t insn, uint32_t parcel)
  * once (across a page, or a device). When all ran, the block is left
  * (EXEC_BREAK) to be translated again with each access of its groups
  * also checked on its own (h->jit_split), while apart[] has room to
- * remember it; else it goes on (0), unless a store moved the code epoch
- * or the group anchors a window (whose members further on would find no
- * host address). What stopped them, if anything did (a trap, a device's
- * exit), is returned for the block's helper exit, which counts one
- * instruction: those before are counted here.
+ * remember it; else it goes on (0), unless a store moved the code epoch.
+ * What stopped them, if anything did (a trap, a device's exit), is
+ * returned for the block's helper exit, which counts one instruction:
+ * those before are counted here.
  */
-static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site, bool window)
+static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t site)
 {
 	uint32_t epoch = h->code_epoch;
 	unsigned k;
@@ -293,14 +291,12 @@ static int jit_group(struct accel_vcpu *h, uint64_t pc, unsigned n, uint64_t sit
 	if (k == n) {
 		bool split = h->jit->n_apart < APART_FULL;
 
-		if (!split && !window && h->code_epoch == epoch) {
+		if (!split && h->code_epoch == epoch) {
 			h->jit_helper_r = EXEC_OK;
 			return EXEC_OK;
 		}
-		if (split) {
+		if (split)
 			h->jit_split = site + 1;
-			h->jit_split_window = window;
-		}
 		r = EXEC_BREAK;
 		k = n - 1;
 	}
@@ -795,7 +791,17 @@ struct cold_site {
 	const struct dc_entry *group;
 	unsigned n_group, rax_is_end;
 	size_t group_end;
-	bool window;		/* ... that anchors a window: the block ends after it */
+	/*
+	 * ... that anchors a window: when the fill cannot take its span, the
+	 * slot is emptied and the row's accesses are checked one by one
+	 */
+	bool window;
+	uint8_t slot;
+	/*
+	 * A window's member (at group) found its slot empty: its access
+	 * checked on its own, then on at group_end as above
+	 */
+	bool member;
 	bool write;		/* ... of the write TLB, else the read TLB */
 	int32_t last;		/* ... for the bytes [address, address + last] */
 	size_t retry;		/* where the address is computed, to run again after a fill */
@@ -837,21 +843,20 @@ struct block {
 	size_t checked;		/* where the entry goes on once its stamp matched */
 	size_t body;		/* where the block's own instructions start, after the loans */
 	size_t start;		/* the block's offset in the buffer */
-	unsigned apart;		/* APART_* bits: spans crossed a page before */
-	/* Each instruction's part in a window (plan_windows()). */
+	bool apart;		/* a group crossed a page before: check each access of one too */
+	/* Each instruction's part in a row of accesses and a window (plan_windows()). */
 	struct window_plan {
 		uint8_t role;		/* WIN_NONE, WIN_ANCHOR or WIN_MEMBER */
 		uint8_t slot;		/* its h->jit_window[] */
+		uint8_t g;		/* a row's first: its accesses (mem_group()) */
 		int32_t disp;		/* a member: its address from the slot's */
-		int32_t lo, span_last;	/* the anchor: the bytes [x[rs1] + lo, + span_last] */
+		/* a row's first: the bytes [x[rs1] + lo, + span_last], an anchor's its window's */
+		int32_t lo, span_last;
 	} plan[BLOCK_MAX_INSNS];
 	unsigned rcx_window;	/* slot + 1 whose host address rcx holds after the last instruction */
 };
 
 enum { WIN_NONE, WIN_ANCHOR, WIN_MEMBER };
-
-/* A block translated again after a span crossed a page: without windows, groups checked one by one. */
-enum { APART_WINDOWS = 1, APART_GROUPS = 2 };
 
 /* Each loan's host register back to its lender, the borrower to x[]; flags and rax kept. */
 static void give_back(struct block *b)
@@ -1093,25 +1098,22 @@ static unsigned mem_group(const struct dc_entry *insns, unsigned n, int32_t *ret
 }
 
 /*
- * A group of loads or stores from mem_group(): one address check of all
- * their bytes (the TLB miss hands the first one to the interpreter), then
- * each at its offset from rcx = the host address of the lowest. Returns
- * how many instructions it took.
+ * The row of loads or stores at insns (mem_group(), as plan_windows()
+ * found it): one address check of all their bytes (the TLB miss hands the
+ * first one to the interpreter), then each at its offset from rcx = the
+ * host address of the lowest. Returns how many instructions it took.
  */
-static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, unsigned n)
+static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns)
 {
 	struct emit *e = &b->e;
 	const struct window_plan *w = &b->plan[b->n];
 	bool anchor = w->role == WIN_ANCHOR;
-	int32_t lo, last;
-	unsigned g = mem_group(insns, n, &lo, &last);
+	int32_t lo = w->lo, last = w->span_last;
+	unsigned g = w->g;
 	bool load = is_load(insns[0].op);
 	struct cold_site *c;
 
-	if (anchor) {
-		lo = w->lo;
-		last = w->span_last;
-	} else if (g < 2) {
+	if (!anchor && g < 2) {
 		if (load)
 			emit_load(b, insns);
 		else
@@ -1124,6 +1126,7 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 	c->group = insns;
 	c->n_group = g;
 	c->window = anchor;
+	c->slot = w->slot;
 	if (anchor && g == 1) {
 		/* The host address kept off the access's way: [rcx + rax + offset] */
 		EMIT(e, 0x48, 0x8d, 0x14, 0x01);	/* lea rdx, [rcx + rax] */
@@ -1157,19 +1160,26 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns, un
 /*
  * A window's member (plan_windows()): its access at its offset from the
  * host address its anchor checked and kept (still in rcx when the
- * instruction before was of the window too).
+ * instruction before was of the window too), or, when the anchor left
+ * the slot empty, checked on its own out of line (emit_member_alone()).
  */
 static void emit_window_member(struct block *b, const struct dc_entry *d, bool rcx_holds)
 {
 	struct emit *e = &b->e;
 	const struct window_plan *w = &b->plan[b->n];
+	struct cold_site *c = &b->cold[b->n_cold++];
 
 	if (!rcx_holds)
 		mov_rbx(e, true, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
+	EMIT(e, 0x48, 0x85, 0xc9);		/* test rcx, rcx */
+	*c = (struct cold_site){ .jcc_at = jcc(e, CC_E, 0), .pc = b->pc, .done = b->n,
+				 .member = true, .group = d, .n_group = 1 };
 	if (is_load(d->op))
 		load_access(e, d, true, w->disp);
 	else
 		store_access(e, d, true, w->disp);
+	c->group_end = e->pos;
+	c->rax_is_end = e->rax_is;
 	b->rcx_window = w->slot + 1u;
 }
 
@@ -1201,8 +1211,6 @@ static void emit_group_helper(struct block *b, const struct cold_site *c)
 	b4(e, c->n_group);
 	EMIT(e, 0x48, 0xb9);			/* movabs rcx, the block's offset */
 	b8(e, b->start);
-	EMIT(e, 0x41, 0xb8);			/* mov r8d, whether it anchors a window */
-	b4(e, c->window);
 	call_abs(e, (const void *)jit_group);
 	sync_cached(e, true, false);
 	EMIT(e, 0x85, 0xc0);			/* test eax, eax */
@@ -1213,12 +1221,11 @@ static void emit_group_helper(struct block *b, const struct cold_site *c)
 }
 
 /*
- * The same, in a block translated again after one of its groups crossed a
- * page (struct block's apart): the group's accesses one by one, each with
- * its own check and its own cold path (later in the block's list), so a
- * frame or an object that lies across a page end stays in translated code.
+ * A group's accesses one by one, each with its own check and its own cold
+ * path (later in the block's list), so a frame or an object that lies
+ * across a page end stays in translated code.
  */
-static void emit_ungrouped(struct block *b, const struct cold_site *c)
+static void one_by_one(struct block *b, const struct cold_site *c)
 {
 	b->pc = c->pc;
 	for (unsigned k = 0; k < c->n_group; k++) {
@@ -1231,7 +1238,50 @@ static void emit_ungrouped(struct block *b, const struct cold_site *c)
 			emit_store(b, d);
 		b->pc += d->len;
 	}
+}
+
+/*
+ * The same, then on after the group, in a block translated again after
+ * one of its groups crossed a page (struct block's apart).
+ */
+static void emit_ungrouped(struct block *b, const struct cold_site *c)
+{
+	one_by_one(b, c);
 	back_after_group(&b->e, c);
+}
+
+/*
+ * A window's anchor whose span the fill could not take (across a page, a
+ * device): its slot emptied, for its members to check their own accesses
+ * (emit_member_alone()), and its row's accesses checked one by one. rcx,
+ * which a member right after the row takes for the slot, is emptied too.
+ */
+static void emit_window_fallback(struct block *b, const struct cold_site *c)
+{
+	struct emit *e = &b->e;
+
+	EMIT(e, 0x48, 0xc7, 0x83);		/* mov qword [rbx + slot], 0 */
+	b4(e, (uint32_t)(OFF_WINDOW + 8 * (int32_t)c->slot));
+	b4(e, 0);
+	one_by_one(b, c);
+	EMIT(e, 0x31, 0xc9);			/* xor ecx, ecx */
+	back_after_group(e, c);
+}
+
+/* A window's member whose slot its anchor left empty: its access checked on its own. */
+static void emit_member_alone(struct block *b, const struct cold_site *c)
+{
+	struct emit *e = &b->e;
+
+	b->pc = c->pc;
+	b->n = c->done;
+	e->rax_is = 0;
+	if (is_load(c->group->op))
+		emit_load(b, c->group);
+	else
+		emit_store(b, c->group);
+	EMIT(e, 0x31, 0xc9);			/* xor ecx, ecx: still no host address */
+	back_after_group(e, c);
 }
 
 /* rax op= simm32, for the ops with a short rax form (add 05, or 0d, and 25, xor 35, cmp 3d). */
@@ -2825,13 +2875,14 @@ static uint8_t written_reg(const struct dc_entry *d)
  * The window anchored at insns[i] (with the g of the row mem_group() takes
  * from it) in slot, if one is worth it: the loads (or stores) of the same
  * base register that follow in the block (past the branches it goes on
- * past), before anything that writes the base other than addi rs1, rs1, k
- * (whose k moves their offsets), all their bytes within GROUP_SPAN. Its
+ * past; more of them in all), before anything that writes the base other
+ * than addi rs1, rs1, k (whose k moves their offsets), all their bytes
+ * within GROUP_SPAN. dst[] holds the register each instruction writes. Its
  * last member's index, or 0.
  */
 static unsigned plan_window(struct block *b, const struct dc_entry *insns, const uint8_t *dst,
 			    unsigned n, unsigned i, unsigned g, int32_t lo, int32_t span_last,
-			    unsigned slot)
+			    unsigned more, unsigned slot)
 {
 	const struct dc_entry *a = &insns[i];
 	bool load = is_load(a->op);
@@ -2842,7 +2893,8 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 		return 0;	/* the base changes after the row */
 	from = lo;
 	to = (int64_t)lo + span_last + 1;
-	for (unsigned j = i + g; j < n && j - i < WINDOW_RANGE && g + n_members < GROUP_MAX; j++) {
+	for (unsigned j = i + g; j < n && j - i < WINDOW_RANGE && n_members < more &&
+				 g + n_members < GROUP_MAX; j++) {
 		const struct dc_entry *d = &insns[j];
 
 		if ((load ? is_load(d->op) : is_store(d->op)) && d->rs1 == rs1) {
@@ -2865,8 +2917,10 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 	}
 	if (n_members == 0)
 		return 0;
-	b->plan[i] = (struct window_plan){ .role = WIN_ANCHOR, .slot = (uint8_t)slot,
-					   .lo = (int32_t)from, .span_last = (int32_t)(to - from - 1) };
+	b->plan[i].role = WIN_ANCHOR;
+	b->plan[i].slot = (uint8_t)slot;
+	b->plan[i].lo = (int32_t)from;
+	b->plan[i].span_last = (int32_t)(to - from - 1);
 	for (unsigned k = 0; k < n_members; k++)
 		b->plan[at[k]] = (struct window_plan){ .role = WIN_MEMBER, .slot = (uint8_t)slot,
 							.disp = (int32_t)(off[k] - from) };
@@ -2876,30 +2930,49 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 /*
  * The block's windows, anchored where translate() takes a row of
  * accesses, each in a slot no other one holds meanwhile. When the fill
- * cannot take an anchor's span, the block ends after its row
- * (jit_group()): no member runs without its host address.
+ * cannot take an anchor's span, its slot is emptied and each access of
+ * the window is checked on its own (emit_window_fallback()).
  */
 static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n)
 {
 	unsigned open_to[RV64_JIT_WINDOWS] = { 0 };	/* each slot's last member + 1 */
-	uint8_t dst[BLOCK_MAX_INSNS];
+	uint8_t left[2][32] = { { 0 } }, dst[BLOCK_MAX_INSNS];	/* accesses still to come */
+	bool have_dst = false;
 
-	if (b->apart)
-		return;		/* ungrouped, an anchor's row would keep no host address */
-	for (unsigned i = 0; i < n; i++)
-		dst[i] = written_reg(&insns[i]);
+	memset(b->plan, 0, n * sizeof(b->plan[0]));
+	for (unsigned i = 0; i < n; i++) {
+		if (is_load(insns[i].op) || is_store(insns[i].op))
+			left[is_store(insns[i].op)][insns[i].rs1]++;
+	}
 	for (unsigned i = 0, g; i < n; i += g) {
+		const struct dc_entry *d = &insns[i];
 		unsigned slot = 0, last;
+		uint8_t *more = &left[is_store(d->op)][d->rs1];
 		int32_t lo, span_last;
 
 		g = 1;
-		if (b->plan[i].role != WIN_NONE || !(is_load(insns[i].op) || is_store(insns[i].op)))
+		if (!(is_load(d->op) || is_store(d->op)))
 			continue;
-		g = mem_group(&insns[i], n - i, &lo, &span_last);
+		if (b->plan[i].role != WIN_NONE) {
+			(*more)--;
+			continue;
+		}
+		g = mem_group(d, n - i, &lo, &span_last);
+		b->plan[i].g = (uint8_t)g;
+		b->plan[i].lo = lo;
+		b->plan[i].span_last = span_last;
+		*more = (uint8_t)(*more - g);
 		while (slot < RV64_JIT_WINDOWS && open_to[slot] > i)
 			slot++;
-		if (slot < RV64_JIT_WINDOWS &&
-		    (last = plan_window(b, insns, dst, n, i, g, lo, span_last, slot)))
+		if (*more == 0 || slot == RV64_JIT_WINDOWS)
+			continue;	/* none of its kind from its base further on */
+		if (!have_dst) {
+			for (unsigned k = 0; k < n; k++)
+				dst[k] = written_reg(&insns[k]);
+			have_dst = true;
+		}
+		last = plan_window(b, insns, dst, n, i, g, lo, span_last, *more, slot);
+		if (last)
 			open_to[slot] = last + 1;
 	}
 }
@@ -3016,19 +3089,10 @@ static uint64_t *apart_slot(struct rv64_jit *j, uint64_t pc)
 	return &j->apart[i];
 }
 
-/* What a block at pc does without, after a span of its crossed a page: APART_* bits. */
-static unsigned apart_level(struct rv64_jit *j, uint64_t pc)
-{
-	uint64_t *slot = apart_slot(j, pc);
-
-	return pc && *slot == pc ? j->apart_level[slot - j->apart] : 0;
-}
-
 static void flush_all(struct rv64_jit *j)
 {
 	j->generation++;
 	memset(j->apart, 0, sizeof(j->apart));
-	memset(j->apart_level, 0, sizeof(j->apart_level));
 	j->n_apart = 0;
 	for (size_t i = 0; i < TABLE_SIZE; i++)
 		j->table[i] = (struct jit_entry){ .pc = 1, .code = NULL };
@@ -3134,6 +3198,31 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 	return hi - lo;
 }
 
+/*
+ * b, empty, for the block at pc starting at code offset start. Field by
+ * field: its arrays (some 13 KiB, cold paths mostly) are written as they
+ * are used, and zeroing them took a few percent of a compile-like
+ * workload, which translates half a million blocks.
+ */
+static void start_block(struct block *b, struct rv64_jit *j, uint64_t pc, size_t start)
+{
+	b->e = (struct emit){ .buf = j->rw, .pos = start, .end = CODE_SIZE };
+	map_standard(&b->e);
+	b->j = j;
+	b->start_pc = pc;
+	b->pc = pc;
+	b->n = 0;
+	b->n_cold = 0;
+	b->n_chain = 0;
+	b->n_side = 0;
+	b->n_borrow = 0;
+	b->checked = 0;
+	b->body = 0;
+	b->start = start;
+	b->apart = pc && *apart_slot(j, pc) == pc;
+	b->rcx_window = 0;
+}
+
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
 static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *code,
 				const struct accel_vcpu *h)
@@ -3159,10 +3248,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	    j->n_stamps >= STAMPS)
 		flush_all(j);
 	start = j->used;
-	*b = (struct block){ .e = { .buf = j->rw, .pos = start, .end = CODE_SIZE }, .j = j,
-			     .start_pc = pc, .start = start,
-			     .apart = apart_level(j, pc) };
-	map_standard(&b->e);
+	start_block(b, j, pc, start);
 	slot = j->n_stamps++;
 	j->stamps[slot] = (struct jit_stamp){
 		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(h->code_epoch),
@@ -3187,7 +3273,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			continue;
 		}
 		if (is_load(d->op) || is_store(d->op)) {
-			i += emit_mem_group(b, d, n - i) - 1;
+			i += emit_mem_group(b, d) - 1;
 			continue;	/* b->pc moved on */
 		}
 		if (emit_rotation(b, insns, n, i)) {
@@ -3249,15 +3335,21 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		const struct cold_site *c = &b->cold[i];
 
 		patch(&b->e, c->jcc_at, b->e.pos);
+		if (c->member) {
+			emit_member_alone(b, c);
+			continue;
+		}
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
-			if (c->n_group && (b->apart & APART_GROUPS))
+			if (c->window)
+				emit_window_fallback(b, c);
+			else if (c->n_group && b->apart)
 				emit_ungrouped(b, c);
 			else if (c->n_group)
 				emit_group_helper(b, c);
 			if (c->n_group)
-				continue;
+				continue;	/* a window's anchor has one too */
 		}
 		give_back(b);
 		if (c->helper) {
@@ -3325,27 +3417,23 @@ static bool retired(const struct rv64_jit *j, size_t off)
 }
 
 /*
- * The block at offset off had a window's or a group's span cross a page:
- * out of the table, to be translated again without windows, or (a group)
- * with each group's accesses also checked one by one. Its pc is in the
- * movabs its entry starts with.
+ * The block at offset off had a group of accesses whose span crossed a
+ * page: out of the table, to be translated again with each group's
+ * accesses also checked one by one. Its pc is in the movabs its entry
+ * starts with.
  */
-static void split(struct rv64_jit *j, size_t off, bool window)
+static void split(struct rv64_jit *j, size_t off)
 {
 	uint64_t pc, *slot;
-	uint8_t *level;
 
 	if (off + GUARD_PATCH_AT > CODE_SIZE || retired(j, off) || j->n_apart >= APART_FULL)
 		return;
 	memcpy(&pc, j->rw + off + 2, 8);
 	slot = apart_slot(j, pc);
-	level = &j->apart_level[slot - j->apart];
 	if (pc && *slot != pc) {
 		*slot = pc;
-		*level = 0;
 		j->n_apart++;
 	}
-	*level |= window ? APART_WINDOWS : APART_GROUPS;
 	retire(j, pc, off);
 }
 
@@ -3534,7 +3622,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 				/* A trapped instruction took a cycle but did not retire. */
 				h->instret -= h->jit_helper_r == EXEC_TRAP;
 				if (h->jit_split) {
-					split(j, h->jit_split - 1, h->jit_split_window);
+					split(j, h->jit_split - 1);
 					h->jit_split = 0;
 				}
 				if (h->jit_helper_r == EXEC_EXIT || h->jit_helper_r == EXEC_BREAK)
