@@ -2690,12 +2690,15 @@ static unsigned operands(const struct dc_entry *d)
 	return USES_RD | USES_RS1 | USES_RS2;
 }
 
+/* No register: what survey() records for an instruction that writes none. */
+#define NO_REG 0xff
+
 /*
  * The integer registers d names, counted in uses[] and, as a destination,
- * in written[]. Over-counting is harmless; missing one is not (it could
- * be lent while the block uses it).
+ * in written[]; the one it writes, or NO_REG. Over-counting is harmless;
+ * missing one is not (it could be lent while the block uses it).
  */
-static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
+static uint8_t count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
 {
 	unsigned which = operands(d), rd = d->rd, rs1 = d->rs1;
 
@@ -2703,14 +2706,35 @@ static void count_uses(const struct dc_entry *d, unsigned *uses, bool *written)
 		rd = F_RD(d->raw);
 		rs1 = F_RS1(d->raw);
 	}
-	if (which & USES_RD) {
-		uses[rd & 31]++;
-		written[rd & 31] = true;
-	}
 	if (which & USES_RS1)
 		uses[rs1 & 31]++;
 	if (which & USES_RS2)
 		uses[d->rs2 & 31]++;
+	if (!(which & USES_RD))
+		return NO_REG;
+	uses[rd & 31]++;
+	written[rd & 31] = true;
+	return (uint8_t)(rd & 31);
+}
+
+/* What plan_borrow() and plan_windows() read of a block, found in one pass (survey()). */
+struct survey {
+	unsigned uses[32];		/* count_uses() */
+	bool written[32];
+	uint8_t dst[BLOCK_MAX_INSNS];	/* the register each instruction writes, or NO_REG */
+	uint8_t accesses[2][32];	/* loads, then stores, from each base register */
+};
+
+static void survey(struct survey *sv, const struct dc_entry *insns, unsigned n)
+{
+	memset(sv, 0, sizeof(*sv));
+	for (unsigned i = 0; i < n; i++) {
+		const struct dc_entry *d = &insns[i];
+
+		sv->dst[i] = count_uses(d, sv->uses, sv->written);
+		if (is_load(d->op) || is_store(d->op))
+			sv->accesses[is_store(d->op)][d->rs1]++;
+	}
 }
 
 /* ---- rotations written as two shifts and an or ---- */
@@ -2862,14 +2886,6 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
 /* Instructions a window may span, from its anchor to its last member. */
 #define WINDOW_RANGE 48
 
-/* The integer register d writes, or NO_REG. */
-#define NO_REG 0xff
-static uint8_t written_reg(const struct dc_entry *d)
-{
-	if (!(operands(d) & USES_RD))
-		return NO_REG;
-	return d->op == JIT_OP_FP ? (uint8_t)F_RD(d->raw) : d->rd;
-}
 
 /*
  * The window anchored at insns[i] (with the g of the row mem_group() takes
@@ -2877,15 +2893,15 @@ static uint8_t written_reg(const struct dc_entry *d)
  * base register that follow in the block (past the branches it goes on
  * past; more of them in all), before anything that writes the base other
  * than addi rs1, rs1, k (whose k moves their offsets), all their bytes
- * within GROUP_SPAN. dst[] holds the register each instruction writes. Its
- * last member's index, or 0.
+ * within GROUP_SPAN; at least one before the first branch. dst[] holds
+ * the register each instruction writes. Its last member's index, or 0.
  */
 static unsigned plan_window(struct block *b, const struct dc_entry *insns, const uint8_t *dst,
 			    unsigned n, unsigned i, unsigned g, int32_t lo, int32_t span_last,
 			    unsigned more, unsigned slot)
 {
 	const struct dc_entry *a = &insns[i];
-	bool load = is_load(a->op);
+	bool load = is_load(a->op), sure = false;
 	unsigned rs1 = a->rs1, last = 0, n_members = 0, at[GROUP_MAX];
 	int64_t from, to, delta = 0, off[GROUP_MAX];
 
@@ -2897,6 +2913,8 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 				 g + n_members < GROUP_MAX; j++) {
 		const struct dc_entry *d = &insns[j];
 
+		if (is_control(d->op) && !sure)
+			return 0;	/* its members may never run: not worth the anchor's cost */
 		if ((load ? is_load(d->op) : is_store(d->op)) && d->rs1 == rs1) {
 			int64_t x = d->imm + delta, y = x + access_size(d->op);
 
@@ -2907,6 +2925,7 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 			at[n_members] = j;
 			off[n_members++] = x;
 			last = j;
+			sure = true;
 			if (load && d->rd == rs1)
 				break;
 		} else if (dst[j] == rs1) {
@@ -2915,7 +2934,7 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
 			delta += d->imm;
 		}
 	}
-	if (n_members == 0)
+	if (!sure)
 		return 0;
 	b->plan[i].role = WIN_ANCHOR;
 	b->plan[i].slot = (uint8_t)slot;
@@ -2933,21 +2952,16 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
  * cannot take an anchor's span, its slot is emptied and each access of
  * the window is checked on its own (emit_window_fallback()).
  */
-static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n)
+static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n,
+			 struct survey *sv)
 {
 	unsigned open_to[RV64_JIT_WINDOWS] = { 0 };	/* each slot's last member + 1 */
-	uint8_t left[2][32] = { { 0 } }, dst[BLOCK_MAX_INSNS];	/* accesses still to come */
-	bool have_dst = false;
 
 	memset(b->plan, 0, n * sizeof(b->plan[0]));
-	for (unsigned i = 0; i < n; i++) {
-		if (is_load(insns[i].op) || is_store(insns[i].op))
-			left[is_store(insns[i].op)][insns[i].rs1]++;
-	}
 	for (unsigned i = 0, g; i < n; i += g) {
 		const struct dc_entry *d = &insns[i];
 		unsigned slot = 0, last;
-		uint8_t *more = &left[is_store(d->op)][d->rs1];
+		uint8_t *more = &sv->accesses[is_store(d->op)][d->rs1];	/* still to come */
 		int32_t lo, span_last;
 
 		g = 1;
@@ -2966,12 +2980,7 @@ static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned
 			slot++;
 		if (*more == 0 || slot == RV64_JIT_WINDOWS)
 			continue;	/* none of its kind from its base further on */
-		if (!have_dst) {
-			for (unsigned k = 0; k < n; k++)
-				dst[k] = written_reg(&insns[k]);
-			have_dst = true;
-		}
-		last = plan_window(b, insns, dst, n, i, g, lo, span_last, *more, slot);
+		last = plan_window(b, insns, sv->dst, n, i, g, lo, span_last, *more, slot);
 		if (last)
 			open_to[slot] = last + 1;
 	}
@@ -3026,13 +3035,12 @@ static size_t least_named(const unsigned *uses, const bool *lent)
  * lender. A lender the block names stays in x[] meanwhile, as any
  * uncached register does.
  */
-static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned n)
+static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned n,
+			struct survey *sv)
 {
-	unsigned uses[32] = { 0 }, min_uses = loops_on_itself(b, insns, n) ? 1 : LOAN_MIN_USES;
-	bool written[32] = { false }, lent[N_CACHED] = { false };
+	unsigned *uses = sv->uses, min_uses = loops_on_itself(b, insns, n) ? 1 : LOAN_MIN_USES;
+	bool lent[N_CACHED] = { false };
 
-	for (unsigned i = 0; i < n; i++)
-		count_uses(&insns[i], uses, written);
 	for (unsigned round = 0; round < N_CACHED; round++) {
 		size_t k = least_named(uses, lent);
 		unsigned best = 0, need = min_uses + 2 * uses[cached[k].guest];
@@ -3047,7 +3055,7 @@ static void plan_borrow(struct block *b, const struct dc_entry *insns, unsigned 
 		lent[k] = true;
 		b->borrow[b->n_borrow++] = (struct borrow){
 			.guest = (uint8_t)best, .lender = cached[k].guest, .host = cached[k].host,
-			.written = written[best],
+			.written = sv->written[best],
 		};
 		uses[best] = 0;
 	}
@@ -3230,6 +3238,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	struct dc_entry insns[BLOCK_MAX_INSNS];
 	size_t stale[SPAN_MAX / 8 + 2], n_stale = 0, len, lo, start, verify;
 	struct block blk, *b = &blk;
+	struct survey sv;
 	unsigned n, slot;
 	bool unknown_next;
 	struct jit_entry *te, *me;
@@ -3255,8 +3264,9 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		.unwatched = h->jit_unwatched,
 	};
 	emit_entry(b, pc, slot, &verify);
-	plan_borrow(b, insns, n);
-	plan_windows(b, insns, n);
+	survey(&sv, insns, n);
+	plan_borrow(b, insns, n, &sv);
+	plan_windows(b, insns, n, &sv);
 	take_loans(b);
 	b->body = b->e.pos;
 
