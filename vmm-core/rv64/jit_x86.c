@@ -78,7 +78,12 @@
  * (emit_mem_group()); a group whose span the fill cannot take (across a
  * page end) goes to the interpreter from inside the block (jit_group()),
  * and the block is translated again with each of its groups' accesses
- * also checked one by one, out of line (emit_ungrouped()). A rotation
+ * also checked one by one, out of line (emit_ungrouped()). A load (or
+ * store) followed further on in the block by more from its base register
+ * (which may move by addi meanwhile) checks all their bytes at once and
+ * keeps the host address in one of h->jit_window[]'s slots, from which
+ * they take theirs unchecked (plan_windows()); when the fill cannot take
+ * that span, the slot is emptied and each checks its own. A rotation
  * written as two shifts and an or runs as one rotate (emit_rotation()),
  * a word zero-extended by two shifts as one mov and one shift
  * (emit_zext_word()). A helper whose instruction trapped returns to C
@@ -2886,7 +2891,6 @@ static unsigned emit_zext_word(struct block *b, const struct dc_entry *insns, un
 /* Instructions a window may span, from its anchor to its last member. */
 #define WINDOW_RANGE 48
 
-
 /*
  * The window anchored at insns[i] (with the g of the row mem_group() takes
  * from it) in slot, if one is worth it: the loads (or stores) of the same
@@ -2961,12 +2965,13 @@ static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned
 	for (unsigned i = 0, g; i < n; i += g) {
 		const struct dc_entry *d = &insns[i];
 		unsigned slot = 0, last;
-		uint8_t *more = &sv->accesses[is_store(d->op)][d->rs1];	/* still to come */
+		uint8_t *more;		/* accesses of its kind from its base still to come */
 		int32_t lo, span_last;
 
 		g = 1;
 		if (!(is_load(d->op) || is_store(d->op)))
 			continue;
+		more = &sv->accesses[is_store(d->op)][d->rs1];
 		if (b->plan[i].role != WIN_NONE) {
 			(*more)--;
 			continue;

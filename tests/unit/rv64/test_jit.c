@@ -1434,6 +1434,64 @@ Test(rv64_jit, grouped_accesses_across_a_page_a_moved_base_and_a_device)
 }
 
 /*
+ * Windows: a load, and a store, each followed two instructions on by one
+ * more from its base, which has moved by 8 meanwhile (one check of both
+ * in translated code). Walking 8 bytes a turn, one turn's pair lies
+ * across a page end, where the fill cannot take the span: the anchor's
+ * slot is emptied and both accesses of each window are checked on their
+ * own. DATA_VA's pages sit in frames out of order, so a pair read or
+ * written from one host address across the end would go wrong.
+ */
+static void windows_across_a_page(bool jit)
+{
+	const uint64_t f4 = DATA + 4 * PAGE, f0 = DATA, f2 = DATA + 2 * PAGE;
+	const uint64_t second = DATA_VA + PAGE, third = DATA_VA + 2 * PAGE;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	map_data_pages(&tm);
+	for (unsigned k = 0; k < 4; k++) {
+		tm_poke64(&tm, f4 + PAGE - 32 + 8 * k, 1 + k);	/* 1 2 3 4 | 5 6 7 8 */
+		tm_poke64(&tm, f0 + 8 * k, 5 + k);
+	}
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A7, ZERO, 6));
+	emit(&tm, LD(A0, S0, 0));	/* L: the load window's anchor */
+	emit(&tm, SD(S1, A0, 0));	/* the store window's */
+	emit(&tm, ADDI(S0, S0, 8));
+	emit(&tm, ADDI(S1, S1, 8));
+	emit(&tm, LD(A1, S0, 0));	/* their members, 8 bytes on */
+	emit(&tm, SD(S1, A1, 0));
+	emit(&tm, ADD(A2, A2, A0));
+	emit(&tm, ADD(A2, A2, A1));
+	emit(&tm, ADDI(A7, A7, -1));
+	emit(&tm, BNE(A7, ZERO, -36));
+	emit(&tm, ECALL);
+	tm_reset_satp(&tm, CODE, NULL, SATP_SV39);
+	set_reg(&tm, S0, second - 32);
+	set_reg(&tm, S1, third - 24);
+	set_reg(&tm, A2, 0);
+	s = run_to_ecall(&tm, jit);
+	/* Pairs 1+2, 2+3, ... 6+7; the fourth read across the page end. */
+	cr_expect_eq(s.x[A2], 48, "%s: %llu", engine_name(jit), (unsigned long long)s.x[A2]);
+	/* 1 to 7 stored 8 bytes apart from third - 24; the fourth turn's pair across the end. */
+	for (unsigned k = 0; k < 3; k++)
+		cr_expect_eq(tm_peek64(&tm, f0 + PAGE - 24 + 8 * k), 1 + k, "%s: slot %u",
+			     engine_name(jit), k);
+	for (unsigned k = 0; k < 4; k++)
+		cr_expect_eq(tm_peek64(&tm, f2 + 8 * k), 4 + k, "%s: slot %u", engine_name(jit),
+			     3 + k);
+	cr_expect_eq(s.instret, 1 + 10 * 6 + 1, "%s", engine_name(jit));
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, windows_across_a_page)
+{
+	windows_across_a_page(true);
+	windows_across_a_page(false);
+}
+
+/*
  * A block that names t0, t1 and t2 again and again and none of a0-a6 or
  * sp: the translator lends their host registers to the t registers for
  * the block. Its load misses the TLB every time round (a new page), which
