@@ -1059,6 +1059,15 @@ static bool is_store(unsigned op)
 	return op >= DC_SB && op <= DC_SD;
 }
 
+/* A load's or a store's access, its address checked: [rcx + rax + disp], or [rcx + disp]. */
+static void mem_access(struct emit *e, const struct dc_entry *d, bool grouped, int32_t disp)
+{
+	if (is_load(d->op))
+		load_access(e, d, grouped, disp);
+	else
+		store_access(e, d, grouped, disp);
+}
+
 static unsigned access_size(unsigned op)
 {
 	return is_load(op) ? load_form[op - DC_LB].size : store_size[op - DC_SB];
@@ -1115,7 +1124,7 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns)
 	bool anchor = w->role == WIN_ANCHOR;
 	int32_t lo = w->lo, last = w->span_last;
 	unsigned g = w->g;
-	bool load = is_load(insns[0].op);
+	bool load = is_load(insns[0].op), alone = anchor && g == 1;
 	struct cold_site *c;
 
 	if (!anchor && g < 2) {
@@ -1132,29 +1141,19 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns)
 	c->n_group = g;
 	c->window = anchor;
 	c->slot = w->slot;
-	if (anchor && g == 1) {
+	if (alone) {
 		/* The host address kept off the access's way: [rcx + rax + offset] */
 		EMIT(e, 0x48, 0x8d, 0x14, 0x01);	/* lea rdx, [rcx + rax] */
 		mov_rbx(e, false, RDX, OFF_WINDOW + 8 * (int32_t)w->slot);
-		if (load)
-			load_access(e, insns, false, insns[0].imm - lo);
-		else
-			store_access(e, insns, false, insns[0].imm - lo);
-		b->pc += insns[0].len;
-		c->group_end = e->pos;
-		c->rax_is_end = e->rax_is;
-		return 1;
-	}
-	EMIT(e, 0x48, 0x01, 0xc1);		/* add rcx, rax */
-	if (anchor) {
-		mov_rbx(e, false, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
-		b->rcx_window = w->slot + 1u;
+	} else {
+		EMIT(e, 0x48, 0x01, 0xc1);	/* add rcx, rax */
+		if (anchor) {
+			mov_rbx(e, false, RCX, OFF_WINDOW + 8 * (int32_t)w->slot);
+			b->rcx_window = w->slot + 1u;
+		}
 	}
 	for (unsigned k = 0; k < g; k++) {
-		if (load)
-			load_access(e, &insns[k], true, insns[k].imm - lo);
-		else
-			store_access(e, &insns[k], true, insns[k].imm - lo);
+		mem_access(e, &insns[k], !alone, insns[k].imm - lo);
 		b->pc += insns[k].len;
 	}
 	c->group_end = e->pos;
@@ -1166,7 +1165,7 @@ static unsigned emit_mem_group(struct block *b, const struct dc_entry *insns)
  * A window's member (plan_windows()): its access at its offset from the
  * host address its anchor checked and kept (still in rcx when the
  * instruction before was of the window too), or, when the anchor left
- * the slot empty, checked on its own out of line (emit_member_alone()).
+ * the slot empty, checked on its own out of line (emit_window_alone()).
  */
 static void emit_window_member(struct block *b, const struct dc_entry *d, bool rcx_holds)
 {
@@ -1179,10 +1178,7 @@ static void emit_window_member(struct block *b, const struct dc_entry *d, bool r
 	EMIT(e, 0x48, 0x85, 0xc9);		/* test rcx, rcx */
 	*c = (struct cold_site){ .jcc_at = jcc(e, CC_E, 0), .pc = b->pc, .done = b->n,
 				 .member = true, .group = d, .n_group = 1 };
-	if (is_load(d->op))
-		load_access(e, d, true, w->disp);
-	else
-		store_access(e, d, true, w->disp);
+	mem_access(e, d, true, w->disp);
 	c->group_end = e->pos;
 	c->rax_is_end = e->rax_is;
 	b->rcx_window = w->slot + 1u;
@@ -1256,36 +1252,23 @@ static void emit_ungrouped(struct block *b, const struct cold_site *c)
 }
 
 /*
- * A window's anchor whose span the fill could not take (across a page, a
- * device): its slot emptied, for its members to check their own accesses
- * (emit_member_alone()), and its row's accesses checked one by one. rcx,
- * which a member right after the row takes for the slot, is emptied too.
+ * A window's accesses without its host address: an anchor whose span the
+ * fill could not take (across a page, a device), which empties its slot
+ * for its members, or a member that found it empty. Each access checked
+ * on its own, then rcx emptied too (a member right after takes it for the
+ * slot), and on after them.
  */
-static void emit_window_fallback(struct block *b, const struct cold_site *c)
+static void emit_window_alone(struct block *b, const struct cold_site *c)
 {
 	struct emit *e = &b->e;
 
-	EMIT(e, 0x48, 0xc7, 0x83);		/* mov qword [rbx + slot], 0 */
-	b4(e, (uint32_t)(OFF_WINDOW + 8 * (int32_t)c->slot));
-	b4(e, 0);
+	if (c->window) {
+		EMIT(e, 0x48, 0xc7, 0x83);	/* mov qword [rbx + slot], 0 */
+		b4(e, (uint32_t)(OFF_WINDOW + 8 * (int32_t)c->slot));
+		b4(e, 0);
+	}
 	one_by_one(b, c);
 	EMIT(e, 0x31, 0xc9);			/* xor ecx, ecx */
-	back_after_group(e, c);
-}
-
-/* A window's member whose slot its anchor left empty: its access checked on its own. */
-static void emit_member_alone(struct block *b, const struct cold_site *c)
-{
-	struct emit *e = &b->e;
-
-	b->pc = c->pc;
-	b->n = c->done;
-	e->rax_is = 0;
-	if (is_load(c->group->op))
-		emit_load(b, c->group);
-	else
-		emit_store(b, c->group);
-	EMIT(e, 0x31, 0xc9);			/* xor ecx, ecx: still no host address */
 	back_after_group(e, c);
 }
 
@@ -2954,7 +2937,7 @@ static unsigned plan_window(struct block *b, const struct dc_entry *insns, const
  * The block's windows, anchored where translate() takes a row of
  * accesses, each in a slot no other one holds meanwhile. When the fill
  * cannot take an anchor's span, its slot is emptied and each access of
- * the window is checked on its own (emit_window_fallback()).
+ * the window is checked on its own (emit_window_alone()).
  */
 static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned n,
 			 struct survey *sv)
@@ -3351,14 +3334,14 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 
 		patch(&b->e, c->jcc_at, b->e.pos);
 		if (c->member) {
-			emit_member_alone(b, c);
+			emit_window_alone(b, c);
 			continue;
 		}
 		if (c->tlb) {
 			emit_tlb_way1(b, c);
 			emit_tlb_fill(b, c);
 			if (c->window)
-				emit_window_fallback(b, c);
+				emit_window_alone(b, c);
 			else if (c->n_group && b->apart)
 				emit_ungrouped(b, c);
 			else if (c->n_group)
