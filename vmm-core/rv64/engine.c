@@ -13,12 +13,13 @@
 
 /*
  * Instructions between polls of the attention word and the timer. Small
- * enough that a kick lands in microseconds (a few at 1 to 2 billion
- * instructions a second), large enough that leaving translated code for
- * the polls stays off the profile: 1024 cost 6 to 8% of user-space
- * workloads' time against 4096.
+ * enough that a kick or the timer lands within tens of microseconds (at 1
+ * to 2 billion instructions a second), large enough that leaving
+ * translated code for the polls stays off the profile: 1024 cost 6 to 8%
+ * of user-space workloads' time against 4096, and 4096 cost 4 to 6%
+ * against 16384 (docs/performance.md, item 41).
  */
-#define BLOCK_BUDGET 4096
+#define BLOCK_BUDGET 32768
 
 /*
  * How long vcpu_flush_tlb() waits for a running hart's acknowledgement. A
@@ -91,11 +92,12 @@ static bool handle_attention(struct accel_vcpu *h)
 
 /*
  * Rounds of BLOCK_BUDGET instructions between reads of the clock while the
- * timer's deadline stays the same: reading it every round cost 4 to 6% of
- * the VMM's time in user-space workloads. A new deadline is looked at in
- * the next round; WFI reads the clock itself.
+ * timer's deadline stays the same (with rounds of 4096, reading it every
+ * round cost 4 to 6% of the VMM's time in user-space workloads; rounds are
+ * now long enough to read it in each). A new deadline is looked at in the
+ * next round; WFI reads the clock itself.
  */
-#define TIMER_POLL_ROUNDS 2
+#define TIMER_POLL_ROUNDS 1
 
 static void poll_timer(struct accel_vcpu *h)
 {
