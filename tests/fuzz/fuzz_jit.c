@@ -688,11 +688,8 @@ static void machine_init(struct machine *m, const char *name, bool jit)
 		poke64(m, PT_L0 + 8 * i, pte(DATA + data_frame[i] * PAGE, 0xcf));
 		poke64(m, PT_L0 + 8 * (16 + i), pte(CODE_FRAMES + code_frame[i] * PAGE, 0xcf));
 	}
-	/* The engine reads CLOISTER_JIT when the hart is made. */
-	if (jit)
-		unsetenv("CLOISTER_JIT");
-	else
-		setenv("CLOISTER_JIT", "0", 1);
+	/* The engine reads CLOISTER_JIT when the hart is made: each input runs once, so eagerly. */
+	setenv("CLOISTER_JIT", jit ? "eager" : "0", 1);
 	m->ops = accel_rv64_ops();
 	if (m->ops->vcpu_create(&m->map, 0, &m->cpu) < 0)
 		abort();

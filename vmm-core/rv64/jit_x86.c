@@ -21,6 +21,12 @@
  * WFI) ends the block and is interpreted one instruction at a time, so
  * the two always agree on semantics.
  *
+ * The dispatcher interprets code the first time it meets it and translates
+ * it the second (first_sight()): code that runs once, as much of a boot
+ * and of every exec's start-up does, costs less interpreted than
+ * translated. CLOISTER_JIT=eager translates at the first sight (the tests
+ * of the translator run so).
+ *
  * Blocks are looked up by guest virtual pc in a direct-mapped table. A
  * block's full check compares the guest's code bytes, as mapped now, with
  * the bytes it was translated from; a block that fails it is retired and
@@ -118,6 +124,7 @@
 #define STAMPS MAP_SIZE			/* blocks translated before the buffer is emptied */
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
+#define SIGHT_SETS 32768u		/* sets of the pcs met once, two ways each; a power of two */
 #define SIDE_MAX 4			/* conditional branches a block goes on past */
 #define FOLLOW_MAX 2			/* jumps inside its page a block follows */
 /* Bytes a block's code may span, jumps followed or not (its full check's size) */
@@ -198,6 +205,13 @@ struct rv64_jit {
 	} *stamps;
 	unsigned n_stamps;
 	uint64_t insns;		/* retired in translated code */
+	/*
+	 * Pcs the dispatcher met with no block and interpreted instead
+	 * (first_sight()): two ways a set, the newer first. 0 is empty, so a
+	 * block at pc 0 is translated at its first sight.
+	 */
+	uint64_t sight[SIGHT_SETS][2];
+	bool eager;		/* every block translated at its first sight (CLOISTER_JIT=eager) */
 	/*
 	 * Block pcs translated with a check of each access behind each group's
 	 * (emit_ungrouped()): one of their groups crossed a page. Open
@@ -3493,7 +3507,29 @@ void rv64_jit_code_written(struct accel_vcpu *h, const uint8_t *page)
 	rv64_code_changed(h);
 }
 
-/* The block at pc: from the map into the table, else translated now. */
+/*
+ * Whether the dispatcher meets pc, with no block, for the first time
+ * (remembering it if so): code that runs once (much of a boot, every
+ * exec's start-up) is cheaper interpreted than translated, and code that
+ * runs again is translated the second time. Two ways a set, so that two
+ * pcs of a loop that share a set still get their blocks.
+ */
+static bool first_sight(struct rv64_jit *j, uint64_t pc)
+{
+	uint64_t *set = j->sight[(pc * 0x9e3779b97f4a7c15ull) >> 49 & (SIGHT_SETS - 1)];
+
+	if (j->eager || set[0] == pc || set[1] == pc)
+		return false;
+	set[1] = set[0];
+	set[0] = pc;
+	return true;
+}
+
+/*
+ * The block at pc: from the map into the table, else translated now; NULL
+ * at pc's first sight, or when nothing there can be translated (the
+ * dispatcher interprets the instruction).
+ */
 static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *code)
 {
 	struct rv64_jit *j = h->jit;
@@ -3504,6 +3540,8 @@ static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *cod
 		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
 		return me->code;
 	}
+	if (first_sight(j, pc))
+		return NULL;
 	if (j->pages_used >= PAGES_FULL)
 		flush_all(j);
 	block = translate(j, pc, code, h);
@@ -3654,11 +3692,17 @@ static struct {
 	uint64_t taken[(MAX_POOL + 63) / 64];
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static bool jit_wanted(void)
+/* CLOISTER_JIT is value: 0, the interpreter alone; eager, every block translated at first sight. */
+static bool jit_env_is(const char *value)
 {
 	const char *env = getenv("CLOISTER_JIT");
 
-	return !(env && strcmp(env, "0") == 0);
+	return env && strcmp(env, value) == 0;
+}
+
+static bool jit_wanted(void)
+{
+	return !jit_env_is("0");
 }
 
 /* A memfd of size bytes, mapped writable and, elsewhere, executable. */
@@ -3761,6 +3805,7 @@ int rv64_jit_create(struct rv64_jit **ret_jit)
 		}
 	}
 	emit_stubs(j);
+	j->eager = jit_env_is("eager");
 	j->stamps = (struct jit_stamp *)(void *)j->rw;
 	j->enter = (jit_enter_fn)(uintptr_t)(j->rx + STAMP_BYTES);
 	flush_all(j);

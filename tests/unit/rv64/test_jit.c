@@ -93,22 +93,33 @@ static void map_code_pages(struct tmachine *tm)
 
 /* ---- engine selection ---- */
 
-/* A machine whose hart runs with the translator (jit) or the interpreter only. */
-static void tm_init_engine(struct tmachine *tm, bool jit)
+/*
+ * A machine whose hart runs with CLOISTER_JIT=value: "eager", the
+ * translator from a pc's first sight; "0", the interpreter only; NULL,
+ * the default (code interpreted at its first sight, translated at the
+ * second).
+ */
+static void tm_init_env(struct tmachine *tm, const char *value)
 {
 	const char *old = getenv("CLOISTER_JIT");
 	char *saved = old ? strdup(old) : NULL;
 
-	if (jit)
-		unsetenv("CLOISTER_JIT");
+	if (value)
+		setenv("CLOISTER_JIT", value, 1);
 	else
-		setenv("CLOISTER_JIT", "0", 1);
+		unsetenv("CLOISTER_JIT");
 	tm_init(tm);
 	if (saved)
 		setenv("CLOISTER_JIT", saved, 1);
 	else
 		unsetenv("CLOISTER_JIT");
 	free(saved);
+}
+
+/* A machine whose hart runs with the translator, eagerly (jit), or the interpreter only. */
+static void tm_init_engine(struct tmachine *tm, bool jit)
+{
+	tm_init_env(tm, jit ? "eager" : "0");
 	/* Both engines must really be what the test says they are. */
 	if (jit)
 		cr_assert_not_null(tm->cpu->jit, "no translator on this hart");
@@ -1127,9 +1138,9 @@ static unsigned env_unsigned(const char *name, unsigned dflt)
 	return v && *v ? (unsigned)strtoul(v, NULL, 0) : dflt;
 }
 
-static struct tmachine tm_jit, tm_int;
+static struct tmachine tm_jit, tm_int, tm_sight;
 static struct prog prog;
-static struct outcome out_jit, out_jit2, out_int;
+static struct outcome out_jit, out_jit2, out_int, out_sight, out_sight2;
 
 /* A hang (an engine looping where it should not) is caught by meson's timeout for the program. */
 TestSuite(rv64_jit);
@@ -1150,6 +1161,9 @@ Test(rv64_jit, random_programs_match_interpreter)
 
 	tm_init_engine(&tm_jit, true);
 	tm_init_engine(&tm_int, false);
+	tm_init_env(&tm_sight, NULL);
+	cr_assert_not_null(tm_sight.cpu->jit, "no translator on this hart");
+	tm_trap_to_ecall(&tm_sight);
 	signal(SIGALRM, on_alarm);
 	for (ran = 0; ran < count && bad < 3; ran++) {
 		bool ok;
@@ -1163,6 +1177,9 @@ Test(rv64_jit, random_programs_match_interpreter)
 		run_program(&tm_jit, &prog, &out_jit);
 		/* Again with its blocks cached (and the TLBs flushed by the reset). */
 		run_program(&tm_jit, &prog, &out_jit2);
+		/* As by default: at first sight interpreted, loops translated; then translated. */
+		run_program(&tm_sight, &prog, &out_sight);
+		run_program(&tm_sight, &prog, &out_sight2);
 		alarm(0);
 		/*
 		 * The generator makes legal programs that end at their ECALL, or
@@ -1183,6 +1200,8 @@ Test(rv64_jit, random_programs_match_interpreter)
 		}
 		ok = same_outcome("cold", &out_jit, &out_int);
 		ok = same_outcome("cached", &out_jit2, &out_int) && ok;
+		ok = same_outcome("first sight", &out_sight, &out_int) && ok;
+		ok = same_outcome("second sight", &out_sight2, &out_int) && ok;
 		if (!ok) {
 			print_program(&prog);
 			bad++;
@@ -1196,6 +1215,7 @@ Test(rv64_jit, random_programs_match_interpreter)
 	cr_expect(ran < 1000 || traps > 0, "no program ran an FP instruction with the FPU off");
 	tm_fini(&tm_jit);
 	tm_fini(&tm_int);
+	tm_fini(&tm_sight);
 }
 
 /* ---- targeted cases, each on both engines ---- */
@@ -2110,6 +2130,53 @@ Test(rv64_jit, long_loop_counts_like_the_interpreter)
 	cr_expect_eq(a.instret, b.instret);
 	cr_expect_eq(a.cycle, b.cycle);
 	cr_expect_eq(a.pc, b.pc);
+}
+
+/*
+ * By default the dispatcher interprets code the first time it meets it
+ * and translates it the second: straight-line code run once is not
+ * translated, run again it is, and a loop is from its second round on;
+ * with CLOISTER_JIT=eager all of it is translated at once. The results
+ * are the same every way.
+ */
+static uint64_t sight_run(const char *env, unsigned runs, uint64_t *ret_a0)
+{
+	tm_init_env(&tm, env);
+	cr_assert_not_null(tm.cpu->jit, "no translator on this hart");
+	tm_trap_to_ecall(&tm);
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A0, A0, 5));
+	emit(&tm, SLLI(A0, A0, 3));
+	emit(&tm, XOR(A0, A0, A1));
+	emit(&tm, ADDI(A1, A1, -1));		/* L: 3 instructions a round */
+	emit(&tm, ADD(A0, A0, A1));
+	emit(&tm, BNE(A1, ZERO, -8));
+	emit(&tm, ECALL);
+	for (unsigned i = 0; i < runs; i++) {
+		tm_reset(&tm, CODE, NULL);
+		set_reg(&tm, A1, i == 0 ? 1 : 100);
+		*ret_a0 = run_to_ecall(&tm, true).x[A0];
+	}
+	return rv64_jit_insns(tm.cpu->jit);
+}
+
+Test(rv64_jit, code_translated_at_its_second_sight)
+{
+	uint64_t a0_once, a0_again, a0_eager, once, again, eager;
+
+	/* One round of the loop: every pc met once. */
+	once = sight_run(NULL, 1, &a0_once);
+	cr_expect_eq(once, 0, "%llu instructions translated at first sight", (unsigned long long)once);
+	cr_expect_eq(a0_once, (5ull << 3) ^ 1);
+	tm_fini(&tm);
+	/* Then 100 rounds: the straight part and the loop are met again. */
+	again = sight_run(NULL, 2, &a0_again);
+	cr_expect_geq(again, 3 + 3 * 99, "%llu instructions translated", (unsigned long long)again);
+	tm_fini(&tm);
+	eager = sight_run("eager", 1, &a0_eager);
+	cr_expect_gt(eager, 0, "eager: %llu instructions translated", (unsigned long long)eager);
+	tm_fini(&tm);
+	cr_expect_eq(a0_again, ((5ull << 3) ^ 100) + 99 * 100 / 2);
 }
 
 /*
