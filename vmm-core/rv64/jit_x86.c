@@ -125,6 +125,7 @@
 #define STAMP_BYTES (STAMPS * 16)	/* at the start of the code buffer */
 #define BLOCK_MAX_INSNS 64
 #define SIGHT_SETS 32768u		/* sets of the pcs met once, two ways each; a power of two */
+#define SIGHT_RUN 32			/* instructions interpreted in a row at a first sight */
 #define SIDE_MAX 4			/* conditional branches a block goes on past */
 #define FOLLOW_MAX 2			/* jumps inside its page a block follows */
 /* Bytes a block's code may span, jumps followed or not (its full check's size) */
@@ -3527,10 +3528,10 @@ static bool first_sight(struct rv64_jit *j, uint64_t pc)
 
 /*
  * The block at pc: from the map into the table, else translated now; NULL
- * at pc's first sight, or when nothing there can be translated (the
- * dispatcher interprets the instruction).
+ * at pc's first sight (*ret_first true) or when nothing there can be
+ * translated (the dispatcher interprets).
  */
-static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *code)
+static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *code, bool *ret_first)
 {
 	struct rv64_jit *j = h->jit;
 	const struct jit_entry *me = map_slot(j, pc);
@@ -3540,7 +3541,8 @@ static const uint8_t *find(struct accel_vcpu *h, uint64_t pc, const uint8_t *cod
 		j->table[(pc >> 1) & (TABLE_SIZE - 1)] = *me;
 		return me->code;
 	}
-	if (first_sight(j, pc))
+	*ret_first = first_sight(j, pc);
+	if (*ret_first)
 		return NULL;
 	if (j->pages_used >= PAGES_FULL)
 		flush_all(j);
@@ -3599,6 +3601,26 @@ static int interpret(struct accel_vcpu *h, int64_t *left)
 	return r;
 }
 
+/*
+ * Code at its first sight: instructions from h->pc on as long as each
+ * falls through to the next, up to SIGHT_RUN of them, without going back
+ * to the dispatcher between them. Only there: after an instruction that
+ * cannot be translated (one across a page end), the blocks after it run.
+ */
+static int interpret_run(struct accel_vcpu *h, int64_t *left)
+{
+	int r = EXEC_OK;
+
+	for (unsigned k = 0; k < SIGHT_RUN && *left > 0; k++) {
+		uint64_t pc = h->pc;
+
+		r = interpret(h, left);
+		if (r != EXEC_OK || (h->pc != pc + 2 && h->pc != pc + 4))
+			break;
+	}
+	return r;
+}
+
 int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 {
 	struct rv64_jit *j = h->jit;
@@ -3611,6 +3633,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 		uint64_t pc = h->pc;
 		const struct tlb_entry *fe = &h->tlb[ACC_FETCH][rv64_tlb_index(pc)];
 		const uint8_t *code = NULL;
+		bool first = false;	/* no block, and the first sight of pc */
 
 		if (unlikely(h->code_epoch != j->last_epoch))
 			epoch_moved(j, h->code_epoch);
@@ -3620,7 +3643,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			const struct jit_entry *te = &j->table[(pc >> 1) & (TABLE_SIZE - 1)];
 
 			code = te->pc == pc ? te->code
-					    : find(h, pc, (const uint8_t *)(fe->addend + pc));
+					    : find(h, pc, (const uint8_t *)(fe->addend + pc), &first);
 		}
 		if (code && link_at && link_gen == j->generation) {
 			/* emit_goto() set the addend of this page before the jump. */
@@ -3668,7 +3691,7 @@ int rv64_jit_run(struct accel_vcpu *h, unsigned budget)
 			if (left <= 0)
 				break;
 		}
-		r = interpret(h, &left);
+		r = first ? interpret_run(h, &left) : interpret(h, &left);
 		if (r == EXEC_EXIT || r == EXEC_BREAK)
 			return r;
 	}

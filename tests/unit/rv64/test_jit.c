@@ -2135,9 +2135,9 @@ Test(rv64_jit, long_loop_counts_like_the_interpreter)
 /*
  * By default the dispatcher interprets code the first time it meets it
  * and translates it the second: straight-line code run once is not
- * translated, run again it is, and a loop is from its second round on;
- * with CLOISTER_JIT=eager all of it is translated at once. The results
- * are the same every way.
+ * translated, run again it is, and a loop's body is from the second time
+ * the way back reaches it; with CLOISTER_JIT=eager all of it is
+ * translated at once. The results are the same every way.
  */
 static uint64_t sight_run(const char *env, unsigned runs, uint64_t *ret_a0)
 {
@@ -2169,9 +2169,12 @@ Test(rv64_jit, code_translated_at_its_second_sight)
 	cr_expect_eq(once, 0, "%llu instructions translated at first sight", (unsigned long long)once);
 	cr_expect_eq(a0_once, (5ull << 3) ^ 1);
 	tm_fini(&tm);
-	/* Then 100 rounds: the straight part and the loop are met again. */
+	/*
+	 * Then 100 rounds: the straight start is met again (the first
+	 * round); L, met by the way back, is translated from round 3 on.
+	 */
 	again = sight_run(NULL, 2, &a0_again);
-	cr_expect_geq(again, 3 + 3 * 99, "%llu instructions translated", (unsigned long long)again);
+	cr_expect_geq(again, 3 + 3 * 98, "%llu instructions translated", (unsigned long long)again);
 	tm_fini(&tm);
 	eager = sight_run("eager", 1, &a0_eager);
 	cr_expect_gt(eager, 0, "eager: %llu instructions translated", (unsigned long long)eager);
