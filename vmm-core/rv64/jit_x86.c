@@ -15,9 +15,9 @@
  * block's end does (emit_side_exits()), so a loop whose body branches
  * forward runs as one block. Division and the common floating-point
  * operations run in place where they cannot trap or raise a new flag; the
- * rest of floating point, AMOs, LR and SC, MULHSU and a few
- * bit-manipulation instructions call the interpreter's own C functions
- * from the block. Anything else (CSRs, FENCE.I, SFENCE.VMA, ECALL, SRET,
+ * rest of floating point, AMOs, LR and SC, MULHSU (and CPOP and CPOPW on
+ * a host without POPCNT) call the interpreter's own C functions from the
+ * block. Anything else (CSRs, FENCE.I, SFENCE.VMA, ECALL, SRET,
  * WFI) ends the block and is interpreted one instruction at a time, so
  * the two always agree on semantics.
  *
@@ -2263,10 +2263,44 @@ static bool emit_zb_rr(struct emit *e, unsigned op)
 	return true;
 }
 
+/* Whether the host has POPCNT, for CPOP and CPOPW in place. */
+static bool host_popcnt(void)
+{
+	static int have = -1;
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("popcnt") ? 1 : 0;
+	}
+	return have;
+}
+
+/* ORC.B on rax: each byte 0xff if it is not zero, through SSE2's byte compare. */
+static void emit_orc_b(struct emit *e)
+{
+	EMIT(e, 0x66, 0x48, 0x0f, 0x6e, 0xc0);	/* movq xmm0, rax */
+	EMIT(e, 0x66, 0x0f, 0xef, 0xc9);	/* pxor xmm1, xmm1 */
+	EMIT(e, 0x66, 0x0f, 0x74, 0xc1);	/* pcmpeqb xmm0, xmm1: 0xff for a zero byte */
+	EMIT(e, 0x66, 0x0f, 0x74, 0xc9);	/* pcmpeqb xmm1, xmm1: all ones */
+	EMIT(e, 0x66, 0x0f, 0xef, 0xc1);	/* pxor xmm0, xmm1 */
+	EMIT(e, 0x66, 0x48, 0x0f, 0x7e, 0xc0);	/* movq rax, xmm0 */
+}
+
 /* Zb operations on rax = x[rs1] and an immediate (or none); false for those left to a call. */
 static bool emit_zb_ri(struct emit *e, unsigned op, uint8_t imm)
 {
 	switch (op) {
+	case DC_ORCB: emit_orc_b(e); break;
+	case DC_CPOP:
+		if (!host_popcnt())
+			return false;
+		EMIT(e, 0xf3, 0x48, 0x0f, 0xb8, 0xc0);	/* popcnt rax, rax */
+		break;
+	case DC_CPOPW:
+		if (!host_popcnt())
+			return false;
+		EMIT(e, 0xf3, 0x0f, 0xb8, 0xc0);	/* popcnt eax, eax */
+		break;
 	case DC_SEXTB: EMIT(e, 0x48, 0x0f, 0xbe, 0xc0); break;	/* movsx rax, al */
 	case DC_SEXTH: EMIT(e, 0x48, 0x0f, 0xbf, 0xc0); break;	/* movsx rax, ax */
 	case DC_ZEXTH: EMIT(e, 0x0f, 0xb7, 0xc0); break;	/* movzx eax, ax */
@@ -2309,8 +2343,8 @@ static bool emit_zb_ri(struct emit *e, unsigned op, uint8_t imm)
 }
 
 /*
- * A Zba/Zbb/Zbs instruction: inline x86 for most, a call to the
- * interpreter's own function for the population counts and ORC.B.
+ * A Zba/Zbb/Zbs instruction: inline x86, but for the population counts on
+ * a host without POPCNT, which call the interpreter's own function.
  */
 static void emit_zb(struct block *b, const struct dc_entry *d)
 {
