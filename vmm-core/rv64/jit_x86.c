@@ -127,6 +127,7 @@
 #define SIGHT_SETS 32768u		/* sets of the pcs met once, two ways each; a power of two */
 #define SIGHT_RUN 32			/* instructions interpreted in a row at a first sight */
 #define SIDE_MAX 4			/* conditional branches a block goes on past */
+#define SKIP_MAX 4			/* instructions a forward branch may skip inside its block */
 #define FOLLOW_MAX 2			/* jumps inside its page a block follows */
 /* Bytes a block's code may span, jumps followed or not (its full check's size) */
 #define SPAN_MAX (BLOCK_MAX_INSNS * 4)
@@ -848,6 +849,14 @@ struct block {
 		uint64_t target;
 	} side[SIDE_MAX];
 	unsigned n_side;
+	/* Forward branches over a few of the block's instructions (skip_of()): their taken ways. */
+	struct skip {
+		struct side_exit way;	/* its taken way, were it to leave the block */
+		size_t merge;	/* where the instruction it goes to starts, or 0 */
+		unsigned k;	/* instructions it skips */
+	} skip[SIDE_MAX];
+	unsigned n_skip;
+	unsigned merge_at;	/* the instruction the last skip goes to, until there; else 0 */
 	/*
 	 * Host registers of cached[] lent, for this block, to guest
 	 * registers it uses more: on entry the lender (which the block never
@@ -2591,6 +2600,29 @@ static void emit_side_exits(struct block *b)
 	}
 }
 
+/*
+ * The taken ways of the branches over a few instructions: the k skipped
+ * are given back to the budget (the block charges all it holds at each
+ * way out), then on at the instruction branched to. Should that never
+ * have been reached (a guard: merge_here() sees every instruction), out
+ * of the block as a side exit.
+ */
+static void emit_skips(struct block *b)
+{
+	for (unsigned i = 0; i < b->n_skip; i++) {
+		const struct skip *s = &b->skip[i];
+
+		patch(&b->e, s->way.jcc_at, b->e.pos);
+		if (!s->merge) {
+			b->n = s->way.n;
+			emit_goto(b, s->way.target);
+			continue;
+		}
+		EMIT(&b->e, 0x48, 0x8d, 0x6d, (uint8_t)s->k);	/* lea rbp, [rbp + k] */
+		jmp(&b->e, s->merge);
+	}
+}
+
 /* The rel32 from an instruction ending in it (to come at e->pos) to stamp slot's field at off. */
 static uint32_t stamp_rel(const struct emit *e, unsigned slot, unsigned off)
 {
@@ -2802,6 +2834,30 @@ static bool dead_from(const struct dc_entry *insns, unsigned n, unsigned from, u
 			return true;
 	}
 	return false;
+}
+
+/*
+ * How many instructions the forward branch insns[i] skips, when it goes to
+ * a later instruction of the block at most SKIP_MAX on and those between
+ * are register operations (stays_in_block()) that write no base register
+ * of the block's loads and stores (windows are planned along its straight
+ * line); else 0, and its taken way leaves the block.
+ */
+static unsigned skip_of(const struct dc_entry *insns, unsigned n, unsigned i,
+			const struct survey *sv)
+{
+	int64_t off = insns[i].len;
+
+	for (unsigned t = i + 1; t < n && t <= i + 1 + SKIP_MAX; t++) {
+		unsigned rd = insns[t].rd & 31;
+
+		if (off == insns[i].imm)
+			return t - i - 1;
+		if (!stays_in_block(insns[t].op) || sv->accesses[0][rd] || sv->accesses[1][rd])
+			return 0;
+		off += insns[t].len;
+	}
+	return 0;
 }
 
 /*
@@ -3260,12 +3316,42 @@ static void start_block(struct block *b, struct rv64_jit *j, uint64_t pc, size_t
 	b->n_cold = 0;
 	b->n_chain = 0;
 	b->n_side = 0;
+	b->n_skip = 0;
+	b->merge_at = 0;
 	b->n_borrow = 0;
 	b->checked = 0;
 	b->body = 0;
 	b->start = start;
 	b->apart = pc && *apart_slot(j, pc) == pc;
 	b->rcx_window = 0;
+}
+
+/*
+ * Whether instruction i is where the last skip goes to: there the two ways
+ * meet, and neither rax nor rcx holds anything known any more.
+ */
+static bool merge_here(struct block *b, unsigned i)
+{
+	if (!b->merge_at || b->merge_at != i)
+		return false;
+	b->skip[b->n_skip - 1].merge = b->e.pos;
+	b->merge_at = 0;
+	b->e.rax_is = 0;
+	return true;
+}
+
+/* A conditional branch the block goes on past: over k of its instructions, or out of it. */
+static void emit_side_or_skip(struct block *b, const struct dc_entry *d, unsigned k)
+{
+	if (k == 0 || b->merge_at) {
+		emit_side_branch(b, d);
+		return;
+	}
+	b->skip[b->n_skip++] = (struct skip){
+		.way = { .jcc_at = branch_jcc(b, d), .n = b->n, .target = b->pc + (uint64_t)(int64_t)d->imm },
+		.k = k,
+	};
+	b->merge_at = b->n + k;		/* b->n already counts the branch */
 }
 
 /* Translates the block at pc, whose code the host sees at code; NULL if none starts there. */
@@ -3310,7 +3396,8 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	b->pc = pc;
 	for (unsigned i = 0; i < n; i++) {
 		const struct dc_entry *d = &insns[i];
-		unsigned rcx_window = b->rcx_window;
+		unsigned rcx_window = merge_here(b, i) ? 0 : b->rcx_window;
+		unsigned end = b->merge_at ? b->merge_at : n;	/* no pair or triple across a merge */
 
 		b->n = i;
 		b->rcx_window = 0;
@@ -3323,12 +3410,12 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 			i += emit_mem_group(b, d) - 1;
 			continue;	/* b->pc moved on */
 		}
-		if (emit_rotation(b, insns, n, i)) {
+		if (emit_rotation(b, insns, end, i)) {
 			b->pc += insns[i].len + insns[i + 1].len + insns[i + 2].len;
 			i += 2;
 			continue;
 		}
-		if (emit_zext_word(b, insns, n, i)) {
+		if (emit_zext_word(b, insns, end, i)) {
 			b->pc += insns[i].len + insns[i + 1].len;
 			i += 1;
 			continue;
@@ -3341,7 +3428,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 				continue;
 			}
 			if (i + 1 < n) {
-				emit_side_branch(b, d);
+				emit_side_or_skip(b, d, skip_of(insns, n, i, &sv));
 				b->rcx_window = rcx_window;	/* it leaves rcx as it was */
 			} else {
 				emit_control(b, d);
@@ -3373,6 +3460,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		}
 	}
 	emit_side_exits(b);
+	emit_skips(b);
 
 	/*
 	 * Cold paths: a TLB miss hands its instruction to the interpreter; a

@@ -1608,6 +1608,51 @@ Test(rv64_jit, rotation_temporaries_seen_by_a_trap)
 	rotation_then_fault(false);
 }
 
+/*
+ * A forward branch over a few instructions of its block goes on at the
+ * instruction it names, inside the block, where its two ways meet: no
+ * rotation or zero-extension is made of instructions from both sides of
+ * that point, and instret counts only what ran.
+ */
+static void skip_into_pairs(bool jit, uint64_t a2)
+{
+	const uint64_t a0 = 0x1122334455667788ull;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	start_at(&tm, CODE);
+	emit(&tm, BEQ(A2, ZERO, 8));		/* over the next one when a2 is 0 */
+	emit(&tm, SLLI(A3, A0, 8));
+	emit(&tm, SRLI(A4, A0, 56));		/* the ways meet */
+	emit(&tm, OR(A5, A3, A4));
+	emit(&tm, BEQ(A2, ZERO, 8));
+	emit(&tm, SLLI(A6, A0, 32));
+	emit(&tm, SRLI(A6, A6, 32));		/* the ways meet */
+	emit(&tm, ADDI(A3, ZERO, 0));
+	emit(&tm, ADDI(A4, ZERO, 0));
+	emit(&tm, ECALL);
+	tm_reset(&tm, CODE, NULL);
+	set_reg(&tm, A0, a0);
+	set_reg(&tm, A2, a2);
+	set_reg(&tm, A3, 0xf00);
+	set_reg(&tm, A6, 0xabcd00000000ull);
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A5], (a2 ? a0 << 8 : 0xf00) | a0 >> 56, "%s, a2 %llu: %#llx",
+		     engine_name(jit), (unsigned long long)a2, (unsigned long long)s.x[A5]);
+	cr_expect_eq(s.x[A6], a2 ? (uint32_t)a0 : 0xabcd, "%s, a2 %llu: %#llx", engine_name(jit),
+		     (unsigned long long)a2, (unsigned long long)s.x[A6]);
+	cr_expect_eq(s.instret, a2 ? 10 : 8, "%s, a2 %llu", engine_name(jit), (unsigned long long)a2);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, branch_over_instructions_meets_inside_the_block)
+{
+	for (uint64_t a2 = 0; a2 < 2; a2++) {
+		skip_into_pairs(true, a2);
+		skip_into_pairs(false, a2);
+	}
+}
+
 /* Device registers inside a loop's block: every access reaches the device. */
 static void mmio_in_block(bool jit)
 {
