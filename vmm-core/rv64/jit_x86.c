@@ -4,16 +4,20 @@
  *
  * A block is a run of the instructions decode.h knows (integer ALU, Zba,
  * Zbb, Zbs, loads and stores, branches and jumps) and of floating-point
- * instructions inside one guest page, ending at the first jump it does
- * not follow, at the first backward conditional branch or the first after
- * SIDE_MAX, at the first instruction it does not know, at the page's end,
- * at BLOCK_MAX_INSNS or where its code would span more than SPAN_MAX
- * bytes. It follows up to FOLLOW_MAX jumps to code of its page it has not
- * taken yet (follows()), its full check then covering all it took. It
- * goes on past its first SIDE_MAX forward conditional branches (their
- * fall-through), each taken way leaving the block out of line as a
- * block's end does (emit_side_exits()), so a loop whose body branches
- * forward runs as one block. Division and the common floating-point
+ * instructions inside one guest page, ending at the first jump or
+ * backward conditional branch it does not follow or the first
+ * conditional branch after SIDE_MAX, at the first instruction it does not
+ * know, at the page's end, at BLOCK_MAX_INSNS or where its code would span
+ * more than SPAN_MAX bytes. It follows up to FOLLOW_MAX jumps and
+ * backward conditional branches to code of its page it has not taken yet
+ * (follows()), its full check then covering all it took; a branch
+ * followed leaves by its other way. It goes on past forward conditional
+ * branches (their fall-through), each taken way leaving the block out of
+ * line as a block's end does (emit_side_exits()), or, over a few register
+ * operations, going on inside it (skip_of()). So a loop whose body
+ * branches forward runs as one block, and so does a loop that a block
+ * entered in its middle: its way back is followed, and its branches to
+ * the block's start go back inside the block. Division and the common floating-point
  * operations run in place where they cannot trap or raise a new flag; the
  * rest of floating point, AMOs, LR and SC, MULHSU (and CPOP and CPOPW on
  * a host without POPCNT) call the interpreter's own C functions from the
@@ -834,6 +838,7 @@ struct block {
 	const struct rv64_jit *j;
 	uint64_t start_pc;
 	uint64_t pc;		/* of the instruction being translated */
+	uint64_t followed;	/* bit i: the block goes on at instruction i's target (scan()) */
 	unsigned n;		/* instructions translated so far */
 	struct cold_site cold[BLOCK_MAX_COLD];
 	unsigned n_cold;
@@ -2511,15 +2516,23 @@ static void compare(struct emit *e, unsigned a, unsigned c)
 	OP_MODRM(e, true, ha, host_of(e, c), c, 0x3b);	/* cmp ha, r/m64 */
 }
 
-/* A conditional branch's compare, and its jcc (to patch) taken when the branch is. */
-static size_t branch_jcc(struct block *b, const struct dc_entry *d)
+/*
+ * A conditional branch's compare, and its jcc (to patch) taken when the
+ * branch is, or when it is not (x86 negates a condition in its low bit).
+ */
+static size_t branch_jcc_if(struct block *b, const struct dc_entry *d, bool taken)
 {
 	static const uint8_t cc[] = { [DC_BEQ - DC_BEQ] = CC_E, [DC_BNE - DC_BEQ] = CC_NE,
 				      [DC_BLT - DC_BEQ] = CC_L, [DC_BGE - DC_BEQ] = CC_GE,
 				      [DC_BLTU - DC_BEQ] = CC_B, [DC_BGEU - DC_BEQ] = CC_AE };
 
 	compare(&b->e, d->rs1, d->rs2);
-	return jcc(&b->e, cc[d->op - DC_BEQ], 0);
+	return jcc(&b->e, (uint8_t)(cc[d->op - DC_BEQ] ^ !taken), 0);
+}
+
+static size_t branch_jcc(struct block *b, const struct dc_entry *d)
+{
+	return branch_jcc_if(b, d, true);
 }
 
 /*
@@ -2532,6 +2545,18 @@ static void emit_side_branch(struct block *b, const struct dc_entry *d)
 	b->side[b->n_side++] = (struct side_exit){
 		.jcc_at = branch_jcc(b, d), .n = b->n,
 		.target = b->pc + (uint64_t)(int64_t)d->imm,
+	};
+}
+
+/*
+ * A backward conditional branch the block followed (b->n already counts
+ * it): the block's own code goes on at its target, the way not taken
+ * waits, out of line, for emit_side_exits().
+ */
+static void emit_followed_branch(struct block *b, const struct dc_entry *d)
+{
+	b->side[b->n_side++] = (struct side_exit){
+		.jcc_at = branch_jcc_if(b, d, false), .n = b->n, .target = b->pc + d->len,
 	};
 }
 
@@ -3086,10 +3111,10 @@ static void plan_windows(struct block *b, const struct dc_entry *insns, unsigned
  */
 #define LOAN_MIN_USES 3
 
-/* The pc after insns[i], at pc: a jump the block followed goes on at its target. */
-static uint64_t pc_after(const struct dc_entry *insns, unsigned n, unsigned i, uint64_t pc)
+/* The pc after insns[i], at pc: a jump or branch the block followed goes on at its target. */
+static uint64_t pc_after(const struct dc_entry *insns, uint64_t followed, unsigned i, uint64_t pc)
 {
-	if (insns[i].op == DC_J && i + 1 < n)
+	if (followed >> i & 1)
 		return pc + (uint64_t)(int64_t)insns[i].imm;
 	return pc + insns[i].len;
 }
@@ -3099,7 +3124,7 @@ static bool loops_on_itself(const struct block *b, const struct dc_entry *insns,
 {
 	uint64_t pc = b->start_pc;
 
-	for (unsigned i = 0; i < n; pc = pc_after(insns, n, i++, pc)) {
+	for (unsigned i = 0; i < n; pc = pc_after(insns, b->followed, i++, pc)) {
 		const struct dc_entry *d = &insns[i];
 
 		if ((is_branch(d->op) || d->op == DC_JAL || d->op == DC_J) &&
@@ -3240,7 +3265,8 @@ static bool follows(const struct dc_entry *d, size_t off, size_t lo, size_t hi, 
 {
 	int64_t t = (int64_t)off + d->imm, from = (int64_t)lo, to = (int64_t)hi;
 
-	if (d->op != DC_J || t < 0 || t + 4 > (int64_t)PAGE_SIZE || (t >= from && t < to))
+	if ((d->op != DC_J && !(is_branch(d->op) && d->imm < 0)) || t < 0 ||
+	    t + 4 > (int64_t)PAGE_SIZE || (t >= from && t < to))
 		return false;
 	from = t < from ? t : from;
 	to = t + 4 > to ? t + 4 : to;
@@ -3249,15 +3275,18 @@ static bool follows(const struct dc_entry *d, size_t off, size_t lo, size_t hi, 
 
 /*
  * The block's instructions, from page offset pc's on, following jumps
- * inside the page; how many bytes its code spans, from *ret_lo.
+ * (and backward conditional branches: a loop is likely to go round again)
+ * inside the page, which it marks in *ret_followed; how many bytes its
+ * code spans, from *ret_lo.
  */
 static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, unsigned *ret_n,
-		   bool *ret_unknown_next, size_t *ret_lo)
+		   uint64_t *ret_followed, bool *ret_unknown_next, size_t *ret_lo)
 {
 	size_t off = pc & PAGE_OFFSET_MASK, lo = off, hi = off;
 	unsigned n = 0, branches = 0, jumps = 0;
 
 	*ret_unknown_next = false;
+	*ret_followed = 0;
 	while (n < BLOCK_MAX_INSNS && off + 2 <= PAGE_SIZE) {
 		uint32_t w = 0;
 		struct dc_entry d;
@@ -3285,7 +3314,10 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		}
 		insns[n++] = d;
 		hi = off + d.len > hi ? off + d.len : hi;
-		if (follows(&d, off, lo, hi, &jumps)) {
+		/* A conditional branch followed leaves by its other way, as one gone past does. */
+		if ((d.op == DC_J || branches < SIDE_MAX) && follows(&d, off, lo, hi, &jumps)) {
+			branches += d.op != DC_J;
+			*ret_followed |= 1ull << (n - 1);
 			off = (size_t)((int64_t)off + d.imm);
 			lo = off < lo ? off : lo;
 			continue;
@@ -3294,6 +3326,9 @@ static size_t scan(const uint8_t *page, uint64_t pc, struct dc_entry *insns, uns
 		if (is_control(d.op) && !(goes_on_past(&d) && branches++ < SIDE_MAX))
 			break;
 	}
+	/* The last instruction ends the block: both its ways leave it. */
+	if (n > 0)
+		*ret_followed &= ~(1ull << (n - 1));
 	*ret_n = n;
 	*ret_lo = lo;
 	return hi - lo;
@@ -3363,10 +3398,11 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 	struct block blk, *b = &blk;
 	struct survey sv;
 	unsigned n, slot;
+	uint64_t followed;
 	bool unknown_next;
 	struct jit_entry *te, *me;
 
-	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &unknown_next, &lo);
+	len = scan(code - (pc & PAGE_OFFSET_MASK), pc, insns, &n, &followed, &unknown_next, &lo);
 	/*
 	 * An instruction the translator does not know, first: a block of
 	 * none that hands it to the interpreter, checked like any other, so
@@ -3381,6 +3417,7 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		flush_all(j);
 	start = j->used;
 	start_block(b, j, pc, start);
+	b->followed = followed;
 	slot = j->n_stamps++;
 	j->stamps[slot] = (struct jit_stamp){
 		.key = (uint64_t)((uintptr_t)code - (uintptr_t)pc) | key_epoch(h->code_epoch),
@@ -3422,8 +3459,10 @@ static const uint8_t *translate(struct rv64_jit *j, uint64_t pc, const uint8_t *
 		}
 		if (is_control(d->op)) {
 			b->n = i + 1;
-			if (d->op == DC_J && i + 1 < n) {
-				b->pc = pc_after(insns, n, i, b->pc);	/* followed: nothing to run */
+			if (followed >> i & 1) {
+				if (d->op != DC_J)
+					emit_followed_branch(b, d);
+				b->pc = pc_after(insns, followed, i, b->pc);
 				b->rcx_window = rcx_window;
 				continue;
 			}
