@@ -80,7 +80,7 @@
  * the next page in the fetch TLB and the next block in the table and goes
  * on there, or returns to C. A block that jumps to its own start goes on
  * past its entry check. A load or store tries way 0 of the TLB inline and
- * way 1 out of line; a page in neither is filled by rv64_jit_tlb_fill()
+ * way 1 out of line, where a hit swaps the two ways' entries; a page in neither is filled by rv64_jit_tlb_fill()
  * and the access runs again; what that cannot fill (a fault, a device, a
  * page crossing, a store into a page code was taken from) returns to C,
  * which runs that one instruction in the interpreter. Loads (or stores)
@@ -986,18 +986,31 @@ static void mem_operand(struct emit *e, unsigned reg, bool grouped, int32_t disp
 	}
 }
 
-/* A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them), else the interpreter. */
+/*
+ * A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them),
+ * whose entry a hit swaps with way 0's, so that the page is found inline
+ * the next time (as rv64_tlb_promote() does; both slots were filled, so
+ * logged, since the last flush); else the interpreter.
+ */
 static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 {
 	struct emit *e = &b->e;
-	uint32_t table = (c->write ? (uint32_t)TLB_BYTES : 0) + (uint32_t)TLB_WAY1;
+	uint32_t way0 = c->write ? (uint32_t)TLB_BYTES : 0, way1 = way0 + (uint32_t)TLB_WAY1;
 	size_t miss;
 
-	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + table way 1] */
-	b4(e, table);
+	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + way 1] */
+	b4(e, way1);
 	miss = jcc(e, CC_NE, 0);
-	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + table way 1 + 8] */
-	b4(e, table + 8);
+	EMIT(e, 0x41, 0x0f, 0x10, 0x84, 0x16);	/* movups xmm0, [r14 + rdx + way 1] */
+	b4(e, way1);
+	EMIT(e, 0x41, 0x0f, 0x10, 0x8c, 0x16);	/* movups xmm1, [r14 + rdx + way 0] */
+	b4(e, way0);
+	EMIT(e, 0x41, 0x0f, 0x11, 0x84, 0x16);	/* movups [r14 + rdx + way 0], xmm0 */
+	b4(e, way0);
+	EMIT(e, 0x41, 0x0f, 0x11, 0x8c, 0x16);	/* movups [r14 + rdx + way 1], xmm1 */
+	b4(e, way1);
+	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + way 0 + 8] */
+	b4(e, way0 + 8);
 	jmp(e, c->resume);
 	patch(e, miss, e->pos);
 }

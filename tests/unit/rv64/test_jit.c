@@ -1351,6 +1351,62 @@ Test(rv64_jit, access_crossing_into_a_scattered_frame)
 }
 
 /*
+ * Two pages 4 MiB apart share a set of the TLB: a loop reading both finds
+ * one in way 0 and the other in way 1, which translated code swaps into
+ * way 0 on a hit. Every read must see its own page, and after the second
+ * is remapped and flushed (a one-page SFENCE.VMA of a page of a
+ * superpage), the new frame.
+ */
+#define MEGA_VA (DATA_VA + (4ull << 20))	/* L1 entry 2: a 2 MiB page */
+#define MEGA_PA (RAM_BASE + (2ull << 20))
+#define PT_L0B (RAM_BASE + 0x103000)
+#define REMAPPED (RAM_BASE + 0x300000)
+
+static void tlb_ways(bool jit)
+{
+	const unsigned iters = 50;
+	const uint64_t va = 0x1111, vb = 0x2222000, vb2 = 0x33330000000ull;
+	struct vcpu_state s;
+
+	tm_init_engine(&tm, jit);
+	map_data_pages(&tm);
+	tm_poke64(&tm, PT_L1 + 8 * 2, pte(MEGA_PA, PTE_LEAF));
+	tm_poke64(&tm, PT_L0B + 8 * 1, pte(REMAPPED, PTE_LEAF));
+	tm_poke64(&tm, DATA + data_frame[1] * PAGE, va);	/* DATA_VA + PAGE */
+	tm_poke64(&tm, MEGA_PA + PAGE, vb);			/* MEGA_VA + PAGE */
+	tm_poke64(&tm, REMAPPED, vb2);				/* MEGA_VA + PAGE, remapped */
+	start_at(&tm, CODE);
+	emit(&tm, ADDI(A3, ZERO, (int32_t)iters));
+	emit(&tm, LD(A0, S0, 0));		/* L: same set, either way */
+	emit(&tm, ADD(A4, A4, A0));
+	emit(&tm, LD(A1, S1, 0));
+	emit(&tm, ADD(A5, A5, A1));
+	emit(&tm, ADDI(A3, A3, -1));
+	emit(&tm, BNE(A3, ZERO, -20));
+	emit(&tm, SD(T1, T0, 0));		/* L1 entry 2: a table now */
+	emit(&tm, SFENCE_VMA_ADDR(S1));
+	emit(&tm, LD(A2, S1, 0));
+	emit(&tm, ECALL);
+	tm_reset_satp(&tm, CODE, NULL, SATP_SV39);
+	set_reg(&tm, S0, DATA_VA + PAGE);
+	set_reg(&tm, S1, MEGA_VA + PAGE);
+	set_reg(&tm, T1, PT_L1 + 8 * 2);
+	set_reg(&tm, T0, pte(PT_L0B, PTE_TABLE));
+	s = run_to_ecall(&tm, jit);
+	cr_expect_eq(s.x[A4], iters * va, "%s: %#llx", engine_name(jit), (unsigned long long)s.x[A4]);
+	cr_expect_eq(s.x[A5], iters * vb, "%s: %#llx", engine_name(jit), (unsigned long long)s.x[A5]);
+	cr_expect_eq(s.x[A2], vb2, "%s: after the remap %#llx", engine_name(jit),
+		     (unsigned long long)s.x[A2]);
+	tm_fini(&tm);
+}
+
+Test(rv64_jit, pages_sharing_a_tlb_set)
+{
+	tlb_ways(true);
+	tlb_ways(false);
+}
+
+/*
  * Loads and stores in a row from one base register, which the translator
  * checks as one group: a group whose bytes run into the next page (in a
  * frame out of order), one whose base register one of its loads writes,
