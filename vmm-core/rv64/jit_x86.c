@@ -986,6 +986,13 @@ static void mem_operand(struct emit *e, unsigned reg, bool grouped, int32_t disp
 	}
 }
 
+/* movups xmm, [r14 + rdx + disp] (a TLB entry), or the store the other way. */
+static void movups_tlb(struct emit *e, bool store, unsigned xmm, uint32_t disp)
+{
+	EMIT(e, 0x41, 0x0f, store ? 0x11 : 0x10, (uint8_t)(0x84 | xmm << 3), 0x16);
+	b4(e, disp);
+}
+
 /*
  * A TLB site's cold path: way 1 (rax, rcx, rdx as address() left them),
  * whose entry a hit swaps with way 0's, so that the page is found inline
@@ -1001,14 +1008,10 @@ static void emit_tlb_way1(struct block *b, const struct cold_site *c)
 	EMIT(e, 0x49, 0x3b, 0x8c, 0x16);	/* cmp rcx, [r14 + rdx + way 1] */
 	b4(e, way1);
 	miss = jcc(e, CC_NE, 0);
-	EMIT(e, 0x41, 0x0f, 0x10, 0x84, 0x16);	/* movups xmm0, [r14 + rdx + way 1] */
-	b4(e, way1);
-	EMIT(e, 0x41, 0x0f, 0x10, 0x8c, 0x16);	/* movups xmm1, [r14 + rdx + way 0] */
-	b4(e, way0);
-	EMIT(e, 0x41, 0x0f, 0x11, 0x84, 0x16);	/* movups [r14 + rdx + way 0], xmm0 */
-	b4(e, way0);
-	EMIT(e, 0x41, 0x0f, 0x11, 0x8c, 0x16);	/* movups [r14 + rdx + way 1], xmm1 */
-	b4(e, way1);
+	movups_tlb(e, false, 0, way1);
+	movups_tlb(e, false, 1, way0);
+	movups_tlb(e, true, 0, way0);
+	movups_tlb(e, true, 1, way1);
 	EMIT(e, 0x49, 0x8b, 0x8c, 0x16);	/* mov rcx, [r14 + rdx + way 0 + 8] */
 	b4(e, way0 + 8);
 	jmp(e, c->resume);
@@ -1694,16 +1697,30 @@ static void emit_fp_arith(struct block *b, const struct dc_entry *d, uint8_t sse
 	fp_finish(b, d, &sl);
 }
 
-/* Whether the host has FMA3, for the fused operations in place. */
+/* What the host CPU has beyond x86-64's baseline, read once for every hart's translator. */
+static struct {
+	pthread_once_t once;
+	bool fma;		/* FMA3, for the fused operations in place */
+	bool popcnt;		/* for CPOP and CPOPW in place */
+} host_cpu = { .once = PTHREAD_ONCE_INIT };
+
+static void read_host_cpu(void)
+{
+	__builtin_cpu_init();
+	host_cpu.fma = __builtin_cpu_supports("fma");
+	host_cpu.popcnt = __builtin_cpu_supports("popcnt");
+}
+
 static bool host_fma(void)
 {
-	static int have = -1;
+	pthread_once(&host_cpu.once, read_host_cpu);
+	return host_cpu.fma;
+}
 
-	if (have < 0) {
-		__builtin_cpu_init();
-		have = __builtin_cpu_supports("fma") ? 1 : 0;
-	}
-	return have;
+static bool host_popcnt(void)
+{
+	pthread_once(&host_cpu.once, read_host_cpu);
+	return host_cpu.popcnt;
 }
 
 /*
@@ -2290,18 +2307,6 @@ static bool emit_zb_rr(struct emit *e, unsigned op)
 	return true;
 }
 
-/* Whether the host has POPCNT, for CPOP and CPOPW in place. */
-static bool host_popcnt(void)
-{
-	static int have = -1;
-
-	if (have < 0) {
-		__builtin_cpu_init();
-		have = __builtin_cpu_supports("popcnt") ? 1 : 0;
-	}
-	return have;
-}
-
 /* ORC.B on rax: each byte 0xff if it is not zero, through SSE2's byte compare. */
 static void emit_orc_b(struct emit *e)
 {
@@ -2549,16 +2554,26 @@ static size_t branch_jcc(struct block *b, const struct dc_entry *d)
 }
 
 /*
+ * A conditional branch's compare and one of its ways as a way out of the
+ * block (b->n already counts it): the way taken, or the way not taken
+ * (the fall-through) of a branch the block followed.
+ */
+static struct side_exit branch_way(struct block *b, const struct dc_entry *d, bool taken)
+{
+	uint64_t target = b->pc + (taken ? (uint64_t)(int64_t)d->imm : d->len);
+
+	return (struct side_exit){ .jcc_at = branch_jcc_if(b, d, taken), .n = b->n,
+				   .target = target };
+}
+
+/*
  * A conditional branch the block goes on past (b->n already counts it):
  * the block's own code falls through, the taken way waits, out of line,
  * for emit_side_exits().
  */
 static void emit_side_branch(struct block *b, const struct dc_entry *d)
 {
-	b->side[b->n_side++] = (struct side_exit){
-		.jcc_at = branch_jcc(b, d), .n = b->n,
-		.target = b->pc + (uint64_t)(int64_t)d->imm,
-	};
+	b->side[b->n_side++] = branch_way(b, d, true);
 }
 
 /*
@@ -2568,9 +2583,7 @@ static void emit_side_branch(struct block *b, const struct dc_entry *d)
  */
 static void emit_followed_branch(struct block *b, const struct dc_entry *d)
 {
-	b->side[b->n_side++] = (struct side_exit){
-		.jcc_at = branch_jcc_if(b, d, false), .n = b->n, .target = b->pc + d->len,
-	};
+	b->side[b->n_side++] = branch_way(b, d, false);
 }
 
 /* The block's last instruction, a branch or jump (b->n already counts it). */
@@ -2629,13 +2642,17 @@ static bool goes_on_past(const struct dc_entry *d)
 }
 
 /* The taken ways of the branches the block went on past, after its body. */
+static void emit_side_exit(struct block *b, const struct side_exit *s)
+{
+	patch(&b->e, s->jcc_at, b->e.pos);
+	b->n = s->n;
+	emit_goto(b, s->target);
+}
+
 static void emit_side_exits(struct block *b)
 {
-	for (unsigned i = 0; i < b->n_side; i++) {
-		patch(&b->e, b->side[i].jcc_at, b->e.pos);
-		b->n = b->side[i].n;
-		emit_goto(b, b->side[i].target);
-	}
+	for (unsigned i = 0; i < b->n_side; i++)
+		emit_side_exit(b, &b->side[i]);
 }
 
 /*
@@ -2650,12 +2667,11 @@ static void emit_skips(struct block *b)
 	for (unsigned i = 0; i < b->n_skip; i++) {
 		const struct skip *s = &b->skip[i];
 
-		patch(&b->e, s->way.jcc_at, b->e.pos);
 		if (!s->merge) {
-			b->n = s->way.n;
-			emit_goto(b, s->way.target);
+			emit_side_exit(b, &s->way);
 			continue;
 		}
+		patch(&b->e, s->way.jcc_at, b->e.pos);
 		EMIT(&b->e, 0x48, 0x8d, 0x6d, (uint8_t)s->k);	/* lea rbp, [rbp + k] */
 		jmp(&b->e, s->merge);
 	}
@@ -3395,10 +3411,7 @@ static void emit_side_or_skip(struct block *b, const struct dc_entry *d, unsigne
 		emit_side_branch(b, d);
 		return;
 	}
-	b->skip[b->n_skip++] = (struct skip){
-		.way = { .jcc_at = branch_jcc(b, d), .n = b->n, .target = b->pc + (uint64_t)(int64_t)d->imm },
-		.k = k,
-	};
+	b->skip[b->n_skip++] = (struct skip){ .way = branch_way(b, d, true), .k = k };
 	b->merge_at = b->n + k;		/* b->n already counts the branch */
 }
 
