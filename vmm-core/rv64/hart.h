@@ -161,8 +161,6 @@ struct accel_vcpu {
 	uint64_t irq_lines;	/* SSIP and SEIP */
 	uint64_t timer_deadline;
 	bool stip;		/* time >= deadline, as of the last check */
-	uint64_t polled_deadline;	/* the deadline the run loop last read the clock for */
-	unsigned timer_skip;	/* run-loop rounds left before it reads the clock again */
 
 	/* LR/SC reservation: SC succeeds if memory still holds resv_value. */
 	bool resv_valid;
